@@ -1,0 +1,113 @@
+// The shape every merge method declares. A method is data (name, paper, parameters) plus a pure
+// function over one tensor's inputs; the same declaration validates recipes, fills defaults,
+// feeds GET /v1/methods, the OpenAPI schema and the docs. Data movement is the planner's job.
+
+/** A value a recipe parameter resolves to for one tensor (after gradients and filters). */
+export type ParameterValue = number | boolean | string;
+
+export type ParameterScope = 'per-model' | 'global';
+
+export type ParameterType = 'number' | 'integer' | 'boolean' | 'string';
+
+export interface ParameterSpec {
+  name: string;
+  /** per-model: read from models[].parameters, then the top level; global: top level only (as mergekit). */
+  scope: ParameterScope;
+  type: ParameterType;
+  /** Undefined means "no default": required parameters have none. */
+  default?: ParameterValue;
+  required: boolean;
+  description: string;
+  /** For string parameters: the accepted values. */
+  enum?: readonly string[];
+}
+
+/** One input of a tensor merge, in mergekit's order (recipe order; an unlisted base model last). */
+export interface TensorInput {
+  /** The model's name as written in the recipe (a path or an artifact id). */
+  model: string;
+  isBase: boolean;
+  /** The tensor converted to F32. Methods must not mutate it: the planner may share it. */
+  data: Float32Array;
+  /** This model's per-model parameters resolved for this tensor. */
+  params: Readonly<Record<string, ParameterValue>>;
+}
+
+/** A deterministic random stream (uniform in [0, 1)); the same seed gives the same draws anywhere. */
+export interface RandomStream {
+  next(): number;
+}
+
+export interface TensorMergeContext {
+  /** Full tensor name, e.g. `model.layers.0.self_attn.q_proj.weight`. */
+  tensorName: string;
+  shape: readonly number[];
+  /** All inputs, base included when the recipe has one (see TensorInput.isBase). */
+  inputs: readonly TensorInput[];
+  /** Global parameters resolved for this tensor. */
+  params: Readonly<Record<string, ParameterValue>>;
+  /** Random stream for this tensor and a named purpose (e.g. the model index); only for `random` methods. */
+  random(stream: string): RandomStream;
+}
+
+/** How a method uses `base_model`. */
+export type BaseModelUse = 'required' | 'optional' | 'none';
+
+interface MethodDeclaration {
+  name: string;
+  /** One line for GET /v1/methods and the docs. */
+  description: string;
+  /** The paper's URL, when the method has one. */
+  paper?: string;
+  parameters: readonly ParameterSpec[];
+  /** Where lorafuse knowingly differs from the reference implementation, and why. */
+  notes?: string;
+}
+
+/** A mergekit-style method: one output tensor from the same tensor of every input model. */
+export interface TensorMergeMethod extends MethodDeclaration {
+  kind: 'tensor';
+  baseModel: BaseModelUse;
+  /** Draws random numbers: the recipe's `seed` makes it reproducible. */
+  random: boolean;
+  /** Minimum number of non-base inputs. */
+  minModels: number;
+  /** Maximum number of non-base inputs (slerp: 1 with a base, 2 without); undefined = unbounded. */
+  maxModels?: number;
+  mergeTensor(ctx: TensorMergeContext): Float32Array;
+}
+
+/** One LoRA module of one adapter, as PEFT's add_weighted_adapter sees it. */
+export interface LoraModuleInput {
+  /** lora_A.weight, [r, in] row-major. */
+  a: Float32Array;
+  /** lora_B.weight, [out, r] row-major. */
+  b: Float32Array;
+  rank: number;
+  inFeatures: number;
+  outFeatures: number;
+  /** lora_alpha / r (or / sqrt(r) with rslora), after rank/alpha patterns. */
+  scaling: number;
+  params: Readonly<Record<string, ParameterValue>>;
+}
+
+export interface LoraModuleOutput {
+  a: Float32Array;
+  b: Float32Array;
+  rank: number;
+}
+
+export interface AdapterMergeContext {
+  /** Module name without the PEFT prefix, e.g. `model.layers.0.self_attn.q_proj`. */
+  moduleName: string;
+  adapters: readonly LoraModuleInput[];
+  params: Readonly<Record<string, ParameterValue>>;
+}
+
+/** A PEFT add_weighted_adapter-style method: a new LoRA module from the modules of several adapters. */
+export interface AdapterMergeMethod extends MethodDeclaration {
+  kind: 'adapter';
+  mergeModule(ctx: AdapterMergeContext): LoraModuleOutput;
+}
+
+export type MergeMethod = TensorMergeMethod | AdapterMergeMethod;

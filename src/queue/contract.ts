@@ -1,0 +1,72 @@
+// The one queue contract: queue names, payload/result/progress types and default job options.
+// Producers (the API, the CLI) and workers import this module and nothing of each other.
+import type { JobsOptions } from 'bullmq';
+
+export const QUEUE_NAMES = {
+  merge: 'merge',
+  finetune: 'finetune',
+  evaluate: 'evaluate',
+} as const;
+
+export type JobType = keyof typeof QUEUE_NAMES;
+
+/** The life of every job as users see it (BullMQ's own states are mapped onto these). */
+export type JobState = 'queued' | 'active' | 'completed' | 'failed' | 'cancelled';
+
+export type ArtifactKind = 'model' | 'adapter' | 'dataset' | 'report';
+
+export interface ArtifactRef {
+  kind: ArtifactKind;
+  id: string;
+}
+
+/** What the API puts on the merge queue: the recipe with artifact ids in place of paths. */
+export interface MergeJobPayload {
+  recipe: Record<string, unknown>;
+  /** Every artifact id the recipe reads: deletion of these is refused while the job is queued or active. */
+  inputs: string[];
+  /** The seed random methods use (also written into the recipe); stored so a run can be repeated. */
+  seed: number;
+}
+
+export interface MergeProgress {
+  phase: 'queued' | 'planning' | 'merging' | 'storing' | 'done';
+  tensorsDone: number;
+  tensorsTotal: number;
+}
+
+export interface MergeJobResult {
+  artifact: ArtifactRef;
+  /** Per-module diagnostics a method reports (e.g. relative SVD error), when it has any. */
+  diagnostics?: Record<string, unknown>;
+}
+
+/** The job record every client reads (GET /v1/jobs/:id). */
+export interface JobView {
+  id: string;
+  type: JobType;
+  state: JobState;
+  progress: Record<string, unknown> | null;
+  result: MergeJobResult | Record<string, unknown> | null;
+  error: { type: string; message: string } | null;
+  recipe: Record<string, unknown> | null;
+  attempts: number;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+/** Message of the UnrecoverableError a processor throws when a user cancelled its job. */
+export const CANCELLED_REASON = 'cancelled by user';
+
+/**
+ * Infrastructure faults (Redis blips, a full disk) are retried with exponential backoff;
+ * bad input is thrown as UnrecoverableError and fails at once. Finished jobs are kept so that
+ * clients and dashboards can read their records.
+ */
+export const DEFAULT_JOB_OPTIONS: JobsOptions = {
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 2000 },
+  removeOnComplete: false,
+  removeOnFail: false,
+};
