@@ -1,0 +1,45 @@
+// mergekit `linear` (LinearMergeTask): Σ wᵢxᵢ, divided by Σ wᵢ when `normalize` (no zero guard, as
+// upstream: a zero weight sum gives inf/NaN, which the planner reports before writing).
+import type { TensorMergeMethod } from '../method.ts';
+
+export const linear: TensorMergeMethod = {
+  kind: 'tensor',
+  name: 'linear',
+  description: 'Weighted average of the inputs (model soup).',
+  paper: 'https://arxiv.org/abs/2203.05482',
+  baseModel: 'none',
+  random: false,
+  minModels: 1,
+  parameters: [
+    {
+      name: 'weight',
+      scope: 'per-model',
+      type: 'number',
+      required: true,
+      description: 'Weight of this model.',
+    },
+    {
+      name: 'normalize',
+      scope: 'global',
+      type: 'boolean',
+      default: true,
+      required: false,
+      description: 'Divide by the sum of the weights.',
+    },
+  ],
+  mergeTensor(ctx) {
+    const n = ctx.inputs[0].data.length;
+    const out = new Float32Array(n);
+    let weightSum = 0;
+    for (const input of ctx.inputs) {
+      const w = Math.fround(Number(input.params.weight));
+      weightSum = Math.fround(weightSum + w);
+      const x = input.data;
+      for (let i = 0; i < n; i++) out[i] += w * x[i];
+    }
+    if (ctx.params.normalize === true || ctx.params.normalize === 1) {
+      for (let i = 0; i < n; i++) out[i] /= weightSum;
+    }
+    return out;
+  },
+};
