@@ -1,0 +1,139 @@
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { installFastGradients } from './fast-gradients.ts';
+
+/** The backends lorafuse can run on, in the order it tries them. */
+export type BackendChoice = 'tfjs-node-gpu' | 'tfjs-node' | 'webgpu' | 'wasm' | 'cpu';
+export const BACKEND_ORDER: readonly BackendChoice[] = [
+  'tfjs-node-gpu',
+  'tfjs-node',
+  'webgpu',
+  'wasm',
+  'cpu',
+];
+
+export interface BackendInfo {
+  choice: BackendChoice;
+  /** What tf.getBackend() reports once the choice is active ('tensorflow' for both tfjs-node packages). */
+  tfBackend: string;
+  /** Why the earlier choices were passed over. */
+  skipped: Array<{ choice: BackendChoice; reason: string }>;
+}
+
+const require = createRequire(import.meta.url);
+let active: Promise<BackendInfo> | null = null;
+
+/**
+ * Picks and activates the fastest backend available (LORAFUSE_BACKEND or `prefer` overrides the order) once per
+ * thread; later calls return the same answer. Verifies with tf.getBackend() because setBackend can fail quietly.
+ */
+export function initBackend(
+  options: { prefer?: string; log?: (line: string) => void } = {},
+): Promise<BackendInfo> {
+  if (!active) active = chooseBackend(options.prefer ?? process.env.LORAFUSE_BACKEND, options.log);
+  return active;
+}
+
+/** Forgets the choice so the next initBackend picks again (tests switching backends). */
+export function resetBackendChoice(): void {
+  active = null;
+}
+
+async function chooseBackend(prefer: string | undefined, log = defaultLog): Promise<BackendInfo> {
+  const wanted = parsePreference(prefer);
+  const skipped: BackendInfo['skipped'] = [];
+  for (const choice of wanted) {
+    try {
+      const reason = await activate(choice);
+      if (reason === null) {
+        installFastGradients();
+        const info = { choice, tfBackend: tf.getBackend(), skipped };
+        log(`lorafuse: tfjs backend ${choice} (${info.tfBackend})`);
+        return info;
+      }
+      skipped.push({ choice, reason });
+    } catch (error) {
+      skipped.push({ choice, reason: (error as Error).message });
+    }
+  }
+  throw new Error(
+    `no tfjs backend could start: ${skipped.map((s) => `${s.choice}: ${s.reason}`).join('; ')}`,
+  );
+}
+
+function parsePreference(prefer: string | undefined): BackendChoice[] {
+  if (!prefer || prefer === 'auto') return [...BACKEND_ORDER];
+  if (!(BACKEND_ORDER as readonly string[]).includes(prefer)) {
+    throw new Error(`LORAFUSE_BACKEND=${prefer} is not one of ${BACKEND_ORDER.join(', ')} or auto`);
+  }
+  // An explicit choice still falls back (wasm, then cpu) so a missing GPU never stops a job.
+  const fallbacks = BACKEND_ORDER.filter((c) => c === 'wasm' || c === 'cpu');
+  return [prefer as BackendChoice, ...fallbacks.filter((c) => c !== prefer)];
+}
+
+/** Returns null when the backend is active, or the reason it is not. */
+async function activate(choice: BackendChoice): Promise<string | null> {
+  switch (choice) {
+    case 'tfjs-node-gpu':
+    case 'tfjs-node': {
+      const packageName = `@tensorflow/${choice}`;
+      if (!isInstalled(packageName)) return 'not installed';
+      await import(packageName); // name held in a variable: tsc passes without the optional package
+      return (await setAndVerify('tensorflow')) ? null : 'setBackend(tensorflow) failed';
+    }
+    case 'webgpu': {
+      if (!(await exposeWebGpu())) return 'no WebGPU adapter';
+      await import('@tensorflow/tfjs-backend-webgpu');
+      return (await setAndVerify('webgpu')) ? null : 'setBackend(webgpu) failed';
+    }
+    case 'wasm': {
+      const wasm = await import('@tensorflow/tfjs-backend-wasm');
+      const distDir = path.dirname(
+        require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'),
+      );
+      wasm.setWasmPaths(`${distDir}${path.sep}`);
+      return (await setAndVerify('wasm')) ? null : 'setBackend(wasm) failed';
+    }
+    case 'cpu':
+      return (await setAndVerify('cpu')) ? null : 'setBackend(cpu) failed';
+  }
+}
+
+function isInstalled(packageName: string): boolean {
+  try {
+    require.resolve(packageName);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Dawn's Node binding provides navigator.gpu; a machine without a GPU has no adapter. */
+async function exposeWebGpu(): Promise<boolean> {
+  if (!isInstalled('webgpu')) return false;
+  const moduleName = 'webgpu';
+  const dawn = (await import(moduleName)) as {
+    create?: (flags: string[]) => unknown;
+    globals?: Record<string, unknown>;
+  };
+  if (typeof dawn.create !== 'function') return false;
+  const gpu = dawn.create([]) as { requestAdapter(): Promise<unknown> };
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) return false;
+  Object.assign(globalThis, dawn.globals ?? {});
+  const nav = (globalThis as { navigator?: Record<string, unknown> }).navigator;
+  if (nav) Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true });
+  else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true });
+  return true;
+}
+
+async function setAndVerify(name: string): Promise<boolean> {
+  const ok = await tf.setBackend(name);
+  await tf.ready();
+  return ok && tf.getBackend() === name;
+}
+
+function defaultLog(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
