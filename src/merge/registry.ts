@@ -1,11 +1,30 @@
 // The explicit list of merge methods: adding a method is one file and one line here.
 import type { MergeMethod } from './method.ts';
+import { breadcrumbs } from './methods/breadcrumbs.ts';
+import { breadcrumbsTies } from './methods/breadcrumbs-ties.ts';
+import { dareLinear } from './methods/dare-linear.ts';
+import { dareTies } from './methods/dare-ties.ts';
+import { della } from './methods/della.ts';
+import { dellaLinear } from './methods/della-linear.ts';
 import { linear } from './methods/linear.ts';
+import { passthrough } from './methods/passthrough.ts';
+import { taskArithmetic } from './methods/task-arithmetic.ts';
+import { ties } from './methods/ties.ts';
 
 /** Every method lorafuse runs, in the order GET /v1/methods lists them (one line per method). */
 export const MERGE_METHODS: readonly MergeMethod[] = [
   // elementwise mergekit methods
   linear,
+  passthrough,
+  // generalized task arithmetic (one routine, see generalized-task-arithmetic.ts)
+  taskArithmetic,
+  ties,
+  dareLinear,
+  dareTies,
+  breadcrumbs,
+  breadcrumbsTies,
+  della,
+  dellaLinear,
 ];
 
 export function getMethod(name: string): MergeMethod | undefined {
