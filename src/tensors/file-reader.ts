@@ -1,0 +1,160 @@
+// SafetensorsFile: validates the header on open, then reads one tensor at a time at its offset
+// (never the whole file), so a multi-GB checkpoint costs only the tensor in hand.
+
+import { type FileHandle, open } from 'node:fs/promises';
+import { HOST_IS_LITTLE_ENDIAN, swapBytesInPlace } from './byte-order.ts';
+import { DTYPE_BYTES, type Tensor, type TensorInfo, viewBytesAs } from './dtypes.ts';
+import { SafetensorsError } from './errors.ts';
+import { decodeIntoFloat32 } from './float-conversion.ts';
+import { MAX_HEADER_BYTES, parseHeaderJson, validateHeader } from './header.ts';
+
+/** One read() call moves at most this much (Node caps a single read near 2 GiB). */
+const MAX_READ_CHUNK = 1 << 30;
+
+export class SafetensorsFile {
+  readonly path: string;
+  readonly metadata: Record<string, string>;
+  /** Byte length of the header JSON (padding included), as stored in the first 8 bytes. */
+  readonly headerLength: number;
+  readonly fileSize: number;
+  #handle: FileHandle | null;
+  readonly #tensors: Map<string, TensorInfo>;
+  readonly #dataStart: number;
+
+  private constructor(
+    path: string,
+    handle: FileHandle,
+    headerLength: number,
+    fileSize: number,
+    tensors: TensorInfo[],
+    metadata: Record<string, string>,
+  ) {
+    this.path = path;
+    this.#handle = handle;
+    this.headerLength = headerLength;
+    this.fileSize = fileSize;
+    this.#dataStart = 8 + headerLength;
+    this.#tensors = new Map(tensors.map((t) => [t.name, t]));
+    this.metadata = metadata;
+  }
+
+  static async open(filePath: string): Promise<SafetensorsFile> {
+    const handle = await open(filePath, 'r');
+    try {
+      const { size } = await handle.stat();
+      if (size < 8) {
+        throw new SafetensorsError(
+          'file_too_small',
+          filePath,
+          `${size} bytes is too short for a header length`,
+        );
+      }
+      const lengthBytes = await readExactly(handle, new Uint8Array(8), 0, filePath);
+      const declared = new DataView(lengthBytes.buffer).getBigUint64(0, true);
+      if (declared > BigInt(MAX_HEADER_BYTES)) {
+        throw new SafetensorsError(
+          'header_too_large',
+          filePath,
+          `header length ${declared} exceeds ${MAX_HEADER_BYTES}`,
+        );
+      }
+      const headerLength = Number(declared);
+      if (8 + headerLength > size) {
+        throw new SafetensorsError(
+          'header_out_of_bounds',
+          filePath,
+          `header length ${headerLength} goes past the end of the file (${size} bytes)`,
+        );
+      }
+      const headerBytes = await readExactly(handle, new Uint8Array(headerLength), 8, filePath);
+      const json = parseHeaderJson(headerBytes, filePath);
+      const { tensors, metadata } = validateHeader(json, size - 8 - headerLength, filePath);
+      return new SafetensorsFile(filePath, handle, headerLength, size, tensors, metadata);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  /** Tensor names in header order. */
+  names(): string[] {
+    return [...this.#tensors.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.#tensors.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const info = this.#tensors.get(name);
+    if (!info) throw new SafetensorsError('tensor_not_found', this.path, 'no such tensor', name);
+    return info;
+  }
+
+  /** The tensor's raw little-endian bytes, in a fresh 8-aligned buffer. */
+  async readBytes(name: string): Promise<Uint8Array> {
+    const info = this.info(name);
+    // a fresh ArrayBuffer is aligned for any element type, whatever the offset in the file
+    const bytes = new Uint8Array(info.byteLength);
+    await this.#readInto(info, bytes);
+    return bytes;
+  }
+
+  async read(name: string): Promise<Tensor> {
+    const info = this.info(name);
+    const bytes = await this.readBytes(name);
+    if (!HOST_IS_LITTLE_ENDIAN) swapBytesInPlace(bytes, DTYPE_BYTES[info.dtype]);
+    return { dtype: info.dtype, shape: [...info.shape], data: viewBytesAs(bytes, info.dtype) };
+  }
+
+  /** Any numeric dtype -> a fresh Float32Array (F16/BF16 decoded exactly). */
+  async readFloat32(name: string): Promise<Float32Array> {
+    const info = this.info(name);
+    const size = DTYPE_BYTES[info.dtype];
+    if (size > 4 || !HOST_IS_LITTLE_ENDIAN)
+      return decodeIntoFloat32(info.dtype, (await this.read(name)).data, new Float32Array(info.numel));
+    // Narrow dtypes are read into the tail of the output and widened in place: no second buffer.
+    const out = new Float32Array(info.numel);
+    const tailOffset = (4 - size) * info.numel;
+    const tail = new Uint8Array(out.buffer, tailOffset, info.byteLength);
+    await this.#readInto(info, tail);
+    if (info.dtype === 'F32') return out;
+    return decodeIntoFloat32(info.dtype, viewBytesAs(tail, info.dtype), out);
+  }
+
+  async close(): Promise<void> {
+    const handle = this.#handle;
+    this.#handle = null;
+    await handle?.close();
+  }
+
+  async #readInto(info: TensorInfo, target: Uint8Array): Promise<void> {
+    if (!this.#handle) throw new SafetensorsError('file_closed', this.path, 'file is closed', info.name);
+    await readExactly(this.#handle, target, this.#dataStart + info.dataOffsets[0], this.path, info.name);
+  }
+}
+
+/** Fills `target` from `position`; a short read means the file shrank under us. */
+async function readExactly(
+  handle: FileHandle,
+  target: Uint8Array,
+  position: number,
+  file: string,
+  tensor?: string,
+): Promise<Uint8Array> {
+  let done = 0;
+  while (done < target.length) {
+    const length = Math.min(target.length - done, MAX_READ_CHUNK);
+    const { bytesRead } = await handle.read(target, done, length, position + done);
+    if (bytesRead === 0) {
+      throw new SafetensorsError(
+        'file_truncated',
+        file,
+        `file ended ${target.length - done} bytes early (at byte ${position + done})`,
+        tensor,
+      );
+    }
+    done += bytesRead;
+  }
+  return target;
+}

@@ -1,0 +1,197 @@
+// F32 <-> every dtype. F16/BF16 round to nearest, ties to even (as torch `.to()`), keep subnormals,
+// overflow to ±inf, and write one canonical quiet NaN. These loops sit on the merge hot path, so
+// they work on 32-bit views of the float bits instead of going through DataView or Math.
+
+import { arrayTypeOf, type DType, type Tensor, type TypedArray } from './dtypes.ts';
+
+const F16_QUIET_NAN = 0x7e00;
+const BF16_QUIET_NAN = 0x7fc0;
+
+let f16Table: Float32Array | undefined;
+
+/** All 65536 F16 bit patterns decoded once (256 KiB): a table lookup beats bit twiddling per element. */
+function f16DecodeTable(): Float32Array {
+  if (f16Table) return f16Table;
+  const table = new Float32Array(65536);
+  const bits = new Uint32Array(table.buffer);
+  for (let h = 0; h < 65536; h++) {
+    const sign = (h & 0x8000) << 16;
+    const exponent = (h >>> 10) & 0x1f;
+    const mantissa = h & 0x3ff;
+    if (exponent === 0) {
+      const magnitude = mantissa * 2 ** -24; // subnormal (or zero): exact in F32
+      table[h] = sign ? -magnitude : magnitude;
+    } else if (exponent === 0x1f) {
+      bits[h] = sign | 0x7f800000 | (mantissa << 13); // inf, or NaN keeping its payload
+    } else {
+      bits[h] = sign | ((exponent + 112) << 23) | (mantissa << 13);
+    }
+  }
+  f16Table = table;
+  return table;
+}
+
+function float32Bits(data: Float32Array): Uint32Array {
+  return new Uint32Array(data.buffer, data.byteOffset, data.length);
+}
+
+/** F32 -> BF16 bits, RNE; any NaN becomes 0x7fc0 (torch's canonical BF16 NaN). */
+export function float32ToBF16(
+  src: Float32Array,
+  out: Uint16Array = new Uint16Array(src.length),
+): Uint16Array {
+  const bits = float32Bits(src);
+  const n = bits.length;
+  for (let i = 0; i < n; i++) {
+    const x = bits[i];
+    out[i] = (x & 0x7fffffff) > 0x7f800000 ? BF16_QUIET_NAN : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}
+
+const scratchFloat = new Float32Array(1);
+const scratchBits = new Uint32Array(scratchFloat.buffer);
+// Adding this float shifts an F16-subnormal-sized value so that the F32 adder does the RNE for us.
+const DENORM_MAGIC_BITS = (127 - 15 + (23 - 10) + 1) << 23;
+scratchBits[0] = DENORM_MAGIC_BITS;
+const DENORM_MAGIC = scratchFloat[0];
+
+/** F32 -> F16 bits, RNE; NaN becomes 0x7e00 with the input's sign, as torch does. */
+export function float32ToF16(src: Float32Array, out: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+  const bits = float32Bits(src);
+  const n = bits.length;
+  for (let i = 0; i < n; i++) {
+    const x = bits[i];
+    const sign = (x >>> 16) & 0x8000;
+    const magnitude = x & 0x7fffffff;
+    let h: number;
+    if (magnitude >= 0x47800000) {
+      // >= 65536 in magnitude (already past the rounding range), inf or NaN
+      h = magnitude > 0x7f800000 ? F16_QUIET_NAN : 0x7c00;
+    } else if (magnitude < 0x38800000) {
+      // below the smallest F16 normal: F16 subnormal or zero
+      scratchBits[0] = magnitude;
+      scratchFloat[0] += DENORM_MAGIC;
+      h = scratchBits[0] - DENORM_MAGIC_BITS;
+    } else {
+      const mantissaOdd = (magnitude >>> 13) & 1;
+      h = (magnitude - 0x38000000 + 0xfff + mantissaOdd) >>> 13; // rebias 127 -> 15, round, may carry to inf
+    }
+    out[i] = sign | h;
+  }
+  return out;
+}
+
+export function f16ToFloat32(
+  src: Uint16Array,
+  out: Float32Array = new Float32Array(src.length),
+): Float32Array {
+  const table = f16DecodeTable();
+  const n = src.length;
+  for (let i = 0; i < n; i++) out[i] = table[src[i]];
+  return out;
+}
+
+export function bf16ToFloat32(
+  src: Uint16Array,
+  out: Float32Array = new Float32Array(src.length),
+): Float32Array {
+  const outBits = float32Bits(out);
+  const n = src.length;
+  for (let i = 0; i < n; i++) outBits[i] = src[i] << 16;
+  return out;
+}
+
+/**
+ * Decodes `src` (the raw elements of `dtype`) into `out`. Safe in place when `src` occupies the tail of
+ * `out`'s bytes and the element size is at most 4: element i is read before the write that reaches it.
+ */
+export function decodeIntoFloat32(dtype: DType, src: TypedArray, out: Float32Array): Float32Array {
+  switch (dtype) {
+    case 'F32':
+      if (src !== out) out.set(src as Float32Array);
+      return out;
+    case 'BF16':
+      return bf16ToFloat32(src as Uint16Array, out);
+    case 'F16':
+      return f16ToFloat32(src as Uint16Array, out);
+    case 'I64':
+    case 'U64': {
+      const big = src as BigInt64Array | BigUint64Array;
+      for (let i = 0; i < big.length; i++) out[i] = Number(big[i]);
+      return out;
+    }
+    default: {
+      // F64 and the integer types: the typed-array element conversion is exact or RNE to F32
+      const numbers = src as Float64Array | Int32Array | Uint32Array | Int16Array | Int8Array | Uint8Array;
+      const n = numbers.length;
+      for (let i = 0; i < n; i++) out[i] = numbers[i];
+      return out;
+    }
+  }
+}
+
+/**
+ * Any numeric tensor -> F32 values. An F32 tensor is returned as its own data (no copy): copy it
+ * before mutating if the tensor is still in use.
+ */
+export function decodeToFloat32(tensor: Tensor): Float32Array {
+  if (tensor.dtype === 'F32') return tensor.data as Float32Array;
+  return decodeIntoFloat32(tensor.dtype, tensor.data, new Float32Array(tensor.data.length));
+}
+
+function clampTruncate(value: number, min: number, max: number): number {
+  if (Number.isNaN(value)) return 0;
+  const truncated = Math.trunc(value);
+  return Math.max(min, Math.min(truncated, max));
+}
+
+const INTEGER_RANGES: Partial<Record<DType, [number, number]>> = {
+  I32: [-(2 ** 31), 2 ** 31 - 1],
+  I16: [-(2 ** 15), 2 ** 15 - 1],
+  I8: [-(2 ** 7), 2 ** 7 - 1],
+  U32: [0, 2 ** 32 - 1],
+  U16: [0, 2 ** 16 - 1],
+  U8: [0, 2 ** 8 - 1],
+};
+
+/**
+ * F32 values -> `dtype`'s typed array. F16/BF16 round to nearest even; integers truncate toward zero
+ * and saturate (NaN -> 0); BOOL is value !== 0. F32 returns `data` itself (no copy).
+ */
+export function encodeFromFloat32(data: Float32Array, dtype: DType): TypedArray {
+  switch (dtype) {
+    case 'F32':
+      return data;
+    case 'BF16':
+      return float32ToBF16(data);
+    case 'F16':
+      return float32ToF16(data);
+    case 'F64':
+      return Float64Array.from(data);
+    case 'BOOL': {
+      const out = new Uint8Array(data.length);
+      for (let i = 0; i < data.length; i++) out[i] = data[i] !== 0 ? 1 : 0;
+      return out;
+    }
+    case 'I64':
+    case 'U64': {
+      const out = dtype === 'I64' ? new BigInt64Array(data.length) : new BigUint64Array(data.length);
+      const [min, max] = dtype === 'I64' ? [-(2 ** 63), 2 ** 63 - 1024] : [0, 2 ** 64 - 2048];
+      for (let i = 0; i < data.length; i++) out[i] = BigInt(clampTruncate(data[i], min, max));
+      return out;
+    }
+    default: {
+      const [min, max] = INTEGER_RANGES[dtype]!;
+      const out = new (arrayTypeOf(dtype))(data.length) as
+        | Int32Array
+        | Uint32Array
+        | Int16Array
+        | Uint16Array
+        | Int8Array
+        | Uint8Array;
+      for (let i = 0; i < data.length; i++) out[i] = clampTruncate(data[i], min, max);
+      return out;
+    }
+  }
+}

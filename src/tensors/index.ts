@@ -1,0 +1,29 @@
+// Public API of the safetensors layer: validated streamed reading, streamed writing, dtypes and
+// conversions, and Hugging Face checkpoints (single file or sharded).
+
+export { Checkpoint } from './checkpoint.ts';
+export { assignShards, CheckpointWriter, DEFAULT_MAX_SHARD_BYTES } from './checkpoint-writer.ts';
+export {
+  arrayTypeOf,
+  DTYPE_BYTES,
+  DTYPES,
+  type DType,
+  isDType,
+  numelOf,
+  type Tensor,
+  type TensorInfo,
+  type TensorSpec,
+  type TypedArray,
+} from './dtypes.ts';
+export { SafetensorsError } from './errors.ts';
+export { SafetensorsFile } from './file-reader.ts';
+export { SafetensorsWriter, writeSafetensors } from './file-writer.ts';
+export {
+  bf16ToFloat32,
+  decodeToFloat32,
+  encodeFromFloat32,
+  f16ToFloat32,
+  float32ToBF16,
+  float32ToF16,
+} from './float-conversion.ts';
+export { MAX_HEADER_BYTES } from './header.ts';

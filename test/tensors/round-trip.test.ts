@@ -1,0 +1,223 @@
+// Writer -> reader round trips for every dtype, a misaligned file, and the writer's own checks.
+
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  arrayTypeOf,
+  DTYPE_BYTES,
+  DTYPES,
+  type DType,
+  SafetensorsError,
+  SafetensorsFile,
+  SafetensorsWriter,
+  type Tensor,
+  writeSafetensors,
+} from '../../src/tensors/index.ts';
+import { tempDir } from '../helpers/redis.ts';
+import { headerText, rawSafetensors, writeRaw } from './raw-file.ts';
+
+let scratch: ReturnType<typeof tempDir>;
+before(() => {
+  scratch = tempDir('tensors-roundtrip');
+});
+after(() => scratch.remove());
+
+/** Deterministic bytes for a dtype, covering the full bit range (sign bits, high bytes). */
+function sampleTensor(dtype: DType, shape: number[], seed: number): Tensor {
+  const numel = shape.reduce((a, b) => a * b, 1);
+  const bytes = new Uint8Array(numel * DTYPE_BYTES[dtype]);
+  let state = seed;
+  for (let i = 0; i < bytes.length; i++) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    bytes[i] = state >>> 24;
+  }
+  if (dtype === 'BOOL') for (let i = 0; i < bytes.length; i++) bytes[i] &= 1;
+  const Type = arrayTypeOf(dtype);
+  return { dtype, shape, data: new Type(bytes.buffer, 0, numel) };
+}
+
+function sameBytes(a: Tensor['data'], b: Tensor['data']): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(
+    Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+  );
+}
+
+describe('round trip', () => {
+  test('every dtype survives write -> read bit for bit, with its typed array and metadata', async () => {
+    const tensors = DTYPES.map((dtype, i) => ({
+      name: `t.${dtype.toLowerCase()}`,
+      ...sampleTensor(dtype, [3, 5], i + 1),
+    }));
+    tensors.push(
+      { name: 'scalar', ...sampleTensor('F32', [], 99) },
+      { name: 'empty', ...sampleTensor('I8', [4, 0], 7) },
+    );
+    const file = path.join(scratch.dir, 'all.safetensors');
+    await writeSafetensors(file, tensors, { format: 'pt', note: 'ü → ✓' });
+
+    const reader = await SafetensorsFile.open(file);
+    try {
+      assert.deepEqual(reader.metadata, { format: 'pt', note: 'ü → ✓' });
+      assert.deepEqual(
+        reader.names(),
+        tensors.map((t) => t.name),
+      );
+      assert.equal((8 + reader.headerLength) % 8, 0, 'data start is 8-aligned');
+      for (const t of tensors) {
+        const read = await reader.read(t.name);
+        assert.equal(read.dtype, t.dtype);
+        assert.deepEqual(read.shape, t.shape);
+        assert.equal(read.data.constructor, t.data.constructor, t.name);
+        assert.ok(sameBytes(read.data, t.data), t.name);
+        const info = reader.info(t.name);
+        assert.equal(info.numel, t.data.length);
+        assert.equal(info.byteLength, t.data.byteLength);
+      }
+      assert.deepEqual([...(await reader.readFloat32('scalar'))].length, 1);
+      assert.deepEqual([...(await reader.readFloat32('t.i16'))], [...(tensors[6].data as Int16Array)]);
+      assert.deepEqual([...(await reader.readFloat32('t.u8'))], [...(tensors[11].data as Uint8Array)]);
+      assert.deepEqual(
+        [...(await reader.readFloat32('t.i64'))],
+        [...(tensors[4].data as BigInt64Array)].map((v) => Math.fround(Number(v))),
+      );
+    } finally {
+      await reader.close();
+    }
+  });
+
+  test('a misaligned file (data start and offsets not multiples of the element size) reads correctly', async () => {
+    // header of odd length and a 3-byte tensor first, so the F32/F64/I64 bytes sit at odd file offsets
+    const f32 = Float32Array.from([1.5, -2.25, 3e-40]);
+    const f64 = Float64Array.from([Math.PI, -0]);
+    const i64 = BigInt64Array.from([-(2n ** 62n), 5n]);
+    const bf16 = Uint16Array.from([0x3f80, 0xc000]);
+    const json = headerText({
+      pad: { dtype: 'U8', shape: [3], data_offsets: [0, 3] },
+      f32: { dtype: 'F32', shape: [3], data_offsets: [3, 15] },
+      f64: { dtype: 'F64', shape: [2], data_offsets: [15, 31] },
+      i64: { dtype: 'I64', shape: [2], data_offsets: [31, 47] },
+      bf16: { dtype: 'BF16', shape: [2], data_offsets: [47, 51] },
+    });
+    const header = json.length % 2 === 1 ? json : `${json} `;
+    assert.equal((8 + header.length) % 2, 1, 'data starts at an odd file offset');
+    const data = Buffer.concat([
+      Buffer.from([9, 8, 7]),
+      ...[f32, f64, i64, bf16].map((a) => Buffer.from(a.buffer)),
+    ]);
+    const file = writeRaw(scratch.dir, 'misaligned.safetensors', rawSafetensors(header, data));
+    const reader = await SafetensorsFile.open(file);
+    try {
+      assert.deepEqual([...(await reader.read('f32')).data], [...f32]);
+      assert.ok(Object.is((await reader.read('f64')).data[1], -0));
+      assert.deepEqual([...(await reader.read('f64')).data], [...f64]);
+      assert.deepEqual([...(await reader.read('i64')).data], [...i64]);
+      assert.deepEqual([...(await reader.readFloat32('f32'))], [...f32]);
+      assert.deepEqual([...(await reader.readFloat32('bf16'))], [1, -2]);
+      assert.deepEqual([...(await reader.readFloat32('f64'))], [Math.fround(Math.PI), -0]);
+      assert.deepEqual([...(await reader.read('pad')).data], [9, 8, 7]);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  test('the reader reads one tensor at its offset, not the whole file', async () => {
+    const file = path.join(scratch.dir, 'big.safetensors');
+    const big = new Float32Array(1 << 20).fill(1);
+    await writeSafetensors(file, [
+      { name: 'small', dtype: 'F32', shape: [2], data: Float32Array.from([4, 5]) },
+      { name: 'big', dtype: 'F32', shape: [1 << 20], data: big },
+    ]);
+    const reader = await SafetensorsFile.open(file);
+    const small = await reader.read('small');
+    await reader.close();
+    assert.equal(small.data.buffer.byteLength, 8, 'the returned buffer holds only that tensor');
+    assert.deepEqual([...small.data], [4, 5]);
+  });
+});
+
+describe('SafetensorsWriter', () => {
+  const specs = [
+    { name: 'a', dtype: 'F32' as const, shape: [2] },
+    { name: 'b', dtype: 'BF16' as const, shape: [3] },
+  ];
+
+  async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
+    await assert.rejects(promise, (e: unknown) => e instanceof SafetensorsError && e.code === code);
+  }
+
+  test('writes the header first: a file with only the header is on disk before any tensor', async () => {
+    const file = path.join(scratch.dir, 'streamed.safetensors');
+    const writer = await SafetensorsWriter.create(file, specs, { a: 'b' });
+    const headerOnly = readFileSync(file);
+    const headerLength = Number(headerOnly.readBigUInt64LE(0));
+    assert.equal(headerOnly.length, 8 + headerLength);
+    assert.equal(headerLength % 8, 0);
+    await writer.write('a', Float32Array.from([1, 2]));
+    await writer.write('b', Uint16Array.from([1, 2, 3]));
+    await writer.close();
+    assert.equal(statSync(file).size, 8 + headerLength + 8 + 6);
+  });
+
+  test('rejects tensors out of order, with the wrong array type or the wrong size', async () => {
+    const file = path.join(scratch.dir, 'checks.safetensors');
+    const writer = await SafetensorsWriter.create(file, specs);
+    await expectCode(writer.write('b', Uint16Array.from([1, 2, 3])), 'writer_order');
+    await expectCode(writer.write('a', Uint16Array.from([1, 2, 3, 4])), 'writer_dtype_mismatch');
+    await expectCode(writer.write('a', Float32Array.from([1, 2, 3])), 'writer_size_mismatch');
+    await writer.abort();
+  });
+
+  test('rejects invalid specs before creating a file', async () => {
+    const file = path.join(scratch.dir, 'invalid.safetensors');
+    await expectCode(SafetensorsWriter.create(file, [specs[0], specs[0]]), 'invalid_spec');
+    await expectCode(
+      SafetensorsWriter.create(file, [{ name: 'x', dtype: 'F8' as DType, shape: [1] }]),
+      'invalid_spec',
+    );
+    await expectCode(
+      SafetensorsWriter.create(file, [{ name: 'x', dtype: 'F32', shape: [1.5] }]),
+      'invalid_spec',
+    );
+    await expectCode(
+      SafetensorsWriter.create(file, [{ name: '__metadata__', dtype: 'F32', shape: [1] }]),
+      'invalid_spec',
+    );
+    assert.equal(existsSync(file), false);
+  });
+
+  test('close() with a tensor missing fails and removes the file', async () => {
+    const file = path.join(scratch.dir, 'incomplete.safetensors');
+    const writer = await SafetensorsWriter.create(file, specs);
+    await writer.write('a', Float32Array.from([1, 2]));
+    await assert.rejects(
+      writer.close(),
+      (e: unknown) => e instanceof SafetensorsError && e.code === 'writer_incomplete' && e.tensor === 'b',
+    );
+    assert.equal(existsSync(file), false);
+  });
+
+  test('abort() leaves nothing behind, and the writer refuses further writes', async () => {
+    const file = path.join(scratch.dir, 'aborted.safetensors');
+    const writer = await SafetensorsWriter.create(file, specs);
+    await writer.write('a', Float32Array.from([1, 2]));
+    assert.equal(existsSync(file), true);
+    await writer.abort();
+    assert.equal(existsSync(file), false);
+    await expectCode(writer.write('b', Uint16Array.from([1, 2, 3])), 'writer_closed');
+    await writer.abort();
+  });
+
+  test('writeSafetensors removes the partial file when a tensor is wrong', async () => {
+    const file = path.join(scratch.dir, 'bad-tensor.safetensors');
+    await expectCode(
+      writeSafetensors(file, [
+        { name: 'a', dtype: 'F32', shape: [2], data: Float32Array.from([1, 2]) },
+        { name: 'b', dtype: 'F32', shape: [2], data: Float32Array.from([1]) },
+      ]),
+      'writer_size_mismatch',
+    );
+    assert.equal(existsSync(file), false);
+  });
+});
