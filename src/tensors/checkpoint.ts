@@ -118,11 +118,11 @@ export class Checkpoint {
     return this.#file(name).info(name);
   }
 
-  read(name: string): Promise<Tensor> {
+  async read(name: string): Promise<Tensor> {
     return this.#file(name).read(name);
   }
 
-  readFloat32(name: string): Promise<Float32Array> {
+  async readFloat32(name: string): Promise<Float32Array> {
     return this.#file(name).readFloat32(name);
   }
 
