@@ -1,0 +1,335 @@
+// Artifact records in Redis (one JSON record per artifact, a per-kind index ordered by creation
+// time) and their files in the content-addressed blob store. Blob reference counts live in Redis
+// beside the records, so a blob shared by several artifacts is removed only with its last user.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Redis } from 'ioredis';
+import { isAllowedFileName, allowedFileNames } from './artifact-layout.ts';
+import { isArtifactId, kindOfId, newArtifactId } from './artifact-id.ts';
+import { BlobStore, type HashedFile } from './blob-store.ts';
+import { ArtifactValidationError } from './errors.ts';
+import { inspectAdapter } from './inspect-adapter.ts';
+import { inspectModel } from './inspect-model.ts';
+import type { ArtifactRecord, ArtifactSummary, Lineage, StoredArtifactKind } from './types.ts';
+
+export interface ArtifactStoreOptions {
+  redis: Redis;
+  dataDir: string;
+  prefix: string;
+}
+
+export interface ArtifactPage {
+  items: ArtifactRecord[];
+  nextCursor: string | null;
+}
+
+export class InvalidCursorError extends Error {
+  constructor() {
+    super('cursor is not one this service issued');
+    this.name = 'InvalidCursorError';
+  }
+}
+
+/** Decrements each digest's count; returns the digests no record references any more. */
+const RELEASE_SCRIPT = `
+local orphans = {}
+for i, sha in ipairs(ARGV) do
+  if redis.call('HINCRBY', KEYS[1], sha, -1) <= 0 then
+    redis.call('HDEL', KEYS[1], sha)
+    table.insert(orphans, sha)
+  end
+end
+return orphans`;
+
+/** Removes a record and its index entry and releases its blobs, atomically. */
+const DELETE_SCRIPT = `
+local json = redis.call('GET', KEYS[1])
+if not json then return false end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+local orphans = {}
+for i, file in ipairs(cjson.decode(json).files) do
+  if redis.call('HINCRBY', KEYS[3], file.sha256, -1) <= 0 then
+    redis.call('HDEL', KEYS[3], file.sha256)
+    table.insert(orphans, file.sha256)
+  end
+end
+return {json, orphans}`;
+
+/** Temporary files older than this were left by a crashed process and are swept at start. */
+const STALE_TMP_MS = 24 * 3600 * 1000;
+
+export class ArtifactStore {
+  readonly blobs: BlobStore;
+  private readonly redis: Redis;
+  private readonly prefix: string;
+
+  constructor(options: ArtifactStoreOptions) {
+    this.redis = options.redis;
+    this.prefix = options.prefix;
+    this.blobs = new BlobStore(options.dataDir);
+  }
+
+  get dataDir(): string {
+    return this.blobs.dataDir;
+  }
+
+  /** Creates the data directories and sweeps temporary files a crashed process left behind. */
+  async init(): Promise<void> {
+    await this.blobs.init();
+    const now = Date.now();
+    for (const entry of await fs.readdir(this.blobs.tmpDir)) {
+      const entryPath = path.join(this.blobs.tmpDir, entry);
+      const stat = await fs.stat(entryPath).catch(() => null);
+      if (stat && now - stat.mtimeMs > STALE_TMP_MS) await fs.rm(entryPath, { recursive: true, force: true });
+    }
+  }
+
+  private recordKey(id: string): string {
+    return `${this.prefix}:artifact:${id}`;
+  }
+
+  private indexKey(kind: StoredArtifactKind): string {
+    return `${this.prefix}:artifacts:${kind}`;
+  }
+
+  private get refsKey(): string {
+    return `${this.prefix}:blobrefs`;
+  }
+
+  /** Starts an upload: files are staged under tmp/ until commit or discard. */
+  stage(kind: StoredArtifactKind): StagedUpload {
+    return new StagedUpload(this, kind);
+  }
+
+  /** Ingests a finished folder (a worker's result): validates, hashes, links files into the blob store, writes the record. */
+  async ingestDirectory(kind: StoredArtifactKind, dir: string, lineage: Lineage): Promise<ArtifactRecord> {
+    const files = new Map<string, HashedFile>();
+    for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+      if (!entry.isFile() || !isAllowedFileName(kind, entry.name)) {
+        throw new ArtifactValidationError(
+          'unexpected-file',
+          `${entry.name} is not part of a ${kind} (expected ${allowedFileNames(kind)})`,
+          { file: entry.name },
+        );
+      }
+      files.set(entry.name, await this.blobs.hashFile(path.join(dir, entry.name)));
+    }
+    const summary = await this.inspect(kind, pathsOf(files));
+    return this.commit(kind, files, summary, { lineage, baseModel: null });
+  }
+
+  /** Validates files (name -> path) of an artifact of `kind`; throws ArtifactValidationError. */
+  inspect(kind: StoredArtifactKind, files: Record<string, string>): Promise<ArtifactSummary> {
+    return kind === 'model' ? inspectModel(files) : inspectAdapter(files);
+  }
+
+  /** Places the files as blobs and writes the record; on failure no blob of this commit stays unreferenced. */
+  async commit(
+    kind: StoredArtifactKind,
+    files: Map<string, HashedFile>,
+    summary: ArtifactSummary,
+    extras: { lineage: Lineage | null; baseModel?: string | null },
+  ): Promise<ArtifactRecord> {
+    const createdAt = new Date();
+    const record: ArtifactRecord = {
+      id: newArtifactId(kind, createdAt.getTime()),
+      kind,
+      files: [...files.entries()]
+        .map(([name, file]) => ({ name, size: file.size, sha256: file.sha256 }))
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+      tensorCount: summary.tensorCount,
+      parameterCount: summary.parameterCount,
+      dtypes: summary.dtypes,
+      createdAt: createdAt.toISOString(),
+      lineage: extras.lineage,
+    };
+    if (kind === 'adapter') {
+      record.rank = summary.rank;
+      record.targets = summary.targets;
+      record.baseModel = extras.baseModel ?? null;
+      record.config = summary.config;
+    }
+    const digests = record.files.map((file) => file.sha256);
+    // Count the references before the blobs exist: a concurrent delete of the last other user then
+    // sees a live count and keeps (or restores) the blob.
+    const acquire = this.redis.multi();
+    for (const sha of digests) acquire.hincrby(this.refsKey, sha, 1);
+    await acquire.exec();
+    try {
+      for (const file of files.values()) await this.blobs.place(file.path, file.sha256);
+      await this.redis
+        .multi()
+        .set(this.recordKey(record.id), JSON.stringify(record))
+        .zadd(this.indexKey(kind), 0, record.id)
+        .exec()
+        .then(throwOnMultiError);
+    } catch (error) {
+      await this.releaseBlobs(digests);
+      throw error;
+    }
+    return record;
+  }
+
+  async get(id: string): Promise<ArtifactRecord | null> {
+    if (!isArtifactId(id)) return null;
+    const json = await this.redis.get(this.recordKey(id));
+    return json === null ? null : (JSON.parse(json) as ArtifactRecord);
+  }
+
+  /** Records of one kind, newest first; `cursor` is the opaque value a previous page returned. */
+  async list(kind: StoredArtifactKind, query: { limit: number; cursor?: string }): Promise<ArtifactPage> {
+    let start = '+';
+    if (query.cursor) {
+      const after = decodeCursor(query.cursor);
+      if (kindOfId(after) !== kind) throw new InvalidCursorError();
+      start = `(${after}`;
+    }
+    const ids = await this.redis.zrange(
+      this.indexKey(kind),
+      start,
+      '-',
+      'BYLEX',
+      'REV',
+      'LIMIT',
+      0,
+      query.limit + 1,
+    );
+    const page = ids.slice(0, query.limit);
+    const json = page.length > 0 ? await this.redis.mget(page.map((id) => this.recordKey(id))) : [];
+    const items = json.filter((value): value is string => value !== null).map((value) => JSON.parse(value));
+    const nextCursor = ids.length > query.limit ? encodeCursor(page[page.length - 1]) : null;
+    return { items, nextCursor };
+  }
+
+  async count(kind: StoredArtifactKind): Promise<number> {
+    return this.redis.zcard(this.indexKey(kind));
+  }
+
+  /** Removes the record and every blob no other record uses; false when there was no such record. */
+  async delete(id: string): Promise<boolean> {
+    const kind = kindOfId(id);
+    if (!kind) return false;
+    const result = (await this.redis.eval(
+      DELETE_SCRIPT,
+      3,
+      this.recordKey(id),
+      this.indexKey(kind),
+      this.refsKey,
+      id,
+    )) as [string, string[]] | null;
+    if (!result) return false;
+    await this.removeOrphans(result[1]);
+    return true;
+  }
+
+  /** file name -> absolute blob path, for Checkpoint.openFiles and downloads. */
+  filePaths(record: ArtifactRecord): Record<string, string> {
+    const paths: Record<string, string> = {};
+    for (const file of record.files) paths[file.name] = this.blobs.pathOf(file.sha256);
+    return paths;
+  }
+
+  /** How many records use each digest (0 when none). */
+  async referenceCount(sha256: string): Promise<number> {
+    return Number((await this.redis.hget(this.refsKey, sha256)) ?? 0);
+  }
+
+  private async releaseBlobs(digests: string[]): Promise<void> {
+    if (digests.length === 0) return;
+    const orphans = (await this.redis.eval(RELEASE_SCRIPT, 1, this.refsKey, ...digests)) as string[];
+    await this.removeOrphans(orphans);
+  }
+
+  /**
+   * Deletes blobs whose count reached zero. The blob is moved aside first and the count read
+   * again: an upload of the same bytes that counted itself in meanwhile gets its blob back.
+   */
+  private async removeOrphans(digests: string[]): Promise<void> {
+    for (const sha of new Set(digests)) {
+      const aside = await this.blobs.moveAside(sha);
+      if (!aside) continue;
+      if ((await this.referenceCount(sha)) > 0) await this.blobs.restore(aside, sha);
+      else await fs.rm(aside, { force: true });
+    }
+  }
+}
+
+/** One upload in progress: files streamed to a staging directory, then committed or discarded. */
+export class StagedUpload {
+  readonly files = new Map<string, HashedFile>();
+  private stagingDir: string | null = null;
+
+  constructor(
+    private readonly store: ArtifactStore,
+    readonly kind: StoredArtifactKind,
+  ) {}
+
+  /** Streams one file to disk while hashing; UploadTooLargeError past `maxBytes`. */
+  async addFile(name: string, source: Readable, maxBytes: number): Promise<HashedFile> {
+    if (!isAllowedFileName(this.kind, name)) {
+      source.resume();
+      throw new ArtifactValidationError(
+        'unexpected-file',
+        `${name} is not part of a ${this.kind} (expected ${allowedFileNames(this.kind)})`,
+        { file: name },
+      );
+    }
+    if (this.files.has(name)) {
+      source.resume();
+      throw new ArtifactValidationError('duplicate-file', `${name} was sent twice`, { file: name });
+    }
+    this.stagingDir ??= await this.store.blobs.makeStagingDir();
+    const file = await this.store.blobs.writeHashed(source, path.join(this.stagingDir, name), name, maxBytes);
+    this.files.set(name, file);
+    return file;
+  }
+
+  filePaths(): Record<string, string> {
+    return pathsOf(this.files);
+  }
+
+  inspect(): Promise<ArtifactSummary> {
+    return this.store.inspect(this.kind, this.filePaths());
+  }
+
+  /** Writes the record; the staged files are removed whether or not it succeeds. */
+  async commit(
+    summary: ArtifactSummary,
+    extras: { lineage: Lineage | null; baseModel?: string | null },
+  ): Promise<ArtifactRecord> {
+    try {
+      return await this.store.commit(this.kind, this.files, summary, extras);
+    } finally {
+      await this.discard();
+    }
+  }
+
+  async discard(): Promise<void> {
+    if (this.stagingDir) await fs.rm(this.stagingDir, { recursive: true, force: true });
+    this.stagingDir = null;
+    this.files.clear();
+  }
+}
+
+function pathsOf(files: Map<string, HashedFile>): Record<string, string> {
+  const paths: Record<string, string> = {};
+  for (const [name, file] of files) paths[name] = file.path;
+  return paths;
+}
+
+function throwOnMultiError(results: Array<[Error | null, unknown]> | null): void {
+  if (!results) throw new Error('redis transaction aborted');
+  for (const [error] of results) if (error) throw error;
+}
+
+function encodeCursor(id: string): string {
+  return Buffer.from(id, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): string {
+  const id = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!isArtifactId(id)) throw new InvalidCursorError();
+  return id;
+}

@@ -1,0 +1,11 @@
+export { ArtifactStore, InvalidCursorError, StagedUpload } from './artifact-store.ts';
+export type { ArtifactPage, ArtifactStoreOptions } from './artifact-store.ts';
+export { isArtifactId, kindOfId, newArtifactId } from './artifact-id.ts';
+export * from './artifact-layout.ts';
+export { BlobStore } from './blob-store.ts';
+export type { HashedFile } from './blob-store.ts';
+export { ArtifactValidationError, UploadTooLargeError } from './errors.ts';
+export { loraModules } from './inspect-adapter.ts';
+export type { LoraModuleShape } from './inspect-adapter.ts';
+export { LORAFUSE_VERSION } from './version.ts';
+export type { ArtifactFile, ArtifactRecord, ArtifactSummary, Lineage, StoredArtifactKind } from './types.ts';

@@ -1,0 +1,24 @@
+// JSON side files (config.json, adapter_config.json, the shard index) are small: read whole,
+// decoded as strict UTF-8 and required to be a JSON object.
+import fs from 'node:fs/promises';
+import { ArtifactValidationError } from './errors.ts';
+
+export async function readJsonObject(filePath: string, name: string): Promise<Record<string, unknown>> {
+  const bytes = await fs.readFile(filePath);
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (error) {
+    throw new ArtifactValidationError(
+      'invalid-json',
+      `${name} is not valid UTF-8 JSON: ${(error as Error).message}`,
+      {
+        file: name,
+      },
+    );
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ArtifactValidationError('invalid-json', `${name} must hold a JSON object`, { file: name });
+  }
+  return value as Record<string, unknown>;
+}
