@@ -10,6 +10,13 @@ import { linear } from './methods/linear.ts';
 import { passthrough } from './methods/passthrough.ts';
 import { taskArithmetic } from './methods/task-arithmetic.ts';
 import { ties } from './methods/ties.ts';
+import { karcher } from './methods/karcher.ts';
+import { modelStockMethod } from './methods/model-stock.ts';
+import { multislerp } from './methods/multislerp.ts';
+import { nearswap } from './methods/nearswap.ts';
+import { nuslerp } from './methods/nuslerp.ts';
+import { sce } from './methods/sce.ts';
+import { slerp } from './methods/slerp.ts';
 
 /** Every method lorafuse runs, in the order GET /v1/methods lists them (one line per method). */
 export const MERGE_METHODS: readonly MergeMethod[] = [
@@ -25,6 +32,14 @@ export const MERGE_METHODS: readonly MergeMethod[] = [
   breadcrumbsTies,
   della,
   dellaLinear,
+  // geometric methods
+  slerp,
+  nuslerp,
+  multislerp,
+  karcher,
+  modelStockMethod,
+  nearswap,
+  sce,
 ];
 
 export function getMethod(name: string): MergeMethod | undefined {
