@@ -1,0 +1,67 @@
+import * as tf from '@tensorflow/tfjs';
+import type { ForwardContext } from '../forward-context.ts';
+import { activation, layerNorm, multiHeadAttention, toPatches } from '../nn/functional.ts';
+import { type Architecture, type ModelConfig, numberField, range, stringField } from './architecture.ts';
+
+const PATCH = 'vit.embeddings.patch_embeddings.projection';
+
+/** ViTForImageClassification (pre-LN encoder, CLS token, no pooler), checkpoint names as transformers writes them. */
+export const vitArchitecture: Architecture = {
+  modelType: 'vit',
+  inputKind: 'pixels',
+  linearModules(config) {
+    const modules = [PATCH, 'classifier'];
+    for (const i of range(numberField(config, 'num_hidden_layers'))) {
+      const p = `vit.encoder.layer.${i}`;
+      modules.push(
+        `${p}.attention.attention.query`,
+        `${p}.attention.attention.key`,
+        `${p}.attention.attention.value`,
+        `${p}.attention.output.dense`,
+        `${p}.intermediate.dense`,
+        `${p}.output.dense`,
+      );
+    }
+    return modules;
+  },
+  headModules: () => ['classifier'],
+  forward(ctx: ForwardContext, inputs, config) {
+    if (!inputs.pixelValues) throw new Error('vit needs pixel_values');
+    const eps = numberField(config, 'layer_norm_eps', 1e-12);
+    const heads = numberField(config, 'num_attention_heads');
+    const act = stringField(config, 'hidden_act', 'gelu');
+    const batch = inputs.pixelValues.shape[0];
+    const patches = ctx.linear(PATCH, toPatches(inputs.pixelValues, numberField(config, 'patch_size')));
+    const hidden = patches.shape[2] as number;
+    const cls = tf.tile(ctx.weight('vit.embeddings.cls_token'), [batch, 1, 1]);
+    let x = tf.add(tf.concat([cls, patches], 1), ctx.weight('vit.embeddings.position_embeddings'));
+    for (const i of range(numberField(config, 'num_hidden_layers'))) {
+      const p = `vit.encoder.layer.${i}`;
+      const h = layerNorm(
+        x,
+        ctx.weight(`${p}.layernorm_before.weight`),
+        ctx.weight(`${p}.layernorm_before.bias`),
+        eps,
+      );
+      const q = ctx.linear(`${p}.attention.attention.query`, h);
+      const k = ctx.linear(`${p}.attention.attention.key`, h);
+      const v = ctx.linear(`${p}.attention.attention.value`, h);
+      x = tf.add(x, ctx.linear(`${p}.attention.output.dense`, multiHeadAttention(q, k, v, heads)));
+      const h2 = layerNorm(
+        x,
+        ctx.weight(`${p}.layernorm_after.weight`),
+        ctx.weight(`${p}.layernorm_after.bias`),
+        eps,
+      );
+      x = tf.add(
+        x,
+        ctx.linear(`${p}.output.dense`, activation(act, ctx.linear(`${p}.intermediate.dense`, h2))),
+      );
+    }
+    const normed = layerNorm(x, ctx.weight('vit.layernorm.weight'), ctx.weight('vit.layernorm.bias'), eps);
+    const clsOut = tf.reshape(tf.slice(normed, [0, 0, 0], [batch, 1, hidden]), [batch, hidden]);
+    return { logits: ctx.linear('classifier', clsOut) as tf.Tensor2D };
+  },
+};
+
+export type { ModelConfig };

@@ -1,0 +1,32 @@
+import * as tf from '@tensorflow/tfjs';
+import { type LoraModule, loraUpdate } from './lora/lora-module.ts';
+import type { ParamStore } from './params.ts';
+
+/** What one forward pass reads: base weights, optional LoRA modules and whole-module overrides (trained heads). */
+export class ForwardContext {
+  constructor(
+    readonly params: ParamStore,
+    readonly lora: Map<string, LoraModule> = new Map(),
+    readonly overrides: Map<string, tf.Tensor> = new Map(),
+  ) {}
+
+  weight(name: string): tf.Tensor {
+    return this.overrides.get(name) ?? this.params.get(name);
+  }
+
+  hasWeight(name: string): boolean {
+    return this.overrides.has(name) || this.params.has(name);
+  }
+
+  /** nn.Linear by HF module name on [..., in]: x·Wᵀ + b, plus the module's LoRA update when adapted. */
+  linear(module: string, x: tf.Tensor): tf.Tensor {
+    const kernel = this.weight(`${module}.weight`) as tf.Tensor2D;
+    const inner = kernel.shape[0];
+    const flat = tf.reshape(x, [-1, inner]) as tf.Tensor2D;
+    let y: tf.Tensor2D = tf.matMul(flat, kernel);
+    if (this.hasWeight(`${module}.bias`)) y = tf.add(y, this.weight(`${module}.bias`));
+    const lora = this.lora.get(module);
+    if (lora) y = tf.add(y, loraUpdate(flat, lora));
+    return tf.reshape(y, [...x.shape.slice(0, -1), kernel.shape[1]]);
+  }
+}

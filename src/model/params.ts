@@ -1,0 +1,72 @@
+import * as tf from '@tensorflow/tfjs';
+import type { HostTensor } from './io/safetensors-lite.ts';
+
+/**
+ * A model's weights on the tfjs backend under their Hugging Face names. Linear (and patch-conv) weights are held
+ * transposed as [in, out] so the forward pass multiplies without a transpose; `toHost` restores HF layout.
+ */
+export class ParamStore {
+  readonly tensors = new Map<string, tf.Tensor>();
+  /** Original HF shape of every weight held transposed (conv kernels were also flattened). */
+  readonly transposed = new Map<string, number[]>();
+
+  static fromHost(weights: Map<string, HostTensor>, linearModules: Iterable<string>): ParamStore {
+    const store = new ParamStore();
+    const linear = new Set(linearModules);
+    for (const [name, host] of weights) {
+      if (host.dtype !== 'F32') continue; // int buffers (position_ids) are recomputed, never loaded
+      const module = name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : null;
+      if (module !== null && linear.has(module))
+        store.setLinearWeight(name, host.shape, host.data as Float32Array);
+      else store.tensors.set(name, tf.tensor(host.data as Float32Array, host.shape));
+    }
+    return store;
+  }
+
+  /** Stores an HF [out, in, ...] weight as [in·…, out]. */
+  setLinearWeight(name: string, hfShape: number[], data: Float32Array): void {
+    const out = hfShape[0];
+    const inner = hfShape.slice(1).reduce((a, b) => a * b, 1);
+    const kernel = tf.tidy(() => tf.transpose(tf.tensor2d(data, [out, inner])));
+    this.tensors.get(name)?.dispose();
+    this.tensors.set(name, kernel);
+    this.transposed.set(name, hfShape);
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  get(name: string): tf.Tensor {
+    const t = this.tensors.get(name);
+    if (!t) throw new Error(`model weight ${name} is missing`);
+    return t;
+  }
+
+  /** Replaces tensors (e.g. with trainable variables) keeping the layout bookkeeping. */
+  replace(name: string, tensor: tf.Tensor): void {
+    const old = this.tensors.get(name);
+    if (old && old !== tensor) old.dispose();
+    this.tensors.set(name, tensor);
+  }
+
+  /** Reads one weight back in HF layout. */
+  async toHost(name: string): Promise<HostTensor> {
+    const t = this.get(name);
+    const hfShape = this.transposed.get(name);
+    if (!hfShape) return { dtype: 'F32', shape: t.shape, data: (await t.data()) as Float32Array };
+    const back = tf.transpose(t);
+    const data = (await back.data()) as Float32Array;
+    back.dispose();
+    return { dtype: 'F32', shape: hfShape, data };
+  }
+
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  dispose(): void {
+    for (const t of this.tensors.values()) t.dispose();
+    this.tensors.clear();
+  }
+}

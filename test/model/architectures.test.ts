@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { readSafetensors } from '../../src/model/io/safetensors-lite.ts';
+import { predict } from '../../src/model/inference.ts';
+import { loadModel } from '../../src/model/load-model.ts';
+import { loadAdapter } from '../../src/model/lora/peft-adapter.ts';
+import { assertClose, FIXTURES, testBackend } from './helpers.ts';
+
+// References come from transformers/PEFT in float32 (scripts/fixtures/make_model_fixtures.py). rtol 1e-4 as asked;
+// atol 2e-5 because logits near zero carry float32 rounding from a different summation order (tfjs vs torch
+// matmul, erf/tanh approximations), which is absolute, about 1e-6 per layer on these tiny models.
+const RTOL = 1e-4;
+const ATOL = 2e-5;
+
+async function fixture(arch: string) {
+  const dir = path.join(FIXTURES, arch);
+  const inputs = (await readSafetensors(path.join(dir, 'inputs.safetensors'))).tensors;
+  const reference = (await readSafetensors(path.join(dir, 'reference.safetensors'))).tensors;
+  const head = arch === 'clip_vision_model' ? [path.join(dir, 'head.safetensors')] : [];
+  const model = await loadModel(path.join(dir, 'model'), { extraWeights: head });
+  return { dir, inputs, reference, model };
+}
+
+describe('architectures match transformers', () => {
+  before(testBackend);
+
+  for (const arch of ['mlp', 'vit', 'bert', 'clip_vision_model']) {
+    it(`${arch}: base logits`, async () => {
+      const { inputs, reference, model } = await fixture(arch);
+      const out = await predict(model, inputs);
+      assertClose(
+        out.logits!.data as Float32Array,
+        reference.get('logits')!.data as Float32Array,
+        RTOL,
+        ATOL,
+      );
+      if (arch === 'clip_vision_model') {
+        const expected = reference.get('image_embeds')!.data as Float32Array;
+        assertClose(out.imageEmbeds!.data as Float32Array, expected, RTOL, ATOL);
+      }
+      model.dispose();
+    });
+
+    it(`${arch}: logits with the PEFT LoRA adapter`, async () => {
+      const { dir, inputs, reference, model } = await fixture(arch);
+      const adapter = await loadAdapter(path.join(dir, 'adapter'), model);
+      assert.ok(adapter.modules.size > 0);
+      const out = await predict(model, inputs, { adapter });
+      const expected = reference.get('logits_lora')!.data as Float32Array;
+      assertClose(out.logits!.data as Float32Array, expected, RTOL, ATOL);
+      adapter.dispose();
+      model.dispose();
+    });
+  }
+
+  it('vit: an adapter saved under transformers 4.x names gives the same logits', async () => {
+    const { dir, inputs, reference, model } = await fixture('vit');
+    const adapter = await loadAdapter(path.join(dir, 'adapter_t4'), model);
+    assert.equal(adapter.naming, 'transformers4');
+    assert.equal(adapter.modules.get('vit.encoder.layer.0.intermediate.dense')?.rank, 2);
+    assert.equal(adapter.modules.get('vit.encoder.layer.0.intermediate.dense')?.scale, 3); // alpha_pattern 6 / r 2
+    const out = await predict(model, inputs, { adapter });
+    assertClose(
+      out.logits!.data as Float32Array,
+      reference.get('logits_lora')!.data as Float32Array,
+      RTOL,
+      ATOL,
+    );
+    adapter.dispose();
+    model.dispose();
+  });
+
+  it('bert: the attention mask changes what padded rows see', async () => {
+    const { inputs, model } = await fixture('bert');
+    const unmasked = new Map(inputs);
+    unmasked.delete('attention_mask');
+    const withMask = await predict(model, inputs);
+    const without = await predict(model, unmasked);
+    const a = withMask.logits!.data as Float32Array;
+    const b = without.logits!.data as Float32Array;
+    const cols = withMask.logits!.shape[1];
+    assertClose(a.subarray(0, cols), b.subarray(0, cols), 1e-6, 1e-6); // row 0 has no padding
+    assert.ok(Math.abs(a[cols] - b[cols]) > 1e-3, 'padding leaked into row 1 or the mask was ignored');
+    model.dispose();
+  });
+});

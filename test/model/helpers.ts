@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { initBackend } from '../../src/model/backend.ts';
+
+export const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures', 'model');
+
+/** Tests run on wasm unless LORAFUSE_BACKEND says otherwise (cpu also works, 40× slower). */
+export async function testBackend(): Promise<void> {
+  await initBackend({ prefer: process.env.LORAFUSE_BACKEND ?? 'wasm', log: () => {} });
+}
+
+/** |a - b| <= atol + rtol·|b| elementwise, reporting the worst element. */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  rtol: number,
+  atol: number,
+): void {
+  assert.equal(actual.length, expected.length, 'lengths differ');
+  let worst = -1;
+  let worstExcess = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const excess = Math.abs(actual[i] - expected[i]) - (atol + rtol * Math.abs(expected[i]));
+    if (excess > worstExcess) {
+      worstExcess = excess;
+      worst = i;
+    }
+  }
+  assert.ok(
+    worst < 0,
+    `element ${worst}: ${actual[worst]} vs ${expected[worst]} (rtol ${rtol}, atol ${atol})`,
+  );
+}
