@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelInputs, ModelOutputs } from './architectures/index.ts';
 import { ForwardContext } from './forward-context.ts';
-import type { HostTensor } from './io/safetensors-lite.ts';
+import type { HostTensor } from './io/host-tensors.ts';
 import type { LoadedAdapter } from './lora/peft-adapter.ts';
 import type { LoadedModel } from './load-model.ts';
 

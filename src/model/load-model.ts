@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Architecture, architectureFor, type ModelConfig } from './architectures/index.ts';
-import { type HostTensor, readSafetensors } from './io/safetensors-lite.ts';
+import { readCheckpoint, readSafetensors } from './io/host-tensors.ts';
 import { ParamStore } from './params.ts';
 
 /** A Hugging Face model folder loaded onto the tfjs backend. */
@@ -24,27 +24,10 @@ export async function loadModel(
   const config = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')) as ModelConfig;
   if (typeof config.model_type !== 'string') throw new Error(`${dir}/config.json has no model_type`);
   const architecture = architectureFor(config.model_type);
-  const weights = await readCheckpointFolder(dir);
+  const weights = await readCheckpoint(dir);
   for (const file of options.extraWeights ?? []) {
     for (const [name, t] of (await readSafetensors(file)).tensors) weights.set(name, t);
   }
   const params = ParamStore.fromHost(weights, architecture.linearModules(config));
   return { dir, config, architecture, params, dispose: () => params.dispose() };
-}
-
-export async function readCheckpointFolder(dir: string, stem = 'model'): Promise<Map<string, HostTensor>> {
-  const indexPath = path.join(dir, `${stem}.safetensors.index.json`);
-  let files: string[];
-  try {
-    const index = JSON.parse(await readFile(indexPath, 'utf8')) as { weight_map: Record<string, string> };
-    files = [...new Set(Object.values(index.weight_map))];
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    files = [`${stem}.safetensors`];
-  }
-  const weights = new Map<string, HostTensor>();
-  for (const file of files) {
-    for (const [name, t] of (await readSafetensors(path.join(dir, file))).tensors) weights.set(name, t);
-  }
-  return weights;
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { HostTensor } from './io/safetensors-lite.ts';
+import type { HostTensor } from './io/host-tensors.ts';
 
 /**
  * A model's weights on the tfjs backend under their Hugging Face names. Linear (and patch-conv) weights are held

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { readSafetensors } from '../../src/model/io/safetensors-lite.ts';
+import { readSafetensors } from '../../src/model/io/host-tensors.ts';
 import { predict } from '../../src/model/inference.ts';
 import { loadModel } from '../../src/model/load-model.ts';
 import { loadAdapter } from '../../src/model/lora/peft-adapter.ts';

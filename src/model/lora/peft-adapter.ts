@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { type HostTensor, readSafetensors, writeSafetensorsFile } from '../io/safetensors-lite.ts';
+import { type HostTensor, readSafetensors, writeSafetensorsFile } from '../io/host-tensors.ts';
 import type { LoadedModel } from '../load-model.ts';
 import type { LoraModule } from './lora-module.ts';
 import { type AdapterNaming, detectNaming, toAdapterName, toCheckpointName } from './module-naming.ts';
