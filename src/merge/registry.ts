@@ -17,6 +17,13 @@ import { nearswap } from './methods/nearswap.ts';
 import { nuslerp } from './methods/nuslerp.ts';
 import { sce } from './methods/sce.ts';
 import { slerp } from './methods/slerp.ts';
+import { peftLinear } from './methods/peft-linear.ts';
+import { peftCat } from './methods/peft-cat.ts';
+import { peftSvd } from './methods/peft-svd.ts';
+import { peftTies } from './methods/peft-ties.ts';
+import { peftTiesSvd } from './methods/peft-ties-svd.ts';
+import { peftMagnitudePrune } from './methods/peft-magnitude-prune.ts';
+import { peftMagnitudePruneSvd } from './methods/peft-magnitude-prune-svd.ts';
 
 /** Every method lorafuse runs, in the order GET /v1/methods lists them (one line per method). */
 export const MERGE_METHODS: readonly MergeMethod[] = [
@@ -40,6 +47,14 @@ export const MERGE_METHODS: readonly MergeMethod[] = [
   modelStockMethod,
   nearswap,
   sce,
+  // PEFT add_weighted_adapter combination types
+  peftLinear,
+  peftCat,
+  peftSvd,
+  peftTies,
+  peftTiesSvd,
+  peftMagnitudePrune,
+  peftMagnitudePruneSvd,
 ];
 
 export function getMethod(name: string): MergeMethod | undefined {
