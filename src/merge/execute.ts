@@ -1,0 +1,222 @@
+// Runs a plan one output tensor at a time: reads each input's tensor when it is needed (and lets it
+// go right after), merges, converts to the output dtype and streams it to the checkpoint writer.
+// Checks the signal between tensors; on abort or any error removes everything it wrote.
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { CheckpointWriter, encodeFromFloat32, type TypedArray, writeSafetensors } from '../tensors/index.ts';
+import { MergeCancelledError, MergePlanError } from './errors.ts';
+import { releaseScratch } from './kernels/scratch.ts';
+import type { TensorInput, TensorMergeMethod } from './method.ts';
+import type { MergePlan, PlannedTensor } from './plan-types.ts';
+import { randomForTensor } from './random.ts';
+import type { TensorRead, TensorSource } from './sources.ts';
+
+export interface MergeProgressEvent {
+  phase: 'merging' | 'writing';
+  tensorsDone: number;
+  tensorsTotal: number;
+}
+
+export interface ExecuteOptions {
+  outDir: string;
+  signal?: AbortSignal;
+  onProgress?: (progress: MergeProgressEvent) => void;
+  maxShardBytes?: number;
+}
+
+export interface MergeResult {
+  kind: 'model' | 'adapter';
+  /** Files written, relative to outDir. */
+  files: string[];
+  diagnostics?: Record<string, unknown>;
+}
+
+/** Hooks the delta-space path (lora space delta, peft_* methods) plugs into the tensor loop. */
+export interface TensorOverride {
+  /** Called for a planned tensor; returns replacement float32 data, or undefined to run the plan's action. */
+  tensor(
+    planned: PlannedTensor,
+    read: (r: TensorRead) => Promise<Float32Array>,
+  ): Promise<Float32Array | undefined>;
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new MergeCancelledError();
+}
+
+async function prepareOutputDir(outDir: string): Promise<boolean> {
+  try {
+    const entries = await readdir(outDir);
+    if (entries.length > 0) {
+      throw new MergePlanError('output_not_empty', `output folder ${outDir} is not empty`);
+    }
+    return false;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    await mkdir(outDir, { recursive: true });
+    return true;
+  }
+}
+
+/** Reads a tensor as float32; a null source reads zeros of the planned shape. */
+function makeReader(numel: number) {
+  const pending = new Map<TensorSource | null, Map<string, Promise<Float32Array>>>();
+  return (read: TensorRead): Promise<Float32Array> => {
+    let byName = pending.get(read.source);
+    if (!byName) {
+      byName = new Map();
+      pending.set(read.source, byName);
+    }
+    let promise = byName.get(read.name);
+    if (!promise) {
+      promise = read.source ? read.source.readFloat32(read.name) : Promise.resolve(new Float32Array(numel));
+      byName.set(read.name, promise);
+    }
+    return promise;
+  };
+}
+
+function countNonFinite(data: Float32Array): number {
+  let count = 0;
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) count++;
+  return count;
+}
+
+async function mergeOne(
+  plan: MergePlan,
+  method: TensorMergeMethod,
+  planned: PlannedTensor,
+  read: (r: TensorRead) => Promise<Float32Array>,
+): Promise<Float32Array> {
+  const data = await Promise.all(planned.reads.map(read));
+  const inputs: TensorInput[] = plan.inputs.map((input, i) => ({
+    model: input.ref,
+    isBase: input.isBase,
+    data: data[i],
+    params: planned.perModel[i],
+  }));
+  let out: Float32Array;
+  try {
+    out = method.mergeTensor({
+      tensorName: planned.name,
+      shape: planned.shape,
+      inputs,
+      params: planned.global,
+      random: randomForTensor(plan.seed, planned.name),
+    });
+  } catch (error) {
+    throw new MergePlanError(
+      'merge_failed',
+      `${method.name} failed on ${planned.name}: ${(error as Error).message}`,
+      {
+        tensor: planned.name,
+      },
+    );
+  }
+  const numel = planned.shape.reduce((a, b) => a * b, 1);
+  if (out.length !== numel) {
+    throw new MergePlanError(
+      'merge_failed',
+      `${method.name} returned ${out.length} values for ${planned.name} (${numel} expected)`,
+      {
+        tensor: planned.name,
+      },
+    );
+  }
+  return out;
+}
+
+async function outputData(
+  plan: MergePlan,
+  planned: PlannedTensor,
+  override: TensorOverride | undefined,
+): Promise<{ data: TypedArray; float?: Float32Array }> {
+  const numel = planned.shape.reduce((a, b) => a * b, 1);
+  const read = makeReader(numel);
+  const replaced = override ? await override.tensor(planned, read) : undefined;
+  if (replaced) return { data: encodeFromFloat32(replaced, planned.dtype), float: replaced };
+  if (planned.action === 'copy') {
+    const source = planned.reads[0];
+    if (!source.source) return { data: encodeFromFloat32(new Float32Array(numel), planned.dtype) };
+    const raw = await source.source.read(source.name);
+    if (raw.dtype === planned.dtype) return { data: raw.data };
+    return { data: encodeFromFloat32(await source.source.readFloat32(source.name), planned.dtype) };
+  }
+  if (plan.method.kind !== 'tensor') throw new Error(`${plan.method.name} cannot merge whole tensors`);
+  const merged = await mergeOne(plan, plan.method, planned, read);
+  return { data: encodeFromFloat32(merged, planned.dtype), float: merged };
+}
+
+/** Writes the plan's tensors into outDir; `extraFiles` (config JSON and the like) are written after them. */
+export async function writeMergedCheckpoint(
+  plan: MergePlan,
+  options: ExecuteOptions,
+  hooks: {
+    override?: TensorOverride;
+    extraFiles?: () => Promise<Record<string, string>>;
+    diagnostics?: Record<string, unknown>;
+  } = {},
+): Promise<MergeResult> {
+  const { outDir, signal, onProgress } = options;
+  throwIfAborted(signal);
+  const createdDir = await prepareOutputDir(outDir);
+  let writer: CheckpointWriter | undefined;
+  const extraWritten: string[] = [];
+  const nonFinite: Record<string, number> = {};
+  try {
+    writer = await CheckpointWriter.create(
+      outDir,
+      plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })),
+      { maxShardBytes: options.maxShardBytes, stem: plan.output.stem },
+    );
+    const total = plan.tensors.length;
+    onProgress?.({ phase: 'merging', tensorsDone: 0, tensorsTotal: total });
+    for (let i = 0; i < total; i++) {
+      throwIfAborted(signal);
+      const planned = plan.tensors[i];
+      const { data, float } = await outputData(plan, planned, hooks.override);
+      if (float) {
+        const bad = countNonFinite(float);
+        if (bad > 0) nonFinite[planned.name] = bad;
+      }
+      await writer.write(planned.name, data);
+      onProgress?.({ phase: 'merging', tensorsDone: i + 1, tensorsTotal: total });
+    }
+    throwIfAborted(signal);
+    const files = await writer.close();
+    const extras = hooks.extraFiles ? await hooks.extraFiles() : {};
+    for (const [file, text] of Object.entries(extras)) {
+      extraWritten.push(file);
+      await writeFile(path.join(outDir, file), text);
+    }
+    if (plan.output.initTensors && plan.output.initTensors.length > 0) {
+      extraWritten.push('lorafuse_init.safetensors');
+      const tensors = [];
+      for (const read of plan.output.initTensors) {
+        const tensor = await read.source!.read(read.name);
+        tensors.push({ name: read.name, ...tensor });
+      }
+      await writeSafetensors(path.join(outDir, 'lorafuse_init.safetensors'), tensors);
+    }
+    const diagnostics: Record<string, unknown> = { ...(hooks.diagnostics ?? {}) };
+    if (Object.keys(nonFinite).length > 0) diagnostics.nonFiniteValues = nonFinite;
+    if (plan.warnings.length > 0) diagnostics.warnings = plan.warnings;
+    return {
+      kind: plan.output.kind,
+      files: [...files, ...extraWritten].sort(),
+      diagnostics: Object.keys(diagnostics).length > 0 ? diagnostics : undefined,
+    };
+  } catch (error) {
+    await writer?.abort().catch(() => undefined);
+    await Promise.allSettled(extraWritten.map((file) => rm(path.join(outDir, file), { force: true })));
+    if (createdDir) await rm(outDir, { recursive: true, force: true }).catch(() => undefined);
+    if (signal?.aborted && !(error instanceof MergeCancelledError)) throw new MergeCancelledError();
+    throw error;
+  } finally {
+    releaseScratch();
+  }
+}
+
+export function jsonFile(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
