@@ -7,7 +7,8 @@
 //   weightᵢ·scalingᵢ, i.e. the scaling twice; `peft_compat_double_scaling` restores that) and truncate to
 //   svd_rank (default max rᵢ) by SVD: B = U·S, A = Vᵀ. The new adapter has r = lora_alpha = new rank.
 import { MergePlanError } from '../errors.ts';
-import { type DenseMatrix, fromArray } from '../linalg/dense.ts';
+import { stackedFactors } from '../lora/delta-factorize.ts';
+import type { DenseMatrix } from '../linalg/dense.ts';
 import type { SvdResult } from '../linalg/jacobi-svd.ts';
 import { productSvd, svdToLoraFactors, truncateSvd } from '../linalg/low-rank-svd.ts';
 import { truncatedSvd } from '../linalg/randomized-svd.ts';
@@ -159,7 +160,7 @@ function svdModule(
   let preSvd: Float64Array | undefined;
   if (type === 'svd') {
     // Σ cᵢ·sᵢ·Bᵢ·Aᵢ has rank ≤ Σrᵢ: stack the thin factors and take the exact factored SVD.
-    const { b, a } = stackFactors(adapters, coefs);
+    const { b, a } = stackedFactors(adapters, coefs);
     svd = productSvd(b, a, newRank);
     if (withPreSvdDelta) preSvd = denseProduct(b, a); // only for diagnostics: never needed to merge
   } else {
@@ -181,30 +182,6 @@ function svdModule(
     clampFactors(factors.b, factors.a, Number(params.svd_clamp));
   }
   return { ...factors, preSvdDelta: preSvd && Float32Array.from(preSvd), relativeError };
-}
-
-/** B = [c₀·s₀·B₀ | c₁·s₁·B₁ | …] (out×Σr) and A = [A₀; A₁; …] (Σr×in), so B·A = Σ cᵢ·sᵢ·Bᵢ·Aᵢ. */
-export function stackFactors(
-  adapters: readonly LoraModuleInput[],
-  coefs: readonly number[],
-): { b: DenseMatrix; a: DenseMatrix } {
-  const { outFeatures: out, inFeatures: inF } = adapters[0];
-  const total = adapters.reduce((acc, adapter) => acc + adapter.rank, 0);
-  const b = fromArray(out, total, new Float64Array(out * total));
-  const a = fromArray(total, inF, new Float64Array(total * inF));
-  let col = 0;
-  adapters.forEach((adapter, j) => {
-    const coef = coefs[j] * adapter.scaling;
-    for (let o = 0; o < out; o++) {
-      for (let r = 0; r < adapter.rank; r++)
-        b.data[o * total + col + r] = coef * adapter.b[o * adapter.rank + r];
-    }
-    for (let r = 0; r < adapter.rank; r++) {
-      for (let i = 0; i < inF; i++) a.data[(col + r) * inF + i] = adapter.a[r * inF + i];
-    }
-    col += adapter.rank;
-  });
-  return { b, a };
 }
 
 /** scaling·B·A as float32 values (PEFT's get_delta_weight), held in float64. */
