@@ -2,6 +2,7 @@
 // overflow to ±inf, and write one canonical quiet NaN. These loops sit on the merge hot path, so
 // they work on 32-bit views of the float bits instead of going through DataView or Math.
 
+import { HOST_IS_LITTLE_ENDIAN } from './byte-order.ts';
 import { arrayTypeOf, type DType, type Tensor, type TypedArray } from './dtypes.ts';
 
 const F16_QUIET_NAN = 0x7e00;
@@ -82,13 +83,31 @@ export function float32ToF16(src: Float32Array, out: Uint16Array = new Uint16Arr
   return out;
 }
 
+/** Whole 32-bit words over a 16-bit array when its start allows it: two elements per load or store. */
+function pairedWords(data: Uint16Array): Uint32Array | null {
+  return HOST_IS_LITTLE_ENDIAN && (data.byteOffset & 3) === 0
+    ? new Uint32Array(data.buffer, data.byteOffset, data.length >>> 1)
+    : null;
+}
+
 export function f16ToFloat32(
   src: Uint16Array,
   out: Float32Array = new Float32Array(src.length),
 ): Float32Array {
   const table = f16DecodeTable();
   const n = src.length;
-  for (let i = 0; i < n; i++) out[i] = table[src[i]];
+  const words = pairedWords(src);
+  if (!words) {
+    for (let i = 0; i < n; i++) out[i] = table[src[i]];
+    return out;
+  }
+  const pairs = words.length;
+  for (let i = 0, j = 0; i < pairs; i++, j += 2) {
+    const w = words[i];
+    out[j] = table[w & 0xffff];
+    out[j + 1] = table[w >>> 16];
+  }
+  if (n & 1) out[n - 1] = table[src[n - 1]];
   return out;
 }
 
@@ -98,13 +117,25 @@ export function bf16ToFloat32(
 ): Float32Array {
   const outBits = float32Bits(out);
   const n = src.length;
-  for (let i = 0; i < n; i++) outBits[i] = src[i] << 16;
+  const words = pairedWords(src);
+  if (!words) {
+    for (let i = 0; i < n; i++) outBits[i] = src[i] << 16;
+    return out;
+  }
+  const pairs = words.length;
+  for (let i = 0, j = 0; i < pairs; i++, j += 2) {
+    const w = words[i];
+    outBits[j] = w << 16;
+    outBits[j + 1] = w & 0xffff0000;
+  }
+  if (n & 1) outBits[n - 1] = src[n - 1] << 16;
   return out;
 }
 
 /**
  * Decodes `src` (the raw elements of `dtype`) into `out`. Safe in place when `src` occupies the tail of
- * `out`'s bytes and the element size is at most 4: element i is read before the write that reaches it.
+ * `out`'s bytes and the element size is at most 4: every source word is read before a write reaches it
+ * (for 16-bit pairs: output bytes 8i..8i+7 end before source word i+1 at 2n+4i+4).
  */
 export function decodeIntoFloat32(dtype: DType, src: TypedArray, out: Float32Array): Float32Array {
   switch (dtype) {

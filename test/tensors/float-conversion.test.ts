@@ -145,3 +145,22 @@ describe('other dtypes', () => {
     );
   });
 });
+
+describe('decoding layouts', () => {
+  test('odd lengths and 16-bit arrays at a 2-byte (not 4-byte) offset decode the same as aligned ones', () => {
+    const patterns = Uint16Array.from([0x3f80, 0xc000, 0x7fc0, 0x0001, 0x3c00, 0x8000, 0x7bff]);
+    const wantBF16 = [...bf16ToFloat32(patterns)];
+    const wantF16 = [...f16ToFloat32(patterns)];
+    const shifted = new Uint16Array(patterns.length + 1);
+    shifted.set(patterns, 1);
+    const offsetView = shifted.subarray(1);
+    assert.equal(offsetView.byteOffset % 4, 2);
+    assert.deepEqual([...bf16ToFloat32(offsetView)].map(String), wantBF16.map(String));
+    assert.deepEqual([...f16ToFloat32(offsetView)].map(String), wantF16.map(String));
+    assert.deepEqual(
+      [...bf16ToFloat32(patterns.subarray(0, 3))].map(String),
+      wantBF16.slice(0, 3).map(String),
+    );
+    assert.deepEqual(wantBF16.slice(0, 2), [1, -2]);
+  });
+});

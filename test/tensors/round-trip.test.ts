@@ -9,6 +9,7 @@ import {
   DTYPE_BYTES,
   DTYPES,
   type DType,
+  decodeToFloat32,
   SafetensorsError,
   SafetensorsFile,
   SafetensorsWriter,
@@ -117,6 +118,29 @@ describe('round trip', () => {
       assert.deepEqual([...(await reader.readFloat32('bf16'))], [1, -2]);
       assert.deepEqual([...(await reader.readFloat32('f64'))], [Math.fround(Math.PI), -0]);
       assert.deepEqual([...(await reader.read('pad')).data], [9, 8, 7]);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  test('readFloat32 (widened in place) equals decodeToFloat32(read) for every narrow dtype, odd and even lengths', async () => {
+    const dtypes: DType[] = ['BF16', 'F16', 'I8', 'U8', 'I16', 'U16', 'BOOL', 'I32', 'U32', 'F32'];
+    const tensors = dtypes.flatMap((dtype, i) => [
+      { name: `${dtype}.even`, ...sampleTensor(dtype, [1000], 2 * i + 1) },
+      { name: `${dtype}.odd`, ...sampleTensor(dtype, [1001], 2 * i + 2) },
+    ]);
+    const file = path.join(scratch.dir, 'widen.safetensors');
+    await writeSafetensors(file, tensors);
+    const reader = await SafetensorsFile.open(file);
+    try {
+      for (const t of tensors) {
+        const widened = await reader.readFloat32(t.name);
+        const want = decodeToFloat32(await reader.read(t.name));
+        assert.ok(
+          Buffer.from(widened.buffer).equals(Buffer.from(want.buffer, want.byteOffset, want.byteLength)),
+          t.name,
+        );
+      }
     } finally {
       await reader.close();
     }
