@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { initBackend } from '../../src/model/backend.ts';
+import { tempDir } from '../helpers/redis.ts';
 
 export const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures', 'model');
 
@@ -30,4 +31,17 @@ export function assertClose(
     worst < 0,
     `element ${worst}: ${actual[worst]} vs ${expected[worst]} (rtol ${rtol}, atol ${atol})`,
   );
+}
+
+const scratch: Array<() => void> = [];
+
+/** A fresh temporary folder, removed by removeScratchDirs (call it in `after`). */
+export function scratchDir(): string {
+  const { dir, remove } = tempDir('lorafuse-model');
+  scratch.push(remove);
+  return dir;
+}
+
+export function removeScratchDirs(): void {
+  for (const remove of scratch.splice(0)) remove();
 }

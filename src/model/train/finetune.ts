@@ -1,0 +1,348 @@
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { evaluateModel } from '../evaluate-model.ts';
+import { ForwardContext } from '../forward-context.ts';
+import { batchInputs } from '../inference.ts';
+import type { HostTensor } from '../io/host-tensors.ts';
+import { writeSafetensorsFile } from '../io/host-tensors.ts';
+import { type LoadedModel, loadModel } from '../load-model.ts';
+import type { AdapterNaming } from '../lora/module-naming.ts';
+import { HF_CLASSES, peftLoraConfig } from '../lora/peft-config.ts';
+import { writeAdapter } from '../lora/peft-adapter.ts';
+import { crossEntropy } from '../nn/functional.ts';
+import { deriveSeed, seededUniform, shuffled } from '../random.ts';
+import { ADAMW_DEFAULTS, AdamW, clipByGlobalNorm } from './adamw.ts';
+import { resumeTrainingCheckpoint, saveTrainingCheckpoint, type TrainingProgress } from './checkpoints.ts';
+import { type Dataset, gatherRows, readDataset, splitValidation } from './dataset.ts';
+import { learningRateAt } from './schedule.ts';
+import {
+  createTrainableState,
+  DEFAULT_TARGETS,
+  type FinetuneMode,
+  selectTargets,
+  targetNamesFor,
+} from './trainable.ts';
+
+export interface FinetuneOptions {
+  modelDir: string;
+  /** A dataset file, or one already read. */
+  dataset: string | Dataset;
+  mode: FinetuneMode;
+  outDir: string;
+  rank?: number;
+  alpha?: number;
+  useRslora?: boolean;
+  targetModules?: string[];
+  steps?: number;
+  learningRate?: number;
+  batchSize?: number;
+  weightDecay?: number;
+  maxGradNorm?: number;
+  warmupSteps?: number;
+  seed?: number;
+  validationFraction?: number;
+  evalEvery?: number;
+  checkpointEvery?: number;
+  /** Where checkpoints go (default `<outDir>.checkpoints`); an interrupted run resumes from the latest. */
+  checkpointDir?: string;
+  /** Adapter key naming for ViT (transformers 5 by default). */
+  naming?: AdapterNaming;
+  /** Extra weight files for the model (a CLIP head). */
+  extraWeights?: string[];
+  /** Train the task head (modules_to_save) in LoRA modes; default true except for CLIP (zero-shot heads). */
+  trainHead?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (p: { step: number; steps: number; loss: number; learningRate: number }) => void;
+  /** Stop after this many steps of this call (tests simulate a crash), leaving checkpoints behind. */
+  stopAfter?: number;
+}
+
+export interface FinetuneResult {
+  kind: 'adapter' | 'model';
+  outDir: string;
+  files: string[];
+  mode: FinetuneMode;
+  steps: number;
+  lossCurve: Array<{ step: number; loss: number }>;
+  validation: Array<{ step: number; accuracy: number; loss: number }>;
+  resumedFromStep: number | null;
+  samplesPerSecond: number;
+  finished: boolean;
+}
+
+/** Fine-tunes a model folder on a dataset (LoRA, L-LoRA or full) and writes a PEFT adapter or a model folder. */
+export async function finetune(options: FinetuneOptions): Promise<FinetuneResult> {
+  const model = await loadModel(options.modelDir, { extraWeights: options.extraWeights });
+  try {
+    const dataset =
+      typeof options.dataset === 'string' ? await readDataset(options.dataset) : options.dataset;
+    return await runFinetune(model, dataset, options);
+  } finally {
+    model.dispose();
+  }
+}
+
+async function runFinetune(
+  model: LoadedModel,
+  dataset: Dataset,
+  options: FinetuneOptions,
+): Promise<FinetuneResult> {
+  const mode = options.mode;
+  const seed = options.seed ?? 0;
+  const steps = options.steps ?? 100;
+  const batchSize = options.batchSize ?? 32;
+  const rank = options.rank ?? 8;
+  const alpha = options.alpha ?? 2 * rank;
+  const useRslora = options.useRslora ?? false;
+  const learningRate = options.learningRate ?? (mode === 'full' ? 1e-4 : 1e-3);
+  const warmupSteps = options.warmupSteps ?? Math.floor(steps / 10);
+  const maxGradNorm = options.maxGradNorm ?? 1.0;
+  const evalEvery = options.evalEvery ?? Math.max(1, Math.floor(steps / 5));
+  const checkpointEvery = options.checkpointEvery ?? 0;
+  const checkpointDir = options.checkpointDir ?? `${options.outDir.replace(/\/+$/, '')}.checkpoints`;
+  const naming = options.naming ?? 'transformers5';
+  const modelType = model.config.model_type;
+  const trainHead = options.trainHead ?? modelType !== 'clip_vision_model';
+
+  const { train, validation } = splitValidation(dataset, options.validationFraction ?? 0.1, seed);
+  const targets =
+    mode === 'full' ? [] : selectTargets(model, options.targetModules ?? DEFAULT_TARGETS[modelType] ?? []);
+  const scale = useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
+  const state = createTrainableState(model, { mode, targets, rank, scale, seed, trainHead });
+  const optimizer = new AdamW(state.variables, {
+    ...ADAMW_DEFAULTS,
+    weightDecay: options.weightDecay ?? 0.01,
+  });
+  const ctx = new ForwardContext(model.params, state.lora, state.overrides);
+  const variableList = [...state.variables.values()];
+  const keyOf = new Map([...state.variables].map(([key, v]) => [v.name, key]));
+
+  const runKey = createHash('sha256')
+    .update(
+      JSON.stringify({
+        model: options.modelDir,
+        n: train.labels.length,
+        mode,
+        seed,
+        steps,
+        batchSize,
+        rank,
+        alpha,
+        targets,
+        learningRate,
+      }),
+    )
+    .digest('hex')
+    .slice(0, 16);
+  const resumed =
+    checkpointEvery > 0
+      ? await resumeTrainingCheckpoint(checkpointDir, state.variables, optimizer, runKey)
+      : null;
+  const resumedFromStep = resumed?.step ?? null;
+  const progress: TrainingProgress = resumed ?? { step: 0, lossCurve: [], validation: [], runKey };
+
+  const trainCount = train.labels.length;
+  const stepsPerEpoch = Math.max(1, Math.floor(trainCount / batchSize));
+  const epochOrder = new Map<number, number[]>();
+  const batchIndices = (step: number) => {
+    // The batch of a step depends only on (seed, step): a resumed run sees exactly the batches it would have.
+    const epoch = Math.floor(step / stepsPerEpoch);
+    if (!epochOrder.has(epoch)) {
+      epochOrder.clear();
+      epochOrder.set(epoch, shuffled(trainCount, seededUniform(deriveSeed(seed, `epoch-${epoch}`))));
+    }
+    const order = epochOrder.get(epoch)!;
+    const start = (step % stepsPerEpoch) * batchSize;
+    return order.slice(start, Math.min(trainCount, start + batchSize));
+  };
+
+  const started = performance.now();
+  let stepsThisCall = 0;
+  let samples = 0;
+  while (progress.step < steps) {
+    if (options.signal?.aborted) throw new Error('fine-tuning cancelled');
+    if (options.stopAfter !== undefined && stepsThisCall >= options.stopAfter) break;
+    const indices = batchIndices(progress.step);
+    const batch = new Map<string, HostTensor>();
+    for (const [name, t] of train.inputs) batch.set(name, gatherRows(t, indices));
+    const labels = Int32Array.from(indices, (i) => train.labels[i]);
+    const lr = learningRateAt(progress.step, learningRate, warmupSteps, steps);
+    const { value, grads } = tf.variableGrads(() => {
+      const { logits } = model.architecture.forward(ctx, batchInputs(batch, 0, indices.length), model.config);
+      if (!logits) throw new Error('the model produced no logits (a CLIP model needs a classifier head)');
+      return crossEntropy(logits, tf.tensor1d(labels, 'int32'));
+    }, variableList);
+    const named = new Map<string, tf.Tensor>();
+    for (const [variableName, g] of Object.entries(grads)) named.set(keyOf.get(variableName)!, g);
+    const clipped = clipByGlobalNorm(named, maxGradNorm);
+    optimizer.apply(clipped.grads, lr);
+    for (const g of clipped.grads.values()) g.dispose();
+    const loss = (await value.data())[0];
+    value.dispose();
+    progress.step += 1;
+    stepsThisCall += 1;
+    samples += indices.length;
+    progress.lossCurve.push({ step: progress.step, loss });
+    options.onProgress?.({ step: progress.step, steps, loss, learningRate: lr });
+    if (validation && (progress.step % evalEvery === 0 || progress.step === steps)) {
+      const result = await evaluateModel(model, ctx, validation, 128);
+      progress.validation.push({ step: progress.step, accuracy: result.accuracy, loss: result.loss });
+    }
+    if (checkpointEvery > 0 && progress.step % checkpointEvery === 0 && progress.step < steps) {
+      await saveTrainingCheckpoint(checkpointDir, state.variables, optimizer, progress);
+    }
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const finished = progress.step >= steps;
+  const training = {
+    steps,
+    batchSize,
+    learningRate,
+    warmupSteps,
+    weightDecay: optimizer.options.weightDecay,
+    maxGradNorm,
+    seed,
+    task: dataset.task,
+    trainExamples: trainCount,
+    validationExamples: validation?.labels.length ?? 0,
+    lossCurve: progress.lossCurve,
+    validation: progress.validation,
+  };
+  let files: string[] = [];
+  if (finished) {
+    files =
+      mode === 'full'
+        ? await writeFullModel(model, options, training)
+        : await writeTrainedAdapter(model, state, options, {
+            rank,
+            alpha,
+            useRslora,
+            naming,
+            seed,
+            targets,
+            training,
+          });
+    if (checkpointEvery > 0) await rm(checkpointDir, { recursive: true, force: true });
+  }
+  optimizer.dispose();
+  state.dispose();
+  return {
+    kind: mode === 'full' ? 'model' : 'adapter',
+    outDir: options.outDir,
+    files,
+    mode,
+    steps: progress.step,
+    lossCurve: progress.lossCurve,
+    validation: progress.validation,
+    resumedFromStep,
+    samplesPerSecond: seconds > 0 ? samples / seconds : 0,
+    finished,
+  };
+}
+
+async function writeTrainedAdapter(
+  model: LoadedModel,
+  state: ReturnType<typeof createTrainableState>,
+  options: FinetuneOptions,
+  info: {
+    rank: number;
+    alpha: number;
+    useRslora: boolean;
+    naming: AdapterNaming;
+    seed: number;
+    targets: string[];
+    training: Record<string, unknown>;
+  },
+): Promise<string[]> {
+  const host = async (t: tf.Tensor, shape: number[]): Promise<HostTensor> => {
+    const back = tf.transpose(t);
+    const data = (await back.data()) as Float32Array;
+    back.dispose();
+    return { dtype: 'F32', shape, data };
+  };
+  const factors = new Map<string, { a: HostTensor; b: HostTensor }>();
+  const init = new Map<string, { a: HostTensor; b: HostTensor }>();
+  for (const [module, lora] of state.lora) {
+    const [inFeatures, r] = lora.aT.shape;
+    const outFeatures = lora.bT.shape[1];
+    factors.set(module, {
+      a: await host(lora.aT, [r, inFeatures]),
+      b: await host(lora.bT, [outFeatures, r]),
+    });
+    if (lora.linearized) {
+      init.set(module, {
+        a: await host(lora.a0T!, [r, inFeatures]),
+        b: await host(lora.b0T!, [outFeatures, r]),
+      });
+    }
+  }
+  const saved = new Map<string, HostTensor>();
+  for (const [name, t] of state.overrides) {
+    const hfShape = model.params.transposed.get(name);
+    saved.set(
+      name,
+      hfShape
+        ? await host(t, hfShape)
+        : { dtype: 'F32', shape: t.shape, data: (await t.data()) as Float32Array },
+    );
+  }
+  const modelType = model.config.model_type;
+  const classes = HF_CLASSES[modelType];
+  const config = peftLoraConfig({
+    r: info.rank,
+    loraAlpha: info.alpha,
+    targetModules: targetNamesFor(model, info.targets, info.naming),
+    modulesToSave: state.heads.length > 0 ? state.heads : null,
+    useRslora: info.useRslora,
+    baseModelClass: classes?.baseModelClass ?? null,
+    parentLibrary: classes?.parentLibrary ?? null,
+    baseModelNameOrPath:
+      typeof model.config._name_or_path === 'string' && model.config._name_or_path
+        ? model.config._name_or_path
+        : null,
+  });
+  return writeAdapter(options.outDir, {
+    config,
+    modelType,
+    naming: info.naming,
+    factors,
+    saved,
+    init: state.mode === 'llora' ? init : undefined,
+    extras: {
+      format: 'lorafuse-adapter',
+      mode: state.mode === 'llora' ? 'llora' : 'lora',
+      seed: info.seed,
+      naming: info.naming,
+      lineage: {
+        baseModel: options.modelDir,
+        dataset: typeof options.dataset === 'string' ? options.dataset : null,
+      },
+      training: info.training,
+    },
+  });
+}
+
+async function writeFullModel(
+  model: LoadedModel,
+  options: FinetuneOptions,
+  training: Record<string, unknown>,
+): Promise<string[]> {
+  await mkdir(options.outDir, { recursive: true });
+  const entries: Array<[string, HostTensor]> = [];
+  for (const name of model.params.names().sort()) entries.push([name, await model.params.toHost(name)]);
+  await writeSafetensorsFile(path.join(options.outDir, 'model.safetensors'), entries, { format: 'pt' });
+  await copyFile(path.join(options.modelDir, 'config.json'), path.join(options.outDir, 'config.json'));
+  const extras = {
+    format: 'lorafuse-model',
+    mode: 'full',
+    lineage: {
+      baseModel: options.modelDir,
+      dataset: typeof options.dataset === 'string' ? options.dataset : null,
+    },
+    training,
+  };
+  await writeFile(path.join(options.outDir, 'lorafuse.json'), `${JSON.stringify(extras, null, 2)}\n`);
+  return ['config.json', 'model.safetensors', 'lorafuse.json'];
+}
