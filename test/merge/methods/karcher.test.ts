@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { test } from 'node:test';
 import { gaussian, seededStream } from '../../../src/merge/linalg/seeded-random.ts';
 import type { TensorInput } from '../../../src/merge/method.ts';
 import { karcher, karcherMean } from '../../../src/merge/methods/karcher.ts';
+import { goldenCaseDir, readGoldenTensors } from '../../helpers/golden.ts';
 
 function random(n: number, seed: number, scale = 1): Float32Array {
   const r = seededStream(seed);
@@ -112,4 +114,25 @@ test('karcher ignores per-model weights and averages the base like any input; ma
   assert.deepEqual(Array.from(a), Array.from(karcherMean(xs, 10, 1e-5).data));
   assert.equal(karcherMean(xs, 1, 1e-5).iterations, 1);
   assert.equal(karcher.baseModel, 'optional');
+});
+
+test('karcher on the golden inputs (m0..m2): 3 iterations entered for the matrices, 1 for the layernorm', async () => {
+  const dir = goldenCaseDir('mergekit_model_stock'); // the same m0..m2 copies every mergekit case gets
+  const models = await Promise.all(
+    [0, 1, 2].map((i) => readGoldenTensors(path.join(dir, `m${i}.safetensors`))),
+  );
+  const expected: Record<string, number> = {
+    'model.layers.0.self_attn.q_proj.weight': 3,
+    'model.layers.0.mlp.up_proj.weight': 3,
+    'model.layers.0.input_layernorm.weight': 1,
+    'lm_head.weight': 3,
+  };
+  for (const [name, iterations] of Object.entries(expected)) {
+    const result = karcherMean(
+      models.map((m) => m.get(name)!.data),
+      10,
+      1e-5,
+    );
+    assert.equal(result.iterations, iterations, name);
+  }
 });
