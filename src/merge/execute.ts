@@ -7,6 +7,7 @@ import { CheckpointWriter, encodeFromFloat32, type TypedArray, writeSafetensors 
 import { MergeCancelledError, MergePlanError } from './errors.ts';
 import { releaseScratch } from './kernels/scratch.ts';
 import type { TensorInput, TensorMergeMethod } from './method.ts';
+import { recipeOutputDtype } from './plan-common.ts';
 import type { MergePlan, PlannedTensor } from './plan-types.ts';
 import { randomForTensor } from './random.ts';
 import type { TensorRead, TensorSource } from './sources.ts';
@@ -219,4 +220,19 @@ export async function writeMergedCheckpoint(
 
 export function jsonFile(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+const TORCH_DTYPE: Record<string, string> = {
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  F64: 'float64',
+};
+
+/** config.json of the output model: the base's (or first model's), with torch_dtype following out_dtype. */
+export function outputModelConfig(plan: MergePlan): Record<string, unknown> | undefined {
+  const config = plan.output.config;
+  if (!config) return undefined;
+  const dtype = recipeOutputDtype(plan.recipe);
+  return dtype && 'torch_dtype' in config ? { ...config, torch_dtype: TORCH_DTYPE[dtype] } : config;
 }

@@ -327,6 +327,7 @@ function planDeltaSpace(
     modules.push({
       module: first.module,
       layouts,
+      sources: adapters.map((a) => a.source.weights as TensorSource),
       t,
       global,
       perModel,

@@ -3,7 +3,7 @@ import type { DType } from '../tensors/index.ts';
 import type { AdapterModule } from './lora/adapter.ts';
 import type { MergeMethod, ParameterValue, TensorMergeMethod } from './method.ts';
 import type { Recipe } from './recipe.ts';
-import type { TensorRead } from './sources.ts';
+import type { TensorRead, TensorSource } from './sources.ts';
 
 export interface PlannedInput {
   /** The reference as written in the recipe (or `expansion point` for an adapter merge's base). */
@@ -34,6 +34,8 @@ export interface PlannedModule {
   module: string;
   /** Each adapter's layout of this module, in input order. */
   layouts: AdapterModule[];
+  /** Each adapter's weights (lora_A/lora_B are read from here by the layouts' keys). */
+  sources: TensorSource[];
   t: number;
   global: Record<string, ParameterValue>;
   perModel: Array<Record<string, ParameterValue>>;
