@@ -29,6 +29,8 @@ const { values: flags } = parseArgs({
     density: { type: 'string', default: '0.2' },
     python: { type: 'string', default: process.env.PYTHON ?? 'python3' },
     'no-compare': { type: 'boolean', default: false },
+    /** cold: evict the input files from the page cache before every run (floor included); warm: leave them. */
+    cache: { type: 'string', default: process.env.BENCH_CACHE ?? 'cold' },
   },
 });
 
@@ -37,6 +39,8 @@ const reps = Math.max(1, Math.trunc(Number(flags.reps)));
 const methods = flags.methods.split(',').map((m) => m.trim());
 const weight = Number(flags.weight);
 const density = Number(flags.density);
+if (flags.cache !== 'cold' && flags.cache !== 'warm')
+  throw new Error(`--cache ${flags.cache}: use cold or warm`);
 if (!(params > 0)) throw new Error(`--params ${flags.params} is not a positive number`);
 for (const m of methods)
   if (!(METHODS as readonly string[]).includes(m)) throw new Error(`unknown method ${m}`);
@@ -48,6 +52,15 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.le
 function torchAvailable(): boolean {
   const probe = spawnSync(flags.python, ['-c', 'import torch, safetensors'], { stdio: 'ignore' });
   return probe.status === 0;
+}
+
+/** Drops the files' pages from the page cache (GNU dd's nocache advice), so the next read goes to disk. */
+function evictFromCache(files: string[]): void {
+  if (flags.cache !== 'cold') return;
+  for (const file of files) {
+    const result = spawnSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
+    if (result.status !== 0) throw new Error(`could not evict ${file} from the page cache: ${result.stderr}`);
+  }
 }
 
 async function safetensorsFiles(dir: string): Promise<string[]> {
@@ -82,7 +95,7 @@ async function main(): Promise<void> {
   const hasTorch = torchAvailable();
   log(
     `models: ${(models.parameters / 1e6).toFixed(1)}M parameters each (BF16), base + ${models.finetuned.length} fine-tunes, ` +
-      `${mb(inputBytes).toFixed(0)} MB of input per merge; weight ${weight}, density ${density}; ${reps} rep(s)`,
+      `${mb(inputBytes).toFixed(0)} MB of input per merge; weight ${weight}, density ${density}; ${reps} rep(s); ${flags.cache} page cache`,
   );
   if (!hasTorch) {
     log(
@@ -113,7 +126,8 @@ async function main(): Promise<void> {
       ]),
     );
   }
-  const floorSeconds = median(floorRuns.map((m) => Number(m.report?.seconds ?? m.wallSeconds)));
+  // wall time of a child process, like the merges it is compared with
+  const floorSeconds = median(floorRuns.map((m) => m.wallSeconds));
 
   const rows: Row[] = [];
   for (const method of methods) {
@@ -127,6 +141,7 @@ async function main(): Promise<void> {
       const outReference = path.join(workDir, `${method}-reference`);
       const runLorafuse = async () => {
         await rm(outLorafuse, { recursive: true, force: true });
+        evictFromCache(inputFiles);
         const m = await measure(
           process.execPath,
           ['--import', 'tsx', path.join(repoRoot, 'bench/merge/lorafuse-merge.ts'), recipePath, outLorafuse],
@@ -140,6 +155,7 @@ async function main(): Promise<void> {
       const runReference = async () => {
         if (!hasTorch) return;
         await rm(outReference, { recursive: true, force: true });
+        evictFromCache(inputFiles);
         const args = [
           path.join(repoRoot, 'bench/reference/merge_reference.py'),
           '--method',
