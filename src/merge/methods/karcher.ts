@@ -23,11 +23,12 @@ export function karcherMean(tensors: readonly Float32Array[], maxIter: number, t
   const weights = valid.map((i) => alphas[i] / alphaSum);
   const units = valid.map((i) => ({ x: tensors[i], scale: 1 / norms[i] }));
 
-  let u = new Float64Array(n);
+  // The iterate and the tangent are stored in float32 (as upstream); every sum is float64.
+  const u = new Float32Array(n);
   units.forEach(({ x, scale }, j) => {
     for (let i = 0; i < n; i++) u[i] += weights[j] * x[i] * scale;
   });
-  const uNorm = Math.hypot(...chunkNorms(u));
+  const uNorm = norm64(u);
   if (uNorm < tol) {
     const first = units[0];
     for (let i = 0; i < n; i++) u[i] = first.x[i] * first.scale;
@@ -36,7 +37,7 @@ export function karcherMean(tensors: readonly Float32Array[], maxIter: number, t
   }
 
   let iterations = 0;
-  const tangent = new Float64Array(n);
+  const tangent = new Float32Array(n);
   for (let iter = 0; iter < maxIter; iter++) {
     iterations++;
     tangent.fill(0);
@@ -49,19 +50,13 @@ export function karcherMean(tensors: readonly Float32Array[], maxIter: number, t
       const coef = (weights[j] * theta) / Math.sin(theta);
       for (let i = 0; i < n; i++) tangent[i] += coef * (x[i] * scale - dot * u[i]);
     });
-    const tNorm = Math.hypot(...chunkNorms(tangent));
+    const tNorm = norm64(tangent);
     if (tNorm < tol) break;
     const c = Math.cos(tNorm);
     const s = Math.sin(tNorm) / tNorm;
-    const next = new Float64Array(n);
-    let nextNorm = 0;
-    for (let i = 0; i < n; i++) {
-      next[i] = c * u[i] + s * tangent[i];
-      nextNorm += next[i] * next[i];
-    }
-    nextNorm = Math.sqrt(nextNorm);
-    if (nextNorm > tol) for (let i = 0; i < n; i++) next[i] /= nextNorm;
-    u = next;
+    for (let i = 0; i < n; i++) u[i] = c * u[i] + s * tangent[i];
+    const nextNorm = norm64(u);
+    if (nextNorm > tol) for (let i = 0; i < n; i++) u[i] /= nextNorm;
   }
   // The scale uses every input's alpha and norm, zero-norm inputs included (as upstream).
   const scale = alphas.reduce((acc, alpha, i) => acc + alpha * norms[i], 0);
@@ -70,16 +65,10 @@ export function karcherMean(tensors: readonly Float32Array[], maxIter: number, t
   return { data: out, iterations };
 }
 
-/** Norms of fixed-size chunks, so Math.hypot never sees millions of arguments. */
-function chunkNorms(values: Float64Array): number[] {
-  const parts: number[] = [];
-  for (let start = 0; start < values.length; start += 4096) {
-    let sum = 0;
-    const end = Math.min(values.length, start + 4096);
-    for (let i = start; i < end; i++) sum += values[i] * values[i];
-    parts.push(Math.sqrt(sum));
-  }
-  return parts.length === 0 ? [0] : parts;
+function norm64(values: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < values.length; i++) sum += values[i] * values[i];
+  return Math.sqrt(sum);
 }
 
 export const karcher: TensorMergeMethod = {

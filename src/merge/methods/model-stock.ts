@@ -23,8 +23,8 @@ export function modelStock(
   const layout = filterWise ? lastAxisLayout(shape, n) : flatLayout(n);
   const count = models.length;
   const offsets = models.map((x) => {
-    const d = new Float64Array(n);
-    for (let i = 0; i < n; i++) d[i] = Math.fround(x[i] - base[i]);
+    const d = new Float32Array(n); // float32 differences, as in torch
+    for (let i = 0; i < n; i++) d[i] = x[i] - base[i];
     return d;
   });
   const out = new Float32Array(n);

@@ -5,59 +5,71 @@ import type { ParameterValue, TensorMergeMethod } from '../method.ts';
 
 const isTrue = (value: ParameterValue | undefined) => value === true || value === 1 || value === 'true';
 
+/**
+ * multislerp of the task vectors vⱼ = xⱼ − base (or xⱼ without a base), evaluated from their Gram matrix
+ * so that no vector-sized scratch is needed: with uⱼ = vⱼ/(‖vⱼ‖+eps), the mean is m = Σ wⱼuⱼ, its
+ * direction m̂ = m/‖m‖, the tangent T = Σ wⱼ(uⱼ − (uⱼ·m̂)m̂), and the result
+ * (Σ wⱼ‖vⱼ‖)·(cos(‖T‖+eps)·m̂ + T·sin(‖T‖+eps)/(‖T‖+eps)).
+ */
 export function multislerpVectors(
-  vectors: readonly Float64Array[],
+  models: readonly Float32Array[],
+  base: Float32Array | undefined,
   weightsIn: readonly number[],
   normalizeWeights: boolean,
   eps: number,
-): Float64Array {
-  const n = vectors[0].length;
-  const count = vectors.length;
+): Float32Array {
+  const n = models[0].length;
+  const count = models.length;
   const weightSum = weightsIn.reduce((a, b) => a + b, 0);
   const weights = normalizeWeights ? weightsIn.map((w) => w / weightSum) : [...weightsIn];
-  const norms = vectors.map((v) => {
-    let sum = 0;
-    for (let i = 0; i < n; i++) sum += v[i] * v[i];
-    return Math.sqrt(sum);
-  });
+  // Task vectors are float32 differences (as in torch), recomputed on the fly instead of stored.
+  const tv = base
+    ? (j: number, i: number) => Math.fround(models[j][i] - base[i])
+    : (j: number, i: number) => models[j][i];
+  const gram = Array.from({ length: count }, () => new Float64Array(count));
+  const row = new Float64Array(count);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < count; j++) row[j] = tv(j, i);
+    for (let j = 0; j < count; j++) for (let k = j; k < count; k++) gram[j][k] += row[j] * row[k];
+  }
+  for (let j = 0; j < count; j++) for (let k = 0; k < j; k++) gram[j][k] = gram[k][j];
+  const norms = gram.map((g, j) => Math.sqrt(g[j]));
   const unitScale = norms.map((norm) => 1 / (norm + eps));
-  const mean = new Float64Array(n);
-  for (let j = 0; j < count; j++) {
-    const c = weights[j] * unitScale[j];
-    const v = vectors[j];
-    for (let i = 0; i < n; i++) mean[i] += c * v[i];
-  }
-  let meanNorm = 0;
-  for (let i = 0; i < n; i++) meanNorm += mean[i] * mean[i];
-  meanNorm = Math.sqrt(meanNorm);
+  // m = Σ cⱼvⱼ with cⱼ = wⱼ/(‖vⱼ‖+eps).
+  const c = weights.map((w, j) => w * unitScale[j]);
+  let meanNormSq = 0;
+  for (let j = 0; j < count; j++) for (let k = 0; k < count; k++) meanNormSq += c[j] * c[k] * gram[j][k];
+  const meanNorm = Math.sqrt(Math.max(0, meanNormSq));
+  const out = new Float32Array(n);
   if (meanNorm < eps) {
-    if (count === 2) {
-      const res = new Float64Array(n);
-      for (let i = 0; i < n; i++) res[i] = vectors[0][i] * weights[0] + vectors[1][i] * weights[1];
-      return res;
-    }
-    throw new RangeError('multislerp: the weighted sum of the unit vectors is zero (antipodal inputs)');
+    if (count !== 2)
+      throw new RangeError('multislerp: the weighted sum of the unit vectors is zero (antipodal inputs)');
+    for (let i = 0; i < n; i++) out[i] = tv(0, i) * weights[0] + tv(1, i) * weights[1] + (base ? base[i] : 0);
+    return out;
   }
-  for (let i = 0; i < n; i++) mean[i] /= meanNorm;
-  const dots = vectors.map((v, j) => {
-    let d = 0;
-    for (let i = 0; i < n; i++) d += v[i] * unitScale[j] * mean[i];
-    return d;
-  });
-  const tangent = new Float64Array(n);
-  for (let j = 0; j < count; j++) {
-    const v = vectors[j];
-    for (let i = 0; i < n; i++) tangent[i] += weights[j] * (v[i] * unitScale[j] - dots[j] * mean[i]);
+  // m̂ = Σ (cⱼ/‖m‖)vⱼ; uⱼ·m̂ = unitScaleⱼ·Σₖ (cₖ/‖m‖)·Gⱼₖ.
+  const mhat = c.map((cj) => cj / meanNorm);
+  const dots = gram.map((g, j) => unitScale[j] * g.reduce((acc, gjk, k) => acc + mhat[k] * gjk, 0));
+  // T = Σⱼ aⱼvⱼ with aⱼ = wⱼ·unitScaleⱼ − (Σₖ wₖ·dotsₖ)·m̂ⱼ.
+  const wDots = weights.reduce((acc, w, j) => acc + w * dots[j], 0);
+  const a = weights.map((w, j) => w * unitScale[j] - wDots * mhat[j]);
+  let tangentNormSq = 0;
+  for (let i = 0; i < n; i++) {
+    let t = 0;
+    for (let j = 0; j < count; j++) t += a[j] * tv(j, i);
+    tangentNormSq += t * t;
   }
-  let tangentNorm = 0;
-  for (let i = 0; i < n; i++) tangentNorm += tangent[i] * tangent[i];
-  tangentNorm = Math.sqrt(tangentNorm) + eps;
+  const tangentNorm = Math.sqrt(tangentNormSq) + eps;
   const avgNorm = norms.reduce((acc, norm, j) => acc + norm * weights[j], 0);
-  const c = Math.cos(tangentNorm);
-  const s = Math.sin(tangentNorm) / tangentNorm;
-  const result = new Float64Array(n);
-  for (let i = 0; i < n; i++) result[i] = (mean[i] * c + tangent[i] * s) * avgNorm;
-  return result;
+  const cosT = Math.cos(tangentNorm);
+  const sinT = Math.sin(tangentNorm) / tangentNorm;
+  const coef = mhat.map((mj, j) => avgNorm * (cosT * mj + sinT * a[j]));
+  for (let i = 0; i < n; i++) {
+    let r = 0;
+    for (let j = 0; j < count; j++) r += coef[j] * tv(j, i);
+    out[i] = base ? Math.fround(r) + base[i] : r;
+  }
+  return out;
 }
 
 export const multislerp: TensorMergeMethod = {
@@ -104,21 +116,12 @@ export const multislerp: TensorMergeMethod = {
       });
     }
     if (others.length === 1) return Float32Array.from(others[0].data);
-    const n = others[0].data.length;
-    const b = base?.data;
-    const vectors = others.map(({ data }) => {
-      const v = new Float64Array(n);
-      for (let i = 0; i < n; i++) v[i] = b ? Math.fround(data[i] - b[i]) : data[i];
-      return v;
-    });
-    const result = multislerpVectors(
-      vectors,
+    return multislerpVectors(
+      others.map((input) => input.data),
+      base?.data,
       others.map((input) => Number(input.params.weight)),
       isTrue(ctx.params.normalize_weights ?? true),
       Number(ctx.params.eps ?? 1e-8),
     );
-    const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) out[i] = b ? Math.fround(result[i]) + b[i] : result[i];
-    return out;
   },
 };

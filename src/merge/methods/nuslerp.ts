@@ -9,8 +9,8 @@ const isTrue = (value: ParameterValue | undefined) => value === true || value ==
 /** nuslerp(t, v0, v1) over each vector of `layout`: norms clamped to ≥ 1e-7, lerp where |sin θ| < 1e-8. */
 export function nuslerpVectors(
   t: number,
-  v0: Float64Array,
-  v1: Float64Array,
+  v0: Float32Array,
+  v1: Float32Array,
   layout: VectorLayout,
 ): Float32Array {
   const out = new Float32Array(v0.length);
@@ -33,6 +33,12 @@ export function nuslerpVectors(
     const s1 = colinear ? t : Math.sin(t * theta) / sinTheta;
     for (let i = 0, k = start; i < length; i++, k += stride) out[k] = s0 * v0[k] + s1 * v1[k];
   }
+  return out;
+}
+
+function taskVector(x: Float32Array, base: Float32Array): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = x[i] - base[i];
   return out;
 }
 
@@ -89,14 +95,10 @@ export const nuslerp: TensorMergeMethod = {
     const w1 = Number(others[1].params.weight);
     const t = Math.abs(w0 + w1) < 1e-6 ? 0.5 : w1 / (w0 + w1);
     const n = others[0].data.length;
-    const v0 = new Float64Array(n);
-    const v1 = new Float64Array(n);
     const b = base?.data;
-    for (let i = 0; i < n; i++) {
-      // Task vectors are float32 differences, as in torch.
-      v0[i] = b ? Math.fround(others[0].data[i] - b[i]) : others[0].data[i];
-      v1[i] = b ? Math.fround(others[1].data[i] - b[i]) : others[1].data[i];
-    }
+    // Task vectors are float32 differences, as in torch.
+    const v0 = b ? taskVector(others[0].data, b) : others[0].data;
+    const v1 = b ? taskVector(others[1].data, b) : others[1].data;
     const layout = isTrue(ctx.params.nuslerp_flatten ?? true)
       ? flatLayout(n)
       : isTrue(ctx.params.nuslerp_row_wise)

@@ -108,18 +108,18 @@ function factorwiseModule(
   const scaled = adapters.map((adapter, j) => weights[j] * adapter.scaling);
   const bWeights = scaled.map((ws) => Math.fround(Math.sqrt(Math.abs(ws))));
   const aWeights = scaled.map((ws, j) => (ws < 0 ? -bWeights[j] : bWeights[j]));
-  const combine = (tensors: Float64Array[], w: number[]) => {
+  const combine = (tensors: Float32Array[], w: number[]) => {
     if (type === 'linear') return weightedSum(tensors, w);
     const density = Number(params.density);
     if (type === 'magnitude_prune') return magnitudePruneMerge(tensors, w, density);
     return tiesMerge(tensors, w, density, signMethod(params));
   };
   const a = combine(
-    adapters.map((adapter) => Float64Array.from(adapter.a)),
+    adapters.map((adapter) => adapter.a),
     aWeights,
   );
   const b = combine(
-    adapters.map((adapter) => Float64Array.from(adapter.b)),
+    adapters.map((adapter) => adapter.b),
     bWeights,
   );
   return { a: Float32Array.from(a), b: Float32Array.from(b), rank };
@@ -184,8 +184,8 @@ function svdModule(
   return { ...factors, preSvdDelta: preSvd && Float32Array.from(preSvd), relativeError };
 }
 
-/** scaling·B·A as float32 values (PEFT's get_delta_weight), held in float64. */
-export function denseDelta(adapter: LoraModuleInput): Float64Array {
+/** scaling·B·A rounded to float32 (PEFT's get_delta_weight), summed in float64. */
+export function denseDelta(adapter: LoraModuleInput): Float32Array {
   const { outFeatures: out, inFeatures: inF, rank } = adapter;
   const delta = new Float64Array(out * inF);
   for (let o = 0; o < out; o++) {
@@ -195,8 +195,9 @@ export function denseDelta(adapter: LoraModuleInput): Float64Array {
       for (let i = 0; i < inF; i++) delta[o * inF + i] += bor * adapter.a[r * inF + i];
     }
   }
-  for (let i = 0; i < delta.length; i++) delta[i] = Math.fround(delta[i] * adapter.scaling);
-  return delta;
+  const rounded = new Float32Array(delta.length);
+  for (let i = 0; i < delta.length; i++) rounded[i] = delta[i] * adapter.scaling;
+  return rounded;
 }
 
 function denseProduct(b: DenseMatrix, a: DenseMatrix): Float64Array {

@@ -1,15 +1,8 @@
 // mergekit `sce` (sce_merge, sce_mask, sce_weight): Select the highest-variance positions across the task
 // vectors, Calculate per-model weights from their mean squares, Erase minority signs, then a weighted mean.
 import { MergePlanError } from '../errors.ts';
+import { markByMagnitude } from '../kernels/magnitude-select.ts';
 import type { TensorMergeMethod } from '../method.ts';
-
-/** Indices of the k largest values (ties by lower index first). */
-function topKIndices(values: Float64Array, k: number): Int32Array {
-  const order = new Int32Array(values.length);
-  for (let i = 0; i < order.length; i++) order[i] = i;
-  order.sort((a, b) => values[b] - values[a] || a - b);
-  return order.subarray(0, k);
-}
 
 export function sceMerge(
   base: Float32Array,
@@ -19,14 +12,15 @@ export function sceMerge(
   const n = base.length;
   const count = models.length;
   const tvs = models.map((x) => {
-    const d = new Float64Array(n);
-    for (let i = 0; i < n; i++) d[i] = Math.fround(x[i] - base[i]);
+    const d = new Float32Array(n); // float32 differences, as in torch
+    for (let i = 0; i < n; i++) d[i] = x[i] - base[i];
     return d;
   });
   if (selectTopk < 1) {
     const mask = new Uint8Array(n);
     if (selectTopk > 0) {
-      const variance = new Float64Array(n);
+      // Population variance across the models, stored as float32 like torch.var, then an exact top-k.
+      const variance = new Float32Array(n);
       let nonzero = 0;
       for (let i = 0; i < n; i++) {
         let mean = 0;
@@ -37,8 +31,7 @@ export function sceMerge(
         variance[i] = v / count;
         if (variance[i] !== 0) nonzero++;
       }
-      const k = Math.trunc(nonzero * selectTopk);
-      for (const i of topKIndices(variance, k)) mask[i] = 1;
+      markByMagnitude(variance, Math.trunc(nonzero * selectTopk), mask);
     }
     for (const d of tvs) for (let i = 0; i < n; i++) if (mask[i] === 0) d[i] = 0;
   }
