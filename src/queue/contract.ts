@@ -54,7 +54,21 @@ export interface JobView {
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** Present and true while a cancel was asked of an active job that has not stopped yet. */
+  cancelRequested?: boolean;
 }
+
+/** Stable kinds a failed job's `error.type` takes (processors may add more specific ones). */
+export const JOB_ERROR_TYPES = {
+  /** The recipe or its inputs are wrong: retrying cannot help. */
+  invalidInput: 'invalid_input',
+  /** An input artifact id does not exist (or has the wrong kind). */
+  artifactNotFound: 'artifact_not_found',
+  /** The worker died or lost its lock too many times. */
+  stalled: 'stalled',
+  /** Anything else (after the retries were spent). */
+  internal: 'internal',
+} as const;
 
 /** Message of the UnrecoverableError a processor throws when a user cancelled its job. */
 export const CANCELLED_REASON = 'cancelled by user';

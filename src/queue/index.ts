@@ -1,0 +1,14 @@
+// The queue layer's public face: the contract, the job service and the connection helpers.
+export * from './contract.ts';
+export { createApiRedis, createWorkerRedis } from './connections.ts';
+export {
+  hashBody,
+  IdempotencyKeyReuseError,
+  InvalidCursorError,
+  JobNotCancellableError,
+  JobNotFoundError,
+  JobService,
+  type SubmitOptions,
+} from './job-service.ts';
+export { FLAG_TTL_SECONDS, jobKeys } from './keys.ts';
+export { mapState, toJobView } from './job-view.ts';

@@ -1,0 +1,315 @@
+// The API's and the CLI's view of jobs: submits them (one BullMQ queue per job type, ids chosen by
+// us), reads them back as JobView, lists them newest first with a stable cursor, and cancels them.
+import { createHash, randomUUID } from 'node:crypto';
+import { Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  DEFAULT_JOB_OPTIONS,
+  type JobState,
+  type JobType,
+  type JobView,
+  type MergeJobPayload,
+  QUEUE_NAMES,
+} from './contract.ts';
+import { toJobView } from './job-view.ts';
+import { FLAG_TTL_SECONDS, jobKeys } from './keys.ts';
+
+export class JobNotCancellableError extends Error {
+  constructor(
+    readonly jobId: string,
+    readonly state: JobState,
+  ) {
+    super(`job ${jobId} is ${state} and can no longer be cancelled`);
+    this.name = 'JobNotCancellableError';
+  }
+}
+
+export class JobNotFoundError extends Error {
+  constructor(readonly jobId: string) {
+    super(`job ${jobId} does not exist`);
+    this.name = 'JobNotFoundError';
+  }
+}
+
+/** The Idempotency-Key was already used with a different body (HTTP 409). */
+export class IdempotencyKeyReuseError extends Error {
+  constructor(
+    readonly key: string,
+    readonly jobId: string,
+  ) {
+    super(`Idempotency-Key "${key}" was already used for job ${jobId} with a different request body`);
+    this.name = 'IdempotencyKeyReuseError';
+  }
+}
+
+export class InvalidCursorError extends Error {
+  constructor() {
+    super('cursor is not one this service returned');
+    this.name = 'InvalidCursorError';
+  }
+}
+
+/** sha256 of a JSON value with object keys sorted, so that key order does not change the hash. */
+export function hashBody(value: unknown): string {
+  const canonical = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(canonical);
+    if (v && typeof v === 'object') {
+      return Object.fromEntries(
+        Object.keys(v as Record<string, unknown>)
+          .sort()
+          .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+      );
+    }
+    return v;
+  };
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(value)))
+    .digest('hex');
+}
+
+export interface SubmitOptions {
+  idempotencyKey?: string;
+  /** Hash of the request as the client sent it; defaults to hashBody(payload). */
+  bodyHash?: string;
+}
+
+interface CancelledRecord {
+  view: JobView;
+}
+
+const JOB_TYPES = Object.keys(QUEUE_NAMES) as JobType[];
+const PENDING_STATES = ['waiting', 'prioritized', 'delayed', 'paused', 'waiting-children', 'active'] as const;
+
+function encodeCursor(sequence: number): string {
+  return Buffer.from(`s:${sequence}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  const match = /^s:(\d+)$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!match) throw new InvalidCursorError();
+  return Number(match[1]);
+}
+
+export class JobService {
+  readonly prefix: string;
+  private readonly redis: Redis;
+  private readonly queues: Record<JobType, Queue>;
+  private readonly keys: ReturnType<typeof jobKeys>;
+
+  constructor(options: { redis: Redis; prefix: string }) {
+    this.redis = options.redis;
+    this.prefix = options.prefix;
+    this.keys = jobKeys(options.prefix);
+    this.queues = Object.fromEntries(
+      JOB_TYPES.map((type) => [
+        type,
+        new Queue(QUEUE_NAMES[type], {
+          connection: options.redis,
+          prefix: options.prefix,
+          defaultJobOptions: DEFAULT_JOB_OPTIONS,
+        }),
+      ]),
+    ) as Record<JobType, Queue>;
+  }
+
+  queue(type: JobType): Queue {
+    return this.queues[type];
+  }
+
+  async enqueueMerge(payload: MergeJobPayload, options: SubmitOptions = {}): Promise<JobView> {
+    return (await this.submit('merge', payload, options)).job;
+  }
+
+  /**
+   * Submits a job; with an idempotency key, the same key and body return the first job
+   * (`created: false`), and the same key with another body throws IdempotencyKeyReuseError.
+   */
+  async submit(
+    type: JobType,
+    payload: MergeJobPayload | Record<string, unknown>,
+    options: SubmitOptions = {},
+  ): Promise<{ job: JobView; created: boolean }> {
+    const jobId = `job_${randomUUID()}`;
+    if (options.idempotencyKey !== undefined) {
+      const bodyHash = options.bodyHash ?? hashBody({ type, payload });
+      const key = this.keys.idempotency(options.idempotencyKey);
+      const claimed = await this.redis.set(
+        key,
+        JSON.stringify({ jobId, bodyHash }),
+        'EX',
+        FLAG_TTL_SECONDS,
+        'NX',
+      );
+      if (claimed !== 'OK') {
+        const previous = JSON.parse((await this.redis.get(key)) ?? '{}') as {
+          jobId?: string;
+          bodyHash?: string;
+        };
+        if (previous.bodyHash !== bodyHash || !previous.jobId) {
+          throw new IdempotencyKeyReuseError(options.idempotencyKey, previous.jobId ?? 'unknown');
+        }
+        const existing = await this.waitForJob(previous.jobId);
+        if (existing) return { job: existing, created: false };
+        // The first submission claimed the key but never got its job in: take the key over.
+        await this.redis.set(key, JSON.stringify({ jobId, bodyHash }), 'EX', FLAG_TTL_SECONDS);
+      }
+    }
+    return { job: await this.add(type, jobId, payload), created: true };
+  }
+
+  private async add(type: JobType, jobId: string, payload: object): Promise<JobView> {
+    const sequence = await this.redis.incr(this.keys.sequence);
+    await this.redis
+      .multi()
+      .hset(this.keys.types, jobId, type)
+      .zadd(this.keys.index, sequence, jobId)
+      .zadd(this.keys.typeIndex(type), sequence, jobId)
+      .exec();
+    try {
+      const job = await this.queues[type].add(type, payload, { jobId });
+      return toJobView(type, job, 'waiting', null, false);
+    } catch (err) {
+      await this.forget(type, jobId).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async forget(type: JobType, jobId: string): Promise<void> {
+    await this.redis
+      .multi()
+      .hdel(this.keys.types, jobId)
+      .zrem(this.keys.index, jobId)
+      .zrem(this.keys.typeIndex(type), jobId)
+      .exec();
+  }
+
+  /** A concurrent submission with the same key may still be adding its job: give it a moment. */
+  private async waitForJob(jobId: string): Promise<JobView | null> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const view = await this.get(jobId);
+      if (view) return view;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return null;
+  }
+
+  async get(id: string): Promise<JobView | null> {
+    const type = (await this.redis.hget(this.keys.types, id)) as JobType | null;
+    if (!type || !(type in QUEUE_NAMES)) return null;
+    return this.viewOf(type, id);
+  }
+
+  private async viewOf(type: JobType, id: string): Promise<JobView | null> {
+    const cancelled = await this.redis.get(this.keys.cancelled(id));
+    if (cancelled) return (JSON.parse(cancelled) as CancelledRecord).view;
+    const job = await Job.fromId(this.queues[type], id);
+    if (!job) return null;
+    const [state, recordedError, cancelFlag] = await Promise.all([
+      job.getState(),
+      this.redis.get(this.keys.error(id)),
+      this.redis.exists(this.keys.cancel(id)),
+    ]);
+    return toJobView(
+      type,
+      job,
+      state,
+      recordedError ? (JSON.parse(recordedError) as { type: string; message: string }) : null,
+      cancelFlag === 1,
+    );
+  }
+
+  /** Newest first. The cursor is the position after the last item, so new jobs never shift pages. */
+  async list(query: {
+    state?: JobState;
+    type?: JobType;
+    limit: number;
+    cursor?: string;
+  }): Promise<{ items: JobView[]; nextCursor: string | null }> {
+    const limit = Math.max(1, Math.min(query.limit, 1000));
+    const indexKey = query.type ? this.keys.typeIndex(query.type) : this.keys.index;
+    let below = query.cursor ? decodeCursor(query.cursor) : Number.POSITIVE_INFINITY;
+    const items: JobView[] = [];
+    const sequences: number[] = [];
+    const batch = Math.max(limit * 2, 50);
+    for (;;) {
+      const max = Number.isFinite(below) ? `(${below}` : '+inf';
+      const page = await this.redis.zrevrangebyscore(indexKey, max, '-inf', 'WITHSCORES', 'LIMIT', 0, batch);
+      if (page.length === 0) break;
+      for (let i = 0; i < page.length; i += 2) {
+        const id = page[i];
+        const sequence = Number(page[i + 1]);
+        below = sequence;
+        const view = await this.get(id);
+        if (!view || (query.state && view.state !== query.state)) continue;
+        items.push(view);
+        sequences.push(sequence);
+        if (items.length > limit) break;
+      }
+      if (items.length > limit || page.length < batch * 2) break;
+    }
+    if (items.length > limit) {
+      items.length = limit;
+      return { items, nextCursor: encodeCursor(sequences[limit - 1]) };
+    }
+    return { items, nextCursor: null };
+  }
+
+  /**
+   * A queued job is taken off its queue at once and kept as a `cancelled` record. An active job
+   * gets a flag its processor polls between tensors; it then fails with CANCELLED_REASON and
+   * reads as `cancelled`. The returned view of an active job has `cancelRequested: true`.
+   */
+  async cancel(id: string): Promise<JobView> {
+    const type = (await this.redis.hget(this.keys.types, id)) as JobType | null;
+    const view = type ? await this.viewOf(type, id) : null;
+    if (!type || !view) throw new JobNotFoundError(id);
+    if (view.state === 'completed' || view.state === 'failed' || view.state === 'cancelled') {
+      throw new JobNotCancellableError(id, view.state);
+    }
+    // The flag first: should the job turn active meanwhile, its processor sees it at start.
+    await this.redis.set(this.keys.cancel(id), '1', 'EX', FLAG_TTL_SECONDS);
+    const job = await Job.fromId(this.queues[type], id);
+    if (job && view.state === 'queued') {
+      try {
+        await job.remove();
+        const cancelled: JobView = {
+          ...view,
+          state: 'cancelled',
+          progress: view.progress,
+          finishedAt: new Date().toISOString(),
+        };
+        await this.redis.set(this.keys.cancelled(id), JSON.stringify({ view: cancelled }));
+        return cancelled;
+      } catch {
+        // Locked: a worker took it between our read and the removal; the flag stops it.
+      }
+    }
+    const after = await this.viewOf(type, id);
+    if (!after) throw new JobNotFoundError(id);
+    return after;
+  }
+
+  /** Ids of queued or active jobs whose payload.inputs holds the artifact (deletion must wait). */
+  async jobsUsingArtifact(artifactId: string): Promise<string[]> {
+    const ids: string[] = [];
+    const pageSize = 200;
+    for (const type of JOB_TYPES) {
+      for (const state of PENDING_STATES) {
+        for (let start = 0; ; start += pageSize) {
+          const jobs = await this.queues[type].getJobs([state], start, start + pageSize - 1, true);
+          for (const job of jobs) {
+            const inputs = (job?.data as { inputs?: unknown } | undefined)?.inputs;
+            if (job?.id && Array.isArray(inputs) && inputs.includes(artifactId)) ids.push(job.id);
+          }
+          if (jobs.length < pageSize) break;
+        }
+      }
+    }
+    return [...new Set(ids)];
+  }
+
+  /** Closes the queues; the Redis connection belongs to the caller. */
+  async close(): Promise<void> {
+    await Promise.all(Object.values(this.queues).map((queue) => queue.close()));
+  }
+}

@@ -1,0 +1,26 @@
+// Every Redis key the queue layer owns beside BullMQ's own, in one place so that producers and
+// workers agree on them. All live under the deployment's prefix.
+
+export function jobKeys(prefix: string) {
+  return {
+    /** Hash: job id -> job type (BullMQ keeps one queue per type; ids are ours and global). */
+    types: `${prefix}:jobs:type`,
+    /** Sorted set of every job id by submission sequence: the listing order and cursor. */
+    index: `${prefix}:jobs:index`,
+    /** Sorted set per type, same scores, for listings filtered by type. */
+    typeIndex: (type: string) => `${prefix}:jobs:index:${type}`,
+    /** Counter giving each submission a unique, increasing sequence number. */
+    sequence: `${prefix}:jobs:seq`,
+    /** String set while a user asked to cancel the job; the processor polls it between tensors. */
+    cancel: (jobId: string) => `${prefix}:cancel:${jobId}`,
+    /** JSON record of a job cancelled before it ran (its BullMQ job is removed). */
+    cancelled: (jobId: string) => `${prefix}:jobs:cancelled:${jobId}`,
+    /** JSON {type, message} a processor writes before failing, so the view can name the error kind. */
+    error: (jobId: string) => `${prefix}:jobs:error:${jobId}`,
+    /** JSON {jobId, bodyHash} for an Idempotency-Key. */
+    idempotency: (key: string) => `${prefix}:idempotency:${key}`,
+  };
+}
+
+/** How long cancel flags and idempotency keys live (a week: longer than any job). */
+export const FLAG_TTL_SECONDS = 7 * 24 * 3600;
