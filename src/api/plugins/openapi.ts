@@ -1,0 +1,37 @@
+// The OpenAPI document is generated from the route schemas (@fastify/swagger), served at
+// /openapi.json and browsable at /docs; scripts/generate-openapi.ts writes openapi.yaml from it.
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import fp from 'fastify-plugin';
+import { LORAFUSE_VERSION } from '../../store/index.ts';
+
+export default fp(
+  async (app) => {
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'lorafuse',
+          version: LORAFUSE_VERSION,
+          description:
+            'Fuses fine-tuned models and LoRA adapters into one multi-task model: upload artifacts, queue merges, read jobs. Errors are application/problem+json.',
+        },
+        tags: [
+          { name: 'models', description: 'Full checkpoints (Hugging Face layout, safetensors)' },
+          { name: 'adapters', description: 'LoRA adapters (PEFT layout)' },
+          { name: 'merges', description: 'Merge methods and merge requests' },
+          { name: 'jobs', description: 'Queued work and its results' },
+          { name: 'health', description: 'Liveness and readiness' },
+        ],
+      },
+      refResolver: {
+        // Shared schemas appear under components.schemas by their $id.
+        buildLocalReference: (json, _baseUri, _fragment, i) =>
+          typeof json.$id === 'string' ? json.$id : `def-${i}`,
+      },
+    });
+    await app.register(swaggerUi, { routePrefix: '/docs' });
+    app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  },
+  { name: 'lorafuse-openapi', fastify: '5.x' },
+);

@@ -1,0 +1,117 @@
+// The routes models and adapters share: list, get, delete (refused while a pending job reads the
+// artifact) and file download.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { type ArtifactRecord, type StoredArtifactKind, kindOfId } from '../../../store/index.ts';
+import { ApiProblem } from '../../errors.ts';
+import { PageQuery, problemResponses } from '../../schemas.ts';
+import { sendArtifactFile } from './download.ts';
+import { ArtifactPage, ArtifactParams, ArtifactRef, FileParams } from './schemas.ts';
+
+export interface ArtifactRoutesOptions {
+  kind: StoredArtifactKind;
+  /** e.g. `/v1/models` */
+  path: string;
+  tag: string;
+}
+
+export const artifactReadRoutes: FastifyPluginAsyncTypebox<ArtifactRoutesOptions> = async (
+  app,
+  { kind, path, tag },
+) => {
+  async function load(id: string): Promise<ArtifactRecord> {
+    const record = kindOfId(id) === kind ? await app.store.get(id) : null;
+    if (!record) throw new ApiProblem('artifact-not-found', `no ${kind} with id ${id}`, { id });
+    return record;
+  }
+
+  app.get(
+    path,
+    {
+      schema: {
+        tags: [tag],
+        summary: `List ${kind}s, newest first`,
+        querystring: PageQuery,
+        response: { 200: ArtifactPage, ...problemResponses(400) },
+      },
+    },
+    async (request) => app.store.list(kind, { limit: request.query.limit, cursor: request.query.cursor }),
+  );
+
+  app.get(
+    `${path}/:id`,
+    {
+      schema: {
+        tags: [tag],
+        summary: `Get one ${kind}`,
+        params: ArtifactParams,
+        response: { 200: ArtifactRef, ...problemResponses(404) },
+      },
+    },
+    async (request) => load(request.params.id),
+  );
+
+  app.delete(
+    `${path}/:id`,
+    {
+      schema: {
+        tags: [tag],
+        summary: `Delete a ${kind} and the files no other artifact uses`,
+        description: 'Refused with 409 while a queued or active job reads it.',
+        params: ArtifactParams,
+        response: { 204: { type: 'null', description: 'Deleted.' }, ...problemResponses(404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const record = await load(request.params.id);
+      const jobs = await app.jobs.jobsUsingArtifact(record.id);
+      if (jobs.length > 0) {
+        throw new ApiProblem('artifact-in-use', `${record.id} is an input of ${jobs.length} pending job(s)`, {
+          id: record.id,
+          jobs,
+        });
+      }
+      if (!(await app.store.delete(record.id))) {
+        throw new ApiProblem('artifact-not-found', `no ${kind} with id ${record.id}`, { id: record.id });
+      }
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    `${path}/:id/files/:name`,
+    {
+      schema: {
+        tags: [tag],
+        summary: `Download one file of a ${kind}`,
+        description:
+          'Streams the bytes with Content-Length and ETag (the sha256); honours If-None-Match (304) and a single Range (206, 416).',
+        params: FileParams,
+        headers: {
+          type: 'object',
+          properties: {
+            range: { type: 'string', description: 'bytes=start-end' },
+            'if-none-match': { type: 'string' },
+            'if-range': { type: 'string' },
+          },
+        },
+        response: {
+          200: { description: 'The file.', type: 'string', format: 'binary' },
+          206: { description: 'The requested range.', type: 'string', format: 'binary' },
+          304: { description: 'Not modified.', type: 'null' },
+          ...problemResponses(404, 416),
+        },
+      },
+    },
+    async (request, reply) => {
+      const record = await load(request.params.id);
+      const file = record.files.find((candidate) => candidate.name === request.params.name);
+      if (!file) {
+        throw new ApiProblem('file-not-found', `${record.id} has no file ${request.params.name}`, {
+          id: record.id,
+          file: request.params.name,
+        });
+      }
+      return sendArtifactFile(request, reply, file, app.store.blobs.pathOf(file.sha256));
+    },
+  );
+};

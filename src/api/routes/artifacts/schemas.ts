@@ -1,0 +1,69 @@
+// The artifact record as the API returns it, for models and adapters alike.
+import { Type } from 'typebox';
+
+export const ArtifactFile = Type.Object({
+  name: Type.String(),
+  size: Type.Integer({ minimum: 0 }),
+  sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+});
+
+export const Lineage = Type.Object(
+  {
+    parents: Type.Array(Type.Object({ kind: Type.String(), id: Type.String() })),
+    recipe: Type.Optional(Type.Object({}, { additionalProperties: true })),
+    jobId: Type.Optional(Type.String()),
+    lorafuseVersion: Type.String(),
+  },
+  { description: 'Where a result came from; null for uploads.' },
+);
+
+export const Artifact = Type.Object(
+  {
+    id: Type.String({ description: 'mdl_... for models, adp_... for adapters.' }),
+    kind: Type.Union([Type.Literal('model'), Type.Literal('adapter')]),
+    files: Type.Array(ArtifactFile),
+    tensorCount: Type.Integer(),
+    parameterCount: Type.Integer(),
+    dtypes: Type.Array(Type.String()),
+    createdAt: Type.String({ format: 'date-time' }),
+    lineage: Type.Union([Lineage, Type.Null()]),
+    rank: Type.Optional(Type.Integer({ description: 'Adapters: the LoRA rank r.' })),
+    targets: Type.Optional(Type.Array(Type.String(), { description: 'Adapters: the LoRA module names.' })),
+    baseModel: Type.Optional(
+      Type.Union([Type.String(), Type.Null()], {
+        description: 'Adapters: the model id it was checked against.',
+      }),
+    ),
+    config: Type.Optional(
+      Type.Object({}, { additionalProperties: true, description: 'Adapters: adapter_config.json.' }),
+    ),
+  },
+  { $id: 'Artifact' },
+);
+
+export const ArtifactRef = Type.Ref('Artifact');
+
+export const ArtifactPage = Type.Object({
+  items: Type.Array(ArtifactRef),
+  nextCursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const ArtifactParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
+
+export const FileParams = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 100 }),
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+});
+
+/** For documentation only: multipart bodies are read by the route, not validated by a schema. */
+export function multipartBody(description: string, parts: Record<string, string>) {
+  return Type.Object(
+    Object.fromEntries(
+      Object.entries(parts).map(([name, text]) => [
+        name,
+        Type.Optional(Type.String({ format: 'binary', description: text })),
+      ]),
+    ),
+    { description },
+  );
+}
