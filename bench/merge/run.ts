@@ -197,7 +197,8 @@ async function main(): Promise<void> {
 
   log('');
   log(
-    `I/O floor (read every input once): ${floorSeconds.toFixed(2)} s = ${(mb(inputBytes) / floorSeconds).toFixed(0)} MB/s`,
+    `I/O floor (a child process reading every input once, ${flags.cache} cache): ${floorSeconds.toFixed(2)} s = ` +
+      `${(mb(inputBytes) / floorSeconds).toFixed(0)} MB/s, peak RSS ${mb(Math.max(...floorRuns.map((m) => m.peakRssBytes))).toFixed(0)} MB`,
   );
   log('');
   const header = ['method', 'tool', 'wall s', 'in-process s', 'input MB/s', 'peak RSS MB', 'wall / floor'];

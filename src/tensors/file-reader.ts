@@ -10,6 +10,21 @@ import { MAX_HEADER_BYTES, parseHeaderJson, validateHeader } from './header.ts';
 
 /** One read() call moves at most this much (Node caps a single read near 2 GiB). */
 const MAX_READ_CHUNK = 1 << 30;
+/** The largest tensor read ahead; bigger ones are read only when asked for. */
+const MAX_READAHEAD_BYTES = 256 << 20;
+
+export interface OpenOptions {
+  /**
+   * When tensors are read in file order, start reading the next one in the background (on libuv's
+   * thread pool) so disk time overlaps the caller's compute. Default true; costs one tensor of memory.
+   */
+  readahead?: boolean;
+}
+
+interface Prefetch {
+  name: string;
+  bytes: Promise<Uint8Array>;
+}
 
 export class SafetensorsFile {
   readonly path: string;
@@ -20,6 +35,12 @@ export class SafetensorsFile {
   #handle: FileHandle | null;
   readonly #tensors: Map<string, TensorInfo>;
   readonly #dataStart: number;
+  /** Tensors in file (offset) order, and each name's position in it, for sequential readahead. */
+  readonly #byOffset: TensorInfo[];
+  readonly #position: Map<string, number>;
+  readonly #readahead: boolean;
+  #lastPosition = -1;
+  #prefetch: Prefetch | null = null;
 
   private constructor(
     path: string,
@@ -28,6 +49,7 @@ export class SafetensorsFile {
     fileSize: number,
     tensors: TensorInfo[],
     metadata: Record<string, string>,
+    readahead: boolean,
   ) {
     this.path = path;
     this.#handle = handle;
@@ -36,9 +58,12 @@ export class SafetensorsFile {
     this.#dataStart = 8 + headerLength;
     this.#tensors = new Map(tensors.map((t) => [t.name, t]));
     this.metadata = metadata;
+    this.#byOffset = [...tensors].sort((a, b) => a.dataOffsets[0] - b.dataOffsets[0]);
+    this.#position = new Map(this.#byOffset.map((t, i) => [t.name, i]));
+    this.#readahead = readahead;
   }
 
-  static async open(filePath: string): Promise<SafetensorsFile> {
+  static async open(filePath: string, options: OpenOptions = {}): Promise<SafetensorsFile> {
     const handle = await open(filePath, 'r');
     try {
       const { size } = await handle.stat();
@@ -69,7 +94,15 @@ export class SafetensorsFile {
       const headerBytes = await readExactly(handle, new Uint8Array(headerLength), 8, filePath);
       const json = parseHeaderJson(headerBytes, filePath);
       const { tensors, metadata } = validateHeader(json, size - 8 - headerLength, filePath);
-      return new SafetensorsFile(filePath, handle, headerLength, size, tensors, metadata);
+      return new SafetensorsFile(
+        filePath,
+        handle,
+        headerLength,
+        size,
+        tensors,
+        metadata,
+        options.readahead ?? true,
+      );
     } catch (error) {
       await handle.close();
       throw error;
@@ -94,9 +127,12 @@ export class SafetensorsFile {
   /** The tensor's raw little-endian bytes, in a fresh 8-aligned buffer. */
   async readBytes(name: string): Promise<Uint8Array> {
     const info = this.info(name);
+    if (this.#prefetch?.name === info.name) return this.#advance(info)!;
     // a fresh ArrayBuffer is aligned for any element type, whatever the offset in the file
     const bytes = new Uint8Array(info.byteLength);
-    await this.#readInto(info, bytes);
+    const reading = this.#readInto(info, bytes);
+    this.#advance(info);
+    await reading;
     return bytes;
   }
 
@@ -111,21 +147,55 @@ export class SafetensorsFile {
   async readFloat32(name: string): Promise<Float32Array> {
     const info = this.info(name);
     const size = DTYPE_BYTES[info.dtype];
-    if (size > 4 || !HOST_IS_LITTLE_ENDIAN)
-      return decodeIntoFloat32(info.dtype, (await this.read(name)).data, new Float32Array(info.numel));
+    if (size > 4 || !HOST_IS_LITTLE_ENDIAN || this.#prefetch?.name === info.name) {
+      const { data } = await this.read(name);
+      return info.dtype === 'F32'
+        ? (data as Float32Array)
+        : decodeIntoFloat32(info.dtype, data, new Float32Array(info.numel));
+    }
     // Narrow dtypes are read into the tail of the output and widened in place: no second buffer.
     const out = new Float32Array(info.numel);
     const tailOffset = (4 - size) * info.numel;
     const tail = new Uint8Array(out.buffer, tailOffset, info.byteLength);
-    await this.#readInto(info, tail);
+    const reading = this.#readInto(info, tail);
+    this.#advance(info);
+    await reading;
     if (info.dtype === 'F32') return out;
     return decodeIntoFloat32(info.dtype, viewBytesAs(tail, info.dtype), out);
   }
 
   async close(): Promise<void> {
+    const pending = this.#prefetch;
+    this.#prefetch = null;
+    await pending?.bytes.catch(() => undefined);
     const handle = this.#handle;
     this.#handle = null;
     await handle?.close();
+  }
+
+  /**
+   * Returns the read-ahead bytes when they are this tensor's (dropping stale ones), and keeps the
+   * sequence going: when this read follows the previous one in file order, the next tensor is read ahead.
+   * Call it after the caller's own read is issued, so that read goes first.
+   */
+  #advance(info: TensorInfo): Promise<Uint8Array> | null {
+    let taken: Promise<Uint8Array> | null = null;
+    if (this.#prefetch?.name === info.name) {
+      taken = this.#prefetch.bytes;
+      this.#prefetch = null;
+    }
+    const position = this.#position.get(info.name)!;
+    const sequential = position === this.#lastPosition + 1 || position === this.#lastPosition;
+    this.#lastPosition = position;
+    const next = this.#byOffset[position + 1];
+    if (this.#prefetch && this.#prefetch.name !== next?.name) this.#prefetch = null;
+    if (!this.#readahead || !sequential || !next || this.#prefetch || !this.#handle) return taken;
+    if (next.byteLength > MAX_READAHEAD_BYTES) return taken;
+    const bytes = new Uint8Array(next.byteLength);
+    const promise = this.#readInto(next, bytes).then(() => bytes);
+    promise.catch(() => undefined); // the error surfaces if and when that tensor is read
+    this.#prefetch = { name: next.name, bytes: promise };
+    return taken;
   }
 
   async #readInto(info: TensorInfo, target: Uint8Array): Promise<void> {

@@ -146,6 +146,36 @@ describe('round trip', () => {
     }
   });
 
+  test('readahead: in-order, out-of-order and repeated reads return the same data as without it', async () => {
+    const tensors = ['BF16', 'F32', 'F16', 'I64', 'BF16', 'U8'].map((dtype, i) => ({
+      name: `t${i}`,
+      ...sampleTensor(dtype as DType, [257 + i], i + 11),
+    }));
+    const file = path.join(scratch.dir, 'readahead.safetensors');
+    await writeSafetensors(file, tensors);
+    const plain = await SafetensorsFile.open(file, { readahead: false });
+    const ahead = await SafetensorsFile.open(file);
+    try {
+      const order = [0, 1, 2, 2, 3, 5, 4, 0, 1, 2, 3, 4, 5];
+      for (const i of order) {
+        const name = tensors[i].name;
+        const [a, b] = [await ahead.readFloat32(name), await plain.readFloat32(name)];
+        assert.ok(
+          Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer)),
+          `${name} readFloat32`,
+        );
+        assert.ok(sameBytes((await ahead.read(name)).data, tensors[i].data), `${name} read`);
+      }
+      // concurrent reads of consecutive tensors (as a planner reading several inputs at once does)
+      const all = await Promise.all(tensors.map((t) => ahead.read(t.name)));
+      for (const [i, t] of all.entries()) assert.ok(sameBytes(t.data, tensors[i].data), tensors[i].name);
+      await ahead.read('t0'); // leaves a read-ahead of t1 in flight for close()
+    } finally {
+      await ahead.close();
+      await plain.close();
+    }
+  });
+
   test('the reader reads one tensor at its offset, not the whole file', async () => {
     const file = path.join(scratch.dir, 'big.safetensors');
     const big = new Float32Array(1 << 20).fill(1);
