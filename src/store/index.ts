@@ -6,6 +6,7 @@ export { BlobStore } from './blob-store.ts';
 export type { HashedFile } from './blob-store.ts';
 export { ArtifactValidationError, UploadTooLargeError } from './errors.ts';
 export { loraModules } from './inspect-adapter.ts';
+export { readJsonObject } from './read-json.ts';
 export type { LoraModuleShape } from './inspect-adapter.ts';
 export { LORAFUSE_VERSION } from './version.ts';
 export type { ArtifactFile, ArtifactRecord, ArtifactSummary, Lineage, StoredArtifactKind } from './types.ts';

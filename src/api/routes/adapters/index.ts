@@ -1,12 +1,13 @@
 // POST /v1/adapters (multipart upload of a PEFT LoRA folder, optionally checked against a base
 // model already stored) and the shared read routes.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { kindOfId } from '../../../store/index.ts';
 import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
 import { documentationOnlyBody } from '../artifacts/multipart-route.ts';
 import { artifactReadRoutes } from '../artifacts/read-routes.ts';
-import { ArtifactRef, multipartBody } from '../artifacts/schemas.ts';
+import { multipartBody } from '../artifacts/schemas.ts';
 import { receiveUpload } from '../artifacts/upload.ts';
 import { checkPeftAdapter } from './peft-check.ts';
 
@@ -33,7 +34,10 @@ const adapterRoutes: FastifyPluginAsyncTypebox = async (app) => {
           'Validated before anything is stored; with base_model, a module missing in the base or of the wrong shape is a 422 naming it.',
         consumes: ['multipart/form-data'],
         body: AdapterUpload,
-        response: { 201: ArtifactRef, ...problemResponses(400, 413, 415, 422) },
+        response: {
+          201: Type.Ref('Artifact', { description: 'Stored.' }),
+          ...problemResponses(400, 413, 415, 422),
+        },
       },
     },
     async (request, reply) => {

@@ -1,11 +1,12 @@
 // The routes models and adapters share: list, get, delete (refused while a pending job reads the
 // artifact) and file download.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { type ArtifactRecord, type StoredArtifactKind, kindOfId } from '../../../store/index.ts';
 import { ApiProblem } from '../../errors.ts';
 import { PageQuery, problemResponses } from '../../schemas.ts';
 import { sendArtifactFile } from './download.ts';
-import { ArtifactPage, ArtifactParams, ArtifactRef, FileParams } from './schemas.ts';
+import { ArtifactPage, ArtifactParams, FileParams } from './schemas.ts';
 
 export interface ArtifactRoutesOptions {
   kind: StoredArtifactKind;
@@ -44,7 +45,7 @@ export const artifactReadRoutes: FastifyPluginAsyncTypebox<ArtifactRoutesOptions
         tags: [tag],
         summary: `Get one ${kind}`,
         params: ArtifactParams,
-        response: { 200: ArtifactRef, ...problemResponses(404) },
+        response: { 200: Type.Ref('Artifact', { description: 'The record.' }), ...problemResponses(404) },
       },
     },
     async (request) => load(request.params.id),

@@ -1,8 +1,9 @@
 // GET /v1/jobs, GET /v1/jobs/:id and DELETE /v1/jobs/:id (cancel).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
-import { JobListQuery, JobPage, JobParams, JobRef } from './schemas.ts';
+import { JobListQuery, JobPage, JobParams } from './schemas.ts';
 
 const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
@@ -25,7 +26,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['jobs'],
         summary: 'Get one job: state, progress, result, error, recipe and timings',
         params: JobParams,
-        response: { 200: JobRef, ...problemResponses(404) },
+        response: { 200: Type.Ref('Job', { description: 'The job.' }), ...problemResponses(404) },
       },
     },
     async (request) => {
@@ -47,7 +48,11 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         description:
           'A queued job is cancelled at once (200). A running job is asked to stop between tensors (202, cancelRequested: true).',
         params: JobParams,
-        response: { 200: JobRef, 202: JobRef, ...problemResponses(404, 409) },
+        response: {
+          200: Type.Ref('Job', { description: 'Cancelled (it was queued).' }),
+          202: Type.Ref('Job', { description: 'Asked to stop (it is running).' }),
+          ...problemResponses(404, 409),
+        },
       },
     },
     async (request, reply) => {

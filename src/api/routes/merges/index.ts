@@ -1,12 +1,12 @@
 // POST /v1/merges: a mergekit recipe naming artifact ids, validated whole, then queued.
 import { randomInt } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import type { FastifySchemaCompiler } from 'fastify';
 import { recipeJsonSchema } from '../../../merge/index.ts';
 import { hashBody } from '../../../queue/index.ts';
 import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
-import { JobRef } from '../jobs/schemas.ts';
 import { validateMerge } from './validate-merge.ts';
 
 /**
@@ -46,7 +46,13 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
             'idempotency-key': { type: 'string', minLength: 1, maxLength: MAX_IDEMPOTENCY_KEY },
           },
         },
-        response: { 200: JobRef, 202: JobRef, ...problemResponses(400, 409, 415, 422) },
+        response: {
+          200: Type.Ref('Job', {
+            description: 'The job an earlier request with this Idempotency-Key created.',
+          }),
+          202: Type.Ref('Job', { description: 'Queued.' }),
+          ...problemResponses(400, 409, 415, 422),
+        },
       },
     },
     async (request, reply) => {

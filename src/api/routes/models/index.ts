@@ -1,9 +1,10 @@
 // POST /v1/models (multipart upload of a Hugging Face model folder) and the shared read routes.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { problemResponses } from '../../schemas.ts';
 import { documentationOnlyBody } from '../artifacts/multipart-route.ts';
 import { artifactReadRoutes } from '../artifacts/read-routes.ts';
-import { ArtifactRef, multipartBody } from '../artifacts/schemas.ts';
+import { multipartBody } from '../artifacts/schemas.ts';
 import { receiveUpload } from '../artifacts/upload.ts';
 
 const ModelUpload = multipartBody('One file part per file, each named by its file name.', {
@@ -24,7 +25,10 @@ const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
           'Every safetensors header and the shard index are validated before anything is stored; identical files are stored once.',
         consumes: ['multipart/form-data'],
         body: ModelUpload,
-        response: { 201: ArtifactRef, ...problemResponses(400, 413, 415, 422) },
+        response: {
+          201: Type.Ref('Artifact', { description: 'Stored.' }),
+          ...problemResponses(400, 413, 415, 422),
+        },
       },
     },
     async (request, reply) => {
