@@ -1,0 +1,137 @@
+// Shared setup of the worker tests: a store over a temp data dir, golden inputs ingested as model
+// artifacts, synthetic models big enough to take a few seconds, and polling helpers.
+import { mkdirSync, readdirSync } from 'node:fs';
+import { copyFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import type { JobService, JobView } from '../../src/queue/index.ts';
+import { type ArtifactStore, LORAFUSE_VERSION } from '../../src/store/index.ts';
+import { Checkpoint, writeSafetensors } from '../../src/tensors/index.ts';
+
+export const GOLDEN_TASK_ARITHMETIC = path.resolve(
+  import.meta.dirname,
+  '../../../shared/golden/mergekit_task_arithmetic',
+);
+
+export async function ingestModelFile(store: ArtifactStore, scratch: string, file: string): Promise<string> {
+  const dir = path.join(scratch, `in-${path.basename(file, '.safetensors')}-${Date.now()}`);
+  mkdirSync(dir, { recursive: true });
+  await copyFile(file, path.join(dir, 'model.safetensors'));
+  const record = await store.ingestDirectory('model', dir, {
+    parents: [],
+    lorafuseVersion: LORAFUSE_VERSION,
+  });
+  return record.id;
+}
+
+/** The golden task_arithmetic case stored as artifacts, and its recipe naming them. */
+export async function goldenTaskArithmetic(store: ArtifactStore, scratch: string) {
+  const ids: Record<string, string> = {};
+  for (const name of ['base', 'm0', 'm1', 'm2']) {
+    ids[name] = await ingestModelFile(
+      store,
+      scratch,
+      path.join(GOLDEN_TASK_ARITHMETIC, `${name}.safetensors`),
+    );
+  }
+  const recipe = {
+    merge_method: 'task_arithmetic',
+    base_model: ids.base,
+    models: ['m0', 'm1', 'm2'].map((name) => ({ model: ids[name], parameters: { weight: 1.0 } })),
+    parameters: { lambda: 0.7 },
+    dtype: 'float32',
+  };
+  return { recipe, inputs: Object.values(ids), seed: 1 };
+}
+
+/** Models of `tensors` F32 tensors of `rows`x`cols`, deterministic values: a merge that takes a while. */
+export async function bigModels(
+  store: ArtifactStore,
+  scratch: string,
+  options: { models: number; tensors: number; rows: number; cols: number },
+) {
+  const ids: string[] = [];
+  for (let m = 0; m < options.models; m++) {
+    const file = path.join(scratch, `big-${m}.safetensors`);
+    const tensors = [];
+    for (let t = 0; t < options.tensors; t++) {
+      const data = new Float32Array(options.rows * options.cols);
+      for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.001 + m + t);
+      tensors.push({
+        name: `layers.${t}.weight`,
+        dtype: 'F32' as const,
+        shape: [options.rows, options.cols],
+        data,
+      });
+    }
+    await writeSafetensors(file, tensors);
+    ids.push(await ingestModelFile(store, scratch, file));
+  }
+  const recipe = {
+    merge_method: 'ties',
+    base_model: ids[0],
+    models: ids.slice(1).map((id) => ({ model: id, parameters: { weight: 0.5, density: 0.5 } })),
+    parameters: { lambda: 1.0 },
+    dtype: 'float32',
+  };
+  return { recipe, inputs: ids, seed: 3 };
+}
+
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | null | undefined | false>,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+export function waitForState(jobs: JobService, id: string, states: string[], timeoutMs?: number) {
+  return waitFor<JobView>(
+    `job ${id} to be ${states.join(' or ')}`,
+    async () => {
+      const view = await jobs.get(id);
+      return view && states.includes(view.state) ? view : null;
+    },
+    timeoutMs,
+  );
+}
+
+/** Largest |a-b| - (atol + rtol|b|) over every tensor: <= 0 means within tolerance. */
+export async function compareCheckpoints(
+  actual: Checkpoint,
+  expectedFile: string,
+  rtol: number,
+  atol: number,
+): Promise<{ names: string[]; worstExcess: number }> {
+  const expected = await Checkpoint.openFiles({ 'model.safetensors': expectedFile });
+  try {
+    let worstExcess = Number.NEGATIVE_INFINITY;
+    for (const name of expected.names()) {
+      const a = await actual.readFloat32(name);
+      const b = await expected.readFloat32(name);
+      if (a.length !== b.length) throw new Error(`${name}: ${a.length} values, expected ${b.length}`);
+      for (let i = 0; i < a.length; i++) {
+        worstExcess = Math.max(worstExcess, Math.abs(a[i] - b[i]) - (atol + rtol * Math.abs(b[i])));
+      }
+    }
+    return { names: expected.names().sort(), worstExcess };
+  } finally {
+    await expected.close();
+  }
+}
+
+export function leftoverWorkDirs(dataDir: string): string[] {
+  try {
+    return readdirSync(path.join(dataDir, 'tmp')).filter((name) => name.startsWith('job-'));
+  } catch {
+    return [];
+  }
+}
+
+export type { Redis };

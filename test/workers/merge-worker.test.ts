@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import type { Redis } from 'ioredis';
+import { createApiRedis, JobService, type MergeJobResult } from '../../src/queue/index.ts';
+import { ArtifactStore } from '../../src/store/index.ts';
+import { Checkpoint } from '../../src/tensors/index.ts';
+import { type MergeWorkerHandle, startMergeWorker } from '../../workers/merge-worker.ts';
+import { startTestRedis, type TestRedis, tempDir, uniquePrefix } from '../helpers/redis.ts';
+import {
+  bigModels,
+  compareCheckpoints,
+  GOLDEN_TASK_ARITHMETIC,
+  goldenTaskArithmetic,
+  leftoverWorkDirs,
+  waitFor,
+  waitForState,
+} from './fixtures.ts';
+
+const SETTINGS = { lockDurationMs: 30_000, stalledIntervalMs: 30_000, shutdownGraceMs: 10_000 };
+
+describe('merge worker (sandboxed processor, real Redis)', () => {
+  let server: TestRedis;
+  let redis: Redis;
+  let prefix: string;
+  let data: { dir: string; remove(): void };
+  let store: ArtifactStore;
+  let jobs: JobService;
+  let worker: MergeWorkerHandle | undefined;
+
+  before(async () => {
+    server = await startTestRedis();
+  });
+  after(async () => {
+    await server.stop();
+  });
+  beforeEach(async () => {
+    prefix = uniquePrefix('worker');
+    data = tempDir('lorafuse-worker');
+    redis = createApiRedis(server.url);
+    store = new ArtifactStore({ redis, dataDir: data.dir, prefix });
+    await store.init();
+    jobs = new JobService({ redis, prefix });
+    worker = undefined;
+  });
+  afterEach(async () => {
+    await worker?.close(10_000);
+    await jobs.close();
+    redis.disconnect();
+    data.remove();
+  });
+
+  function start(): MergeWorkerHandle {
+    worker = startMergeWorker({
+      redisUrl: server.url,
+      prefix,
+      dataDir: data.dir,
+      concurrency: 1,
+      settings: SETTINGS,
+    });
+    return worker;
+  }
+
+  it('merges the golden task_arithmetic case into an artifact equal to mergekit within 1e-5/1e-6', async () => {
+    const payload = await goldenTaskArithmetic(store, data.dir);
+    start();
+    const queued = await jobs.enqueueMerge(payload);
+    const done = await waitForState(jobs, queued.id, ['completed', 'failed'], 30_000);
+    assert.equal(done.state, 'completed', JSON.stringify(done.error));
+    const result = done.result as MergeJobResult;
+    assert.equal(result.artifact.kind, 'model');
+    assert.deepEqual(done.progress, { phase: 'done', tensorsDone: 4, tensorsTotal: 4 });
+    const record = await store.get(result.artifact.id);
+    assert.ok(record);
+    assert.equal(record.lineage?.jobId, queued.id);
+    assert.deepEqual(
+      record.lineage?.parents.map((parent) => parent.id),
+      payload.inputs,
+    );
+    assert.deepEqual(record.lineage?.recipe, payload.recipe);
+    const merged = await Checkpoint.openFiles(store.filePaths(record));
+    try {
+      const { names, worstExcess } = await compareCheckpoints(
+        merged,
+        path.join(GOLDEN_TASK_ARITHMETIC, 'expected.safetensors'),
+        1e-5,
+        1e-6,
+      );
+      assert.equal(names.length, 4);
+      assert.ok(worstExcess <= 0, `outside tolerance by ${worstExcess}`);
+    } finally {
+      await merged.close();
+    }
+    assert.deepEqual(leftoverWorkDirs(data.dir), []);
+  });
+
+  it('fails a job naming a missing artifact at once, with its error kind, and stores nothing', async () => {
+    const payload = await goldenTaskArithmetic(store, data.dir);
+    const missing = 'mdl_01jzzzzzzzzzzzzzzzzzzzzzzz';
+    payload.recipe.models[0].model = missing;
+    start();
+    const before = await store.count('model');
+    const queued = await jobs.enqueueMerge(payload);
+    const failed = await waitForState(jobs, queued.id, ['completed', 'failed'], 30_000);
+    assert.equal(failed.state, 'failed');
+    assert.equal(failed.error?.type, 'artifact_not_found', failed.error?.message);
+    assert.match(failed.error?.message ?? '', new RegExp(missing));
+    assert.equal(failed.attempts, 1, 'bad input is not retried');
+    assert.equal(await store.count('model'), before);
+    assert.deepEqual(leftoverWorkDirs(data.dir), []);
+  });
+
+  it('fails a recipe with an unknown method as invalid input', async () => {
+    const payload = await goldenTaskArithmetic(store, data.dir);
+    (payload.recipe as Record<string, unknown>).merge_method = 'no_such_method';
+    start();
+    const queued = await jobs.enqueueMerge(payload);
+    const failed = await waitForState(jobs, queued.id, ['completed', 'failed'], 30_000);
+    assert.equal(failed.state, 'failed');
+    assert.equal(failed.error?.type, 'invalid_input');
+    assert.equal(failed.attempts, 1);
+  });
+
+  it('cancels a running merge between tensors: cancelled, no artifact, no work folder', async () => {
+    const payload = await bigModels(store, data.dir, { models: 4, tensors: 24, rows: 512, cols: 1024 });
+    const before = await store.count('model');
+    start();
+    const queued = await jobs.enqueueMerge(payload);
+    await waitFor('merging progress', async () => {
+      const view = await jobs.get(queued.id);
+      return view?.state === 'active' && (view.progress?.tensorsDone as number) > 0;
+    });
+    const requested = await jobs.cancel(queued.id);
+    assert.ok(requested.state === 'active' || requested.state === 'cancelled');
+    const cancelled = await waitForState(jobs, queued.id, ['cancelled', 'completed', 'failed'], 20_000);
+    assert.equal(cancelled.state, 'cancelled');
+    const progress = cancelled.progress as { tensorsDone: number; tensorsTotal: number };
+    assert.ok(progress.tensorsDone < progress.tensorsTotal, 'stopped before the end');
+    assert.equal(await store.count('model'), before, 'no artifact was made');
+    await waitFor('the work folder to go', async () => leftoverWorkDirs(data.dir).length === 0);
+  });
+
+  it('closes gracefully: the active job finishes before close resolves', async () => {
+    const payload = await bigModels(store, data.dir, { models: 3, tensors: 8, rows: 256, cols: 512 });
+    const handle = start();
+    const queued = await jobs.enqueueMerge(payload);
+    await waitForState(jobs, queued.id, ['active']);
+    assert.equal(await handle.close(20_000), true);
+    const view = await jobs.get(queued.id);
+    assert.equal(view?.state, 'completed');
+    assert.deepEqual(leftoverWorkDirs(data.dir), []);
+  });
+});
