@@ -39,31 +39,89 @@ export function matmul(a: DenseMatrix, b: DenseMatrix): DenseMatrix {
   if (a.cols !== b.rows) throw new RangeError(`matmul: ${a.rows}x${a.cols} by ${b.rows}x${b.cols}`);
   const out = zeros(a.rows, b.cols);
   const n = b.cols;
+  const ad = a.data;
+  const bd = b.data;
+  const od = out.data;
   for (let i = 0; i < a.rows; i++) {
     const outRow = i * n;
     for (let k = 0; k < a.cols; k++) {
-      const aik = a.data[i * a.cols + k];
+      const aik = ad[i * a.cols + k];
       if (aik === 0) continue;
       const bRow = k * n;
-      for (let j = 0; j < n; j++) out.data[outRow + j] += aik * b.data[bRow + j];
+      for (let j = 0; j < n; j++) od[outRow + j] += aik * bd[bRow + j];
     }
   }
   return out;
 }
 
-/** aᵀ·b without forming aᵀ. */
+/**
+ * aᵀ·b without forming aᵀ. The inner loop walks rows of b (long when b is the big matrix), four rows
+ * of b at a time so each output row is read and written a quarter as often.
+ */
 export function matmulTransposeA(a: DenseMatrix, b: DenseMatrix): DenseMatrix {
   if (a.rows !== b.rows)
     throw new RangeError(`matmulTransposeA: ${a.rows}x${a.cols}ᵀ by ${b.rows}x${b.cols}`);
   const out = zeros(a.cols, b.cols);
   const n = b.cols;
-  for (let k = 0; k < a.rows; k++) {
-    const bRow = k * n;
-    for (let i = 0; i < a.cols; i++) {
-      const aki = a.data[k * a.cols + i];
-      if (aki === 0) continue;
+  const ac = a.cols;
+  const ad = a.data;
+  const bd = b.data;
+  const od = out.data;
+  let k = 0;
+  for (; k + 3 < a.rows; k += 4) {
+    const r0 = k * n;
+    const r1 = r0 + n;
+    const r2 = r1 + n;
+    const r3 = r2 + n;
+    for (let i = 0; i < ac; i++) {
+      const a0 = ad[k * ac + i];
+      const a1 = ad[(k + 1) * ac + i];
+      const a2 = ad[(k + 2) * ac + i];
+      const a3 = ad[(k + 3) * ac + i];
       const outRow = i * n;
-      for (let j = 0; j < n; j++) out.data[outRow + j] += aki * b.data[bRow + j];
+      for (let j = 0; j < n; j++) {
+        od[outRow + j] += a0 * bd[r0 + j] + a1 * bd[r1 + j] + a2 * bd[r2 + j] + a3 * bd[r3 + j];
+      }
+    }
+  }
+  for (; k < a.rows; k++) {
+    const bRow = k * n;
+    for (let i = 0; i < ac; i++) {
+      const aki = ad[k * ac + i];
+      const outRow = i * n;
+      for (let j = 0; j < n; j++) od[outRow + j] += aki * bd[bRow + j];
+    }
+  }
+  return out;
+}
+
+/** a·bᵀ without forming bᵀ: every entry is a dot product of two contiguous rows (four partial sums). */
+export function matmulTransposeB(a: DenseMatrix, b: DenseMatrix): DenseMatrix {
+  if (a.cols !== b.cols)
+    throw new RangeError(`matmulTransposeB: ${a.rows}x${a.cols} by ${b.rows}x${b.cols}ᵀ`);
+  const out = zeros(a.rows, b.rows);
+  const k = a.cols;
+  const k4 = k - (k % 4);
+  const ad = a.data;
+  const bd = b.data;
+  const od = out.data;
+  for (let i = 0; i < a.rows; i++) {
+    const aRow = i * k;
+    for (let j = 0; j < b.rows; j++) {
+      const bRow = j * k;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      let t = 0;
+      for (; t < k4; t += 4) {
+        s0 += ad[aRow + t] * bd[bRow + t];
+        s1 += ad[aRow + t + 1] * bd[bRow + t + 1];
+        s2 += ad[aRow + t + 2] * bd[bRow + t + 2];
+        s3 += ad[aRow + t + 3] * bd[bRow + t + 3];
+      }
+      for (; t < k; t++) s0 += ad[aRow + t] * bd[bRow + t];
+      od[i * b.rows + j] = s0 + s1 + s2 + s3;
     }
   }
   return out;

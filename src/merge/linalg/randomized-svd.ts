@@ -2,7 +2,15 @@
 // (Halko, Martinsson & Tropp 2011), then an exact SVD of the small projected matrix. Small matrices,
 // or ranks close to full, go straight to the exact SVD.
 import type { RandomStream } from '../method.ts';
-import { type DenseMatrix, frobeniusNorm, matmul, matmulTransposeA, transpose, zeros } from './dense.ts';
+import {
+  type DenseMatrix,
+  frobeniusNorm,
+  matmul,
+  matmulTransposeA,
+  matmulTransposeB,
+  transpose,
+  zeros,
+} from './dense.ts';
 import { denseSvd, type SvdResult } from './jacobi-svd.ts';
 import { truncateSvd } from './low-rank-svd.ts';
 import { householderQr } from './qr.ts';
@@ -14,7 +22,7 @@ export interface TruncatedSvdOptions {
   oversample?: number;
   /** Power iterations, each re-orthonormalised (default 4). */
   powerIterations?: number;
-  /** At or below this smaller dimension the exact SVD is used (default 256). */
+  /** At or below this smaller dimension the exact SVD is used (default 128). */
   exactBelow?: number;
 }
 
@@ -29,7 +37,7 @@ export function truncatedSvd(m: DenseMatrix, rank: number, options: TruncatedSvd
   const sketch = Math.min(small, rank + (options.oversample ?? 10));
   let svd: SvdResult;
   let exact = false;
-  if (small <= (options.exactBelow ?? 256) || sketch >= small) {
+  if (small <= (options.exactBelow ?? 128) || sketch >= small) {
     svd = truncateSvd(denseSvd(m), rank);
     exact = true;
   } else {
@@ -38,18 +46,20 @@ export function truncatedSvd(m: DenseMatrix, rank: number, options: TruncatedSvd
   return { ...svd, relativeError: relativeResidual(m, svd), exact };
 }
 
+// Products with the big matrix keep their inner loops on its contiguous rows: M·Ω as dot products with
+// the rows of Ωᵀ, and Mᵀ·Q as (Qᵀ·M)ᵀ.
 function rangeFinderSvd(
   m: DenseMatrix,
   sketch: number,
   powerIterations: number,
   random: RandomStream,
 ): SvdResult {
-  const omega = zeros(m.cols, sketch);
-  for (let i = 0; i < omega.data.length; i++) omega.data[i] = gaussian(random);
-  let q = householderQr(matmul(m, omega)).q;
+  const omegaT = zeros(sketch, m.cols);
+  for (let i = 0; i < omegaT.data.length; i++) omegaT.data[i] = gaussian(random);
+  let q = householderQr(matmulTransposeB(m, omegaT)).q; // out×l
   for (let it = 0; it < powerIterations; it++) {
-    const z = householderQr(matmulTransposeA(m, q)).q; // in×l
-    q = householderQr(matmul(m, z)).q; // out×l
+    const z = householderQr(transpose(matmulTransposeA(q, m))).q; // in×l
+    q = householderQr(matmulTransposeB(m, transpose(z))).q; // out×l
   }
   const projected = matmulTransposeA(q, m); // l×in
   const svd = denseSvd(projected);
