@@ -78,6 +78,10 @@ function makeReader(numel: number) {
 }
 
 function countNonFinite(data: Float32Array): number {
+  // A finite sum means every value is finite (NaN and ±Inf propagate); count only otherwise.
+  let sum = 0;
+  for (let i = 0; i < data.length; i++) sum += data[i];
+  if (Number.isFinite(sum)) return 0;
   let count = 0;
   for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) count++;
   return count;

@@ -152,7 +152,11 @@ function sparsifyTaskVector(
   }
 }
 
-/** GTATask.execute over one tensor. Float32 arithmetic in torch's order (each product and sum rounded). */
+/**
+ * GTATask.execute over one tensor, in float32 with torch's order of operations (each product and sum
+ * rounded). One fused pass per element after sparsification; task vectors are materialised only
+ * when a sparsifier needs a whole one.
+ */
 export function mergeGeneralizedTaskArithmetic(config: GtaConfig, ctx: TensorMergeContext): Float32Array {
   const baseInput = ctx.inputs.find((input) => input.isBase);
   if (!baseInput) throw new Error(`${config.name} needs a base model`);
@@ -160,65 +164,72 @@ export function mergeGeneralizedTaskArithmetic(config: GtaConfig, ctx: TensorMer
   const n = base.length;
   const models = ctx.inputs.map((input, index) => ({ input, index })).filter(({ input }) => !input.isBase);
   if (models.length === 0) return base.slice();
+  const count = models.length;
+  const weights = Float32Array.from(models, ({ input }) => Number(input.params.weight));
 
-  const deltas: Float32Array[] = [];
-  const weights = new Float32Array(models.length);
-  models.forEach(({ input, index }, m) => {
+  // With a sparsifier the sources are the sparsified task vectors; without one, the inputs themselves.
+  const sparsified = config.sparsification !== undefined;
+  const sources: Float32Array[] = models.map(({ input, index }, m) => {
+    if (!sparsified) return input.data;
     const delta = scratchFloat32(m, n);
     const x = input.data;
     for (let i = 0; i < n; i++) delta[i] = x[i] - base[i];
     sparsifyTaskVector(config, ctx, delta, input.params, index);
-    deltas.push(delta);
-    weights[m] = Number(input.params.weight);
+    return delta;
   });
 
-  const mixed = new Float32Array(n);
-  const count = models.length;
+  const normalize = isTrue(ctx.params.normalize);
+  const lambda = Number(ctx.params.lambda ?? 1);
+  const applyLambda = lambda !== 1; // mergekit skips the multiply when λ == 1
+  const lambda32 = Math.fround(lambda);
+  const out = new Float32Array(n);
+  const weighted = new Float32Array(count);
+
   if (config.consensus) {
-    const divisor = scratchFloat32(count, n);
     const bySum = config.consensus === 'sum';
     for (let i = 0; i < n; i++) {
-      // Majority sign of the weighted deltas (sum), or of their signs (count); ties go to +1.
+      const b = base[i];
+      // Majority sign of the weighted deltas (sum) or of their signs (count); ties go to +1.
       let vote = 0;
       for (let m = 0; m < count; m++) {
-        const wd = Math.fround(weights[m] * deltas[m][i]);
+        const d = sparsified ? sources[m][i] : Math.fround(sources[m][i] - b);
+        const wd = Math.fround(weights[m] * d);
+        weighted[m] = wd;
         vote = bySum ? Math.fround(vote + wd) : vote + Math.sign(wd);
       }
       const majority = vote >= 0 ? 1 : -1;
-      let sum = 0;
-      let weightSum = 0;
+      let mixed = 0;
+      let divisor = 0;
       for (let m = 0; m < count; m++) {
-        const wd = Math.fround(weights[m] * deltas[m][i]);
+        const wd = weighted[m];
         // Zeros (pruned entries) have sign 0 and never match the majority.
         if (Math.sign(wd) === majority) {
-          sum = Math.fround(sum + wd);
-          weightSum = Math.fround(weightSum + weights[m]);
+          mixed = Math.fround(mixed + wd);
+          divisor = Math.fround(divisor + weights[m]);
         }
       }
-      mixed[i] = sum;
-      divisor[i] = weightSum === 0 ? 1 : weightSum;
+      if (normalize) mixed = Math.fround(mixed / (divisor === 0 ? 1 : divisor));
+      if (applyLambda) mixed = Math.fround(mixed * lambda32);
+      out[i] = b + mixed;
     }
-    if (isTrue(ctx.params.normalize)) for (let i = 0; i < n; i++) mixed[i] = mixed[i] / divisor[i];
-  } else {
+    return out;
+  }
+
+  let weightSum = 0;
+  for (let m = 0; m < count; m++) weightSum = Math.fround(weightSum + weights[m]);
+  const divisor = Math.abs(weightSum) < 1e-8 ? 1 : weightSum;
+  for (let i = 0; i < n; i++) {
+    const b = base[i];
+    let mixed = 0;
     for (let m = 0; m < count; m++) {
-      const w = weights[m];
-      const delta = deltas[m];
-      for (let i = 0; i < n; i++) mixed[i] = mixed[i] + Math.fround(w * delta[i]);
+      const d = sparsified ? sources[m][i] : Math.fround(sources[m][i] - b);
+      mixed = Math.fround(mixed + Math.fround(weights[m] * d));
     }
-    if (isTrue(ctx.params.normalize)) {
-      let weightSum = 0;
-      for (let m = 0; m < count; m++) weightSum = Math.fround(weightSum + weights[m]);
-      const divisor = Math.abs(weightSum) < 1e-8 ? 1 : weightSum;
-      for (let i = 0; i < n; i++) mixed[i] = mixed[i] / divisor;
-    }
+    if (normalize) mixed = Math.fround(mixed / divisor);
+    if (applyLambda) mixed = Math.fround(mixed * lambda32);
+    out[i] = b + mixed;
   }
-  const lambda = Number(ctx.params.lambda ?? 1);
-  if (lambda !== 1) {
-    const scale = Math.fround(lambda);
-    for (let i = 0; i < n; i++) mixed[i] = mixed[i] * scale;
-  }
-  for (let i = 0; i < n; i++) mixed[i] = base[i] + mixed[i];
-  return mixed;
+  return out;
 }
 
 /** A TensorMergeMethod for one GTA configuration. */

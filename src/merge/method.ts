@@ -36,6 +36,8 @@ export interface TensorInput {
 /** A deterministic random stream (uniform in [0, 1)); the same seed gives the same draws anywhere. */
 export interface RandomStream {
   next(): number;
+  /** Optional bulk form: the next out.length values of next() times 2^32 (exact integers). */
+  fillUint32?(out: Uint32Array): void;
 }
 
 export interface TensorMergeContext {

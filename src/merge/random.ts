@@ -56,6 +56,24 @@ export class KeyedRandomStream implements RandomStream {
   next(): number {
     return this.nextUint32() / 4294967296;
   }
+
+  /** Fills `out` with the next out.length draws of nextUint32 (same sequence, state kept in locals). */
+  fillUint32(out: Uint32Array): void {
+    let { a, b, c, d } = this;
+    for (let i = 0; i < out.length; i++) {
+      const t = (((a + b) | 0) + d) | 0;
+      d = (d + 1) | 0;
+      a = b ^ (b >>> 9);
+      b = (c + (c << 3)) | 0;
+      c = (c << 21) | (c >>> 11);
+      c = (c + t) | 0;
+      out[i] = t >>> 0;
+    }
+    this.a = a;
+    this.b = b;
+    this.c = c;
+    this.d = d;
+  }
 }
 
 /** The context's `random(stream)` for one tensor. */

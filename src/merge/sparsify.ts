@@ -80,9 +80,20 @@ export function sparsifyBernoulli(
   random: RandomStream,
 ): void {
   if (density >= 1) return;
-  const p = Math.fround(density);
-  const mask = scratchMask(0, delta.length);
-  for (let i = 0; i < delta.length; i++) mask[i] = random.next() < p ? 1 : 0;
+  const n = delta.length;
+  const mask = scratchMask(0, n);
+  // u/2^32 < p ⇔ u < p·2^32 exactly, so the bulk and the per-draw paths give the same mask.
+  const threshold = Math.fround(density) * 4294967296;
+  if (random.fillUint32) {
+    const chunk = new Uint32Array(Math.min(n, 65536));
+    for (let start = 0; start < n; start += chunk.length) {
+      const draws = chunk.subarray(0, Math.min(chunk.length, n - start));
+      random.fillUint32(draws);
+      for (let i = 0; i < draws.length; i++) mask[start + i] = draws[i] < threshold ? 1 : 0;
+    }
+  } else {
+    for (let i = 0; i < n; i++) mask[i] = random.next() * 4294967296 < threshold ? 1 : 0;
+  }
   applyMask(delta, mask, rescale);
 }
 
