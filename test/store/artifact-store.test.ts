@@ -215,6 +215,25 @@ describe('ArtifactStore', () => {
     assert.deepEqual(state.tmp, []);
   });
 
+  it('an upload racing the deletion of the last record using its bytes keeps its blobs', async () => {
+    const dir = await writeModelFolder(path.join(work.dir, 'race'));
+    let previous = await store.ingestDirectory('model', dir, lineage);
+    for (let round = 0; round < 25; round++) {
+      // Staged and inspected first, so that its commit and the deletion run side by side.
+      const upload = await stageFolder('model', dir);
+      const summary = await upload.inspect();
+      const [, next] = await Promise.all([
+        store.delete(previous.id),
+        upload.commit(summary, { lineage: null }),
+      ]);
+      for (const blob of Object.values(store.filePaths(next))) await fs.access(blob);
+      for (const file of next.files) assert.equal(await store.referenceCount(file.sha256), 1);
+      previous = next;
+    }
+    assert.equal(await store.count('model'), 1);
+    assert.deepEqual((await diskState(dataDir)).tmp, []);
+  });
+
   it('pages newest first with an opaque cursor', async () => {
     const dir = await writeModelFolder(path.join(work.dir, 'many'));
     const ids: string[] = [];
