@@ -106,7 +106,10 @@ export const multislerp: TensorMergeMethod = {
       description: 'Small constant added to norms for numerical stability.',
     },
   ],
-  notes: 'Norms, dots and the interpolation are computed in float64 (mergekit: float32).',
+  notes:
+    'Norms, dots and the interpolation are computed in float64 from the Gram matrix of the task vectors ' +
+    "(mergekit: float32, elementwise). Models are taken in recipe order; mergekit's easy_define takes them " +
+    'from a Python set, which only changes the float summation order.',
   mergeTensor(ctx) {
     const base = ctx.inputs.find((input) => input.isBase);
     const others = ctx.inputs.filter((input) => !input.isBase);

@@ -32,6 +32,9 @@ export const nearswap: TensorMergeMethod = {
         'Similarity threshold: differences up to t are taken whole, larger ones by t/|difference|.',
     },
   ],
+  notes:
+    'The interpolation weight is computed in float64 and the result rounded once (mergekit: float32). As in ' +
+    "mergekit's current code, t <= 0 gives the base (its older NearSwapTask raised an error).",
   mergeTensor(ctx) {
     const base = ctx.inputs.find((input) => input.isBase);
     const others = ctx.inputs.filter((input) => !input.isBase);

@@ -89,7 +89,8 @@ export const sce: TensorMergeMethod = {
   ],
   notes:
     "int8_mask only changes mergekit's mask dtype, so it is accepted and ignored. Variances, weights and the " +
-    'weighted mean are float64 on float32 task vectors (mergekit: float32).',
+    'weighted mean are float64 on float32 task vectors (mergekit: float32). Models are taken in recipe order; ' +
+    "mergekit's easy_define takes them from a Python set, which only changes the float summation order.",
   mergeTensor(ctx) {
     const base = ctx.inputs.find((input) => input.isBase);
     const others = ctx.inputs.filter((input) => !input.isBase);
