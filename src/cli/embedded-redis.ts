@@ -68,6 +68,11 @@ export interface EmbeddedRedisOptions {
   port?: number;
   /** Append-only file: on for `dev`, off for throwaway test servers. */
   appendOnly?: boolean;
+  /**
+   * Own process group, so that a terminal's Ctrl-C reaches only us and Redis outlives the API and
+   * worker while they shut down; it is then stopped last (and killed if we exit any other way).
+   */
+  detached?: boolean;
 }
 
 export async function startEmbeddedRedis(options: EmbeddedRedisOptions): Promise<EmbeddedRedis> {
@@ -91,7 +96,10 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions): Promise
     '--protected-mode',
     'yes',
   ];
-  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('redis-server', args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
+  });
   const spawned = new Promise<void>((resolve, reject) => {
     child.once('spawn', () => resolve());
     child.once('error', (err: NodeJS.ErrnoException) =>
@@ -113,11 +121,14 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions): Promise
     throw new Error(`${(err as Error).message}\n${output}`);
   }
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const killOnExit = () => child.kill('SIGKILL');
+  if (options.detached) process.once('exit', killOnExit);
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
     process: child,
     async stop() {
+      process.off('exit', killOnExit);
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 5000);

@@ -1,0 +1,96 @@
+// `lorafuse dev`: everything on one machine in one command. Without REDIS_URL it starts a private
+// redis-server (AOF on, noeviction) under the data directory, then the API and one worker; Ctrl-C
+// or SIGTERM stops the worker (letting its job finish), the API, and Redis last.
+import path from 'node:path';
+import type { Config } from '../config.ts';
+import { loadConfig } from '../config.ts';
+import { type EmbeddedRedis, RedisServerMissingError, startEmbeddedRedis } from './embedded-redis.ts';
+import { createLogger, type RunningApi, startApi, startWorker } from './services.ts';
+import { onShutdown } from './shutdown.ts';
+
+export const DEV_USAGE = `usage: lorafuse dev
+
+Runs the API and a merge worker in one process group. Without REDIS_URL, starts a private
+redis-server (AOF on, noeviction) with its data under $LORAFUSE_DATA_DIR/redis. Ctrl-C stops all.
+`;
+
+export interface DevStack {
+  config: Config;
+  api: RunningApi;
+  redisUrl: string;
+  /** Stops the worker (finishing its job), the API, then the embedded Redis. */
+  stop(): Promise<void>;
+}
+
+/** Starts Redis (when REDIS_URL is unset), the API and one worker. */
+export async function startDevStack(
+  config: Config,
+  options: { quiet?: boolean; onRedis?: (url: string, embedded: boolean) => void } = {},
+): Promise<DevStack> {
+  let redis: EmbeddedRedis | undefined;
+  if (!config.redisUrl) {
+    redis = await startEmbeddedRedis({
+      dir: path.join(config.dataDir, 'redis'),
+      appendOnly: true,
+      detached: true,
+    });
+  }
+  const redisUrl = config.redisUrl ?? (redis as EmbeddedRedis).url;
+  options.onRedis?.(redisUrl, redis !== undefined);
+  const logger = options.quiet ? undefined : createLogger(config);
+  let api: RunningApi | undefined;
+  try {
+    api = await startApi(config, redisUrl, options.quiet ? false : undefined);
+    const worker = startWorker(config, redisUrl, logger);
+    await worker.worker.waitUntilReady();
+    const running = api;
+    return {
+      config,
+      api: running,
+      redisUrl,
+      async stop() {
+        await worker.close();
+        await running.close();
+        await redis?.stop();
+      },
+    };
+  } catch (error) {
+    await api?.close().catch(() => undefined);
+    await redis?.stop();
+    throw error;
+  }
+}
+
+export async function runDev(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(DEV_USAGE);
+    return 0;
+  }
+  const config = loadConfig();
+  let stack: DevStack;
+  try {
+    stack = await startDevStack(config, {
+      onRedis: (url, embedded) =>
+        process.stdout.write(
+          embedded
+            ? `lorafuse dev: embedded redis-server at ${url} (data in ${path.join(config.dataDir, 'redis')})\n`
+            : 'lorafuse dev: using REDIS_URL\n',
+        ),
+    });
+  } catch (error) {
+    if (error instanceof RedisServerMissingError) {
+      process.stderr.write(`${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+  process.stdout.write(
+    `lorafuse dev: API on ${stack.api.url} (docs at ${stack.api.url}/docs), one merge worker, data in ${config.dataDir}\n`,
+  );
+  onShutdown(async () => {
+    process.stdout.write('lorafuse dev: stopping (worker, API, Redis)\n');
+    await stack.stop();
+    return 0;
+  });
+  return new Promise<number>(() => undefined);
+}

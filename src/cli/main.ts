@@ -1,0 +1,87 @@
+// The `lorafuse` command: one entry point dispatching to a module per subcommand. Config errors
+// exit 2 with the variable's name; model commands load lazily (they pull in tfjs).
+import { ConfigError } from '../config.ts';
+import { VERSION } from '../version.ts';
+
+const USAGE = `lorafuse ${VERSION}: fuse fine-tuned models and LoRA adapters into one multi-task model
+
+usage: lorafuse <command> [options]     (lorafuse <command> --help for details)
+
+service
+  serve       the HTTP API (needs REDIS_URL)
+  worker      the queue workers (needs REDIS_URL)
+  dev         API + worker + a private redis-server when REDIS_URL is unset
+  demo        the whole service end to end on four small checkpoints
+
+local
+  merge       run a mergekit-format recipe on local files: merge RECIPE --out PATH [--dry-run]
+  predict     run a model (and adapter) on inputs
+  finetune    fine-tune a model: LoRA, L-LoRA or full
+  evaluate    accuracy and loss of a model (and adapter) on a dataset
+
+  --version   print the version
+`;
+
+type Command = (argv: string[]) => Promise<number>;
+
+async function modelCommand(name: 'predict' | 'finetune' | 'evaluate', argv: string[]): Promise<number> {
+  let module: { runModelCommand: (n: typeof name, a: string[]) => Promise<number> };
+  try {
+    module = await import('./model-commands.ts');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes('model-commands')) {
+      process.stderr.write(
+        `lorafuse ${name} is not available in this build (src/cli/model-commands.ts missing)\n`,
+      );
+      return 1;
+    }
+    throw error;
+  }
+  return module.runModelCommand(name, argv);
+}
+
+const COMMANDS: Record<string, Command> = {
+  serve: async (argv) => (await import('./serve-command.ts')).runServe(argv),
+  worker: async (argv) => (await import('./worker-command.ts')).runWorker(argv),
+  dev: async (argv) => (await import('./dev-command.ts')).runDev(argv),
+  demo: async (argv) => (await import('./demo-command.ts')).runDemo(argv),
+  merge: async (argv) => (await import('./merge-command.ts')).runMergeCommand(argv),
+  predict: (argv) => modelCommand('predict', argv),
+  finetune: (argv) => modelCommand('finetune', argv),
+  evaluate: (argv) => modelCommand('evaluate', argv),
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-v') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`lorafuse: unknown command "${name}"\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await command(rest);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`lorafuse: configuration error: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error) => {
+    process.stderr.write(`lorafuse: ${(error as Error).stack ?? error}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,51 @@
+// The pieces the serve, worker, dev and demo commands assemble: the HTTP API over a store and a
+// job service, and the merge worker. Each returns a handle whose close() undoes exactly its start.
+import type { FastifyServerOptions } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { buildApp, closeApp, type LorafuseApp, loggerOptions } from '../api/index.ts';
+import type { Config } from '../config.ts';
+import { createApiRedis, JobService } from '../queue/index.ts';
+import { ArtifactStore } from '../store/index.ts';
+import { type MergeWorkerHandle, startMergeWorker } from '../../workers/merge-worker.ts';
+import { loadWorkerSettings } from '../../workers/worker-settings.ts';
+
+export interface RunningApi {
+  app: LorafuseApp;
+  /** http://host:port the API listens on. */
+  url: string;
+  close(): Promise<void>;
+}
+
+export function createLogger(config: Config): Logger {
+  return pino(loggerOptions(config.logLevel));
+}
+
+export async function startApi(
+  config: Config,
+  redisUrl: string,
+  logger: FastifyServerOptions['logger'] = loggerOptions(config.logLevel),
+): Promise<RunningApi> {
+  const redis = createApiRedis(redisUrl);
+  try {
+    const store = new ArtifactStore({ redis, dataDir: config.dataDir, prefix: config.queuePrefix });
+    await store.init();
+    const jobs = new JobService({ redis, prefix: config.queuePrefix });
+    const app = await buildApp({ config, redis, store, jobs, logger });
+    const url = await app.listen({ port: config.port, host: config.host });
+    return { app, url, close: () => closeApp(app) };
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
+}
+
+export function startWorker(config: Config, redisUrl: string, logger?: Logger): MergeWorkerHandle {
+  return startMergeWorker({
+    redisUrl,
+    prefix: config.queuePrefix,
+    dataDir: config.dataDir,
+    concurrency: config.workerConcurrency,
+    settings: loadWorkerSettings(),
+    logger,
+  });
+}
