@@ -84,6 +84,8 @@ describe('merges and jobs API', () => {
     assert.equal(fetched.statusCode, 200);
     assert.equal(fetched.json().id, job.id);
     assert.equal(fetched.json().recipe.seed, job.recipe.seed);
+    // The response schema must not drop anything the job service reports.
+    assert.deepEqual(fetched.json(), JSON.parse(JSON.stringify(await api.jobs.get(job.id))));
 
     const queued = await api.jobs.jobsUsingArtifact(ids.m1);
     assert.deepEqual(queued, [job.id]);

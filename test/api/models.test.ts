@@ -77,6 +77,8 @@ describe('models API', () => {
     const fetched = await api.app.inject({ method: 'GET', url: `/v1/models/${record.id}` });
     assert.equal(fetched.statusCode, 200);
     assert.deepEqual(fetched.json(), record);
+    // The response schema must not drop anything the store records.
+    assert.deepEqual(record, await api.store.get(record.id));
     assert.deepEqual((await api.snapshot()).tmp, []);
   });
 
