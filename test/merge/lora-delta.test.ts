@@ -4,7 +4,8 @@ import { denseSvd } from '../../src/merge/linalg/jacobi-svd.ts';
 import { seededStream } from '../../src/merge/linalg/seeded-random.ts';
 import { linearCoefficients } from '../../src/merge/lora/delta-linearity.ts';
 import { mergeLoraModule } from '../../src/merge/lora/module-merge.ts';
-import type { LoraModuleInput, MergeMethod, ParameterValue } from '../../src/merge/method.ts';
+import type { LoraModuleInput, MergeMethod, ParameterValue, TensorInput } from '../../src/merge/method.ts';
+import { breadcrumbs } from '../../src/merge/methods/breadcrumbs.ts';
 import { karcher } from '../../src/merge/methods/karcher.ts';
 import { linear } from '../../src/merge/methods/linear.ts';
 import { peftCat } from '../../src/merge/methods/peft-cat.ts';
@@ -67,12 +68,22 @@ test('linear methods are detected with their coefficients; nonlinear and random 
   assert.equal(
     linearCoefficients(ties, {
       withBase: true,
-      params: { density: 0.5, normalize: true },
-      modelParams,
+      params: { normalize: true },
+      modelParams: modelParams.map((p) => ({ ...p, density: 0.5 })),
     }),
     null,
   );
   assert.equal(linearCoefficients(karcher, { withBase: false, params: {}, modelParams }), null);
+  // density and gamma are per-model parameters in mergekit.
+  for (const gamma of [0.01, 0.1]) {
+    const sparse = modelParams.map((p) => ({ ...p, density: 0.9, gamma }));
+    const params = { normalize: false, lambda: 1 };
+    assert.equal(
+      linearCoefficients(breadcrumbs, { withBase: true, params, modelParams: sparse }),
+      null,
+      `${gamma}`,
+    );
+  }
 });
 
 test('delta space, linear method, output model: Σ cᵢ·sᵢ·Bᵢ·Aᵢ', () => {
@@ -147,11 +158,14 @@ test('delta space, linear: a 3072x4096 module re-factors from the thin factors (
 });
 
 test('delta space, nonlinear method (ties): runs on the dense deltas, reports the truncation error', () => {
-  const list = adapters([1, 0.7, 0.5], [3, 3, 3]);
-  const params = { density: 0.4, normalize: true, lambda: 1 };
+  const list = adapters([1, 0.7, 0.5], [3, 3, 3]).map((x) => ({
+    ...x,
+    params: { ...x.params, density: 0.4 },
+  }));
+  const params = { normalize: true, lambda: 1 };
   const model = merge(ties, list, params, 'full', 'model');
   // Same as ties on the dense deltas with a zero base.
-  const inputs = list.map((x, i) => ({
+  const inputs: TensorInput[] = list.map((x, i) => ({
     model: `a${i}`,
     isBase: false,
     data: Float32Array.from(weightedDeltas([x], [1])),
@@ -195,5 +209,21 @@ test('a tensor method without delta space is refused', () => {
     () =>
       mergeLoraModule({ method: linear, moduleName: 'm', adapters: adapters([1, 1, 1]), params: {}, random }),
     /delta/,
+  );
+});
+
+test('a method that zeroes the small probe (breadcrumbs with int(gamma·numel) = 0) is not taken as linear', () => {
+  const zeroing = {
+    ...linear,
+    name: 'drops_small_tensors',
+    mergeTensor: (ctx: Parameters<typeof linear.mergeTensor>[0]) =>
+      ctx.inputs[0].data.length < 1000
+        ? new Float32Array(ctx.inputs[0].data.length)
+        : linear.mergeTensor(ctx),
+  };
+  const modelParams = [{ weight: 1 }, { weight: 1 }];
+  assert.equal(
+    linearCoefficients(zeroing, { withBase: false, params: { normalize: false }, modelParams }),
+    null,
   );
 });
