@@ -1,6 +1,6 @@
 // The `lorafuse` command: one entry point dispatching to a module per subcommand. Config errors
 // exit 2 with the variable's name; model commands load lazily (they pull in tfjs).
-import { ConfigError } from '../config.ts';
+import { ConfigError, loadConfig } from '../config.ts';
 import { VERSION } from '../version.ts';
 
 const USAGE = `lorafuse ${VERSION}: fuse fine-tuned models and LoRA adapters into one multi-task model
@@ -52,6 +52,8 @@ const COMMANDS: Record<string, Command> = {
   evaluate: (argv) => modelCommand('evaluate', argv),
 };
 
+const SERVICE_COMMANDS = new Set(['serve', 'worker', 'dev', 'demo']);
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -68,6 +70,8 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
+    // Fail on a bad variable before loading the (heavier) service modules.
+    if (SERVICE_COMMANDS.has(name) && !rest.includes('--help') && !rest.includes('-h')) loadConfig();
     return await command(rest);
   } catch (error) {
     if (error instanceof ConfigError) {

@@ -1,0 +1,166 @@
+// `lorafuse worker` as a real child process: killed mid-job (its whole process group, as a crashed
+// machine would be) and restarted, the job is recovered as stalled and completes correctly; on
+// SIGTERM the worker finishes its job before exiting.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import type { Redis } from 'ioredis';
+import { createApiRedis, JobService, type MergeJobResult } from '../../src/queue/index.ts';
+import { ArtifactStore } from '../../src/store/index.ts';
+import { Checkpoint } from '../../src/tensors/index.ts';
+import { startTestRedis, type TestRedis, tempDir, uniquePrefix } from '../helpers/redis.ts';
+import { bigModels, leftoverWorkDirs, waitFor, waitForState } from './fixtures.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
+
+interface WorkerProcess {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+describe('lorafuse worker process', () => {
+  let server: TestRedis;
+  let redis: Redis;
+  let prefix: string;
+  let data: { dir: string; remove(): void };
+  let store: ArtifactStore;
+  let jobs: JobService;
+  let children: WorkerProcess[];
+
+  before(async () => {
+    server = await startTestRedis();
+  });
+  after(async () => {
+    await server.stop();
+  });
+  beforeEach(async () => {
+    prefix = uniquePrefix('proc');
+    data = tempDir('lorafuse-proc');
+    redis = createApiRedis(server.url);
+    store = new ArtifactStore({ redis, dataDir: data.dir, prefix });
+    await store.init();
+    jobs = new JobService({ redis, prefix });
+    children = [];
+  });
+  afterEach(async () => {
+    for (const worker of children) {
+      if (worker.child.exitCode === null && worker.child.signalCode === null) {
+        process.kill(-(worker.child.pid as number), 'SIGKILL');
+        await worker.exited;
+      }
+    }
+    await jobs.close();
+    redis.disconnect();
+    data.remove();
+  });
+
+  function spawnWorker(extraEnv: Record<string, string> = {}): WorkerProcess {
+    const child = spawn(process.execPath, [BIN, 'worker'], {
+      env: {
+        ...process.env,
+        REDIS_URL: server.url,
+        LORAFUSE_QUEUE_PREFIX: prefix,
+        LORAFUSE_DATA_DIR: data.dir,
+        LOG_LEVEL: 'info',
+        LORAFUSE_WORKER_LOCK_MS: '1000',
+        LORAFUSE_WORKER_STALLED_MS: '500',
+        ...extraEnv,
+      },
+      // Its own process group, so the test can kill it with its sandboxed children at once.
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout?.on('data', (chunk) => {
+      output += chunk;
+    });
+    child.stderr?.on('data', (chunk) => {
+      output += chunk;
+    });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    const worker = { child, output: () => output, exited };
+    children.push(worker);
+    return worker;
+  }
+
+  async function expectedMerge(payload: Awaited<ReturnType<typeof bigModels>>): Promise<Map<string, number>> {
+    // The reference is the same recipe run again undisturbed: a merge is deterministic.
+    const again = await jobs.enqueueMerge(payload);
+    const done = await waitForState(jobs, again.id, ['completed', 'failed'], 60_000);
+    assert.equal(done.state, 'completed', JSON.stringify(done.error));
+    return sums((done.result as MergeJobResult).artifact.id);
+  }
+
+  async function sums(id: string): Promise<Map<string, number>> {
+    const record = await store.get(id);
+    assert.ok(record);
+    const checkpoint = await Checkpoint.openFiles(store.filePaths(record));
+    try {
+      const out = new Map<string, number>();
+      for (const name of checkpoint.names()) {
+        const values = await checkpoint.readFloat32(name);
+        let sum = 0;
+        for (let i = 0; i < values.length; i++) sum += values[i] * ((i % 7) + 1);
+        out.set(name, sum);
+      }
+      return out;
+    } finally {
+      await checkpoint.close();
+    }
+  }
+
+  it('recovers a job whose worker was SIGKILLed mid-merge: completed, correct, nothing left behind', async () => {
+    const payload = await bigModels(store, data.dir, { models: 3, tensors: 24, rows: 512, cols: 1024 });
+    const modelsBefore = await store.count('model');
+    const first = spawnWorker();
+    const queued = await jobs.enqueueMerge(payload);
+    await waitFor(
+      'the job to be merging',
+      async () => {
+        const view = await jobs.get(queued.id);
+        return view?.state === 'active' && (view.progress?.tensorsDone as number) > 0;
+      },
+      30_000,
+    );
+    process.kill(-(first.child.pid as number), 'SIGKILL');
+    const killed = await first.exited;
+    assert.equal(killed.signal, 'SIGKILL');
+    assert.equal(await store.count('model'), modelsBefore, 'no artifact from the killed attempt');
+
+    spawnWorker();
+    const done = await waitForState(jobs, queued.id, ['completed', 'failed'], 60_000);
+    assert.equal(done.state, 'completed', JSON.stringify(done.error));
+    assert.equal(await store.count('model'), modelsBefore + 1, 'exactly one result artifact');
+    assert.deepEqual(leftoverWorkDirs(data.dir), [], 'the killed attempt left no work folder');
+    const recovered = await sums((done.result as MergeJobResult).artifact.id);
+    const reference = await expectedMerge(payload);
+    assert.equal(recovered.size, 24);
+    for (const [name, value] of reference) assert.equal(recovered.get(name), value, name);
+  });
+
+  it('on SIGTERM finishes the active job, then exits 0', async () => {
+    const payload = await bigModels(store, data.dir, { models: 3, tensors: 8, rows: 512, cols: 512 });
+    const worker = spawnWorker({ LORAFUSE_WORKER_LOCK_MS: '30000', LORAFUSE_WORKER_STALLED_MS: '30000' });
+    const queued = await jobs.enqueueMerge(payload);
+    await waitForState(jobs, queued.id, ['active'], 30_000);
+    worker.child.kill('SIGTERM');
+    const exit = await worker.exited;
+    assert.equal(exit.code, 0, worker.output());
+    const view = await jobs.get(queued.id);
+    assert.equal(view?.state, 'completed', worker.output());
+    assert.deepEqual(leftoverWorkDirs(data.dir), []);
+  });
+
+  it('refuses to start without REDIS_URL and names the bad variable on a config error (exit 2)', async () => {
+    const missing = spawnWorker({ REDIS_URL: '' });
+    assert.equal((await missing.exited).code, 2);
+    assert.match(missing.output(), /needs REDIS_URL/);
+    const bad = spawnWorker({ LORAFUSE_WORKER_CONCURRENCY: 'many' });
+    assert.equal((await bad.exited).code, 2);
+    assert.match(bad.output(), /LORAFUSE_WORKER_CONCURRENCY/);
+  });
+});
