@@ -8,9 +8,10 @@ export type MajoritySignMethod = 'total' | 'frequency';
 
 /** 1 where the entry survives magnitude pruning: the int(density·numel) largest |values|; density ≥ 1 keeps all. */
 export function magnitudeMask(tensor: Float32Array, density: number): Uint8Array {
+  if (!Number.isFinite(density) || density < 0)
+    throw new RangeError(`density must be a number >= 0, got ${density}`);
   const mask = new Uint8Array(tensor.length);
   if (density >= 1) return mask.fill(1);
-  if (density < 0) throw new RangeError(`density must be >= 0, got ${density}`);
   markByMagnitude(tensor, Math.trunc(density * tensor.length), mask);
   return mask;
 }

@@ -156,6 +156,11 @@ test('peft_magnitude_prune (density 0.5): prune, weighted sum, no election, no d
   );
 });
 
+test('density must be given and non-negative for the pruning types', () => {
+  assert.throws(() => peftTies.mergeModule(ctx(ADAPTERS, {})), /density/);
+  assert.throws(() => peftMagnitudePruneSvd.mergeModule(ctx(ADAPTERS, { density: -0.1 })), /density/);
+});
+
 test('density 0 prunes everything (PEFT), density 1 prunes nothing', () => {
   const zero = peftMagnitudePrune.mergeModule(ctx(ADAPTERS, { density: 0 }));
   assert.ok(zero.a.every((v) => v === 0));
