@@ -2,15 +2,17 @@
 // go right after), merges, converts to the output dtype and streams it to the checkpoint writer.
 // Checks the signal between tensors; on abort or any error removes everything it wrote.
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { CheckpointWriter, encodeFromFloat32, type TypedArray, writeSafetensors } from '../tensors/index.ts';
 import { MergeCancelledError, MergePlanError } from './errors.ts';
 import { releaseScratch } from './kernels/scratch.ts';
-import type { TensorInput, TensorMergeMethod } from './method.ts';
+import type { TensorMergeMethod } from './method.ts';
 import { recipeOutputDtype } from './plan-common.ts';
 import type { MergePlan, PlannedTensor } from './plan-types.ts';
-import { randomForTensor } from './random.ts';
 import type { TensorRead, TensorSource } from './sources.ts';
+import { MergeWorkerPool } from './workers/pool.ts';
+import { runTensorJob, type TensorJob } from './workers/tensor-job.ts';
 
 export interface MergeProgressEvent {
   phase: 'merging' | 'writing';
@@ -23,6 +25,34 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
   onProgress?: (progress: MergeProgressEvent) => void;
   maxShardBytes?: number;
+  /**
+   * Worker threads for per-tensor merges (results are identical either way). Default: the
+   * LORAFUSE_MERGE_WORKERS environment variable, else one per core for merges of 32M+ elements and
+   * none (inline) below that, where starting threads costs more than it saves.
+   */
+  workers?: number;
+}
+
+/** Tensors in flight may hold this much float32 data (inputs + output) besides the largest one. */
+const IN_FLIGHT_BYTES = 384 * 1024 * 1024;
+const POOL_THRESHOLD_ELEMENTS = 32 * 1024 * 1024;
+
+function tensorCost(planned: PlannedTensor): number {
+  return (planned.reads.length + 1) * planned.shape.reduce((a, b) => a * b, 1) * 4;
+}
+
+function startPool(plan: MergePlan, requested: number | undefined): MergeWorkerPool | undefined {
+  if (plan.method.kind !== 'tensor') return undefined;
+  const fromEnv = process.env.LORAFUSE_MERGE_WORKERS;
+  let size = requested ?? (fromEnv !== undefined && fromEnv !== '' ? Number(fromEnv) : undefined);
+  if (size === undefined) {
+    const elements = plan.tensors
+      .filter((t) => t.action === 'merge')
+      .reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
+    size = elements >= POOL_THRESHOLD_ELEMENTS ? availableParallelism() : 0;
+  }
+  size = Math.max(0, Math.floor(size));
+  return size > 0 ? new MergeWorkerPool(size) : undefined;
 }
 
 export interface MergeResult {
@@ -92,23 +122,26 @@ async function mergeOne(
   method: TensorMergeMethod,
   planned: PlannedTensor,
   read: (r: TensorRead) => Promise<Float32Array>,
+  pool: MergeWorkerPool | undefined,
 ): Promise<Float32Array> {
   const data = await Promise.all(planned.reads.map(read));
-  const inputs: TensorInput[] = plan.inputs.map((input, i) => ({
-    model: input.ref,
-    isBase: input.isBase,
-    data: data[i],
-    params: planned.perModel[i],
-  }));
+  const job: TensorJob = {
+    id: 0,
+    method: method.name,
+    tensorName: planned.name,
+    shape: planned.shape,
+    inputs: plan.inputs.map((input, i) => ({
+      model: input.ref,
+      isBase: input.isBase,
+      data: data[i],
+      params: planned.perModel[i],
+    })),
+    params: planned.global,
+    seed: plan.seed,
+  };
   let out: Float32Array;
   try {
-    out = method.mergeTensor({
-      tensorName: planned.name,
-      shape: planned.shape,
-      inputs,
-      params: planned.global,
-      random: randomForTensor(plan.seed, planned.name),
-    });
+    out = pool ? await pool.run(job) : runTensorJob(job);
   } catch (error) {
     throw new MergePlanError(
       'merge_failed',
@@ -135,6 +168,7 @@ async function outputData(
   plan: MergePlan,
   planned: PlannedTensor,
   override: TensorOverride | undefined,
+  pool: MergeWorkerPool | undefined,
 ): Promise<{ data: TypedArray; float?: Float32Array }> {
   const numel = planned.shape.reduce((a, b) => a * b, 1);
   const read = makeReader(numel);
@@ -148,7 +182,7 @@ async function outputData(
     return { data: encodeFromFloat32(await source.source.readFloat32(source.name), planned.dtype) };
   }
   if (plan.method.kind !== 'tensor') throw new Error(`${plan.method.name} cannot merge whole tensors`);
-  const merged = await mergeOne(plan, plan.method, planned, read);
+  const merged = await mergeOne(plan, plan.method, planned, read, pool);
   return { data: encodeFromFloat32(merged, planned.dtype), float: merged };
 }
 
@@ -176,16 +210,50 @@ export async function writeMergedCheckpoint(
     );
     const total = plan.tensors.length;
     onProgress?.({ phase: 'merging', tensorsDone: 0, tensorsTotal: total });
-    for (let i = 0; i < total; i++) {
-      throwIfAborted(signal);
-      const planned = plan.tensors[i];
-      const { data, float } = await outputData(plan, planned, hooks.override);
-      if (float) {
-        const bad = countNonFinite(float);
-        if (bad > 0) nonFinite[planned.name] = bad;
+    const pool = hooks.override ? undefined : startPool(plan, options.workers);
+    try {
+      // Up to `window` tensors in flight (read, merged in a worker), written strictly in plan order;
+      // a memory budget keeps a large tensor from sharing the window with others.
+      const window = pool ? pool.size + 1 : 1;
+      const budget = Math.max(...plan.tensors.map(tensorCost), IN_FLIGHT_BYTES);
+      const inFlight: Array<{
+        index: number;
+        cost: number;
+        result: Promise<Awaited<ReturnType<typeof outputData>>>;
+      }> = [];
+      let inFlightBytes = 0;
+      let written = 0;
+      const writeNext = async () => {
+        const next = inFlight.shift()!;
+        inFlightBytes -= next.cost;
+        const { data, float } = await next.result;
+        const planned = plan.tensors[next.index];
+        if (float) {
+          const bad = countNonFinite(float);
+          if (bad > 0) nonFinite[planned.name] = bad;
+        }
+        throwIfAborted(signal);
+        await writer!.write(planned.name, data);
+        written++;
+        onProgress?.({ phase: 'merging', tensorsDone: written, tensorsTotal: total });
+      };
+      try {
+        for (let i = 0; i < total; i++) {
+          throwIfAborted(signal);
+          const cost = tensorCost(plan.tensors[i]);
+          while (inFlight.length > 0 && (inFlight.length >= window || inFlightBytes + cost > budget))
+            await writeNext();
+          const result = outputData(plan, plan.tensors[i], hooks.override, pool);
+          result.catch(() => undefined); // awaited in order by writeNext; avoid an early unhandled rejection
+          inFlight.push({ index: i, cost, result });
+          inFlightBytes += cost;
+        }
+        while (inFlight.length > 0) await writeNext();
+      } finally {
+        await Promise.allSettled(inFlight.map((entry) => entry.result));
       }
-      await writer.write(planned.name, data);
-      onProgress?.({ phase: 'merging', tensorsDone: i + 1, tensorsTotal: total });
+    } finally {
+      await pool?.close();
     }
     throwIfAborted(signal);
     const files = await writer.close();

@@ -183,31 +183,34 @@ export function mergeGeneralizedTaskArithmetic(config: GtaConfig, ctx: TensorMer
   const applyLambda = lambda !== 1; // mergekit skips the multiply when λ == 1
   const lambda32 = Math.fround(lambda);
   const out = new Float32Array(n);
-  const weighted = new Float32Array(count);
 
   if (config.consensus) {
     const bySum = config.consensus === 'sum';
     for (let i = 0; i < n; i++) {
       const b = base[i];
-      // Majority sign of the weighted deltas (sum) or of their signs (count); ties go to +1.
+      // One pass: the vote, and the sums of the positive and of the negative weighted deltas (each in
+      // model order, as torch sums the masked ones). Zeros (pruned entries) match neither sign.
       let vote = 0;
+      let positive = 0;
+      let negative = 0;
+      let positiveWeight = 0;
+      let negativeWeight = 0;
       for (let m = 0; m < count; m++) {
         const d = sparsified ? sources[m][i] : Math.fround(sources[m][i] - b);
         const wd = Math.fround(weights[m] * d);
-        weighted[m] = wd;
-        vote = bySum ? Math.fround(vote + wd) : vote + Math.sign(wd);
-      }
-      const majority = vote >= 0 ? 1 : -1;
-      let mixed = 0;
-      let divisor = 0;
-      for (let m = 0; m < count; m++) {
-        const wd = weighted[m];
-        // Zeros (pruned entries) have sign 0 and never match the majority.
-        if (Math.sign(wd) === majority) {
-          mixed = Math.fround(mixed + wd);
-          divisor = Math.fround(divisor + weights[m]);
+        if (wd > 0) {
+          positive = Math.fround(positive + wd);
+          positiveWeight = Math.fround(positiveWeight + weights[m]);
+          vote = bySum ? Math.fround(vote + wd) : vote + 1;
+        } else if (wd < 0) {
+          negative = Math.fround(negative + wd);
+          negativeWeight = Math.fround(negativeWeight + weights[m]);
+          vote = bySum ? Math.fround(vote + wd) : vote - 1;
         }
       }
+      // The majority sign is +1 where the vote is ≥ 0 (ties go to +1).
+      let mixed = vote >= 0 ? positive : negative;
+      const divisor = vote >= 0 ? positiveWeight : negativeWeight;
       if (normalize) mixed = Math.fround(mixed / (divisor === 0 ? 1 : divisor));
       if (applyLambda) mixed = Math.fround(mixed * lambda32);
       out[i] = b + mixed;

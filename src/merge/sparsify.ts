@@ -1,6 +1,6 @@
 // mergekit's sparsifiers (sparsify.py), in place on one task vector. Each builds a keep-mask and
 // then applies it, rescaling to the original L1 norm when `rescale` (RescaleNorm.l1).
-import { markByMagnitude } from './kernels/magnitude-select.ts';
+import { keepLargestMagnitudes, markByMagnitude } from './kernels/magnitude-select.ts';
 import { sumAbs } from './kernels/reductions.ts';
 import { scratchMask } from './kernels/scratch.ts';
 import type { RandomStream } from './method.ts';
@@ -31,9 +31,13 @@ export function sparsifyMagnitude(delta: Float32Array, density: number, rescale:
     // mergekit asserts here ("not gonna zero out the whole tensor"); say which numbers did it.
     throw new Error(`density ${density} keeps no entry of a ${delta.length}-element tensor`);
   }
-  const mask = scratchMask(0, delta.length).fill(0);
-  markByMagnitude(delta, k, mask);
-  applyMask(delta, mask, rescale);
+  const before = rescale ? sumAbs(delta) : 0;
+  keepLargestMagnitudes(delta, k);
+  if (!rescale) return;
+  const after = sumAbs(delta);
+  if (before < RESCALE_EPS || after < RESCALE_EPS) return;
+  const scale = Math.fround(before / after);
+  for (let i = 0; i < delta.length; i++) delta[i] *= scale;
 }
 
 /**

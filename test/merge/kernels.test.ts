@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { markByMagnitude } from '../../src/merge/kernels/magnitude-select.ts';
+import { keepLargestMagnitudes, markByMagnitude } from '../../src/merge/kernels/magnitude-select.ts';
 import { KeyedRandomStream } from '../../src/merge/random.ts';
 import { sparsifyMagnitude, sparsifyMagnitudeOutliers } from '../../src/merge/sparsify.ts';
 
@@ -27,6 +27,20 @@ test('radix top-k marks exactly k entries, the same as a stable sort (ties to th
         assert.equal(marked.size, Math.max(0, Math.min(k, n)), `n ${n} k ${k}`);
         assert.deepEqual(marked, sortSelect(values, k, smallest), `n ${n} k ${k} smallest ${smallest}`);
       }
+    }
+  }
+});
+
+test('keepLargestMagnitudes zeroes exactly the entries a stable sort would drop', () => {
+  const random = new KeyedRandomStream(2, 'kernels', 'keep');
+  for (const n of [1, 9, 4096]) {
+    const values = Float32Array.from({ length: n }, () => (Math.floor(random.next() * 9) - 4) * 0.5 + 0.125);
+    for (const k of [0, 1, Math.floor(n / 2), n]) {
+      const kept = values.slice();
+      keepLargestMagnitudes(kept, k);
+      const expected = sortSelect(values, k, false);
+      for (let i = 0; i < n; i++)
+        assert.equal(kept[i], expected.has(i) ? values[i] : 0, `n ${n} k ${k} i ${i}`);
     }
   }
 });

@@ -7,9 +7,31 @@ const histogram = new Uint32Array(65536);
 
 export type TieBreak = 'lower-index' | 'higher-index';
 
+/** The cutoff key and how many entries equal to it are still selected (radix select, two 16-bit passes). */
+function selectThreshold(
+  bits: Uint32Array,
+  k: number,
+  flip: number,
+): { threshold: number; tiesLeft: number } {
+  const n = bits.length;
+  histogram.fill(0);
+  for (let i = 0; i < n; i++) histogram[((bits[i] & 0x7fffffff) ^ flip) >>> 16]++;
+  let above = 0;
+  let high = 65535;
+  while (above + histogram[high] < k) above += histogram[high--];
+  histogram.fill(0);
+  for (let i = 0; i < n; i++) {
+    const key = (bits[i] & 0x7fffffff) ^ flip;
+    if (key >>> 16 === high) histogram[key & 0xffff]++;
+  }
+  let low = 65535;
+  while (above + histogram[low] < k) above += histogram[low--];
+  return { threshold: ((high << 16) | low) >>> 0, tiesLeft: k - above };
+}
+
 /**
- * Marks (sets to 1) the `k` entries of `values` with the largest |x| in `mask` (others untouched when
- * `smallest` is false); with `smallest`, the k smallest |x| instead.
+ * Marks (sets to 1) the `k` entries of `values` with the largest |x| in `mask` (others untouched);
+ * with `smallest`, the k smallest |x| instead.
  */
 export function markByMagnitude(
   values: Float32Array,
@@ -26,20 +48,8 @@ export function markByMagnitude(
   const bits = new Uint32Array(values.buffer, values.byteOffset, n);
   // Keys order like |x| (or like -|x| for the smallest): the selection is always "largest keys".
   const flip = options.smallest ? 0x7fffffff : 0;
-  histogram.fill(0);
-  for (let i = 0; i < n; i++) histogram[((bits[i] & 0x7fffffff) ^ flip) >>> 16]++;
-  let above = 0;
-  let high = 65535;
-  while (above + histogram[high] < k) above += histogram[high--];
-  histogram.fill(0);
-  for (let i = 0; i < n; i++) {
-    const key = (bits[i] & 0x7fffffff) ^ flip;
-    if (key >>> 16 === high) histogram[key & 0xffff]++;
-  }
-  let low = 65535;
-  while (above + histogram[low] < k) above += histogram[low--];
-  const threshold = ((high << 16) | low) >>> 0;
-  let tiesLeft = k - above;
+  const { threshold, tiesLeft: ties } = selectThreshold(bits, k, flip);
+  let tiesLeft = ties;
   if (options.ties === 'higher-index') {
     for (let i = n - 1; i >= 0; i--) {
       const key = (bits[i] & 0x7fffffff) ^ flip;
@@ -58,5 +68,24 @@ export function markByMagnitude(
       mask[i] = 1;
       tiesLeft--;
     }
+  }
+}
+
+/** Zeroes every entry but the k largest |x| in place (ties to the lower index); no mask needed. */
+export function keepLargestMagnitudes(values: Float32Array, k: number): void {
+  const n = values.length;
+  if (k >= n) return;
+  if (k <= 0) {
+    values.fill(0);
+    return;
+  }
+  const bits = new Uint32Array(values.buffer, values.byteOffset, n);
+  const { threshold, tiesLeft: ties } = selectThreshold(bits, k, 0);
+  let tiesLeft = ties;
+  for (let i = 0; i < n; i++) {
+    const key = bits[i] & 0x7fffffff;
+    if (key > threshold) continue;
+    if (key === threshold && tiesLeft > 0) tiesLeft--;
+    else values[i] = 0;
   }
 }

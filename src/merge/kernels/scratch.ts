@@ -3,8 +3,12 @@
 // with a buffer before asking for the same slot again; merges are synchronous, so this holds per thread.
 const slots: Float32Array[] = [];
 const maskSlots: Uint8Array[] = [];
+// Larger buffers are allocated per use and left to the GC: caching them would pin hundreds of MB
+// per thread (per worker) between the few tensors that large.
+const CACHE_LIMIT = 4 * 1024 * 1024;
 
 export function scratchFloat32(slot: number, length: number): Float32Array {
+  if (length > CACHE_LIMIT) return new Float32Array(length);
   let buffer = slots[slot];
   if (!buffer || buffer.length < length) {
     buffer = new Float32Array(length);
@@ -14,6 +18,7 @@ export function scratchFloat32(slot: number, length: number): Float32Array {
 }
 
 export function scratchMask(slot: number, length: number): Uint8Array {
+  if (length > CACHE_LIMIT) return new Uint8Array(length);
   let buffer = maskSlots[slot];
   if (!buffer || buffer.length < length) {
     buffer = new Uint8Array(length);
