@@ -2,6 +2,7 @@
 // stack (private Redis, API on a free port, one sandboxed merge worker), uploads four small
 // checkpoints over HTTP, runs a task_arithmetic and a ties merge through the queue, follows each
 // job, downloads the result, prints its digest and tensors, checks the arithmetic, and shuts down.
+import { DEMO_USAGE } from './usage.ts';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -13,14 +14,6 @@ import { ApiClient } from './api-client.ts';
 import { DEMO_VARIANTS, type DemoTensor, demoBase, demoVariant, writeDemoModel } from './demo-checkpoints.ts';
 import { type DevStack, startDevStack } from './dev-command.ts';
 import { RedisServerMissingError } from './embedded-redis.ts';
-
-export const DEMO_USAGE = `usage: lorafuse demo [--keep]
-
-Runs the whole service on this machine and merges four small checkpoints through it:
-embedded redis-server + API on a free port + one merge worker, uploads over HTTP, a
-task_arithmetic and a ties merge, the result downloaded and checked. Needs redis-server.
-  --keep   keep the data directory (printed) instead of removing it
-`;
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
 

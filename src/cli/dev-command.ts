@@ -1,18 +1,13 @@
 // `lorafuse dev`: everything on one machine in one command. Without REDIS_URL it starts a private
 // redis-server (AOF on, noeviction) under the data directory, then the API and one worker; Ctrl-C
 // or SIGTERM stops the worker (letting its job finish), the API, and Redis last.
+import { DEV_USAGE } from './usage.ts';
 import path from 'node:path';
 import type { Config } from '../config.ts';
 import { loadConfig } from '../config.ts';
 import { type EmbeddedRedis, RedisServerMissingError, startEmbeddedRedis } from './embedded-redis.ts';
 import { createLogger, type RunningApi, startApi, startWorker } from './services.ts';
 import { onShutdown } from './shutdown.ts';
-
-export const DEV_USAGE = `usage: lorafuse dev
-
-Runs the API and a merge worker in one process group. Without REDIS_URL, starts a private
-redis-server (AOF on, noeviction) with its data under $LORAFUSE_DATA_DIR/redis. Ctrl-C stops all.
-`;
 
 export interface DevStack {
   config: Config;

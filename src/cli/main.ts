@@ -2,6 +2,7 @@
 // exit 2 with the variable's name; model commands load lazily (they pull in tfjs).
 import { ConfigError, loadConfig } from '../config.ts';
 import { VERSION } from '../version.ts';
+import { DEMO_USAGE, DEV_USAGE, SERVE_USAGE, WORKER_USAGE } from './usage.ts';
 
 const USAGE = `lorafuse ${VERSION}: fuse fine-tuned models and LoRA adapters into one multi-task model
 
@@ -52,7 +53,12 @@ const COMMANDS: Record<string, Command> = {
   evaluate: (argv) => modelCommand('evaluate', argv),
 };
 
-const SERVICE_COMMANDS = new Set(['serve', 'worker', 'dev', 'demo']);
+const SERVICE_USAGE: Record<string, string> = {
+  serve: SERVE_USAGE,
+  worker: WORKER_USAGE,
+  dev: DEV_USAGE,
+  demo: DEMO_USAGE,
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -71,7 +77,13 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     // Fail on a bad variable before loading the (heavier) service modules.
-    if (SERVICE_COMMANDS.has(name) && !rest.includes('--help') && !rest.includes('-h')) loadConfig();
+    if (name in SERVICE_USAGE) {
+      if (rest.includes('--help') || rest.includes('-h')) {
+        process.stdout.write(SERVICE_USAGE[name]);
+        return 0;
+      }
+      loadConfig();
+    }
     return await command(rest);
   } catch (error) {
     if (error instanceof ConfigError) {

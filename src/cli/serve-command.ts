@@ -1,14 +1,9 @@
 // `lorafuse serve`: the HTTP API alone, against the Redis named by REDIS_URL (scale-out: run as
 // many as needed behind a load balancer; workers run elsewhere with `lorafuse worker`).
+import { SERVE_USAGE } from './usage.ts';
 import { loadConfig } from '../config.ts';
 import { startApi } from './services.ts';
 import { onShutdown } from './shutdown.ts';
-
-export const SERVE_USAGE = `usage: lorafuse serve
-
-Starts the HTTP API (no workers). Needs REDIS_URL; listens on HOST:PORT (127.0.0.1:8080 by default).
-Stops on Ctrl-C or SIGTERM after in-flight requests finish.
-`;
 
 export async function runServe(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
+
+function run(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 20_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`lorafuse ${args.join(' ')} ran past ${timeoutMs} ms\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('lorafuse CLI', () => {
+  it('prints the commands with --help and the version with --version', async () => {
+    const help = await run(['--help']);
+    assert.equal(help.code, 0);
+    for (const command of ['serve', 'worker', 'dev', 'demo', 'merge', 'predict', 'finetune', 'evaluate']) {
+      assert.match(help.stdout, new RegExp(`\\n  ${command} `), command);
+    }
+    const version = await run(['--version']);
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
+  });
+
+  it('has --help for every service command and rejects an unknown command with exit 2', async () => {
+    for (const command of ['serve', 'worker', 'dev', 'demo']) {
+      const help = await run([command, '--help']);
+      assert.equal(help.code, 0, command);
+      assert.match(help.stdout, new RegExp(`usage: lorafuse ${command}`));
+    }
+    const unknown = await run(['frobnicate']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command "frobnicate"/);
+  });
+
+  it('exits 2 with the variable named on a configuration error', async () => {
+    const result = await run(['serve'], { PORT: 'eighty', REDIS_URL: 'redis://127.0.0.1:1' });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /configuration error: PORT: expected a whole number/);
+    const scheme = await run(['worker'], { REDIS_URL: 'http://localhost' });
+    assert.equal(scheme.code, 2);
+    assert.match(scheme.stderr, /REDIS_URL: unsupported scheme/);
+    const missing = await run(['serve'], { REDIS_URL: '' });
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /needs REDIS_URL/);
+  });
+
+  it('runs the demo end to end: uploads, two merges through the queue, checked result, clean exit', async () => {
+    const started = Date.now();
+    const demo = await run(['demo'], { REDIS_URL: '', LOG_LEVEL: 'warn' }, 60_000);
+    assert.equal(demo.code, 0, `${demo.stdout}\n${demo.stderr}`);
+    const out = demo.stdout;
+    assert.equal((out.match(/POST \/v1\/models/g) ?? []).length, 4);
+    assert.match(out, /embedded redis-server at redis:\/\/127\.0\.0\.1:\d+/);
+    assert.match(out, /job job_[0-9a-f-]{36} queued/);
+    assert.equal((out.match(/\] completed/g) ?? []).length, 2, 'both jobs completed');
+    assert.equal((out.match(/sha256 [0-9a-f]{64}/g) ?? []).length, 2);
+    const check = /check: max \|result - .*\| = ([0-9.e+-]+)/.exec(out);
+    assert.ok(check, 'the arithmetic check is printed');
+    assert.ok(Number(check[1]) < 1e-5, `task_arithmetic deviates by ${check[1]}`);
+    assert.match(out, /model\.layers\.1\.mlp\.down_proj\.weight\s+F32\s+\[64,128\]/);
+    assert.match(out, /lorafuse demo: done in/);
+    assert.ok(Date.now() - started < 30_000, `the demo took ${Date.now() - started} ms`);
+  });
+});
