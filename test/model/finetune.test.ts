@@ -166,3 +166,20 @@ describe('fine-tuning', () => {
     assert.equal(tf.memory().numTensors, before);
   });
 });
+
+describe('data-parallel fine-tuning', () => {
+  before(testBackend);
+  after(removeScratchDirs);
+
+  it('two worker threads (one wasm runtime each) follow the single-runtime loss curve', async () => {
+    const dataset = syntheticDataset(200, 13);
+    const options = { ...common, steps: 8, evalEvery: 8, dataset, mode: 'lora' as const, rank: 2 };
+    const single = await finetune({ ...options, outDir: path.join(scratchDir(), 'one') });
+    const parallel = await finetune({ ...options, outDir: path.join(scratchDir(), 'two'), workers: 2 });
+    const a = single.lossCurve.map((p) => p.loss);
+    const b = parallel.lossCurve.map((p) => p.loss);
+    for (let i = 0; i < a.length; i++)
+      assert.ok(Math.abs(a[i] - b[i]) <= 1e-4 * Math.abs(a[i]) + 1e-5, `step ${i + 1}: ${a[i]} vs ${b[i]}`);
+    assert.equal(parallel.validation.at(-1)!.accuracy, single.validation.at(-1)!.accuracy);
+  });
+});

@@ -4,18 +4,18 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { evaluateModel } from '../evaluate-model.ts';
 import { ForwardContext } from '../forward-context.ts';
-import { batchInputs } from '../inference.ts';
 import type { HostTensor } from '../io/host-tensors.ts';
 import { writeSafetensorsFile } from '../io/host-tensors.ts';
 import { type LoadedModel, loadModel } from '../load-model.ts';
 import type { AdapterNaming } from '../lora/module-naming.ts';
 import { HF_CLASSES, peftLoraConfig } from '../lora/peft-config.ts';
 import { writeAdapter } from '../lora/peft-adapter.ts';
-import { crossEntropy } from '../nn/functional.ts';
+import { RuntimePool } from '../parallel/runtime-pool.ts';
 import { deriveSeed, seededUniform, shuffled } from '../random.ts';
 import { ADAMW_DEFAULTS, AdamW, clipByGlobalNorm } from './adamw.ts';
 import { resumeTrainingCheckpoint, saveTrainingCheckpoint, type TrainingProgress } from './checkpoints.ts';
 import { type Dataset, gatherRows, readDataset, splitValidation } from './dataset.ts';
+import { computeGradients } from './gradient-step.ts';
 import { learningRateAt } from './schedule.ts';
 import {
   createTrainableState,
@@ -57,6 +57,8 @@ export interface FinetuneOptions {
   onProgress?: (p: { step: number; steps: number; loss: number; learningRate: number }) => void;
   /** Stop after this many steps of this call (tests simulate a crash), leaving checkpoints behind. */
   stopAfter?: number;
+  /** Data parallelism: each step's batch is split over this many worker threads (one wasm runtime each). */
+  workers?: number;
 }
 
 export interface FinetuneResult {
@@ -116,8 +118,16 @@ async function runFinetune(
     weightDecay: options.weightDecay ?? 0.01,
   });
   const ctx = new ForwardContext(model.params, state.lora, state.overrides);
-  const variableList = [...state.variables.values()];
-  const keyOf = new Map([...state.variables].map(([key, v]) => [v.name, key]));
+  const pool =
+    (options.workers ?? 1) > 1
+      ? await RuntimePool.start(options.workers!, {
+          type: 'init',
+          backend: tf.getBackend() === 'tensorflow' ? undefined : tf.getBackend(),
+          modelDir: options.modelDir,
+          extraWeights: options.extraWeights,
+          state: { mode, targets, rank, scale, seed, trainHead },
+        })
+      : null;
 
   const runKey = createHash('sha256')
     .update(
@@ -161,38 +171,42 @@ async function runFinetune(
   const started = performance.now();
   let stepsThisCall = 0;
   let samples = 0;
-  while (progress.step < steps) {
-    if (options.signal?.aborted) throw new Error('fine-tuning cancelled');
-    if (options.stopAfter !== undefined && stepsThisCall >= options.stopAfter) break;
-    const indices = batchIndices(progress.step);
-    const batch = new Map<string, HostTensor>();
-    for (const [name, t] of train.inputs) batch.set(name, gatherRows(t, indices));
-    const labels = Int32Array.from(indices, (i) => train.labels[i]);
-    const lr = learningRateAt(progress.step, learningRate, warmupSteps, steps);
-    const { value, grads } = tf.variableGrads(() => {
-      const { logits } = model.architecture.forward(ctx, batchInputs(batch, 0, indices.length), model.config);
-      if (!logits) throw new Error('the model produced no logits (a CLIP model needs a classifier head)');
-      return crossEntropy(logits, tf.tensor1d(labels, 'int32'));
-    }, variableList);
-    const named = new Map<string, tf.Tensor>();
-    for (const [variableName, g] of Object.entries(grads)) named.set(keyOf.get(variableName)!, g);
-    const clipped = clipByGlobalNorm(named, maxGradNorm);
-    optimizer.apply(clipped.grads, lr);
-    for (const g of clipped.grads.values()) g.dispose();
-    const loss = (await value.data())[0];
-    value.dispose();
-    progress.step += 1;
-    stepsThisCall += 1;
-    samples += indices.length;
-    progress.lossCurve.push({ step: progress.step, loss });
-    options.onProgress?.({ step: progress.step, steps, loss, learningRate: lr });
-    if (validation && (progress.step % evalEvery === 0 || progress.step === steps)) {
-      const result = await evaluateModel(model, ctx, validation, 128);
-      progress.validation.push({ step: progress.step, accuracy: result.accuracy, loss: result.loss });
+  try {
+    while (progress.step < steps) {
+      if (options.signal?.aborted) throw new Error('fine-tuning cancelled');
+      if (options.stopAfter !== undefined && stepsThisCall >= options.stopAfter) break;
+      const indices = batchIndices(progress.step);
+      const batch = new Map<string, HostTensor>();
+      for (const [name, t] of train.inputs) batch.set(name, gatherRows(t, indices));
+      const labels = Int32Array.from(indices, (i) => train.labels[i]);
+      const lr = learningRateAt(progress.step, learningRate, warmupSteps, steps);
+      const { loss: value, grads: named } = pool
+        ? await parallelGradients(pool, state.variables, batch, labels)
+        : computeGradients(model, ctx, state.variables, batch, labels);
+      const clipped = clipByGlobalNorm(named, maxGradNorm);
+      optimizer.apply(clipped.grads, lr);
+      for (const g of clipped.grads.values()) g.dispose();
+      const loss = (await value.data())[0];
+      value.dispose();
+      progress.step += 1;
+      stepsThisCall += 1;
+      samples += indices.length;
+      progress.lossCurve.push({ step: progress.step, loss });
+      options.onProgress?.({ step: progress.step, steps, loss, learningRate: lr });
+      if (validation && (progress.step % evalEvery === 0 || progress.step === steps)) {
+        const result = await evaluateModel(model, ctx, validation, 128);
+        progress.validation.push({ step: progress.step, accuracy: result.accuracy, loss: result.loss });
+      }
+      if (checkpointEvery > 0 && progress.step % checkpointEvery === 0 && progress.step < steps) {
+        await saveTrainingCheckpoint(checkpointDir, state.variables, optimizer, progress);
+      }
     }
-    if (checkpointEvery > 0 && progress.step % checkpointEvery === 0 && progress.step < steps) {
-      await saveTrainingCheckpoint(checkpointDir, state.variables, optimizer, progress);
-    }
+  } catch (error) {
+    optimizer.dispose();
+    state.dispose();
+    throw error;
+  } finally {
+    await pool?.close();
   }
   const seconds = (performance.now() - started) / 1000;
   const finished = progress.step >= steps;
@@ -240,6 +254,41 @@ async function runFinetune(
     samplesPerSecond: seconds > 0 ? samples / seconds : 0,
     finished,
   };
+}
+
+/** Splits the batch over the workers and averages their gradients, weighted by shard size. */
+async function parallelGradients(
+  pool: RuntimePool,
+  variables: Map<string, tf.Variable>,
+  batch: Map<string, HostTensor>,
+  labels: Int32Array,
+): Promise<{ loss: tf.Scalar; grads: Map<string, tf.Tensor> }> {
+  const values: Record<string, Float32Array> = {};
+  for (const [key, variable] of variables) values[key] = (await variable.data()) as Float32Array;
+  const parts = Math.min(pool.size, labels.length);
+  const shards = Array.from({ length: parts }, (_, i) => {
+    const rows = Array.from({ length: labels.length }, (_, r) => r).filter((r) => r % parts === i);
+    const inputs = new Map<string, HostTensor>();
+    for (const [name, t] of batch) inputs.set(name, gatherRows(t, rows));
+    return { inputs, labels: Int32Array.from(rows, (r) => labels[r]) };
+  });
+  const results = await pool.gradients(values, shards);
+  const grads = new Map<string, tf.Tensor>();
+  let loss = 0;
+  results.forEach((result, i) => {
+    const weight = shards[i].labels.length / labels.length;
+    loss += result.loss * weight;
+    for (const [key, g] of Object.entries(result.grads)) {
+      const sum = grads.get(key);
+      const scaled = tf.tidy(() => tf.mul(tf.tensor(g, variables.get(key)!.shape), weight));
+      if (sum) {
+        grads.set(key, tf.add(sum, scaled));
+        sum.dispose();
+        scaled.dispose();
+      } else grads.set(key, scaled);
+    }
+  });
+  return { loss: tf.scalar(loss), grads };
 }
 
 async function writeTrainedAdapter(
