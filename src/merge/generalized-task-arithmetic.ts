@@ -167,11 +167,16 @@ export function mergeGeneralizedTaskArithmetic(config: GtaConfig, ctx: TensorMer
   const count = models.length;
   const weights = Float32Array.from(models, ({ input }) => Number(input.params.weight));
 
+  // Arrays the executor lets us overwrite (each used by one input only): task vectors are computed in
+  // place and the result goes into the base's array, so a large tensor needs no extra copies.
+  const arrays = ctx.inputs.map((input) => input.data);
+  const writable = ctx.inputsWritable === true && new Set(arrays).size === arrays.length;
+
   // With a sparsifier the sources are the sparsified task vectors; without one, the inputs themselves.
   const sparsified = config.sparsification !== undefined;
   const sources: Float32Array[] = models.map(({ input, index }, m) => {
     if (!sparsified) return input.data;
-    const delta = scratchFloat32(m, n);
+    const delta = writable ? input.data : scratchFloat32(m, n);
     const x = input.data;
     for (let i = 0; i < n; i++) delta[i] = x[i] - base[i];
     sparsifyTaskVector(config, ctx, delta, input.params, index);
@@ -182,7 +187,8 @@ export function mergeGeneralizedTaskArithmetic(config: GtaConfig, ctx: TensorMer
   const lambda = Number(ctx.params.lambda ?? 1);
   const applyLambda = lambda !== 1; // mergekit skips the multiply when λ == 1
   const lambda32 = Math.fround(lambda);
-  const out = new Float32Array(n);
+  // Safe in place: each element of the base is read before its slot is written.
+  const out = writable ? base : new Float32Array(n);
 
   if (config.consensus) {
     const bySum = config.consensus === 'sum';

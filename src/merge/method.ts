@@ -50,6 +50,11 @@ export interface TensorMergeContext {
   params: Readonly<Record<string, ParameterValue>>;
   /** Random stream for this tensor and a named purpose (e.g. the model index); only for `random` methods. */
   random(stream: string): RandomStream;
+  /**
+   * Set by the executor when it owns the inputs' arrays and drops them after the call: a method may
+   * then reuse an input's array as scratch or output, provided no other input shares that array.
+   */
+  inputsWritable?: boolean;
 }
 
 /** How a method uses `base_model`. */

@@ -23,5 +23,7 @@ export function runTensorJob(job: TensorJob): Float32Array {
     inputs: job.inputs,
     params: job.params,
     random: randomForTensor(job.seed, job.tensorName),
+    // Each job's arrays are fresh reads (or transferred copies) that nothing else keeps.
+    inputsWritable: true,
   });
 }
