@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { tempDir } from '../helpers/redis.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+describe('lorafuse dev', () => {
+  it('starts a private redis-server (AOF) + API + worker, answers, and stops everything on SIGTERM', async () => {
+    const data = tempDir('lorafuse-dev');
+    const child = spawn(process.execPath, [BIN, 'dev'], {
+      env: { ...process.env, REDIS_URL: '', PORT: '0', LORAFUSE_DATA_DIR: data.dir, LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk) => {
+      output += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      output += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!/API on http:\/\/127\.0\.0\.1:\d+/.test(output)) {
+        if (Date.now() > deadline || child.exitCode !== null)
+          throw new Error(`dev did not start:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const apiUrl = (/API on (http:\/\/127\.0\.0\.1:\d+)/.exec(output) as RegExpExecArray)[1];
+      const redisPort = Number(
+        (/redis-server at redis:\/\/127\.0\.0\.1:(\d+)/.exec(output) as RegExpExecArray)[1],
+      );
+      const ready = await fetch(`${apiUrl}/readyz`);
+      assert.equal(ready.status, 200, await ready.text());
+      assert.ok(await accepts(redisPort));
+      assert.ok(existsSync(path.join(data.dir, 'redis')));
+
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, output);
+      assert.match(output, /stopping \(worker, API, Redis\)/);
+      assert.equal(await accepts(redisPort), false, 'the private redis-server is gone');
+      const redisFiles = readdirSync(path.join(data.dir, 'redis'));
+      assert.ok(
+        redisFiles.some((name) => name.startsWith('appendonly') || name === 'appendonlydir'),
+        `AOF on: ${redisFiles.join(', ')}`,
+      );
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      data.remove();
+    }
+  });
+});
