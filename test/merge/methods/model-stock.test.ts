@@ -4,6 +4,8 @@ import { test } from 'node:test';
 import { gaussian, seededStream } from '../../../src/merge/linalg/seeded-random.ts';
 import type { TensorInput, TensorMergeContext } from '../../../src/merge/method.ts';
 import { modelStock, modelStockMethod } from '../../../src/merge/methods/model-stock.ts';
+import { runMergeCommand } from '../../../src/cli/merge-command.ts';
+import { tempDir } from '../../helpers/redis.ts';
 import { compareTensors, goldenCaseDir, readCaseJson, readGoldenTensors } from '../../helpers/golden.ts';
 
 const input = (model: string, data: Float32Array, isBase: boolean): TensorInput => ({
@@ -135,4 +137,27 @@ test('model_stock declares filter_wise and needs a base and two models', () => {
       context([input('b', random(3, 1), true), input('m', random(3, 2), false)], [3]),
     ),
   );
+});
+
+test('mergekit_model_stock end to end: the recipe through lorafuse merge (planner order, base, parameters)', async () => {
+  const out = tempDir('lorafuse-model-stock');
+  try {
+    const outDir = path.join(out.dir, 'merged');
+    const code = await runMergeCommand([
+      path.join(goldenCaseDir('mergekit_model_stock'), 'recipe.yaml'),
+      '--out',
+      outDir,
+    ]);
+    assert.equal(code, 0);
+    const actual = await readGoldenTensors(path.join(outDir, 'model.safetensors'));
+    const expected = await readGoldenTensors(
+      path.join(goldenCaseDir('mergekit_model_stock'), 'expected.safetensors'),
+    );
+    assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort());
+    for (const [name, want] of expected) {
+      assert.equal(compareTensors(actual.get(name)!.data, want.data, { rtol: 1e-5, atol: 2e-6 }), null, name);
+    }
+  } finally {
+    out.remove();
+  }
 });

@@ -4,6 +4,8 @@ import { test } from 'node:test';
 import { gaussian, seededStream } from '../../../src/merge/linalg/seeded-random.ts';
 import type { TensorInput, TensorMergeContext } from '../../../src/merge/method.ts';
 import { slerp } from '../../../src/merge/methods/slerp.ts';
+import { runMergeCommand } from '../../../src/cli/merge-command.ts';
+import { tempDir } from '../../helpers/redis.ts';
 import { compareTensors, goldenCaseDir, readGoldenTensors } from '../../helpers/golden.ts';
 
 function context(t: number, inputs: TensorInput[], shape: number[]): TensorMergeContext {
@@ -101,4 +103,27 @@ test('slerp declares t as a required global parameter and needs a base', () => {
   assert.throws(() =>
     slerp.mergeTensor(context(0.5, [input('a', random(4, 1), false), input('b', random(4, 2), false)], [4])),
   );
+});
+
+test('mergekit_slerp end to end: the recipe through lorafuse merge (planner order, base, parameters)', async () => {
+  const out = tempDir('lorafuse-slerp');
+  try {
+    const outDir = path.join(out.dir, 'merged');
+    const code = await runMergeCommand([
+      path.join(goldenCaseDir('mergekit_slerp'), 'recipe.yaml'),
+      '--out',
+      outDir,
+    ]);
+    assert.equal(code, 0);
+    const actual = await readGoldenTensors(path.join(outDir, 'model.safetensors'));
+    const expected = await readGoldenTensors(
+      path.join(goldenCaseDir('mergekit_slerp'), 'expected.safetensors'),
+    );
+    assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort());
+    for (const [name, want] of expected) {
+      assert.equal(compareTensors(actual.get(name)!.data, want.data, { rtol: 1e-5, atol: 2e-6 }), null, name);
+    }
+  } finally {
+    out.remove();
+  }
 });

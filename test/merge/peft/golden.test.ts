@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { ParameterValue } from '../../../src/merge/method.ts';
 import { addWeightedAdapterModule } from '../../../src/merge/methods/peft-add-weighted-adapter.ts';
 import { peftCat } from '../../../src/merge/methods/peft-cat.ts';
 import { peftSvd } from '../../../src/merge/methods/peft-svd.ts';
+import { fileResolver } from '../../../src/cli/merge-command.ts';
+import { closePlan, executeMerge, parseRecipe, planMerge } from '../../../src/merge/index.ts';
+import { tempDir } from '../../helpers/redis.ts';
 import { goldenCaseDir, readCaseJson, readGoldenTensors } from '../../helpers/golden.ts';
 import { assertClose, loadGoldenAdapters, MODULES, product } from './adapters.ts';
 
@@ -93,4 +97,42 @@ test('peft_svd declares PEFT parameter names and the double-scaling note', () =>
     ['weight', 'svd_rank', 'svd_clamp', 'svd_full_matrices', 'peft_compat_double_scaling'],
   );
   assert.match(peftSvd.notes ?? '', /twice/);
+});
+
+test('peft_svd end to end through the planner and executor: r = lora_alpha = 8, golden dense delta', async () => {
+  const dir = path.join(goldenCaseDir('peft_svd'), 'adapters');
+  const out = tempDir('lorafuse-peft-svd');
+  try {
+    for (const [params, folder] of [
+      [{ peft_compat_double_scaling: true }, 'expected'],
+      [{}, 'alt_single_scaling'],
+    ] as const) {
+      const recipe = parseRecipe({
+        merge_method: 'peft_svd',
+        models: NAMES.map((adapter, i) => ({ adapter, parameters: { weight: WEIGHTS[i] } })),
+        parameters: params,
+      });
+      const plan = await planMerge(recipe, fileResolver(dir));
+      const outDir = path.join(out.dir, folder);
+      try {
+        await executeMerge(plan, { outDir });
+      } finally {
+        await closePlan(plan);
+      }
+      const config = JSON.parse(readFileSync(path.join(outDir, 'adapter_config.json'), 'utf8'));
+      assert.deepEqual([config.r, config.lora_alpha], [8, 8]);
+      const merged = await readGoldenTensors(path.join(outDir, 'adapter_model.safetensors'));
+      const deltas = await readGoldenTensors(
+        path.join(goldenCaseDir('peft_svd'), folder, 'delta.safetensors'),
+      );
+      for (const module of MODULES) {
+        const a = merged.get(`base_model.model.${module}.lora_A.weight`)!;
+        const b = merged.get(`base_model.model.${module}.lora_B.weight`)!;
+        const delta = product(b.data, a.data, b.shape[0], 8, a.shape[1]);
+        assertClose(delta, deltas.get(`${module}.weight`)!.data, 1e-4, 1e-5, `${folder} ${module}`);
+      }
+    }
+  } finally {
+    out.remove();
+  }
 });
