@@ -15,7 +15,7 @@ import { MergeWorkerPool } from './workers/pool.ts';
 import { runTensorJob, type TensorJob } from './workers/tensor-job.ts';
 
 export interface MergeProgressEvent {
-  phase: 'merging' | 'writing';
+  phase: 'merging';
   tensorsDone: number;
   tensorsTotal: number;
 }

@@ -48,10 +48,11 @@ async function planModelMerge(
   // mergekit's order: the listed models, then an unlisted base model last.
   const resolveInputs: ResolveInput[] = recipe.models.map((input) => ({
     ref: input.model!,
-    isBase: input.model === recipe.base_model,
+    // A method that takes no base treats a listed base_model as an ordinary input (it needs its weight).
+    isBase: method.baseModel !== 'none' && input.model === recipe.base_model,
     parameters: input.parameters,
   }));
-  const baseListed = resolveInputs.some((input) => input.isBase);
+  const baseListed = recipe.models.some((input) => input.model === recipe.base_model);
   if (recipe.base_model !== undefined && !baseListed) {
     if (method.baseModel === 'none') {
       throw new MergePlanError(

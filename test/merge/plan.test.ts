@@ -121,6 +121,16 @@ test('plan errors: method, parameters, base model and input counts', async () =>
     { merge_method: 'linear', base_model: 'base.safetensors', models: two },
     'unused_base_model',
   );
+  // linear takes no base: a listed base_model is an ordinary input and needs its weight like the others.
+  await rejectsPlan(
+    {
+      merge_method: 'linear',
+      base_model: 'base.safetensors',
+      models: [{ model: 'base.safetensors' }, two[0]],
+    },
+    'missing_parameter',
+    (e) => e.parameter === 'weight' && /base.safetensors/.test(e.message),
+  );
   await rejectsPlan({ merge_method: 'peft_linear', models: two }, 'wrong_input_kind');
   await rejectsPlan(
     { merge_method: 'linear', models: [{ model: 'missing.safetensors', parameters: { weight: 1 } }] },
