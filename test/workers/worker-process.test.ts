@@ -155,6 +155,32 @@ describe('lorafuse worker process', () => {
     assert.deepEqual(leftoverWorkDirs(data.dir), []);
   });
 
+  it('on SIGTERM past the grace period exits, and another worker recovers the unfinished job', async () => {
+    const payload = await bigModels(store, data.dir, { models: 3, tensors: 24, rows: 512, cols: 1024 });
+    const modelsBefore = await store.count('model');
+    const first = spawnWorker({ LORAFUSE_SHUTDOWN_GRACE_MS: '200' });
+    const queued = await jobs.enqueueMerge(payload);
+    await waitFor(
+      'the job to be merging',
+      async () => {
+        const view = await jobs.get(queued.id);
+        return view?.state === 'active' && (view.progress?.tensorsDone as number) > 0;
+      },
+      30_000,
+    );
+    first.child.kill('SIGTERM');
+    const exit = await first.exited;
+    assert.equal(exit.code, 0, first.output());
+    assert.match(first.output(), /grace period over/);
+    assert.equal(await store.count('model'), modelsBefore, 'the interrupted attempt stored nothing');
+
+    spawnWorker();
+    const done = await waitForState(jobs, queued.id, ['completed', 'failed'], 60_000);
+    assert.equal(done.state, 'completed', JSON.stringify(done.error));
+    assert.equal(await store.count('model'), modelsBefore + 1);
+    assert.deepEqual(leftoverWorkDirs(data.dir), []);
+  });
+
   it('refuses to start without REDIS_URL and names the bad variable on a config error (exit 2)', async () => {
     const missing = spawnWorker({ REDIS_URL: '' });
     assert.equal((await missing.exited).code, 2);
