@@ -34,24 +34,46 @@ export function transpose(m: DenseMatrix): DenseMatrix {
   return out;
 }
 
-/** a·b, i-k-j loop order so the inner loop walks rows of b and of the output. */
+/** a·b, i-k-j loop order so the inner loop walks rows of b and of the output, four rows of b at a time. */
 export function matmul(a: DenseMatrix, b: DenseMatrix): DenseMatrix {
   if (a.cols !== b.rows) throw new RangeError(`matmul: ${a.rows}x${a.cols} by ${b.rows}x${b.cols}`);
   const out = zeros(a.rows, b.cols);
-  const n = b.cols;
-  const ad = a.data;
-  const bd = b.data;
-  const od = out.data;
-  for (let i = 0; i < a.rows; i++) {
+  matmulInto(out.data, a.data, a.rows, a.cols, b.data, b.cols);
+  return out;
+}
+
+/** out (m×n) += a (m×k) · b (k×n), all row-major; any numeric arrays (float32 factors welcome). */
+export function matmulInto(
+  out: Float64Array,
+  a: ArrayLike<number>,
+  m: number,
+  k: number,
+  b: ArrayLike<number>,
+  n: number,
+): void {
+  for (let i = 0; i < m; i++) {
     const outRow = i * n;
-    for (let k = 0; k < a.cols; k++) {
-      const aik = ad[i * a.cols + k];
-      if (aik === 0) continue;
-      const bRow = k * n;
-      for (let j = 0; j < n; j++) od[outRow + j] += aik * bd[bRow + j];
+    const aRow = i * k;
+    let t = 0;
+    for (; t + 3 < k; t += 4) {
+      const a0 = a[aRow + t];
+      const a1 = a[aRow + t + 1];
+      const a2 = a[aRow + t + 2];
+      const a3 = a[aRow + t + 3];
+      const r0 = t * n;
+      const r1 = r0 + n;
+      const r2 = r1 + n;
+      const r3 = r2 + n;
+      for (let j = 0; j < n; j++)
+        out[outRow + j] += a0 * b[r0 + j] + a1 * b[r1 + j] + a2 * b[r2 + j] + a3 * b[r3 + j];
+    }
+    for (; t < k; t++) {
+      const ait = a[aRow + t];
+      if (ait === 0) continue;
+      const r0 = t * n;
+      for (let j = 0; j < n; j++) out[outRow + j] += ait * b[r0 + j];
     }
   }
-  return out;
 }
 
 /**

@@ -1,7 +1,7 @@
 // Re-factoring a merged LoRA delta into an adapter of rank R with the scaling folded in (B = U·S,
 // A = Vᵀ, new lora_alpha = R): exactly from stacked thin factors when the merge is linear, else by a
 // (seeded, randomized when large) truncated SVD of the dense merged delta.
-import { type DenseMatrix, fromArray } from '../linalg/dense.ts';
+import { type DenseMatrix, fromArray, matmulInto } from '../linalg/dense.ts';
 import { productSvd, svdToLoraFactors, truncateSvd } from '../linalg/low-rank-svd.ts';
 import { truncatedSvd } from '../linalg/randomized-svd.ts';
 import type { LoraModuleInput, RandomStream } from '../method.ts';
@@ -81,23 +81,14 @@ export function refactorDense(
   return { ...svdToLoraFactors(svd), relativeError: svd.relativeError };
 }
 
-/** Σ cᵢ·sᵢ·Bᵢ·Aᵢ as a dense float32 [out, in] matrix. */
+/** Σ cᵢ·sᵢ·Bᵢ·Aᵢ as a dense float32 [out, in] matrix (float64 sums). */
 export function denseLinearDelta(
   adapters: readonly LoraModuleInput[],
   coefs: readonly number[],
 ): Float32Array {
-  const { outFeatures: out, inFeatures: inF } = adapters[0];
-  const acc = new Float64Array(out * inF);
-  adapters.forEach((adapter, j) => {
-    const coef = coefs[j] * adapter.scaling;
-    for (let o = 0; o < out; o++) {
-      for (let r = 0; r < adapter.rank; r++) {
-        const bor = coef * adapter.b[o * adapter.rank + r];
-        if (bor === 0) continue;
-        for (let i = 0; i < inF; i++) acc[o * inF + i] += bor * adapter.a[r * inF + i];
-      }
-    }
-  });
+  const { b, a } = stackedFactors(adapters, coefs);
+  const acc = new Float64Array(b.rows * a.cols);
+  matmulInto(acc, b.data, b.rows, b.cols, a.data, a.cols);
   return Float32Array.from(acc);
 }
 

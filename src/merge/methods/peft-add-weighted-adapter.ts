@@ -8,7 +8,7 @@
 //   svd_rank (default max rᵢ) by SVD: B = U·S, A = Vᵀ. The new adapter has r = lora_alpha = new rank.
 import { MergePlanError } from '../errors.ts';
 import { stackedFactors } from '../lora/delta-factorize.ts';
-import type { DenseMatrix } from '../linalg/dense.ts';
+import { type DenseMatrix, matmulInto } from '../linalg/dense.ts';
 import type { SvdResult } from '../linalg/jacobi-svd.ts';
 import { productSvd, svdToLoraFactors, truncateSvd } from '../linalg/low-rank-svd.ts';
 import { truncatedSvd } from '../linalg/randomized-svd.ts';
@@ -188,13 +188,7 @@ function svdModule(
 export function denseDelta(adapter: LoraModuleInput): Float32Array {
   const { outFeatures: out, inFeatures: inF, rank } = adapter;
   const delta = new Float64Array(out * inF);
-  for (let o = 0; o < out; o++) {
-    for (let r = 0; r < rank; r++) {
-      const bor = adapter.b[o * rank + r];
-      if (bor === 0) continue;
-      for (let i = 0; i < inF; i++) delta[o * inF + i] += bor * adapter.a[r * inF + i];
-    }
-  }
+  matmulInto(delta, adapter.b, out, rank, adapter.a, inF);
   const rounded = new Float32Array(delta.length);
   for (let i = 0; i < delta.length; i++) rounded[i] = delta[i] * adapter.scaling;
   return rounded;
@@ -202,13 +196,7 @@ export function denseDelta(adapter: LoraModuleInput): Float32Array {
 
 function denseProduct(b: DenseMatrix, a: DenseMatrix): Float64Array {
   const out = new Float64Array(b.rows * a.cols);
-  for (let o = 0; o < b.rows; o++) {
-    for (let r = 0; r < b.cols; r++) {
-      const bor = b.data[o * b.cols + r];
-      if (bor === 0) continue;
-      for (let i = 0; i < a.cols; i++) out[o * a.cols + i] += bor * a.data[r * a.cols + i];
-    }
-  }
+  matmulInto(out, b.data, b.rows, b.cols, a.data, a.cols);
   return out;
 }
 
