@@ -183,3 +183,60 @@ describe('data-parallel fine-tuning', () => {
     assert.equal(parallel.validation.at(-1)!.accuracy, single.validation.at(-1)!.accuracy);
   });
 });
+
+describe('fine-tuning BERT on wasm', () => {
+  before(testBackend);
+  after(removeScratchDirs);
+
+  it('full mode trains the word embeddings through the lookup’s one-hot gradient', async () => {
+    const bert = path.join(FIXTURES, 'bert');
+    const { tensors } = await readSafetensors(path.join(bert, 'inputs.safetensors'));
+    const dataset: Dataset = {
+      inputs: new Map([
+        ['input_ids', tensors.get('input_ids')!],
+        ['attention_mask', tensors.get('attention_mask')!],
+      ]),
+      labels: Int32Array.from([0, 1, 2]),
+      task: 'tokens',
+      split: 'train',
+      classNames: null,
+    };
+    const outDir = path.join(scratchDir(), 'bert');
+    const result = await finetune({
+      modelDir: path.join(bert, 'model'),
+      dataset,
+      mode: 'full',
+      outDir,
+      steps: 3,
+      batchSize: 3,
+      learningRate: 1e-2,
+      validationFraction: 0,
+    });
+    assert.equal(result.steps, 3);
+    const name = 'bert.embeddings.word_embeddings.weight';
+    const before = (await readSafetensors(path.join(bert, 'model', 'model.safetensors'))).tensors.get(name)!;
+    const after = (await readSafetensors(path.join(outDir, 'model.safetensors'))).tensors.get(name)!;
+    // Tokens the attention mask keeps; padding (id 0) is masked out, so like an unused row it gets no gradient.
+    const mask = tensors.get('attention_mask')!.data as BigInt64Array;
+    const ids = new Set(
+      Array.from(tensors.get('input_ids')!.data as BigInt64Array, Number).filter((_, i) => mask[i] === 1n),
+    );
+    assert.ok(!ids.has(0));
+    const hidden = before.shape[1];
+    const rowChanged = (row: number) =>
+      (after.data as Float32Array)
+        .subarray(row * hidden, (row + 1) * hidden)
+        .some((v, i) => v !== (before.data as Float32Array)[row * hidden + i]);
+    for (const id of ids) assert.ok(rowChanged(id), `row ${id} of a used token did not move`);
+    // The padding row (zeros, padding_idx 0) sits only under masked positions: no gradient, still zero.
+    assert.ok((after.data as Float32Array).subarray(0, hidden).every((v) => v === 0));
+    const unused = Array.from({ length: before.shape[0] }, (_, i) => i).find((i) => i > 0 && !ids.has(i))!;
+    // Unused rows move only by weight decay: a uniform shrink, never a gradient step.
+    const ratio =
+      (after.data as Float32Array)[unused * hidden] / (before.data as Float32Array)[unused * hidden];
+    for (let j = 0; j < hidden; j++) {
+      const b = (before.data as Float32Array)[unused * hidden + j];
+      assert.ok(Math.abs((after.data as Float32Array)[unused * hidden + j] - b * ratio) < 1e-6);
+    }
+  });
+});

@@ -107,8 +107,9 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: 
 export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
   const lookup = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const value = tf.gather(args[0] as tf.Tensor, ids);
-    const gradFunc = (dy: tf.Tensor) => {
-      const oneHot = tf.oneHot(ids, table.shape[0]).toFloat();
+    (args[1] as tf.GradSaveFunc)([ids]); // kept alive for the backward pass, which runs after the forward scope
+    const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const oneHot = tf.oneHot(saved[0] as tf.Tensor1D, table.shape[0]).toFloat();
       return tf.matMul(transposeLast2(oneHot), dy);
     };
     return { value, gradFunc };
