@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { cpSync } from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
@@ -92,6 +93,69 @@ describe('merge worker (sandboxed processor, real Redis)', () => {
       await merged.close();
     }
     assert.deepEqual(leftoverWorkDirs(data.dir), []);
+  });
+
+  it('merges PEFT adapters (peft_cat) into an adapter artifact whose delta equals PEFT within 1e-5/1e-6', async () => {
+    const golden = path.resolve(GOLDEN_TASK_ARITHMETIC, '../peft_cat');
+    const ids: string[] = [];
+    for (const name of ['a0', 'a1', 'a2_r8']) {
+      const dir = path.join(data.dir, `adapter-${name}`);
+      cpSync(path.join(golden, 'adapters', name), dir, { recursive: true });
+      ids.push((await store.ingestDirectory('adapter', dir, { parents: [], lorafuseVersion: '0' })).id);
+    }
+    const weights = [1.0, 0.6, 0.4];
+    start();
+    const queued = await jobs.enqueueMerge({
+      recipe: {
+        merge_method: 'peft_cat',
+        models: ids.map((adapter, i) => ({ adapter, parameters: { weight: weights[i] } })),
+      },
+      inputs: ids,
+      seed: 0,
+    });
+    const done = await waitForState(jobs, queued.id, ['completed', 'failed'], 30_000);
+    assert.equal(done.state, 'completed', JSON.stringify(done.error));
+    const result = done.result as MergeJobResult;
+    assert.equal(result.artifact.kind, 'adapter');
+    const record = await store.get(result.artifact.id);
+    assert.ok(record);
+    assert.equal(record.rank, 16);
+    const config = record.config as { r: number; lora_alpha: number };
+    const scaling = config.lora_alpha / config.r;
+    const paths = store.filePaths(record);
+    const merged = await Checkpoint.openFiles(paths, 'adapter_model');
+    const expected = await Checkpoint.openFiles({
+      'model.safetensors': path.join(golden, 'expected', 'delta.safetensors'),
+    });
+    try {
+      const modules = [0, 1].flatMap((l) =>
+        ['q_proj', 'v_proj'].map((p) => `model.layers.${l}.self_attn.${p}`),
+      );
+      for (const module of modules) {
+        const keyA = `base_model.model.${module}.lora_A.weight`;
+        const keyB = `base_model.model.${module}.lora_B.weight`;
+        const a = await merged.readFloat32(keyA);
+        const b = await merged.readFloat32(keyB);
+        const [out, r] = merged.info(keyB).shape;
+        const inF = merged.info(keyA).shape[1];
+        const want = await expected.readFloat32(`${module}.weight`);
+        for (let o = 0; o < out; o++) {
+          for (let i = 0; i < inF; i++) {
+            let sum = 0;
+            for (let k = 0; k < r; k++) sum += b[o * r + k] * a[k * inF + i];
+            const got = scaling * sum;
+            const ref = want[o * inF + i];
+            assert.ok(
+              Math.abs(got - ref) <= 1e-6 + 1e-5 * Math.abs(ref),
+              `${module}[${o},${i}]: ${got} vs ${ref}`,
+            );
+          }
+        }
+      }
+    } finally {
+      await merged.close();
+      await expected.close();
+    }
   });
 
   it('fails a job naming a missing artifact at once, with its error kind, and stores nothing', async () => {
