@@ -21,9 +21,17 @@ export interface OpenOptions {
   readahead?: boolean;
 }
 
+/** A tensor being read ahead; `widened` is the Float32Array whose tail receives it (readFloat32 layout). */
 interface Prefetch {
   name: string;
   bytes: Promise<Uint8Array>;
+  widened: Float32Array | null;
+}
+
+/** A tensor's raw bytes and, when they sit in the tail of one, the Float32Array to widen them into. */
+interface Loaded {
+  bytes: Uint8Array;
+  widened: Float32Array | null;
 }
 
 export class SafetensorsFile {
@@ -124,21 +132,14 @@ export class SafetensorsFile {
     return info;
   }
 
-  /** The tensor's raw little-endian bytes, in a fresh 8-aligned buffer. */
+  /** The tensor's raw little-endian bytes, in a buffer aligned for its element type. */
   async readBytes(name: string): Promise<Uint8Array> {
-    const info = this.info(name);
-    if (this.#prefetch?.name === info.name) return this.#advance(info)!;
-    // a fresh ArrayBuffer is aligned for any element type, whatever the offset in the file
-    const bytes = new Uint8Array(info.byteLength);
-    const reading = this.#readInto(info, bytes);
-    this.#advance(info);
-    await reading;
-    return bytes;
+    return (await this.#load(this.info(name), false)).bytes;
   }
 
   async read(name: string): Promise<Tensor> {
     const info = this.info(name);
-    const bytes = await this.readBytes(name);
+    const { bytes } = await this.#load(info, false);
     if (!HOST_IS_LITTLE_ENDIAN) swapBytesInPlace(bytes, DTYPE_BYTES[info.dtype]);
     return { dtype: info.dtype, shape: [...info.shape], data: viewBytesAs(bytes, info.dtype) };
   }
@@ -146,22 +147,14 @@ export class SafetensorsFile {
   /** Any numeric dtype -> a fresh Float32Array (F16/BF16 decoded exactly). */
   async readFloat32(name: string): Promise<Float32Array> {
     const info = this.info(name);
-    const size = DTYPE_BYTES[info.dtype];
-    if (size > 4 || !HOST_IS_LITTLE_ENDIAN || this.#prefetch?.name === info.name) {
-      const { data } = await this.read(name);
-      return info.dtype === 'F32'
-        ? (data as Float32Array)
-        : decodeIntoFloat32(info.dtype, data, new Float32Array(info.numel));
-    }
-    // Narrow dtypes are read into the tail of the output and widened in place: no second buffer.
-    const out = new Float32Array(info.numel);
-    const tailOffset = (4 - size) * info.numel;
-    const tail = new Uint8Array(out.buffer, tailOffset, info.byteLength);
-    const reading = this.#readInto(info, tail);
-    this.#advance(info);
-    await reading;
-    if (info.dtype === 'F32') return out;
-    return decodeIntoFloat32(info.dtype, viewBytesAs(tail, info.dtype), out);
+    const { bytes, widened } = await this.#load(info, true);
+    if (!HOST_IS_LITTLE_ENDIAN) swapBytesInPlace(bytes, DTYPE_BYTES[info.dtype]);
+    if (info.dtype === 'F32') return viewBytesAs(bytes, 'F32') as Float32Array;
+    return decodeIntoFloat32(
+      info.dtype,
+      viewBytesAs(bytes, info.dtype),
+      widened ?? new Float32Array(info.numel),
+    );
   }
 
   async close(): Promise<void> {
@@ -174,28 +167,47 @@ export class SafetensorsFile {
   }
 
   /**
-   * Returns the read-ahead bytes when they are this tensor's (dropping stale ones), and keeps the
-   * sequence going: when this read follows the previous one in file order, the next tensor is read ahead.
-   * Call it after the caller's own read is issued, so that read goes first.
+   * Reads a tensor, or takes it from the read-ahead, and keeps the read-ahead going: when this read
+   * follows the previous one in file order, the next tensor is read in the background, in the same
+   * layout (raw, or the tail of a Float32Array for readFloat32) so that taking it costs no extra copy.
    */
-  #advance(info: TensorInfo): Promise<Uint8Array> | null {
-    let taken: Promise<Uint8Array> | null = null;
-    if (this.#prefetch?.name === info.name) {
-      taken = this.#prefetch.bytes;
+  async #load(info: TensorInfo, widen: boolean): Promise<Loaded> {
+    let loading: Promise<Loaded>;
+    const pending = this.#prefetch;
+    if (pending?.name === info.name) {
       this.#prefetch = null;
+      loading = pending.bytes.then((bytes) => ({ bytes, widened: pending.widened }));
+    } else {
+      const target = this.#allocate(info, widen);
+      loading = this.#readInto(info, target.bytes).then(() => target);
     }
     const position = this.#position.get(info.name)!;
     const sequential = position === this.#lastPosition + 1 || position === this.#lastPosition;
     this.#lastPosition = position;
     const next = this.#byOffset[position + 1];
     if (this.#prefetch && this.#prefetch.name !== next?.name) this.#prefetch = null;
-    if (!this.#readahead || !sequential || !next || this.#prefetch || !this.#handle) return taken;
-    if (next.byteLength > MAX_READAHEAD_BYTES) return taken;
-    const bytes = new Uint8Array(next.byteLength);
-    const promise = this.#readInto(next, bytes).then(() => bytes);
-    promise.catch(() => undefined); // the error surfaces if and when that tensor is read
-    this.#prefetch = { name: next.name, bytes: promise };
-    return taken;
+    if (this.#readahead && sequential && next && !this.#prefetch && this.#handle) {
+      if (next.numel * 4 <= MAX_READAHEAD_BYTES) {
+        const target = this.#allocate(next, widen);
+        const bytes = this.#readInto(next, target.bytes).then(() => target.bytes);
+        bytes.catch(() => undefined); // the error surfaces if and when that tensor is read
+        this.#prefetch = { name: next.name, bytes, widened: target.widened };
+      }
+    }
+    return loading;
+  }
+
+  /**
+   * A fresh buffer for a tensor's bytes (fresh ArrayBuffers are aligned for any element type, whatever
+   * the offset in the file). For readFloat32, narrow dtypes go to the tail of the output Float32Array
+   * and are widened in place: no second buffer.
+   */
+  #allocate(info: TensorInfo, widen: boolean): Loaded {
+    const size = DTYPE_BYTES[info.dtype];
+    if (!widen || size > 4 || !HOST_IS_LITTLE_ENDIAN)
+      return { bytes: new Uint8Array(info.byteLength), widened: null };
+    const out = new Float32Array(info.numel);
+    return { bytes: new Uint8Array(out.buffer, (4 - size) * info.numel, info.byteLength), widened: out };
   }
 
   async #readInto(info: TensorInfo, target: Uint8Array): Promise<void> {
