@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { installFastGradients } from './fast-gradients.ts';
+import { installFastGradients, shareIdentityOnWasm } from './fast-gradients.ts';
 
 /** The backends lorafuse can run on, in the order it tries them. */
 export type BackendChoice = 'tfjs-node-gpu' | 'tfjs-node' | 'webgpu' | 'wasm' | 'cpu';
@@ -48,6 +48,7 @@ async function chooseBackend(prefer: string | undefined, log = defaultLog): Prom
       const reason = await activate(choice);
       if (reason === null) {
         installFastGradients();
+        shareIdentityOnWasm();
         const info = { choice, tfBackend: tf.getBackend(), skipped };
         log(`lorafuse: tfjs backend ${choice} (${info.tfBackend})`);
         return info;

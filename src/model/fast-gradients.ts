@@ -35,3 +35,25 @@ export function installFastGradients(): void {
     },
   });
 }
+
+let identityShared = false;
+
+/**
+ * tfjs clones every tensor it saves for the backward pass through the Identity kernel, which on wasm copies the
+ * data: a third of a training step's kernels. Tensors are immutable (variables swap their data on assign), so the
+ * clone can share the data with a reference count instead, exactly as wasm's Reshape does.
+ */
+export function shareIdentityOnWasm(): void {
+  if (identityShared || tf.getBackend() !== 'wasm') return;
+  identityShared = true;
+  tf.unregisterKernel('Identity', 'wasm');
+  tf.registerKernel({
+    kernelName: 'Identity',
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend }) => {
+      const x = inputs.x as tf.TensorInfo;
+      (backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    },
+  });
+}
