@@ -160,9 +160,7 @@ async function planModelMerge(
     seed: recipe.seed ?? 0,
     layerCount,
     layerCountSource:
-      referenceSource.config && layerCount > 0 && configHasLayers(referenceSource.config)
-        ? 'config.json'
-        : 'tensor names',
+      referenceSource.config && configHasLayers(referenceSource.config) ? 'config.json' : 'tensor names',
     computeDtype: 'F32',
     memoryEstimateBytes: estimateMemory(inputs.length, largest),
     warnings,
