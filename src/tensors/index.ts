@@ -15,7 +15,7 @@ export {
   type TensorSpec,
   type TypedArray,
 } from './dtypes.ts';
-export { SafetensorsError } from './errors.ts';
+export { SafetensorsError, type SafetensorsErrorCode } from './errors.ts';
 export { SafetensorsFile } from './file-reader.ts';
 export { SafetensorsWriter, writeSafetensors } from './file-writer.ts';
 export {
