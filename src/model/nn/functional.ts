@@ -119,7 +119,8 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor
 
 /**
  * Multi-head scaled dot-product attention on [B, T, hidden] projections; `additiveMask` is [B, 1, 1, T]
- * (0 to keep, a large negative to drop). kᵀ is an explicit transpose: fast on wasm.
+ * (0 to keep, a large negative to drop). kᵀ is an explicit transpose (fast on wasm). The gradient is written out
+ * (dS = P∘(dP − rowsum(dP∘P))): it saves four tensors where autograd saves one per op.
  */
 export function multiHeadAttention(
   q: tf.Tensor,
@@ -130,15 +131,31 @@ export function multiHeadAttention(
 ): tf.Tensor {
   const [batch, length, hidden] = q.shape;
   const headDim = hidden / numHeads;
+  const scale = 1 / Math.sqrt(headDim);
   const split = (x: tf.Tensor) =>
     tf.transpose(tf.reshape(x, [batch, length, numHeads, headDim]), [0, 2, 1, 3]);
-  const qh = split(q);
-  const kh = split(k);
-  const vh = split(v);
-  let scores = tf.mul(tf.matMul(qh, transposeLast2(kh)), 1 / Math.sqrt(headDim));
-  if (additiveMask) scores = tf.add(scores, additiveMask);
-  const context = tf.matMul(tf.softmax(scores), vh);
-  return tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, length, hidden]);
+  const merge = (x: tf.Tensor) => tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [batch, length, hidden]);
+  const attention = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [qh, kh, vh] = (args.slice(0, 3) as tf.Tensor[]).map(split);
+    let scores = tf.mul(tf.matMul(qh, transposeLast2(kh)), scale);
+    if (additiveMask) scores = tf.add(scores, additiveMask);
+    const probs = tf.softmax(scores);
+    (args[3] as tf.GradSaveFunc)([qh, kh, vh, probs]);
+    return {
+      value: merge(tf.matMul(probs, vh)),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sq, sk, sv, p] = saved;
+        const dContext = split(dy);
+        const dProbs = tf.matMul(dContext, transposeLast2(sv));
+        const dV = tf.matMul(transposeLast2(p), dContext);
+        const dScores = tf.mul(tf.mul(p, tf.sub(dProbs, tf.sum(tf.mul(dProbs, p), -1, true))), scale);
+        const dQ = tf.matMul(dScores, sk);
+        const dK = tf.matMul(transposeLast2(dScores), sq);
+        return [merge(dQ), merge(dK), merge(dV)];
+      },
+    };
+  });
+  return attention(q, k, v);
 }
 
 /** Image → non-overlapping patches [B, P, C·p·p] in the order of a Conv2d kernel [out, C, p, p] flattened. */
