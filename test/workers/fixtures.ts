@@ -1,7 +1,8 @@
 // Shared setup of the worker tests: a store over a temp data dir, golden inputs ingested as model
 // artifacts, synthetic models big enough to take a few seconds, and polling helpers.
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { JobService, JobView } from '../../src/queue/index.ts';
@@ -44,19 +45,28 @@ export async function goldenTaskArithmetic(store: ArtifactStore, scratch: string
   return { recipe, inputs: Object.values(ids), seed: 1 };
 }
 
-/** Models of `tensors` F32 tensors of `rows`x`cols`, deterministic values: a merge that takes a while. */
-export async function bigModels(
-  store: ArtifactStore,
-  scratch: string,
-  options: { models: number; tensors: number; rows: number; cols: number },
-) {
-  const ids: string[] = [];
+/** Generated model files, written once per test process and shared by its tests. */
+const generated = new Map<string, string[]>();
+let generatedDir: string | undefined;
+
+async function bigModelFiles(options: { models: number; tensors: number; rows: number; cols: number }) {
+  const key = JSON.stringify(options);
+  const cached = generated.get(key);
+  if (cached) return cached;
+  if (!generatedDir) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'lorafuse-big-'));
+    generatedDir = dir;
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  const files: string[] = [];
   for (let m = 0; m < options.models; m++) {
-    const file = path.join(scratch, `big-${m}.safetensors`);
+    const file = path.join(generatedDir, `big-${generated.size}-${m}.safetensors`);
     const tensors = [];
     for (let t = 0; t < options.tensors; t++) {
       const data = new Float32Array(options.rows * options.cols);
-      for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.001 + m + t);
+      // A cheap deterministic spread of positive and negative values, different per model and tensor.
+      for (let i = 0; i < data.length; i++)
+        data[i] = (((i * 2654435761 + m * 97 + t * 13) >>> 0) % 2001) / 1000 - 1;
       tensors.push({
         name: `layers.${t}.weight`,
         dtype: 'F32' as const,
@@ -65,8 +75,20 @@ export async function bigModels(
       });
     }
     await writeSafetensors(file, tensors);
-    ids.push(await ingestModelFile(store, scratch, file));
+    files.push(file);
   }
+  generated.set(key, files);
+  return files;
+}
+
+/** Models of `tensors` F32 tensors of `rows`x`cols` and a ties recipe over them: a merge that takes a while. */
+export async function bigModels(
+  store: ArtifactStore,
+  scratch: string,
+  options: { models: number; tensors: number; rows: number; cols: number },
+) {
+  const ids: string[] = [];
+  for (const file of await bigModelFiles(options)) ids.push(await ingestModelFile(store, scratch, file));
   const recipe = {
     merge_method: 'ties',
     base_model: ids[0],
