@@ -27,7 +27,12 @@ const PROCESSOR = new URL('./merge/processor.ts', import.meta.url);
 const TSX_LOADER = import.meta.resolve('tsx');
 
 export function startMergeWorker(options: MergeWorkerOptions): MergeWorkerHandle {
-  const connection: Redis = createWorkerRedis(options.redisUrl);
+  let lastError = 0;
+  const connection: Redis = createWorkerRedis(options.redisUrl, (error) => {
+    if (Date.now() - lastError < 10_000) return;
+    lastError = Date.now();
+    options.logger?.warn({ err: error.message }, 'merge worker: Redis connection error (retrying)');
+  });
   const worker = new Worker(QUEUE_NAMES.merge, PROCESSOR, {
     connection,
     prefix: options.prefix,

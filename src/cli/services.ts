@@ -20,12 +20,25 @@ export function createLogger(config: Config): Logger {
   return pino(loggerOptions(config.logLevel));
 }
 
+/** Logs Redis connection errors at most every 10 s: ioredis retries on its own, often. */
+export function redisErrorLogger(logger: Logger | undefined, what: string): (error: Error) => void {
+  let last = 0;
+  return (error) => {
+    if (!logger || Date.now() - last < 10_000) return;
+    last = Date.now();
+    logger.warn({ err: error.message }, `${what}: Redis connection error (retrying)`);
+  };
+}
+
 export async function startApi(
   config: Config,
   redisUrl: string,
   logger: FastifyServerOptions['logger'] = loggerOptions(config.logLevel),
 ): Promise<RunningApi> {
-  const redis = createApiRedis(redisUrl);
+  const redis = createApiRedis(
+    redisUrl,
+    redisErrorLogger(logger === false ? undefined : createLogger(config), 'api'),
+  );
   try {
     const store = new ArtifactStore({ redis, dataDir: config.dataDir, prefix: config.queuePrefix });
     await store.init();
