@@ -36,6 +36,8 @@ export function batchInputs(inputs: HostInputs, start: number, end: number): Mod
   if (ids) out.inputIds = rows(ids) as tf.Tensor2D;
   const mask = inputs.get('attention_mask');
   if (mask) out.attentionMask = rows(mask) as tf.Tensor2D;
+  const tokenTypes = inputs.get('token_type_ids');
+  if (tokenTypes) out.tokenTypeIds = rows(tokenTypes) as tf.Tensor2D;
   return out;
 }
 

@@ -8,6 +8,7 @@ export interface ModelInputs {
   pixelValues?: tf.Tensor4D;
   inputIds?: tf.Tensor2D;
   attentionMask?: tf.Tensor2D;
+  tokenTypeIds?: tf.Tensor2D;
 }
 
 export interface ModelOutputs {

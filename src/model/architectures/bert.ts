@@ -39,11 +39,15 @@ export const bertArchitecture: Architecture = {
       [0, 0],
       [length, hidden],
     );
-    const tokenType = tf.slice(
-      ctx.weight('bert.embeddings.token_type_embeddings.weight'),
-      [0, 0],
-      [1, hidden],
-    );
+    // token_type_ids default to zeros, as in BertEmbeddings.
+    const tokenTypeTable = ctx.weight('bert.embeddings.token_type_embeddings.weight') as tf.Tensor2D;
+    const tokenType = inputs.tokenTypeIds
+      ? tf.reshape(embeddingLookup(tokenTypeTable, tf.reshape(inputs.tokenTypeIds, [-1]) as tf.Tensor1D), [
+          batch,
+          length,
+          hidden,
+        ])
+      : tf.slice(tokenTypeTable, [0, 0], [1, hidden]);
     let x: tf.Tensor = tf.add(tf.add(tf.reshape(words, [batch, length, hidden]), positions), tokenType);
     x = layerNorm(
       x,

@@ -93,6 +93,8 @@ export async function loadAdapter(
       modules.set(module, lora);
       continue;
     }
+    if (/\.lora_[A-Za-z_]+(\.|$)/.test(key))
+      throw new Error(`${dir}: adapter tensor ${key} is not supported`);
     // modules_to_save: whole weights under plain keys.
     const name = toCheckpointName(modelType, key.slice(PREFIX.length));
     const module = name.slice(0, name.lastIndexOf('.'));

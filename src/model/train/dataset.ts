@@ -11,7 +11,7 @@ export interface Dataset {
   classNames: string[] | null;
 }
 
-const INPUT_NAMES = ['pixel_values', 'input_ids', 'attention_mask'];
+const INPUT_NAMES = ['pixel_values', 'input_ids', 'attention_mask', 'token_type_ids'];
 
 export async function readDataset(filePath: string): Promise<Dataset> {
   const { tensors, metadata } = await readSafetensors(filePath);
