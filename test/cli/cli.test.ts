@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -55,6 +56,26 @@ describe('lorafuse CLI', () => {
     const unknown = await run(['frobnicate']);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown command "frobnicate"/);
+  });
+
+  it('delegates merge and the model commands (dry-run of a golden recipe, predict --help)', async () => {
+    const recipe = path.resolve(
+      import.meta.dirname,
+      '../../../shared/golden/mergekit_task_arithmetic/recipe.yaml',
+    );
+    const dryRun = await run([
+      'merge',
+      recipe,
+      '--out',
+      path.join(os.tmpdir(), 'lorafuse-never-written'),
+      '--dry-run',
+    ]);
+    assert.equal(dryRun.code, 0, dryRun.stderr);
+    assert.match(dryRun.stdout, /method: task_arithmetic/);
+    assert.match(dryRun.stdout, /tensors \(4\)/);
+    const predict = await run(['predict', '--help']);
+    assert.equal(predict.code, 0, predict.stderr);
+    assert.match(predict.stdout, /lorafuse predict --model DIR/);
   });
 
   it('exits 2 with the variable named on a configuration error', async () => {
