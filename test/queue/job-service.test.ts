@@ -133,6 +133,31 @@ describe('JobService', () => {
     assert.equal(cancelled.error, null);
   });
 
+  it('retries an infrastructure fault with backoff: queued again between attempts, then completed', async () => {
+    let calls = 0;
+    startWorker(async () => {
+      calls += 1;
+      if (calls === 1) throw new Error('ECONNRESET while reading a blob');
+      return { artifact: { kind: 'model', id: 'after-retry' } };
+    });
+    const view = await jobs.enqueueMerge(payload(['m1']));
+    const waiting = await until('the retry backoff', async () => {
+      const current = await jobs.get(view.id);
+      return current?.state === 'queued' && current.attempts === 1 && current;
+    });
+    assert.equal(waiting.error, null, 'a job waiting to retry has not failed');
+    const done = await until(
+      'completed',
+      async () => {
+        const current = await jobs.get(view.id);
+        return current?.state === 'completed' && current;
+      },
+      15_000,
+    );
+    assert.equal(done.attempts, 2);
+    assert.equal(calls, 2);
+  });
+
   it('reads the error kind a processor recorded', async () => {
     startWorker(async (job) => {
       await redis.set(
