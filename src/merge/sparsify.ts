@@ -85,20 +85,29 @@ export function sparsifyBernoulli(
 ): void {
   if (density >= 1) return;
   const n = delta.length;
-  const mask = scratchMask(0, n);
-  // u/2^32 < p ⇔ u < p·2^32 exactly, so the bulk and the per-draw paths give the same mask.
+  const before = rescale ? sumAbs(delta) : 0;
+  let after = 0;
+  // u/2^32 < p ⇔ u < p·2^32 exactly, so the bulk and the per-draw paths drop the same entries.
   const threshold = Math.fround(density) * 4294967296;
   if (random.fillUint32) {
     const chunk = new Uint32Array(Math.min(n, 65536));
     for (let start = 0; start < n; start += chunk.length) {
       const draws = chunk.subarray(0, Math.min(chunk.length, n - start));
       random.fillUint32(draws);
-      for (let i = 0; i < draws.length; i++) mask[start + i] = draws[i] < threshold ? 1 : 0;
+      for (let i = 0; i < draws.length; i++) {
+        if (draws[i] < threshold) after += Math.abs(delta[start + i]);
+        else delta[start + i] = 0;
+      }
     }
   } else {
-    for (let i = 0; i < n; i++) mask[i] = random.next() * 4294967296 < threshold ? 1 : 0;
+    for (let i = 0; i < n; i++) {
+      if (random.next() * 4294967296 < threshold) after += Math.abs(delta[i]);
+      else delta[i] = 0;
+    }
   }
-  applyMask(delta, mask, rescale);
+  if (!rescale || before < RESCALE_EPS || after < RESCALE_EPS) return;
+  const scale = Math.fround(before / after);
+  for (let i = 0; i < n; i++) delta[i] *= scale;
 }
 
 /**
