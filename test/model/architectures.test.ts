@@ -7,11 +7,11 @@ import { loadModel } from '../../src/model/load-model.ts';
 import { loadAdapter } from '../../src/model/lora/peft-adapter.ts';
 import { assertClose, FIXTURES, testBackend } from './helpers.ts';
 
-// References come from transformers/PEFT in float32 (scripts/fixtures/make_model_fixtures.py). rtol 1e-4 as asked;
-// atol 2e-5 because logits near zero carry float32 rounding from a different summation order (tfjs vs torch
-// matmul, erf/tanh approximations), which is absolute, about 1e-6 per layer on these tiny models.
+// References come from transformers 5.18 / PEFT 0.21 in float32 (scripts/fixtures/make_model_fixtures.py). rtol 1e-4
+// as asked; atol 5e-6 for logits near zero, where float32 rounding from a different summation order (tfjs vs torch
+// matmul, erf/tanh) is absolute: measured worst |Δ| 2.1e-6 (ViT with LoRA) on wasm and cpu.
 const RTOL = 1e-4;
-const ATOL = 2e-5;
+const ATOL = 5e-6;
 
 async function fixture(arch: string) {
   const dir = path.join(FIXTURES, arch);
