@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { constant } from '../nn/constants.ts';
 
 /**
  * One LoRA-adapted linear module, factors held transposed for flag-free matMuls: aT = Aᵀ [in, r], bT = Bᵀ [r, out].
@@ -20,7 +21,7 @@ export interface LoraModule {
 
 /** The module's additive update for inputs x [N, in]: s·B·A·x, or its linearization around (A₀, B₀). */
 export function loraUpdate(x: tf.Tensor2D, lora: LoraModule): tf.Tensor2D {
-  if (!lora.linearized) return tf.mul(tf.matMul(tf.matMul(x, lora.aT), lora.bT), lora.scale);
+  if (!lora.linearized) return tf.mul(tf.matMul(tf.matMul(x, lora.aT), lora.bT), constant(lora.scale));
   if (!lora.a0T || !lora.b0T) throw new Error(`L-LoRA module ${lora.module} has no expansion point`);
   return linearizedUpdate(x, lora.aT, lora.bT, lora.a0T, lora.b0T, lora.scale, lora.b0IsZero === true);
 }
@@ -39,10 +40,10 @@ export function linearizedUpdate(
   b0IsZero: boolean,
 ): tf.Tensor2D {
   const projected0 = tf.matMul(x, a0T);
-  if (b0IsZero) return tf.mul(tf.matMul(projected0, bT), scale);
+  if (b0IsZero) return tf.mul(tf.matMul(projected0, bT), constant(scale));
   const alongB = tf.matMul(projected0, tf.sub(bT, b0T));
   const alongA = tf.matMul(tf.matMul(x, aT), b0T);
-  return tf.mul(tf.add(alongB, alongA), scale);
+  return tf.mul(tf.add(alongB, alongA), constant(scale));
 }
 
 export function disposeLoraModule(lora: LoraModule): void {

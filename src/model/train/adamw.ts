@@ -32,18 +32,24 @@ export class AdamW {
     const correction1 = 1 - beta1 ** this.step;
     const correction2 = 1 - beta2 ** this.step;
     tf.tidy(() => {
+      // One scalar tensor per coefficient per step, shared by every variable (a number argument would upload a
+      // new scalar per use).
+      const [b1, oneMinusB1, b2, oneMinusB2, eps] = [beta1, 1 - beta1, beta2, 1 - beta2, epsilon].map((c) =>
+        tf.scalar(c),
+      );
+      const decay = tf.scalar(1 - learningRate * weightDecay);
+      const invCorrection1 = tf.scalar(1 / correction1);
+      const invCorrection2 = tf.scalar(1 / correction2);
+      const lr = tf.scalar(learningRate);
       for (const [name, variable] of this.variables) {
         const g = grads.get(name);
         if (!g) continue;
         const { m, v } = this.moments.get(name)!;
-        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
-        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
-        const decayed =
-          variable.shape.length > 1 && weightDecay > 0
-            ? tf.mul(variable, 1 - learningRate * weightDecay)
-            : variable;
-        const update = tf.div(tf.div(m, correction1), tf.add(tf.sqrt(tf.div(v, correction2)), epsilon));
-        variable.assign(tf.sub(decayed, tf.mul(update, learningRate)));
+        m.assign(tf.add(tf.mul(m, b1), tf.mul(g, oneMinusB1)));
+        v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), oneMinusB2)));
+        const decayed = variable.shape.length > 1 && weightDecay > 0 ? tf.mul(variable, decay) : variable;
+        const update = tf.div(tf.mul(m, invCorrection1), tf.add(tf.sqrt(tf.mul(v, invCorrection2)), eps));
+        variable.assign(tf.sub(decayed, tf.mul(update, lr)));
       }
     });
   }
