@@ -49,7 +49,7 @@ describe('adapters API', () => {
     assert.deepEqual(record.targets, [MODULE]);
     assert.equal(record.baseModel, null);
     assert.equal(record.config.lora_alpha, 4);
-    assert.deepEqual(record, await api.store.get(record.id));
+    assert.deepEqual(await api.store.get(record.id), record);
     const list = (await api.app.inject({ method: 'GET', url: '/v1/adapters' })).json();
     assert.deepEqual(
       list.items.map((item: { id: string }) => item.id),
