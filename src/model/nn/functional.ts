@@ -60,6 +60,11 @@ export function normalCdf(x: tf.Tensor): tf.Tensor {
   return tf.add(ratio, constant(0.5));
 }
 
+/** e^z for z ≤ 0 as σ(z)/σ(−z): wasm's Sigmoid is vectorised, its Exp is scalar libm code (~4× slower here). */
+function expNonPositive(z: tf.Tensor): tf.Tensor {
+  return tf.div(tf.sigmoid(z), tf.sigmoid(tf.neg(z)));
+}
+
 /**
  * x·Φ(x) with a hand-written gradient Φ(x) + x·φ(x): autograd through 0.5·x·(1 + erf(x/√2)) costs about twice the
  * kernels on wasm. The gradient is built from differentiable ops, so higher-order gradients still work.
@@ -73,7 +78,10 @@ export function geluErf(x: tf.Tensor): tf.Tensor {
       value: tf.mul(input, cdf),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, phi] = saved;
-        const density = tf.mul(tf.exp(tf.mul(tf.mul(xs, xs), constant(-0.5))), constant(INV_SQRT_2PI));
+        const density = tf.mul(
+          expNonPositive(tf.mul(tf.mul(xs, xs), constant(-0.5))),
+          constant(INV_SQRT_2PI),
+        );
         return [tf.mul(dy, tf.add(phi, tf.mul(xs, density)))];
       },
     };
@@ -81,31 +89,30 @@ export function geluErf(x: tf.Tensor): tf.Tensor {
   return gelu(x);
 }
 
-/** 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))) with its derivative written out (x·x·x: tf.pow is slow on wasm). */
+/**
+ * 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))) computed as x·σ(2·inner), the same function (0.5(1 + tanh z) = σ(2z)):
+ * wasm's Sigmoid is vectorised, its Tanh is scalar libm code. x·x·x: tf.pow is slow on wasm.
+ */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
   const gelu = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const input = args[0] as tf.Tensor;
     const square = tf.mul(input, input);
     const inner = tf.mul(
       tf.mul(input, tf.add(tf.mul(square, constant(0.044715)), constant(1))),
-      constant(SQRT_2_OVER_PI),
+      constant(2 * SQRT_2_OVER_PI),
     );
-    const t = tf.tanh(inner);
-    (args[1] as tf.GradSaveFunc)([input, t]);
+    const gate = tf.sigmoid(inner);
+    (args[1] as tf.GradSaveFunc)([input, gate]);
     return {
-      value: tf.mul(tf.mul(input, constant(0.5)), tf.add(t, constant(1))),
+      value: tf.mul(input, gate),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, th] = saved;
-        const sq = tf.mul(xs, xs);
+        const [xs, s] = saved;
+        // d/dx x·σ(g(x)) = σ + x·σ(1 − σ)·g'(x), g'(x) = 2√(2/π)(1 + 3·0.044715x²)
         const dInner = tf.mul(
-          tf.add(tf.mul(sq, constant(3 * 0.044715)), constant(1)),
-          constant(SQRT_2_OVER_PI),
+          tf.add(tf.mul(tf.mul(xs, xs), constant(3 * 0.044715)), constant(1)),
+          constant(2 * SQRT_2_OVER_PI),
         );
-        const sech2 = tf.sub(constant(1), tf.mul(th, th));
-        const grad = tf.add(
-          tf.mul(tf.add(th, constant(1)), constant(0.5)),
-          tf.mul(tf.mul(tf.mul(xs, constant(0.5)), sech2), dInner),
-        );
+        const grad = tf.add(s, tf.mul(tf.mul(tf.mul(xs, s), tf.sub(constant(1), s)), dInner));
         return [tf.mul(dy, grad)];
       },
     };
