@@ -1,3 +1,5 @@
+export { ArtifactInputs, MissingArtifactError } from './artifact-inputs.ts';
+export type { StoredAdapterSource, StoredModelSource } from './artifact-inputs.ts';
 export { ArtifactStore, InvalidCursorError, StagedUpload } from './artifact-store.ts';
 export type { ArtifactPage, ArtifactStoreOptions } from './artifact-store.ts';
 export { isArtifactId, kindOfId, newArtifactId } from './artifact-id.ts';

@@ -14,8 +14,13 @@ import {
   type MergeJobResult,
   type MergeProgress,
 } from '../../src/queue/index.ts';
-import { type ArtifactStore, kindOfId, LORAFUSE_VERSION } from '../../src/store/index.ts';
-import { ArtifactInputs, MissingArtifactError } from './artifact-inputs.ts';
+import {
+  ArtifactInputs,
+  type ArtifactStore,
+  kindOfId,
+  LORAFUSE_VERSION,
+  MissingArtifactError,
+} from '../../src/store/index.ts';
 
 export interface MergeJobContext {
   id: string;

@@ -2,9 +2,8 @@
 // that every artifact id exists with the right kind, and the plan itself (method, parameters,
 // shapes: MergePlanError), which reads only safetensors headers.
 import { closePlan, parseRecipe, planMerge, recipeReferences } from '../../../merge/index.ts';
-import type { ArtifactStore } from '../../../store/index.ts';
+import { ArtifactInputs, type ArtifactStore } from '../../../store/index.ts';
 import { ApiProblem } from '../../errors.ts';
-import { ArtifactResolver } from './artifact-resolver.ts';
 
 export interface ValidatedMerge {
   /** Every artifact id the recipe reads, base included. */
@@ -36,7 +35,7 @@ export async function validateMerge(
       },
     );
   }
-  const resolver = new ArtifactResolver(store);
+  const resolver = new ArtifactInputs(store);
   let plan: Awaited<ReturnType<typeof planMerge>>;
   try {
     plan = await planMerge(recipe, resolver);

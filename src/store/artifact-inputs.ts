@@ -1,18 +1,32 @@
-// Opens a merge job's inputs, named by artifact id, straight from the blob store for the planner.
+// Opens merge inputs named by artifact id straight from the blob store (headers only until a tensor
+// is read), for the API's pre-queue validation and the merge worker alike. The classes satisfy the
+// merge planner's InputResolver structurally, so the store needs nothing of src/merge.
 // Every checkpoint opened is tracked so that a failed plan still closes them all.
-import type { AdapterSource, InputResolver, ModelSource } from '../../src/merge/index.ts';
+import { Checkpoint } from '../tensors/index.ts';
 import {
   ADAPTER_CONFIG,
   ADAPTER_WEIGHTS,
-  type ArtifactRecord,
-  type ArtifactStore,
   LORAFUSE_EXTRAS,
   LORAFUSE_INIT,
   MODEL_CONFIG,
-  type StoredArtifactKind,
-} from '../../src/store/index.ts';
-import { readJsonObject } from '../../src/store/read-json.ts';
-import { Checkpoint } from '../../src/tensors/index.ts';
+} from './artifact-layout.ts';
+import type { ArtifactStore } from './artifact-store.ts';
+import { readJsonObject } from './read-json.ts';
+import type { ArtifactRecord, StoredArtifactKind } from './types.ts';
+
+/** A stored model opened for reading: its checkpoint and parsed config.json when it has one. */
+export interface StoredModelSource {
+  checkpoint: Checkpoint;
+  config?: Record<string, unknown>;
+}
+
+/** A stored PEFT adapter opened for reading, with lorafuse's side files when present. */
+export interface StoredAdapterSource {
+  config: Record<string, unknown>;
+  weights: Checkpoint;
+  init?: Checkpoint;
+  extras?: Record<string, unknown>;
+}
 
 /** The recipe names an id that is not a stored artifact of the kind its place needs. */
 export class MissingArtifactError extends Error {
@@ -25,7 +39,7 @@ export class MissingArtifactError extends Error {
   }
 }
 
-export class ArtifactInputs implements InputResolver {
+export class ArtifactInputs {
   private readonly opened: Checkpoint[] = [];
   /** The first id that was not found: the planner wraps resolver errors, so it is kept here. */
   missing: MissingArtifactError | undefined;
@@ -48,16 +62,16 @@ export class ArtifactInputs implements InputResolver {
     return checkpoint;
   }
 
-  async openModel(ref: string): Promise<ModelSource> {
+  async openModel(ref: string): Promise<StoredModelSource> {
     const paths = this.store.filePaths(await this.record(ref, 'model'));
     const config = paths[MODEL_CONFIG] ? await readJsonObject(paths[MODEL_CONFIG], MODEL_CONFIG) : undefined;
     delete paths[MODEL_CONFIG];
     return { checkpoint: await this.open(paths), config };
   }
 
-  async openAdapter(ref: string): Promise<AdapterSource> {
+  async openAdapter(ref: string): Promise<StoredAdapterSource> {
     const paths = this.store.filePaths(await this.record(ref, 'adapter'));
-    const source: AdapterSource = {
+    const source: StoredAdapterSource = {
       config: await readJsonObject(paths[ADAPTER_CONFIG], ADAPTER_CONFIG),
       weights: await this.open({ [ADAPTER_WEIGHTS]: paths[ADAPTER_WEIGHTS] }, 'adapter_model'),
     };
