@@ -4,7 +4,14 @@
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { CheckpointWriter, encodeFromFloat32, type TypedArray, writeSafetensors } from '../tensors/index.ts';
+import {
+  CheckpointWriter,
+  encodeFromFloat32,
+  type Tensor,
+  type TypedArray,
+  writeSafetensors,
+} from '../tensors/index.ts';
+import { countNonFinite } from './kernels/reductions.ts';
 import { MergeCancelledError, MergePlanError } from './errors.ts';
 import { releaseScratch } from './kernels/scratch.ts';
 import type { TensorMergeMethod } from './method.ts';
@@ -26,9 +33,10 @@ export interface ExecuteOptions {
   onProgress?: (progress: MergeProgressEvent) => void;
   maxShardBytes?: number;
   /**
-   * Worker threads for per-tensor merges (results are identical either way). Default: the
-   * LORAFUSE_MERGE_WORKERS environment variable, else one per core for merges of 32M+ elements and
-   * none (inline) below that, where starting threads costs more than it saves.
+   * Worker threads for per-tensor merges, which read-decode-merge-encode in the workers while the
+   * main thread reads and writes (results are identical either way). Default: the
+   * LORAFUSE_MERGE_WORKERS environment variable, else cores − 1 (at most 8) for merges of 32M+
+   * elements on machines with 4+ cores, and inline otherwise.
    */
   workers?: number;
 }
@@ -49,7 +57,10 @@ function startPool(plan: MergePlan, requested: number | undefined): MergeWorkerP
     const elements = plan.tensors
       .filter((t) => t.action === 'merge')
       .reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
-    size = elements >= POOL_THRESHOLD_ELEMENTS ? availableParallelism() : 0;
+    // The main thread keeps one core for reading and writing; on 2 cores (measured) a pool only
+    // competes with it, so it starts from 4 cores up.
+    const cores = availableParallelism();
+    size = elements >= POOL_THRESHOLD_ELEMENTS && cores >= 4 ? Math.min(cores - 1, 8) : 0;
   }
   size = Math.max(0, Math.floor(size));
   return size > 0 ? new MergeWorkerPool(size) : undefined;
@@ -107,26 +118,50 @@ function makeReader(numel: number) {
   };
 }
 
-function countNonFinite(data: Float32Array): number {
-  // A finite sum means every value is finite (NaN and ±Inf propagate); count only otherwise.
-  let sum = 0;
-  for (let i = 0; i < data.length; i++) sum += data[i];
-  if (Number.isFinite(sum)) return 0;
-  let count = 0;
-  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) count++;
-  return count;
+function mergeFailed(method: TensorMergeMethod, planned: PlannedTensor, error: unknown): MergePlanError {
+  return new MergePlanError(
+    'merge_failed',
+    `${method.name} failed on ${planned.name}: ${(error as Error).message}`,
+    {
+      tensor: planned.name,
+    },
+  );
 }
 
-async function mergeOne(
+/** Reads each distinct stored tensor once (raw, as stored); a null source stays null (zeros). */
+function readRaw(reads: readonly TensorRead[]): Promise<Array<Tensor | null>> {
+  const pending = new Map<TensorSource, Map<string, Promise<Tensor>>>();
+  return Promise.all(
+    reads.map((r) => {
+      if (!r.source) return null;
+      let byName = pending.get(r.source);
+      if (!byName) {
+        byName = new Map();
+        pending.set(r.source, byName);
+      }
+      let promise = byName.get(r.name);
+      if (!promise) {
+        promise = r.source.read(r.name);
+        byName.set(r.name, promise);
+      }
+      return promise;
+    }),
+  );
+}
+
+interface OutputData {
+  data: TypedArray;
+  nonFinite: number;
+}
+
+async function mergeInline(
   plan: MergePlan,
   method: TensorMergeMethod,
   planned: PlannedTensor,
   read: (r: TensorRead) => Promise<Float32Array>,
-  pool: MergeWorkerPool | undefined,
-): Promise<Float32Array> {
+): Promise<OutputData> {
   const data = await Promise.all(planned.reads.map(read));
   const job: TensorJob = {
-    id: 0,
     method: method.name,
     tensorName: planned.name,
     shape: planned.shape,
@@ -141,27 +176,43 @@ async function mergeOne(
   };
   let out: Float32Array;
   try {
-    out = pool ? await pool.run(job) : runTensorJob(job);
+    out = runTensorJob(job);
   } catch (error) {
-    throw new MergePlanError(
-      'merge_failed',
-      `${method.name} failed on ${planned.name}: ${(error as Error).message}`,
-      {
-        tensor: planned.name,
-      },
-    );
+    throw mergeFailed(method, planned, error);
   }
   const numel = planned.shape.reduce((a, b) => a * b, 1);
   if (out.length !== numel) {
-    throw new MergePlanError(
-      'merge_failed',
-      `${method.name} returned ${out.length} values for ${planned.name} (${numel} expected)`,
-      {
-        tensor: planned.name,
-      },
-    );
+    throw mergeFailed(method, planned, new Error(`returned ${out.length} values (${numel} expected)`));
   }
-  return out;
+  return { data: encodeFromFloat32(out, planned.dtype), nonFinite: countNonFinite(out) };
+}
+
+async function mergePooled(
+  plan: MergePlan,
+  method: TensorMergeMethod,
+  planned: PlannedTensor,
+  pool: MergeWorkerPool,
+): Promise<OutputData> {
+  const tensors = await readRaw(planned.reads);
+  try {
+    return await pool.run({
+      id: 0,
+      method: method.name,
+      tensorName: planned.name,
+      shape: planned.shape,
+      outDtype: planned.dtype,
+      inputs: plan.inputs.map((input, i) => ({
+        model: input.ref,
+        isBase: input.isBase,
+        tensor: tensors[i],
+        params: planned.perModel[i],
+      })),
+      params: planned.global,
+      seed: plan.seed,
+    });
+  } catch (error) {
+    throw mergeFailed(method, planned, error);
+  }
 }
 
 async function outputData(
@@ -169,21 +220,25 @@ async function outputData(
   planned: PlannedTensor,
   override: TensorOverride | undefined,
   pool: MergeWorkerPool | undefined,
-): Promise<{ data: TypedArray; float?: Float32Array }> {
+): Promise<OutputData> {
   const numel = planned.shape.reduce((a, b) => a * b, 1);
   const read = makeReader(numel);
   const replaced = override ? await override.tensor(planned, read) : undefined;
-  if (replaced) return { data: encodeFromFloat32(replaced, planned.dtype), float: replaced };
+  if (replaced)
+    return { data: encodeFromFloat32(replaced, planned.dtype), nonFinite: countNonFinite(replaced) };
   if (planned.action === 'copy') {
     const source = planned.reads[0];
-    if (!source.source) return { data: encodeFromFloat32(new Float32Array(numel), planned.dtype) };
+    if (!source.source)
+      return { data: encodeFromFloat32(new Float32Array(numel), planned.dtype), nonFinite: 0 };
     const raw = await source.source.read(source.name);
-    if (raw.dtype === planned.dtype) return { data: raw.data };
-    return { data: encodeFromFloat32(await source.source.readFloat32(source.name), planned.dtype) };
+    if (raw.dtype === planned.dtype) return { data: raw.data, nonFinite: 0 };
+    return {
+      data: encodeFromFloat32(await source.source.readFloat32(source.name), planned.dtype),
+      nonFinite: 0,
+    };
   }
   if (plan.method.kind !== 'tensor') throw new Error(`${plan.method.name} cannot merge whole tensors`);
-  const merged = await mergeOne(plan, plan.method, planned, read, pool);
-  return { data: encodeFromFloat32(merged, planned.dtype), float: merged };
+  return pool ? mergePooled(plan, plan.method, planned, pool) : mergeInline(plan, plan.method, planned, read);
 }
 
 /** Writes the plan's tensors into outDir; `extraFiles` (config JSON and the like) are written after them. */
@@ -226,12 +281,9 @@ export async function writeMergedCheckpoint(
       const writeNext = async () => {
         const next = inFlight.shift()!;
         inFlightBytes -= next.cost;
-        const { data, float } = await next.result;
+        const { data, nonFinite: bad } = await next.result;
         const planned = plan.tensors[next.index];
-        if (float) {
-          const bad = countNonFinite(float);
-          if (bad > 0) nonFinite[planned.name] = bad;
-        }
+        if (bad > 0) nonFinite[planned.name] = bad;
         throwIfAborted(signal);
         await writer!.write(planned.name, data);
         written++;

@@ -21,3 +21,13 @@ export function scaleInto(out: Float32Array, x: Float32Array, scale: number): vo
   const s = Math.fround(scale);
   for (let i = 0; i < x.length; i++) out[i] = x[i] * s;
 }
+
+/** How many values are NaN or ±Inf (a finite sum proves there are none, so usually one pass). */
+export function countNonFinite(data: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < data.length; i++) sum += data[i];
+  if (Number.isFinite(sum)) return 0;
+  let count = 0;
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) count++;
+  return count;
+}

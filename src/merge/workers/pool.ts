@@ -2,11 +2,11 @@
 // order asked for by the caller. Inputs are transferred when the caller owns their whole buffer
 // (copied otherwise); the output comes back transferred.
 import { Worker } from 'node:worker_threads';
-import type { TensorJob } from './tensor-job.ts';
+import type { EncodedTensorJob, EncodedTensorResult } from './tensor-job.ts';
 
 interface Pending {
-  job: TensorJob;
-  resolve: (out: Float32Array) => void;
+  job: EncodedTensorJob;
+  resolve: (result: EncodedTensorResult) => void;
   reject: (error: Error) => void;
 }
 
@@ -14,10 +14,11 @@ const BOOTSTRAP = new URL('./worker-bootstrap.mjs', import.meta.url);
 const ENTRY = new URL('./tensor-worker.ts', import.meta.url).href;
 
 /** ArrayBuffers that belong to one typed array alone (not a Buffer pool slab), each listed once. */
-function transferables(job: TensorJob): ArrayBuffer[] {
+function transferables(job: EncodedTensorJob): ArrayBuffer[] {
   const buffers = new Set<ArrayBuffer>();
   for (const input of job.inputs) {
-    const { buffer, byteOffset, byteLength } = input.data;
+    if (!input.tensor) continue;
+    const { buffer, byteOffset, byteLength } = input.tensor.data;
     if (buffer instanceof ArrayBuffer && byteOffset === 0 && byteLength === buffer.byteLength)
       buffers.add(buffer);
   }
@@ -38,13 +39,17 @@ export class MergeWorkerPool {
       const worker = new Worker(BOOTSTRAP, { workerData: { entry: ENTRY } });
       worker.on(
         'message',
-        (message: { id: number; out?: Float32Array; error?: { name: string; message: string } }) => {
+        (message: {
+          id: number;
+          result?: EncodedTensorResult;
+          error?: { name: string; message: string };
+        }) => {
           const pending = this.#running.get(worker);
           this.#running.delete(worker);
           if (pending) {
             if (message.error)
               pending.reject(Object.assign(new Error(message.error.message), { name: message.error.name }));
-            else pending.resolve(message.out!);
+            else pending.resolve(message.result!);
           }
           this.#idle.push(worker);
           this.#dispatch();
@@ -63,7 +68,7 @@ export class MergeWorkerPool {
     }
   }
 
-  run(job: TensorJob): Promise<Float32Array> {
+  run(job: EncodedTensorJob): Promise<EncodedTensorResult> {
     if (this.#closed) return Promise.reject(new Error('the merge worker pool is closed'));
     return new Promise((resolve, reject) => {
       this.#queue.push({ job, resolve, reject });

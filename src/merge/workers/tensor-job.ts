@@ -1,11 +1,19 @@
-// The message a merge worker receives for one tensor, and how it runs it (also used inline, so a
-// pooled and an unpooled merge run exactly the same code).
+// The work for one tensor, run inline or in a worker thread (so a pooled and an unpooled merge run
+// exactly the same code). The pooled form carries the inputs as stored (e.g. BF16 bits) and returns
+// the output already encoded, so decoding and encoding run in the workers too.
+import {
+  type DType,
+  decodeToFloat32,
+  encodeFromFloat32,
+  type Tensor,
+  type TypedArray,
+} from '../../tensors/index.ts';
+import { countNonFinite } from '../kernels/reductions.ts';
 import type { ParameterValue, TensorInput } from '../method.ts';
 import { randomForTensor } from '../random.ts';
 import { getMethod } from '../registry.ts';
 
 export interface TensorJob {
-  id: number;
   method: string;
   tensorName: string;
   shape: number[];
@@ -26,4 +34,36 @@ export function runTensorJob(job: TensorJob): Float32Array {
     // Each job's arrays are fresh reads (or transferred copies) that nothing else keeps.
     inputsWritable: true,
   });
+}
+
+/** A job whose inputs are raw stored tensors (null: zeros) and whose result is encoded to outDtype. */
+export interface EncodedTensorJob extends Omit<TensorJob, 'inputs'> {
+  id: number;
+  outDtype: DType;
+  inputs: Array<Omit<TensorInput, 'data'> & { tensor: Tensor | null }>;
+}
+
+export interface EncodedTensorResult {
+  data: TypedArray;
+  nonFinite: number;
+}
+
+export function runEncodedTensorJob(job: EncodedTensorJob): EncodedTensorResult {
+  const numel = job.shape.reduce((a, b) => a * b, 1);
+  // One decoded array per stored tensor, even when two inputs name the same one.
+  const decoded = new Map<Tensor, Float32Array>();
+  const inputs: TensorInput[] = job.inputs.map(({ tensor, ...rest }) => {
+    let data: Float32Array;
+    if (!tensor) data = new Float32Array(numel);
+    else {
+      data = decoded.get(tensor) ?? decodeToFloat32(tensor);
+      decoded.set(tensor, data);
+    }
+    return { ...rest, data };
+  });
+  const out = runTensorJob({ ...job, inputs });
+  if (out.length !== numel) {
+    throw new Error(`${job.method} returned ${out.length} values for ${job.tensorName} (${numel} expected)`);
+  }
+  return { data: encodeFromFloat32(out, job.outDtype), nonFinite: countNonFinite(out) };
 }

@@ -1,19 +1,15 @@
-// A merge worker thread: runs one tensor job at a time and sends the result back (transferred).
+// A merge worker thread: runs one encoded tensor job at a time and sends the encoded result back
+// (transferred).
 import { parentPort } from 'node:worker_threads';
-import { releaseScratch } from '../kernels/scratch.ts';
-import { runTensorJob, type TensorJob } from './tensor-job.ts';
+import { type EncodedTensorJob, runEncodedTensorJob } from './tensor-job.ts';
 
 const port = parentPort;
 if (!port) throw new Error('tensor-worker.ts runs only as a worker thread');
 
-port.on('message', (job: TensorJob | { release: true }) => {
-  if ('release' in job) {
-    releaseScratch();
-    return;
-  }
+port.on('message', (job: EncodedTensorJob) => {
   try {
-    const out = runTensorJob(job);
-    port.postMessage({ id: job.id, out }, [out.buffer as ArrayBuffer]);
+    const result = runEncodedTensorJob(job);
+    port.postMessage({ id: job.id, result }, [result.data.buffer as ArrayBuffer]);
   } catch (error) {
     port.postMessage({
       id: job.id,
