@@ -227,16 +227,27 @@ export function mergeGeneralizedTaskArithmetic(config: GtaConfig, ctx: TensorMer
   let weightSum = 0;
   for (let m = 0; m < count; m++) weightSum = Math.fround(weightSum + weights[m]);
   const divisor = Math.abs(weightSum) < 1e-8 ? 1 : weightSum;
-  for (let i = 0; i < n; i++) {
-    const b = base[i];
-    let mixed = 0;
-    for (let m = 0; m < count; m++) {
-      const d = sparsified ? sources[m][i] : Math.fround(sources[m][i] - b);
-      mixed = Math.fround(mixed + Math.fround(weights[m] * d));
+  // Model by model over the whole tensor (tight loops), accumulating in a float32 array: each store
+  // rounds, so the sum is torch's Σ in model order. The accumulator reuses the first task vector's
+  // array when it is ours (sparsified copies, or inputs the executor lets us overwrite).
+  const acc = writable || sparsified ? sources[0] : scratchFloat32(count, n);
+  for (let m = 0; m < count; m++) {
+    const x = sources[m];
+    const w = weights[m];
+    if (m === 0) {
+      if (sparsified) for (let i = 0; i < n; i++) acc[i] = w * x[i];
+      else for (let i = 0; i < n; i++) acc[i] = w * Math.fround(x[i] - base[i]);
+    } else if (sparsified) {
+      for (let i = 0; i < n; i++) acc[i] += Math.fround(w * x[i]);
+    } else {
+      for (let i = 0; i < n; i++) acc[i] += Math.fround(w * Math.fround(x[i] - base[i]));
     }
+  }
+  for (let i = 0; i < n; i++) {
+    let mixed = acc[i];
     if (normalize) mixed = Math.fround(mixed / divisor);
     if (applyLambda) mixed = Math.fround(mixed * lambda32);
-    out[i] = b + mixed;
+    out[i] = base[i] + mixed;
   }
   return out;
 }
