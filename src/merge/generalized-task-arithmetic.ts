@@ -23,6 +23,8 @@ export interface GtaConfig {
   defaultNormalize: boolean;
   defaultRescale: boolean;
   notes?: string;
+  /** No sparsifier and no consensus: the merge is Σ cᵢ·xᵢ (see TensorMergeMethod.linearInInputs). */
+  linearInInputs?: boolean;
 }
 
 function gtaParameters(config: GtaConfig): ParameterSpec[] {
@@ -264,6 +266,7 @@ export function createGtaMethod(config: GtaConfig): TensorMergeMethod {
     baseModel: 'required',
     random,
     minModels: 1,
+    linearInInputs: config.linearInInputs === true,
     parameters: gtaParameters(config),
     mergeTensor: (ctx) => mergeGeneralizedTaskArithmetic(config, ctx),
   };

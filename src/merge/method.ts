@@ -81,6 +81,12 @@ export interface TensorMergeMethod extends MethodDeclaration {
   minModels: number;
   /** Maximum number of non-base inputs (slerp: 1 with a base, 2 without); undefined = unbounded. */
   maxModels?: number;
+  /**
+   * The output is Σ cᵢ·xᵢ over the inputs (a zero base included) with coefficients that depend on the
+   * parameters only. Declared, not guessed: LoRA delta-space merges of such methods keep rank ≤ Σrᵢ and
+   * are re-factored exactly from the thin factors.
+   */
+  linearInInputs?: boolean;
   mergeTensor(ctx: TensorMergeContext): Float32Array;
 }
 

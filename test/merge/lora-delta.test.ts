@@ -49,7 +49,7 @@ function merge(
   });
 }
 
-test('linear methods are detected with their coefficients; nonlinear and random ones are not', () => {
+test('declared linear methods get their coefficients; nonlinear, undeclared and random ones do not', () => {
   const modelParams = [{ weight: 2 }, { weight: 1 }, { weight: 1 }];
   const lin = linearCoefficients(linear, {
     withBase: false,
@@ -63,8 +63,8 @@ test('linear methods are detected with their coefficients; nonlinear and random 
     modelParams,
   });
   assertClose(ta!, [1.4, 0.7, 0.7], 1e-6, 1e-7, 'task_arithmetic');
-  const sl = linearCoefficients(slerp, { withBase: true, params: { t: 0.3 }, modelParams: [{}] });
-  assertClose(sl!, [Math.sin((0.3 * Math.PI) / 2)], 1e-6, 1e-7, 'slerp from a zero base');
+  // slerp from a zero base happens to be linear, but it does not declare it: it takes the dense path.
+  assert.equal(linearCoefficients(slerp, { withBase: true, params: { t: 0.3 }, modelParams: [{}] }), null);
   assert.equal(
     linearCoefficients(ties, {
       withBase: true,
@@ -212,7 +212,20 @@ test('a tensor method without delta space is refused', () => {
   );
 });
 
-test('a method that zeroes the small probe (breadcrumbs with int(gamma·numel) = 0) is not taken as linear', () => {
+test('only methods that declare linearInInputs are probed, and the probe still checks them', () => {
+  const modelParamsLinear = [{ weight: 1 }, { weight: 2 }];
+  const undeclared = { ...linear, name: 'undeclared_linear', linearInInputs: false };
+  assert.equal(
+    linearCoefficients(undeclared, {
+      withBase: false,
+      params: { normalize: false },
+      modelParams: modelParamsLinear,
+    }),
+    null,
+  );
+});
+
+test('a declared-linear method that zeroes the small probe is not taken as linear', () => {
   const zeroing = {
     ...linear,
     name: 'drops_small_tensors',

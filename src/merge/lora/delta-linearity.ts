@@ -1,7 +1,7 @@
-// Detects a tensor method that is linear in its inputs (linear, task_arithmetic over a zero base, …)
-// and finds its coefficients, by evaluating it on small seeded random probes: f(X) = Σ cᵢ·Xᵢ is solved
-// for c on one probe (least squares) and checked on a second. A linear merge of LoRA deltas keeps rank
-// ≤ Σrᵢ, so it can be re-factored exactly from the stacked thin factors.
+// Finds the coefficients of a method that declares itself linear in its inputs (linear, task_arithmetic
+// over a zero base): f(X) = Σ cᵢ·Xᵢ is solved for c on a small seeded random probe (least squares) and
+// checked on a second, so a parameter combination that breaks linearity is still caught. A linear merge
+// of LoRA deltas keeps rank ≤ Σrᵢ, so it can be re-factored exactly from the stacked thin factors.
 import { gaussian, seededStream } from '../linalg/seeded-random.ts';
 import { denseSvd } from '../linalg/jacobi-svd.ts';
 import type { ParameterValue, TensorInput, TensorMergeMethod } from '../method.ts';
@@ -19,7 +19,7 @@ export interface ProbeOptions {
 
 /** The coefficients cᵢ with f(X₀…X_{k−1}) = Σ cᵢ·Xᵢ (a zero base added when withBase), or null if f is not linear. */
 export function linearCoefficients(method: TensorMergeMethod, options: ProbeOptions): number[] | null {
-  if (method.random) return null;
+  if (method.linearInInputs !== true || method.random) return null;
   const k = options.modelParams.length;
   if (k === 0 || k > PROBE_NUMEL / 2) return null;
   const random = seededStream(0x5eed + k);

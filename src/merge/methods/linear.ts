@@ -10,6 +10,7 @@ export const linear: TensorMergeMethod = {
   baseModel: 'none',
   random: false,
   minModels: 1,
+  linearInInputs: true,
   parameters: [
     {
       name: 'weight',

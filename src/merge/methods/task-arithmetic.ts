@@ -7,4 +7,5 @@ export const taskArithmetic = createGtaMethod({
   paper: 'https://arxiv.org/abs/2212.04089',
   defaultNormalize: false,
   defaultRescale: false,
+  linearInInputs: true,
 });
