@@ -1,6 +1,13 @@
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { geluErf, geluTanh, layerNorm, multiHeadAttention } from '../../src/model/nn/functional.ts';
+import {
+  batchedAttention,
+  geluErf,
+  geluTanh,
+  groupedAttention,
+  layerNorm,
+  multiHeadAttention,
+} from '../../src/model/nn/functional.ts';
 import { assertClose, testBackend } from './helpers.ts';
 
 // The hand-written gradients against autograd through the textbook formulas (float32: rtol/atol 1e-5).
@@ -51,48 +58,52 @@ describe('hand-written gradients', () => {
 describe('attention gradient', () => {
   before(testBackend);
 
-  it('matches autograd through the textbook formula, with and without a mask', () => {
-    tf.tidy(() => {
-      const [batch, length, hidden, heads] = [2, 5, 12, 3];
-      const input = (seed: number) => tf.randomNormal([batch, length, hidden], 0, 1, 'float32', seed);
-      const mask = tf.reshape(
-        tf.mul(
-          tf.sub(
-            1,
-            tf.tensor2d([
-              [1, 1, 1, 1, 1],
-              [1, 1, 1, 0, 0],
-            ]),
+  // multiHeadAttention picks groupedAttention on wasm and batchedAttention elsewhere: both are checked here.
+  const implementations = { multiHeadAttention, batchedAttention, groupedAttention };
+  for (const [name, attend] of Object.entries(implementations)) {
+    it(`${name} matches autograd through the textbook formula, with and without a mask`, () => {
+      tf.tidy(() => {
+        const [batch, length, hidden, heads] = [2, 5, 12, 3];
+        const input = (seed: number) => tf.randomNormal([batch, length, hidden], 0, 1, 'float32', seed);
+        const mask = tf.reshape(
+          tf.mul(
+            tf.sub(
+              1,
+              tf.tensor2d([
+                [1, 1, 1, 1, 1],
+                [1, 1, 1, 0, 0],
+              ]),
+            ),
+            -1e9,
           ),
-          -1e9,
-        ),
-        [batch, 1, 1, length],
-      );
-      const reference = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, m?: tf.Tensor) => {
-        const split = (x: tf.Tensor) =>
-          tf.transpose(tf.reshape(x, [batch, length, heads, hidden / heads]), [0, 2, 1, 3]);
-        let scores = tf.div(tf.matMul(split(q), split(k), false, true), Math.sqrt(hidden / heads));
-        if (m) scores = tf.add(scores, m);
-        const context = tf.matMul(tf.softmax(scores), split(v));
-        return tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, length, hidden]);
-      };
-      const weights = input(9);
-      for (const m of [undefined, mask]) {
-        const fast = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => multiHeadAttention(q, k, v, heads, m);
-        const slow = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => reference(q, k, v, m);
-        const args = [input(1), input(2), input(3)];
-        assertClose(
-          fast(args[0], args[1], args[2]).dataSync(),
-          slow(args[0], args[1], args[2]).dataSync(),
-          1e-5,
-          1e-6,
+          [batch, 1, 1, length],
         );
-        const loss = (f: typeof fast) => (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) =>
-          tf.sum(tf.mul(f(q, k, v), weights));
-        const ours = tf.grads(loss(fast))(args);
-        const theirs = tf.grads(loss(slow))(args);
-        for (let i = 0; i < 3; i++) assertClose(ours[i].dataSync(), theirs[i].dataSync(), 1e-4, 1e-5);
-      }
+        const reference = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, m?: tf.Tensor) => {
+          const split = (x: tf.Tensor) =>
+            tf.transpose(tf.reshape(x, [batch, length, heads, hidden / heads]), [0, 2, 1, 3]);
+          let scores = tf.div(tf.matMul(split(q), split(k), false, true), Math.sqrt(hidden / heads));
+          if (m) scores = tf.add(scores, m);
+          const context = tf.matMul(tf.softmax(scores), split(v));
+          return tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [batch, length, hidden]);
+        };
+        const weights = input(9);
+        for (const m of [undefined, mask]) {
+          const fast = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => attend(q, k, v, heads, m);
+          const slow = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => reference(q, k, v, m);
+          const args = [input(1), input(2), input(3)];
+          assertClose(
+            fast(args[0], args[1], args[2]).dataSync(),
+            slow(args[0], args[1], args[2]).dataSync(),
+            1e-5,
+            1e-6,
+          );
+          const loss = (f: typeof fast) => (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) =>
+            tf.sum(tf.mul(f(q, k, v), weights));
+          const ours = tf.grads(loss(fast))(args);
+          const theirs = tf.grads(loss(slow))(args);
+          for (let i = 0; i < 3; i++) assertClose(ours[i].dataSync(), theirs[i].dataSync(), 1e-4, 1e-5);
+        }
+      });
     });
-  });
+  }
 });

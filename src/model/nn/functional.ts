@@ -168,10 +168,24 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor
 
 /**
  * Multi-head scaled dot-product attention on [B, T, hidden] projections; `additiveMask` is [B, 1, 1, T]
- * (0 to keep, a large negative to drop). kᵀ is an explicit transpose (fast on wasm). The gradient is written out
- * (dS = P∘(dP − rowsum(dP∘P))): it saves four tensors where autograd saves one per op.
+ * (0 to keep, a large negative to drop). The gradient is written out (dS = P∘(dP − rowsum(dP∘P))): it saves four
+ * tensors where autograd saves one per op. On wasm the per-head products run as depthwise convolutions
+ * (XNNPACK), about 2× faster than wasm's naive batched matMul kernel.
  */
 export function multiHeadAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  numHeads: number,
+  additiveMask?: tf.Tensor,
+): tf.Tensor {
+  return tf.getBackend() === 'wasm'
+    ? groupedAttention(q, k, v, numHeads, additiveMask)
+    : batchedAttention(q, k, v, numHeads, additiveMask);
+}
+
+/** Attention with batched matMuls over [B, H, T, d] heads, kᵀ as an explicit transpose. */
+export function batchedAttention(
   q: tf.Tensor,
   k: tf.Tensor,
   v: tf.Tensor,
@@ -204,6 +218,78 @@ export function multiHeadAttention(
         const dQ = tf.matMul(dScores, sk);
         const dK = tf.matMul(transposeLast2(dScores), sq);
         return [merge(dQ), merge(dK), merge(dV)];
+      },
+    };
+  });
+  return attention(q, k, v);
+}
+
+/**
+ * C[g] = A[g]·B[g] for G groups with a [M, K, G] and b [K, G, N], giving [M, G, N]: a depthwise convolution whose
+ * kernel spans the whole K-wide input row, with channel multiplier N. XNNPACK runs it as a grouped GEMM.
+ */
+export function groupedMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  const [m, inner, groups] = a.shape;
+  const n = b.shape[2];
+  const input = tf.reshape(a, [m, 1, inner, groups]) as tf.Tensor4D;
+  const kernel = tf.reshape(b, [1, inner, groups, n]) as tf.Tensor4D;
+  return tf.reshape(tf.depthwiseConv2d(input, kernel, 1, 'valid'), [m, groups, n]);
+}
+
+/**
+ * Attention with the heads as groups G = B·H in a token-major layout: scores and probabilities are [T, G, T]
+ * (softmax over the last axis), every product a groupedMatMul; transposes move between [B, T, H, d] and the
+ * layouts each product wants. Gradients: dP = dC·vᵀ, dV = Pᵀ·dC, dQ = dS·k, dK = dSᵀ·q.
+ */
+export function groupedAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  numHeads: number,
+  additiveMask?: tf.Tensor,
+): tf.Tensor {
+  const [batch, length, hidden] = q.shape;
+  const headDim = hidden / numHeads;
+  const scale = 1 / Math.sqrt(headDim);
+  const heads = (x: tf.Tensor) => tf.reshape(x, [batch, length, numHeads, headDim]);
+  const groups = batch * numHeads;
+  // [B, T, H, d] → [T, d, G] (a product's left operand: rows, inner, groups)
+  const rowsInner = (x: tf.Tensor) =>
+    tf.reshape(tf.transpose(heads(x), [1, 3, 0, 2]), [length, headDim, groups]);
+  // [B, T, H, d] → [d, G, T] (kᵀ or vᵀ as a right operand: inner, groups, columns)
+  const innerCols = (x: tf.Tensor) =>
+    tf.reshape(tf.transpose(heads(x), [3, 0, 2, 1]), [headDim, groups, length]);
+  // [B, T, H, d] ↔ [T, G, d] (a right operand with T as the inner axis, and every product's output)
+  const tokenMajor = (x: tf.Tensor) =>
+    tf.reshape(tf.transpose(heads(x), [1, 0, 2, 3]), [length, groups, headDim]);
+  const batchMajor = (x: tf.Tensor) =>
+    tf.reshape(tf.transpose(tf.reshape(x, [length, batch, numHeads, headDim]), [1, 0, 2, 3]), [
+      batch,
+      length,
+      hidden,
+    ]);
+  const mask = additiveMask ? tf.reshape(additiveMask, [1, batch, 1, length]) : null;
+  const attention = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [query, key, value] = args.slice(0, 3) as tf.Tensor[];
+    let scores = tf.mul(groupedMatMul(rowsInner(query), innerCols(key)), constant(scale)); // [T, G, T]
+    if (mask)
+      scores = tf.reshape(tf.add(tf.reshape(scores, [length, batch, numHeads, length]), mask), scores.shape);
+    const probs = tf.softmax(scores);
+    (args[3] as tf.GradSaveFunc)([query, key, value, probs]);
+    const context = groupedMatMul(tf.transpose(probs, [0, 2, 1]), tokenMajor(value)); // [T, G, d]
+    return {
+      value: batchMajor(context),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sq, sk, sv, p] = saved;
+        const dProbs = groupedMatMul(rowsInner(dy), innerCols(sv)); // [T, G, T]
+        const dV = groupedMatMul(tf.transpose(p, [2, 0, 1]), tokenMajor(dy));
+        const dScores = tf.mul(
+          tf.mul(p, tf.sub(dProbs, tf.sum(tf.mul(dProbs, p), -1, true))),
+          constant(scale),
+        );
+        const dQ = groupedMatMul(tf.transpose(dScores, [0, 2, 1]), tokenMajor(sk));
+        const dK = groupedMatMul(tf.transpose(dScores, [2, 0, 1]), tokenMajor(sq));
+        return [batchMajor(dQ), batchMajor(dK), batchMajor(dV)];
       },
     };
   });
