@@ -229,8 +229,8 @@ export function batchedAttention(
  * kernel spans the whole K-wide input row, with channel multiplier N. XNNPACK runs it as a grouped GEMM.
  */
 export function groupedMatMul(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  const [m, inner, groups] = a.shape;
-  const n = b.shape[2];
+  const [m, inner, groups] = a.shape as [number, number, number];
+  const n = b.shape[2] as number;
   const input = tf.reshape(a, [m, 1, inner, groups]) as tf.Tensor4D;
   const kernel = tf.reshape(b, [1, inner, groups, n]) as tf.Tensor4D;
   return tf.reshape(tf.depthwiseConv2d(input, kernel, 1, 'valid'), [m, groups, n]);
