@@ -18,6 +18,9 @@ import redisPlugin from './plugins/redis.ts';
 import routeTablePlugin from './plugins/route-table.ts';
 import storePlugin from './plugins/store.ts';
 import adapterRoutes from './routes/adapters/index.ts';
+import datasetRoutes from './routes/datasets/index.ts';
+import evaluationRoutes from './routes/evaluations/index.ts';
+import finetuneRoutes from './routes/finetunes/index.ts';
 import { Artifact } from './routes/artifacts/schemas.ts';
 import healthRoutes from './routes/health/index.ts';
 import { Job } from './routes/jobs/schemas.ts';
@@ -81,7 +84,10 @@ export async function buildApp(deps: AppDependencies): Promise<LorafuseApp> {
   await app.register(healthRoutes);
   await app.register(modelRoutes);
   await app.register(adapterRoutes);
+  await app.register(datasetRoutes);
   await app.register(mergeRoutes);
+  await app.register(finetuneRoutes);
+  await app.register(evaluationRoutes);
   await app.register(jobRoutes);
   await app.register(methodRoutes);
 

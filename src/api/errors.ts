@@ -37,6 +37,9 @@ export const PROBLEMS = {
   'invalid-index': { status: 422, title: 'Invalid shard index' },
   'ambiguous-checkpoint': { status: 422, title: 'Ambiguous checkpoint' },
   'invalid-adapter': { status: 422, title: 'Invalid adapter' },
+  'invalid-dataset': { status: 422, title: 'Invalid dataset' },
+  'model-not-runnable': { status: 422, title: 'Model cannot be run' },
+  'invalid-finetune': { status: 422, title: 'Invalid fine-tune request' },
   'adapter-base-mismatch': { status: 422, title: 'Adapter does not fit the base model' },
   'invalid-recipe': { status: 422, title: 'Invalid recipe' },
   'unknown-artifact': { status: 422, title: 'Unknown artifact' },
@@ -96,6 +99,7 @@ const STORE_CODES = new Set<string>([
   'invalid-index',
   'ambiguous-checkpoint',
   'invalid-adapter',
+  'invalid-dataset',
 ]);
 
 interface FastifyLikeError extends Error {
@@ -114,6 +118,7 @@ export function toProblem(error: unknown): ApiProblem | null {
       file: error.file,
       tensor: error.tensor,
       module: error.module,
+      field: error.field,
     });
   }
   if (error instanceof RecipeError) {

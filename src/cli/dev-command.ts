@@ -1,6 +1,6 @@
 // `lorafuse dev`: everything on one machine in one command. Without REDIS_URL it starts a private
-// redis-server (AOF on, noeviction) under the data directory, then the API and one worker; Ctrl-C
-// or SIGTERM stops the worker (letting its job finish), the API, and Redis last.
+// redis-server (AOF on, noeviction) under the data directory, then the API and one worker per queue;
+// Ctrl-C or SIGTERM stops the workers (letting their jobs finish), the API, and Redis last.
 import { DEV_USAGE } from './usage.ts';
 import path from 'node:path';
 import type { Config } from '../config.ts';
@@ -17,7 +17,7 @@ export interface DevStack {
   stop(): Promise<void>;
 }
 
-/** Starts Redis (when REDIS_URL is unset), the API and one worker. */
+/** Starts Redis (when REDIS_URL is unset), the API and one worker per queue. */
 export async function startDevStack(
   config: Config,
   options: { quiet?: boolean; onRedis?: (url: string, embedded: boolean) => void } = {},
@@ -37,7 +37,7 @@ export async function startDevStack(
   try {
     api = await startApi(config, redisUrl, options.quiet ? false : undefined);
     const worker = startWorker(config, redisUrl, logger);
-    await worker.worker.waitUntilReady();
+    await worker.waitUntilReady();
     const running = api;
     return {
       config,
@@ -80,7 +80,7 @@ export async function runDev(argv: string[]): Promise<number> {
     throw error;
   }
   process.stdout.write(
-    `lorafuse dev: API on ${stack.api.url} (docs at ${stack.api.url}/docs), one merge worker, data in ${config.dataDir}\n`,
+    `lorafuse dev: API on ${stack.api.url} (docs at ${stack.api.url}/docs), merge, finetune and evaluate workers, data in ${config.dataDir}\n`,
   );
   onShutdown(async () => {
     process.stdout.write('lorafuse dev: stopping (worker, API, Redis)\n');

@@ -1,12 +1,16 @@
 // The pieces the serve, worker, dev and demo commands assemble: the HTTP API over a store and a
-// job service, and the merge worker. Each returns a handle whose close() undoes exactly its start.
+// job service, and the queue workers. Each returns a handle whose close() undoes exactly its start.
 import type { FastifyServerOptions } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { buildApp, closeApp, type LorafuseApp, loggerOptions } from '../api/index.ts';
 import type { Config } from '../config.ts';
 import { createApiRedis, JobService } from '../queue/index.ts';
 import { ArtifactStore } from '../store/index.ts';
-import { type MergeWorkerHandle, startMergeWorker } from '../../workers/merge-worker.ts';
+import type { Worker } from 'bullmq';
+import { startEvaluateWorker } from '../../workers/evaluate-worker.ts';
+import { startFinetuneWorker } from '../../workers/finetune-worker.ts';
+import { startMergeWorker } from '../../workers/merge-worker.ts';
+import type { QueueWorkerHandle } from '../../workers/queue-worker.ts';
 import { loadWorkerSettings } from '../../workers/worker-settings.ts';
 
 export interface RunningApi {
@@ -52,13 +56,37 @@ export async function startApi(
   }
 }
 
-export function startWorker(config: Config, redisUrl: string, logger?: Logger): MergeWorkerHandle {
-  return startMergeWorker({
+/** One worker per queue (merge, finetune, evaluate), started and stopped together. */
+export interface WorkerGroup {
+  /** The merge queue's worker. */
+  worker: Worker;
+  workers: QueueWorkerHandle[];
+  waitUntilReady(): Promise<void>;
+  /** Stops every worker; `false` when one still had a job past the grace period. */
+  close(graceMs?: number): Promise<boolean>;
+}
+
+/** Merge and evaluate jobs run `config.workerConcurrency` at a time; fine-tunes one at a time. */
+export function startWorker(config: Config, redisUrl: string, logger?: Logger): WorkerGroup {
+  const options = {
     redisUrl,
     prefix: config.queuePrefix,
     dataDir: config.dataDir,
     concurrency: config.workerConcurrency,
     settings: loadWorkerSettings(),
     logger,
-  });
+  };
+  const merge = startMergeWorker(options);
+  const workers = [merge, startFinetuneWorker(options), startEvaluateWorker(options)];
+  return {
+    worker: merge.worker,
+    workers,
+    async waitUntilReady() {
+      await Promise.all(workers.map((handle) => handle.worker.waitUntilReady()));
+    },
+    async close(graceMs?: number) {
+      const finished = await Promise.all(workers.map((handle) => handle.close(graceMs)));
+      return finished.every(Boolean);
+    },
+  };
 }

@@ -18,7 +18,7 @@ export async function runWorker(argv: string[]): Promise<number> {
   }
   const logger = createLogger(config);
   const worker = startWorker(config, config.redisUrl, logger);
-  await worker.worker.waitUntilReady();
+  await worker.waitUntilReady();
   logger.info({ queuePrefix: config.queuePrefix, concurrency: config.workerConcurrency }, 'worker ready');
   onShutdown(async (signal) => {
     logger.info({ signal }, 'worker stopping: finishing active jobs');

@@ -41,13 +41,97 @@ export interface MergeJobResult {
   diagnostics?: Record<string, unknown>;
 }
 
+export type FinetuneMode = 'lora' | 'llora' | 'full';
+
+/** Training settings a fine-tune request may set; the runtime's defaults fill the rest. */
+export interface FinetuneHyperparameters {
+  rank?: number;
+  alpha?: number;
+  target_modules?: string[];
+  steps?: number;
+  learning_rate?: number;
+  batch_size?: number;
+  weight_decay?: number;
+  max_grad_norm?: number;
+  warmup_steps?: number;
+  validation_fraction?: number;
+  eval_every?: number;
+  checkpoint_every?: number;
+}
+
+/** What POST /v1/finetunes puts on the finetune queue. */
+export interface FinetuneJobPayload {
+  /** The request as accepted (ids, mode, hyperparameters, the seed chosen): the job's recipe. */
+  recipe: Record<string, unknown>;
+  model: string;
+  dataset: string;
+  mode: FinetuneMode;
+  hyperparameters: FinetuneHyperparameters;
+  seed: number;
+  inputs: string[];
+}
+
+export interface FinetuneProgress {
+  phase: 'queued' | 'preparing' | 'training' | 'storing' | 'done';
+  step: number;
+  totalSteps: number;
+  loss: number | null;
+  /** The last validation accuracy measured (the runtime reports it with the result). */
+  valAccuracy: number | null;
+}
+
+export interface FinetuneJobResult {
+  /** An adapter (lora, llora) or a model (full). */
+  artifact: ArtifactRef;
+  mode: FinetuneMode;
+  steps: number;
+  lossCurve: Array<{ step: number; loss: number }>;
+  validation: Array<{ step: number; accuracy: number; loss: number }>;
+  valAccuracy: number | null;
+  finalLoss: number | null;
+  /** The step a restarted attempt resumed from (its checkpoint); null when training ran in one go. */
+  resumedFromStep: number | null;
+  samplesPerSecond: number;
+}
+
+/** What POST /v1/evaluations puts on the evaluate queue. */
+export interface EvaluateJobPayload {
+  recipe: Record<string, unknown>;
+  model: string;
+  adapters: string[];
+  datasets: string[];
+  inputs: string[];
+}
+
+export interface EvaluateProgress {
+  phase: 'queued' | 'loading' | 'evaluating' | 'done';
+  done: number;
+  total: number;
+}
+
+/** One (adapter, dataset) pair: the base model alone when `adapter` is null. */
+export interface EvaluationEntry {
+  adapter: string | null;
+  dataset: string;
+  task: string;
+  split: string;
+  examples: number;
+  accuracy: number;
+  loss: number;
+}
+
+export interface EvaluateJobResult {
+  model: string;
+  results: EvaluationEntry[];
+}
+
 /** The job record every client reads (GET /v1/jobs/:id). */
 export interface JobView {
   id: string;
   type: JobType;
   state: JobState;
   progress: Record<string, unknown> | null;
-  result: MergeJobResult | Record<string, unknown> | null;
+  result: MergeJobResult | FinetuneJobResult | EvaluateJobResult | Record<string, unknown> | null;
   error: { type: string; message: string } | null;
   recipe: Record<string, unknown> | null;
   attempts: number;

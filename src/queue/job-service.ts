@@ -5,6 +5,8 @@ import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   DEFAULT_JOB_OPTIONS,
+  type EvaluateJobPayload,
+  type FinetuneJobPayload,
   type JobState,
   type JobType,
   type JobView,
@@ -126,7 +128,7 @@ export class JobService {
    */
   async submit(
     type: JobType,
-    payload: MergeJobPayload | Record<string, unknown>,
+    payload: MergeJobPayload | FinetuneJobPayload | EvaluateJobPayload | Record<string, unknown>,
     options: SubmitOptions = {},
   ): Promise<{ job: JobView; created: boolean }> {
     const jobId = `job_${randomUUID()}`;

@@ -5,9 +5,9 @@ import type { StoredArtifactKind } from './types.ts';
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 
-export const ID_PREFIX: Record<StoredArtifactKind, string> = { model: 'mdl', adapter: 'adp' };
+export const ID_PREFIX: Record<StoredArtifactKind, string> = { model: 'mdl', adapter: 'adp', dataset: 'dst' };
 
-const ID_PATTERN = /^(mdl|adp)_[0-9a-hjkmnp-tv-z]{26}$/;
+const ID_PATTERN = /^(mdl|adp|dst)_[0-9a-hjkmnp-tv-z]{26}$/;
 
 let lastTime = -1;
 let lastRandom: number[] = [];
@@ -50,5 +50,6 @@ export function isArtifactId(value: string): boolean {
 
 export function kindOfId(id: string): StoredArtifactKind | null {
   if (!isArtifactId(id)) return null;
-  return id.startsWith('mdl_') ? 'model' : 'adapter';
+  const prefix = id.slice(0, 3);
+  return (Object.keys(ID_PREFIX) as StoredArtifactKind[]).find((kind) => ID_PREFIX[kind] === prefix) ?? null;
 }

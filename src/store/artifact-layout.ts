@@ -12,12 +12,20 @@ export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 export const LORAFUSE_EXTRAS = 'lorafuse.json';
 export const LORAFUSE_INIT = 'lorafuse_init.safetensors';
 
+export const DATASET_FILE = 'dataset.safetensors';
+
 const ADAPTER_FILES = new Set([ADAPTER_CONFIG, ADAPTER_WEIGHTS, LORAFUSE_EXTRAS, LORAFUSE_INIT]);
 
 export function isAllowedFileName(kind: StoredArtifactKind, name: string): boolean {
   if (kind === 'adapter') return ADAPTER_FILES.has(name);
+  if (kind === 'dataset') return name === DATASET_FILE;
+  // lorafuse.json: a fully fine-tuned model's training record.
   return (
-    name === MODEL_WEIGHTS || name === MODEL_INDEX || name === MODEL_CONFIG || MODEL_SHARD_PATTERN.test(name)
+    name === MODEL_WEIGHTS ||
+    name === MODEL_INDEX ||
+    name === MODEL_CONFIG ||
+    name === LORAFUSE_EXTRAS ||
+    MODEL_SHARD_PATTERN.test(name)
   );
 }
 
@@ -27,7 +35,7 @@ export function isJsonFileName(name: string): boolean {
 
 /** Human-readable list for error messages. */
 export function allowedFileNames(kind: StoredArtifactKind): string {
-  return kind === 'adapter'
-    ? [...ADAPTER_FILES].join(', ')
-    : `${MODEL_WEIGHTS}, ${MODEL_INDEX}, model-NNNNN-of-NNNNN.safetensors, ${MODEL_CONFIG}`;
+  if (kind === 'adapter') return [...ADAPTER_FILES].join(', ');
+  if (kind === 'dataset') return DATASET_FILE;
+  return `${MODEL_WEIGHTS}, ${MODEL_INDEX}, model-NNNNN-of-NNNNN.safetensors, ${MODEL_CONFIG}, ${LORAFUSE_EXTRAS}`;
 }

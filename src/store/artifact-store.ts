@@ -10,6 +10,7 @@ import { isArtifactId, kindOfId, newArtifactId } from './artifact-id.ts';
 import { BlobStore, type HashedFile } from './blob-store.ts';
 import { ArtifactValidationError } from './errors.ts';
 import { inspectAdapter } from './inspect-adapter.ts';
+import { inspectDataset } from './inspect-dataset.ts';
 import { inspectModel } from './inspect-model.ts';
 import type { ArtifactRecord, ArtifactSummary, Lineage, StoredArtifactKind } from './types.ts';
 
@@ -103,8 +104,16 @@ export class ArtifactStore {
     return new StagedUpload(this, kind);
   }
 
-  /** Ingests a finished folder (a worker's result): validates, hashes, links files into the blob store, writes the record. */
-  async ingestDirectory(kind: StoredArtifactKind, dir: string, lineage: Lineage): Promise<ArtifactRecord> {
+  /**
+   * Ingests a finished folder (a worker's result): validates, hashes, links files into the blob
+   * store, writes the record. `baseModel`: the model id a fine-tuned adapter was trained on.
+   */
+  async ingestDirectory(
+    kind: StoredArtifactKind,
+    dir: string,
+    lineage: Lineage,
+    options: { baseModel?: string | null } = {},
+  ): Promise<ArtifactRecord> {
     const files = new Map<string, HashedFile>();
     for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
       if (!entry.isFile() || !isAllowedFileName(kind, entry.name)) {
@@ -117,11 +126,12 @@ export class ArtifactStore {
       files.set(entry.name, await this.blobs.hashFile(path.join(dir, entry.name)));
     }
     const summary = await this.inspect(kind, pathsOf(files));
-    return this.commit(kind, files, summary, { lineage, baseModel: null });
+    return this.commit(kind, files, summary, { lineage, baseModel: options.baseModel ?? null });
   }
 
   /** Validates files (name -> path) of an artifact of `kind`; throws ArtifactValidationError. */
   inspect(kind: StoredArtifactKind, files: Record<string, string>): Promise<ArtifactSummary> {
+    if (kind === 'dataset') return inspectDataset(files);
     return kind === 'model' ? inspectModel(files) : inspectAdapter(files);
   }
 
@@ -151,6 +161,7 @@ export class ArtifactStore {
       record.baseModel = extras.baseModel ?? null;
       record.config = summary.config;
     }
+    if (kind === 'dataset' && summary.dataset) Object.assign(record, summary.dataset);
     const digests = record.files.map((file) => file.sha256);
     // Count the references before the blobs exist: a concurrent delete of the last other user then
     // sees a live count and keeps (or restores) the blob.
@@ -229,6 +240,19 @@ export class ArtifactStore {
     const paths: Record<string, string> = {};
     for (const file of record.files) paths[file.name] = this.blobs.pathOf(file.sha256);
     return paths;
+  }
+
+  /**
+   * Gives a stored artifact its file names back: a folder of symbolic links to its blobs, for code
+   * that reads Hugging Face folders by path (the model runtime). Replaces what `dir` held.
+   */
+  async linkFolder(record: ArtifactRecord, dir: string): Promise<string> {
+    await fs.rm(dir, { recursive: true, force: true });
+    await fs.mkdir(dir, { recursive: true });
+    for (const [name, blob] of Object.entries(this.filePaths(record))) {
+      await fs.symlink(blob, path.join(dir, name));
+    }
+    return dir;
   }
 
   /** How many records use each digest (0 when none). */

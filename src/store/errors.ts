@@ -4,6 +4,8 @@ export interface ArtifactErrorDetails {
   file?: string;
   tensor?: string;
   module?: string;
+  /** A metadata field (datasets: split, task, class_names). */
+  field?: string;
 }
 
 /** The uploaded or ingested files do not form a valid artifact. */
@@ -11,6 +13,7 @@ export class ArtifactValidationError extends Error {
   readonly file?: string;
   readonly tensor?: string;
   readonly module?: string;
+  readonly field?: string;
   constructor(
     readonly code: string,
     message: string,
@@ -21,6 +24,7 @@ export class ArtifactValidationError extends Error {
     this.file = details.file;
     this.tensor = details.tensor;
     this.module = details.module;
+    this.field = details.field;
   }
 }
 

@@ -11,4 +11,14 @@ export { loraModules } from './inspect-adapter.ts';
 export { readJsonObject } from './read-json.ts';
 export type { LoraModuleShape } from './inspect-adapter.ts';
 export { LORAFUSE_VERSION } from './version.ts';
-export type { ArtifactFile, ArtifactRecord, ArtifactSummary, Lineage, StoredArtifactKind } from './types.ts';
+export { DATASET_SPLITS } from './types.ts';
+export type {
+  ArtifactFile,
+  ArtifactRecord,
+  ArtifactSummary,
+  DatasetInput,
+  DatasetSplit,
+  DatasetSummary,
+  Lineage,
+  StoredArtifactKind,
+} from './types.ts';

@@ -2,7 +2,13 @@
 // summarises them for the record. Reads headers only, never tensor data.
 import path from 'node:path';
 import { Checkpoint } from '../tensors/index.ts';
-import { MODEL_CONFIG, MODEL_INDEX, MODEL_SHARD_PATTERN, MODEL_WEIGHTS } from './artifact-layout.ts';
+import {
+  LORAFUSE_EXTRAS,
+  MODEL_CONFIG,
+  MODEL_INDEX,
+  MODEL_SHARD_PATTERN,
+  MODEL_WEIGHTS,
+} from './artifact-layout.ts';
 import { ArtifactValidationError } from './errors.ts';
 import { readJsonObject } from './read-json.ts';
 import { asValidationError, summariseTensors } from './tensor-summary.ts';
@@ -35,6 +41,7 @@ export async function inspectModel(files: Record<string, string>): Promise<Artif
   const names = Object.keys(files);
   const shards = names.filter((name) => MODEL_SHARD_PATTERN.test(name));
   if (files[MODEL_CONFIG]) await readJsonObject(files[MODEL_CONFIG], MODEL_CONFIG);
+  if (files[LORAFUSE_EXTRAS]) await readJsonObject(files[LORAFUSE_EXTRAS], LORAFUSE_EXTRAS);
   if (files[MODEL_WEIGHTS] && (files[MODEL_INDEX] || shards.length > 0)) {
     throw new ArtifactValidationError(
       'ambiguous-checkpoint',

@@ -1,6 +1,6 @@
 // The artifact record as clients and workers see it; the blobs it names live in the blob store.
 
-export type StoredArtifactKind = 'model' | 'adapter';
+export type StoredArtifactKind = 'model' | 'adapter' | 'dataset';
 
 export interface ArtifactFile {
   name: string;
@@ -13,7 +13,28 @@ export interface Lineage {
   recipe?: Record<string, unknown>;
   jobId?: string;
   lorafuseVersion: string;
+  /** Fine-tuned results: base, dataset, mode, hyperparameters, seed, steps and final metrics. */
+  training?: Record<string, unknown>;
 }
+
+/** One model input a dataset holds, under its Hugging Face name. */
+export interface DatasetInput {
+  name: string;
+  dtype: string;
+  shape: number[];
+}
+
+/** What a dataset record tells about its examples (from dataset.safetensors' header and metadata). */
+export interface DatasetSummary {
+  examples: number;
+  split: DatasetSplit;
+  task: string;
+  classes: string[];
+  inputs: DatasetInput[];
+}
+
+export const DATASET_SPLITS = ['train', 'validation', 'test'] as const;
+export type DatasetSplit = (typeof DATASET_SPLITS)[number];
 
 export interface ArtifactRecord {
   id: string;
@@ -29,6 +50,12 @@ export interface ArtifactRecord {
   targets?: string[];
   baseModel?: string | null;
   config?: Record<string, unknown>;
+  /* datasets only: */
+  examples?: number;
+  split?: DatasetSplit;
+  task?: string;
+  classes?: string[];
+  inputs?: DatasetInput[];
 }
 
 /** What inspecting an artifact's files tells us (everything in a record but identity and lineage). */
@@ -39,4 +66,5 @@ export interface ArtifactSummary {
   rank?: number;
   targets?: string[];
   config?: Record<string, unknown>;
+  dataset?: DatasetSummary;
 }

@@ -18,7 +18,7 @@ export interface TestApi {
   dataDir: string;
   workDir: string;
   /** Record counts and what is on disk: a rejected upload must leave all of it unchanged. */
-  snapshot(): Promise<{ models: number; adapters: number; blobs: string[]; tmp: string[] }>;
+  snapshot(): Promise<{ models: number; adapters: number; datasets: number; blobs: string[]; tmp: string[] }>;
   close(): Promise<void>;
 }
 
@@ -42,7 +42,12 @@ export async function startApi(redisUrl: string, uploads: Partial<UploadLimits> 
     workDir: work.dir,
     async snapshot() {
       const disk = await diskState(dataDir);
-      return { models: await store.count('model'), adapters: await store.count('adapter'), ...disk };
+      return {
+        models: await store.count('model'),
+        adapters: await store.count('adapter'),
+        datasets: await store.count('dataset'),
+        ...disk,
+      };
     },
     async close() {
       await app.close();

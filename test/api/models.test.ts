@@ -266,7 +266,7 @@ describe('models API', () => {
       // The server notices the abort asynchronously.
       for (let i = 0; i < 50 && (await api.snapshot()).tmp.length > 0; i++)
         await new Promise((r) => setTimeout(r, 20));
-      assert.deepEqual(await api.snapshot(), { models: 0, adapters: 0, blobs: [], tmp: [] });
+      assert.deepEqual(await api.snapshot(), { models: 0, adapters: 0, datasets: 0, blobs: [], tmp: [] });
 
       // A file larger than the limit is refused while it streams, not after the whole body is read.
       const big = multipart([filePart('model.safetensors', Buffer.alloc(64 * 1024))]);
@@ -282,7 +282,7 @@ describe('models API', () => {
         request.end(big.payload);
       });
       assert.equal(status, 413);
-      assert.deepEqual(await api.snapshot(), { models: 0, adapters: 0, blobs: [], tmp: [] });
+      assert.deepEqual(await api.snapshot(), { models: 0, adapters: 0, datasets: 0, blobs: [], tmp: [] });
     });
 
     it('a body that is not multipart', async () => {
@@ -299,7 +299,7 @@ describe('models API', () => {
         assert.equal(response.statusCode, 415, `${type}: ${response.body}`);
         assert.equal(response.json().type, 'https://lorafuse.dev/problems/unsupported-media-type');
       }
-      assert.deepEqual(await api.snapshot(), { models: 0, adapters: 0, blobs: [], tmp: [] });
+      assert.deepEqual(await api.snapshot(), { models: 0, adapters: 0, datasets: 0, blobs: [], tmp: [] });
     });
   });
 
@@ -426,7 +426,7 @@ describe('models API', () => {
         (await api.app.inject({ method: 'DELETE', url: `/v1/models/${second.id}` })).statusCode,
         204,
       );
-      assert.deepEqual(await api.snapshot(), { models: 0, adapters: 0, blobs: [], tmp: [] });
+      assert.deepEqual(await api.snapshot(), { models: 0, adapters: 0, datasets: 0, blobs: [], tmp: [] });
       const again = await api.app.inject({ method: 'DELETE', url: `/v1/models/${second.id}` });
       assert.equal(again.statusCode, 404);
     });

@@ -14,12 +14,15 @@ export default fp(
           title: 'lorafuse',
           version: LORAFUSE_VERSION,
           description:
-            'Fuses fine-tuned models and LoRA adapters into one multi-task model: upload artifacts, queue merges, read jobs. Errors are application/problem+json.',
+            'Fuses fine-tuned models and LoRA adapters into one multi-task model: upload artifacts, queue merges, fine-tunes and evaluations, read jobs. Errors are application/problem+json.',
         },
         tags: [
           { name: 'models', description: 'Full checkpoints (Hugging Face layout, safetensors)' },
           { name: 'adapters', description: 'LoRA adapters (PEFT layout)' },
+          { name: 'datasets', description: 'Labelled examples (safetensors, Hugging Face input names)' },
           { name: 'merges', description: 'Merge methods and merge requests' },
+          { name: 'finetunes', description: 'LoRA, L-LoRA and full fine-tuning jobs' },
+          { name: 'evaluations', description: 'Accuracy and loss of models and adapters on datasets' },
           { name: 'jobs', description: 'Queued work and its results' },
           { name: 'health', description: 'Liveness and readiness' },
         ],

@@ -13,14 +13,24 @@ export const Lineage = Type.Object(
     recipe: Type.Optional(Type.Object({}, { additionalProperties: true })),
     jobId: Type.Optional(Type.String()),
     lorafuseVersion: Type.String(),
+    training: Type.Optional(
+      Type.Object(
+        {},
+        {
+          additionalProperties: true,
+          description:
+            'Fine-tuned results: base, dataset, mode, hyperparameters, seed, steps and final metrics.',
+        },
+      ),
+    ),
   },
   { description: 'Where a result came from; null for uploads.' },
 );
 
 export const Artifact = Type.Object(
   {
-    id: Type.String({ description: 'mdl_... for models, adp_... for adapters.' }),
-    kind: Type.Union([Type.Literal('model'), Type.Literal('adapter')]),
+    id: Type.String({ description: 'mdl_... for models, adp_... for adapters, dst_... for datasets.' }),
+    kind: Type.Union([Type.Literal('model'), Type.Literal('adapter'), Type.Literal('dataset')]),
     files: Type.Array(ArtifactFile),
     tensorCount: Type.Integer(),
     parameterCount: Type.Integer(),
@@ -36,6 +46,22 @@ export const Artifact = Type.Object(
     ),
     config: Type.Optional(
       Type.Object({}, { additionalProperties: true, description: 'Adapters: adapter_config.json.' }),
+    ),
+    examples: Type.Optional(Type.Integer({ description: 'Datasets: the number of examples N.' })),
+    split: Type.Optional(
+      Type.Union([Type.Literal('train'), Type.Literal('validation'), Type.Literal('test')], {
+        description: 'Datasets: the split.',
+      }),
+    ),
+    task: Type.Optional(Type.String({ description: 'Datasets: the task name.' })),
+    classes: Type.Optional(
+      Type.Array(Type.String(), { description: 'Datasets: the class names; labels index them.' }),
+    ),
+    inputs: Type.Optional(
+      Type.Array(
+        Type.Object({ name: Type.String(), dtype: Type.String(), shape: Type.Array(Type.Integer()) }),
+        { description: 'Datasets: the model inputs (Hugging Face names), with dtype and shape.' },
+      ),
     ),
   },
   { $id: 'Artifact' },
