@@ -1,0 +1,134 @@
+// One evaluation job: the stored model (alone, or with each adapter in turn) over each stored
+// dataset, accuracy and mean cross-entropy per pair. Artifacts are linked into a private folder
+// under tmp/ for the runtime to read by path; it is removed however the job ends.
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { UnrecoverableError } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { initBackend } from '../../src/model/backend.ts';
+import { evaluateModel } from '../../src/model/evaluate-model.ts';
+import { contextFor } from '../../src/model/inference.ts';
+import { loadModel } from '../../src/model/load-model.ts';
+import { type LoadedAdapter, loadAdapter } from '../../src/model/lora/peft-adapter.ts';
+import { readDataset } from '../../src/model/train/dataset.ts';
+import {
+  CANCELLED_REASON,
+  type EvaluateJobPayload,
+  type EvaluateJobResult,
+  type EvaluateProgress,
+  type EvaluationEntry,
+} from '../../src/queue/index.ts';
+import {
+  type ArtifactRecord,
+  type ArtifactStore,
+  DATASET_FILE,
+  MissingArtifactError,
+  MODEL_CONFIG,
+  type StoredArtifactKind,
+} from '../../src/store/index.ts';
+import { watchCancel } from '../cancel-watch.ts';
+import { failJob, InvalidJobInputError } from '../job-failure.ts';
+
+export interface EvaluateJobContext {
+  id: string;
+  data: EvaluateJobPayload;
+  updateProgress(progress: EvaluateProgress): Promise<void>;
+}
+
+export interface EvaluateJobDependencies {
+  redis: Redis;
+  store: ArtifactStore;
+  prefix: string;
+  dataDir: string;
+  signal?: AbortSignal;
+  cancelPollMs?: number;
+}
+
+/** The private folder of one attempt (removed before and after it). */
+export function evaluateWorkDir(dataDir: string, jobId: string): string {
+  return path.join(dataDir, 'tmp', `job-${jobId}`);
+}
+
+async function requireRecord(
+  store: ArtifactStore,
+  id: string,
+  kind: StoredArtifactKind,
+): Promise<ArtifactRecord> {
+  const record = await store.get(id);
+  if (!record || record.kind !== kind) throw new MissingArtifactError(id, kind);
+  return record;
+}
+
+export async function runEvaluateJob(
+  job: EvaluateJobContext,
+  deps: EvaluateJobDependencies,
+): Promise<EvaluateJobResult> {
+  const { data } = job;
+  const workDir = evaluateWorkDir(deps.dataDir, job.id);
+  const cancel = watchCancel(deps.redis, deps.prefix, job.id, deps.signal, deps.cancelPollMs);
+  const adapters: Array<string | null> = data.adapters.length > 0 ? data.adapters : [null];
+  const total = adapters.length * data.datasets.length;
+  const disposers: Array<() => void> = [];
+  try {
+    await rm(workDir, { recursive: true, force: true });
+    if (await cancel.userCancelled()) throw new UnrecoverableError(CANCELLED_REASON);
+    await job.updateProgress({ phase: 'loading', done: 0, total });
+    const modelRecord = await requireRecord(deps.store, data.model, 'model');
+    if (!modelRecord.files.some((file) => file.name === MODEL_CONFIG)) {
+      throw new InvalidJobInputError(
+        `${modelRecord.id} has no ${MODEL_CONFIG}: a bare checkpoint can be merged but not run`,
+      );
+    }
+    const datasets = [];
+    for (const id of data.datasets) {
+      const record = await requireRecord(deps.store, id, 'dataset');
+      datasets.push({ id, dataset: await readDataset(deps.store.filePaths(record)[DATASET_FILE]) });
+    }
+    await initBackend({ log: () => undefined });
+    const model = await loadModel(await deps.store.linkFolder(modelRecord, path.join(workDir, 'model')));
+    disposers.push(() => model.dispose());
+    const results: EvaluationEntry[] = [];
+    for (const [i, adapterId] of adapters.entries()) {
+      let adapter: LoadedAdapter | null = null;
+      if (adapterId) {
+        const record = await requireRecord(deps.store, adapterId, 'adapter');
+        const loaded = await loadAdapter(
+          await deps.store.linkFolder(record, path.join(workDir, `adapter-${i}`)),
+          model,
+        );
+        disposers.push(() => loaded.dispose());
+        adapter = loaded;
+      }
+      const ctx = contextFor(model, adapter);
+      for (const { id, dataset } of datasets) {
+        if (cancel.signal.aborted) throw new Error('evaluation stopped');
+        const measured = await evaluateModel(model, ctx, dataset);
+        results.push({
+          adapter: adapterId,
+          dataset: id,
+          task: dataset.task,
+          split: dataset.split,
+          examples: measured.examples,
+          accuracy: measured.accuracy,
+          loss: measured.loss,
+        });
+        await job.updateProgress({ phase: 'evaluating', done: results.length, total });
+      }
+    }
+    if (await cancel.userCancelled()) throw new UnrecoverableError(CANCELLED_REASON);
+    await job.updateProgress({ phase: 'done', done: total, total });
+    return { model: modelRecord.id, results };
+  } catch (error) {
+    return await failJob(error, {
+      redis: deps.redis,
+      prefix: deps.prefix,
+      jobId: job.id,
+      cancelledByUser: await cancel.cancelledByUser(),
+      aborted: cancel.signal.aborted,
+    });
+  } finally {
+    cancel.stop();
+    for (const dispose of disposers.reverse()) dispose();
+    await rm(workDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,27 @@
+// What a sandboxed processor connects to, once per child process: Redis (waiting forever, as
+// workers do) and the artifact store, from the environment the worker host passes down.
+import type { Redis } from 'ioredis';
+import { loadConfig } from '../src/config.ts';
+import { createWorkerRedis } from '../src/queue/index.ts';
+import { ArtifactStore } from '../src/store/index.ts';
+
+export interface ProcessorDependencies {
+  redis: Redis;
+  store: ArtifactStore;
+  prefix: string;
+  dataDir: string;
+}
+
+let dependencies: Promise<ProcessorDependencies> | undefined;
+
+export function processorDependencies(queue: string): Promise<ProcessorDependencies> {
+  dependencies ??= (async () => {
+    const config = loadConfig(process.env);
+    if (!config.redisUrl) throw new Error(`the ${queue} processor needs REDIS_URL`);
+    const redis = createWorkerRedis(config.redisUrl);
+    const store = new ArtifactStore({ redis, dataDir: config.dataDir, prefix: config.queuePrefix });
+    await store.init();
+    return { redis, store, prefix: config.queuePrefix, dataDir: config.dataDir };
+  })();
+  return dependencies;
+}
