@@ -1,12 +1,12 @@
 // POST /v1/merges: a mergekit recipe naming artifact ids, validated whole, then queued.
 import { randomInt } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
 import type { FastifySchemaCompiler } from 'fastify';
 import { recipeJsonSchema } from '../../../merge/index.ts';
 import { hashBody } from '../../../queue/index.ts';
 import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
+import { IdempotencyHeaders, JobCreatedResponses, idempotencyKeyOf, sendJob } from '../jobs/submission.ts';
 import { validateMerge } from './validate-merge.ts';
 
 /**
@@ -20,8 +20,6 @@ const recipeBodyOnly: FastifySchemaCompiler<unknown> = ({ httpPart }) =>
           ? true
           : { error: Object.assign(new Error('body must be a JSON object: the recipe'), { statusCode: 400 }) }
     : () => true;
-
-const MAX_IDEMPOTENCY_KEY = 200;
 
 const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
@@ -40,33 +38,13 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         description:
           'The body is a mergekit recipe with artifact ids in place of paths. Structure, artifact ids, method, parameters and shapes are checked before queueing (422 otherwise). Without a seed, one is chosen and written into the recipe. With an Idempotency-Key, the same key and body return the same job (200); the same key with another body is a 409.',
         body: { ...recipeJsonSchema, $id: undefined },
-        headers: {
-          type: 'object',
-          properties: {
-            'idempotency-key': { type: 'string', minLength: 1, maxLength: MAX_IDEMPOTENCY_KEY },
-          },
-        },
-        response: {
-          200: Type.Ref('Job', {
-            description: 'The job an earlier request with this Idempotency-Key created.',
-          }),
-          202: Type.Ref('Job', { description: 'Queued.' }),
-          ...problemResponses(400, 409, 415, 422),
-        },
+        headers: IdempotencyHeaders,
+        response: { ...JobCreatedResponses, ...problemResponses(400, 409, 415, 422) },
       },
     },
     async (request, reply) => {
       const body = request.body as Record<string, unknown>;
-      const idempotencyKey = request.headers['idempotency-key'];
-      if (
-        Array.isArray(idempotencyKey) ||
-        (idempotencyKey !== undefined && idempotencyKey.length > MAX_IDEMPOTENCY_KEY)
-      ) {
-        throw new ApiProblem(
-          'invalid-request',
-          `Idempotency-Key must be one value of at most ${MAX_IDEMPOTENCY_KEY} characters`,
-        );
-      }
+      const idempotencyKey = idempotencyKeyOf(request);
       const { inputs } = await validateMerge(app.store, body);
       // The seed is part of the recipe so that a rerun reproduces random methods exactly.
       const seed = typeof body.seed === 'number' ? body.seed : randomInt(0, 2 ** 31 - 1);
@@ -74,12 +52,9 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const { job, created } = await app.jobs.submit(
         'merge',
         { recipe, inputs, seed },
-        { idempotencyKey: idempotencyKey || undefined, bodyHash: hashBody({ type: 'merge', body }) },
+        { idempotencyKey, bodyHash: hashBody({ type: 'merge', body }) },
       );
-      return reply
-        .code(created ? 202 : 200)
-        .header('location', `/v1/jobs/${job.id}`)
-        .send(job);
+      return sendJob(reply, job, created);
     },
   );
 };
