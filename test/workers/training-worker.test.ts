@@ -2,7 +2,7 @@
 // runtime on the tiny MLP fixture): a fine-tune to completion, a full fine-tune, a cancel mid-
 // training, bad input failing at once, and an evaluation that agrees with `lorafuse evaluate`.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
@@ -214,6 +214,13 @@ describe('finetune and evaluate workers (sandboxed, real Redis, MLP fixture)', (
     assert.match(done.error?.message ?? '', /no_such_layer/);
     assert.equal(done.attempts, 1);
     assert.equal(existsSync(finetuneJobDir(data.dir, queued.id)), false);
+  });
+
+  it('sweeps, at start, the folder of a fine-tune that ended without its processor', async () => {
+    const gone = finetuneJobDir(data.dir, 'job_00000000-0000-0000-0000-000000000000');
+    mkdirSync(path.join(gone, 'checkpoints'), { recursive: true });
+    startWorkers();
+    await waitFor('the orphan folder to be removed', async () => !existsSync(gone), 10_000);
   });
 
   it('evaluates the model alone and with an adapter on two datasets, as `lorafuse evaluate` does', async () => {
