@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { AdamW, clipByGlobalNorm } from '../../src/model/train/adamw.ts';
+import { ADAMW_DEFAULTS, AdamW } from '../../src/model/train/adamw.ts';
 import { assertClose, testBackend } from './helpers.ts';
 
 /** torch.optim.AdamW + clip_grad_norm_ in float64, one tensor at a time (the textbook form). */
@@ -35,53 +35,55 @@ function referenceSteps(
 describe('AdamW and gradient clipping', () => {
   before(testBackend);
 
-  it('matches torch.optim.AdamW with clip_grad_norm_ (decay on matrices only), float32 rtol 1e-5', () => {
-    const params = {
-      weight: { data: [0.5, -0.25, 1, 2, -1, 0.125], matrix: true },
-      bias: { data: [0.1, -0.2, 0.3], matrix: false },
-    };
-    const variables = new Map<string, tf.Variable>([
-      ['weight', tf.variable(tf.tensor2d(params.weight.data, [2, 3]))],
-      ['bias', tf.variable(tf.tensor1d(params.bias.data))],
-    ]);
-    // Large gradients on the first step (clipped), small ones on the others (not clipped).
-    const gradSteps = [
-      { weight: [3, -4, 5, 1, 0, -2], bias: [2, 2, -2] },
-      { weight: [0.01, -0.02, 0.03, 0, 0.05, -0.01], bias: [0.02, -0.01, 0] },
-      { weight: [-0.03, 0.01, 0, 0.02, -0.04, 0.01], bias: [0, 0.03, -0.02] },
-    ];
-    const optimizer = new AdamW(variables);
-    for (const grads of gradSteps) {
-      const named = new Map<string, tf.Tensor>([
-        ['weight', tf.tensor2d(grads.weight, [2, 3])],
-        ['bias', tf.tensor1d(grads.bias)],
+  // Host moments are the default on wasm and cpu, device moments on GPU backends: both run here.
+  for (const placement of ['host', 'device'] as const) {
+    it(`${placement}: matches torch.optim.AdamW with clip_grad_norm_ (decay on matrices only), float32 rtol 1e-5`, () => {
+      const params = {
+        weight: { data: [0.5, -0.25, 1, 2, -1, 0.125], matrix: true },
+        bias: { data: [0.1, -0.2, 0.3], matrix: false },
+      };
+      const variables = new Map<string, tf.Variable>([
+        ['weight', tf.variable(tf.tensor2d(params.weight.data, [2, 3]))],
+        ['bias', tf.variable(tf.tensor1d(params.bias.data))],
       ]);
-      const clipped = clipByGlobalNorm(named, 1);
-      optimizer.apply(clipped.grads, 0.1);
-      for (const g of clipped.grads.values()) g.dispose();
-    }
-    const expected = referenceSteps(params, gradSteps, 0.1, 1);
-    for (const [key, variable] of variables) assertClose(variable.dataSync(), expected[key], 1e-5, 1e-6);
-    optimizer.dispose();
-    for (const variable of variables.values()) variable.dispose();
-  });
+      // Large gradients on the first step (clipped), small ones on the others (not clipped).
+      const gradSteps = [
+        { weight: [3, -4, 5, 1, 0, -2], bias: [2, 2, -2] },
+        { weight: [0.01, -0.02, 0.03, 0, 0.05, -0.01], bias: [0.02, -0.01, 0] },
+        { weight: [-0.03, 0.01, 0, 0.02, -0.04, 0.01], bias: [0, 0.03, -0.02] },
+      ];
+      const optimizer = new AdamW(variables, ADAMW_DEFAULTS, placement);
+      for (const grads of gradSteps) {
+        const named = new Map<string, tf.Tensor>([
+          ['weight', tf.tensor2d(grads.weight, [2, 3])],
+          ['bias', tf.tensor1d(grads.bias)],
+        ]);
+        optimizer.update(named, 0.1, 1); // disposes the gradient tensors
+      }
+      const expected = referenceSteps(params, gradSteps, 0.1, 1);
+      for (const [key, variable] of variables) assertClose(variable.dataSync(), expected[key], 1e-5, 1e-6);
+      optimizer.dispose();
+      for (const variable of variables.values()) variable.dispose();
+    });
 
-  it('leaves a variable without a gradient unchanged', () => {
-    const a = tf.variable(tf.tensor2d([1, 2, 3, 4], [2, 2]));
-    const b = tf.variable(tf.tensor1d([5, 6]));
-    const optimizer = new AdamW(
-      new Map<string, tf.Variable>([
-        ['a', a],
-        ['b', b],
-      ]),
-    );
-    const grad = tf.tensor1d([1, 1]);
-    optimizer.apply(new Map([['b', grad]]), 0.1);
-    assert.deepEqual([...a.dataSync()], [1, 2, 3, 4]);
-    assert.ok(b.dataSync().every((x, i) => x < [5, 6][i]));
-    grad.dispose();
-    optimizer.dispose();
-    a.dispose();
-    b.dispose();
-  });
+    it(`${placement}: leaves a variable without a gradient unchanged`, () => {
+      const a = tf.variable(tf.tensor2d([1, 2, 3, 4], [2, 2]));
+      const b = tf.variable(tf.tensor1d([5, 6]));
+      const optimizer = new AdamW(
+        new Map<string, tf.Variable>([
+          ['a', a],
+          ['b', b],
+        ]),
+        ADAMW_DEFAULTS,
+        placement,
+      );
+      const grad = tf.tensor1d([1, 1]);
+      optimizer.update(new Map([['b', grad]]), 0.1, 1);
+      assert.deepEqual([...a.dataSync()], [1, 2, 3, 4]);
+      assert.ok(b.dataSync().every((x, i) => x < [5, 6][i]));
+      optimizer.dispose();
+      a.dispose();
+      b.dispose();
+    });
+  }
 });

@@ -25,17 +25,13 @@ export async function saveTrainingCheckpoint(
   await mkdir(dir, { recursive: true });
   const entries: Array<[string, HostTensor]> = [];
   for (const [key, variable] of variables) {
-    const { m, v } = optimizer.moments.get(key)!;
-    for (const [suffix, t] of [
-      ['value', variable],
-      ['m', m],
-      ['v', v],
-    ] as const) {
-      entries.push([
-        `${key}::${suffix}`,
-        { dtype: 'F32', shape: t.shape, data: (await t.data()) as Float32Array },
-      ]);
-    }
+    const { m, v } = optimizer.momentsOf(key);
+    entries.push([
+      `${key}::value`,
+      { dtype: 'F32', shape: variable.shape, data: (await variable.data()) as Float32Array },
+    ]);
+    entries.push([`${key}::m`, { dtype: 'F32', shape: variable.shape, data: m }]);
+    entries.push([`${key}::v`, { dtype: 'F32', shape: variable.shape, data: v }]);
   }
   const name = `step-${String(progress.step).padStart(8, '0')}.safetensors`;
   await writeSafetensorsFile(path.join(dir, name), entries, { progress: JSON.stringify(progress) });
@@ -61,16 +57,14 @@ export async function resumeTrainingCheckpoint(
     const progress = JSON.parse(contents.metadata.progress ?? 'null') as TrainingProgress | null;
     if (!progress || progress.runKey !== runKey) return null;
     for (const [key, variable] of variables) {
-      const { m, v } = optimizer.moments.get(key)!;
-      for (const [suffix, target] of [
-        ['value', variable],
-        ['m', m],
-        ['v', v],
-      ] as const) {
+      const read = (suffix: string) => {
         const saved = contents.tensors.get(`${key}::${suffix}`);
         if (!saved) throw new Error(`${file}: checkpoint lacks ${key}::${suffix}`);
-        target.assign(tf.tensor(saved.data as Float32Array, saved.shape));
-      }
+        return saved;
+      };
+      const value = read('value');
+      tf.tidy(() => variable.assign(tf.tensor(value.data as Float32Array, value.shape)));
+      optimizer.setMoments(key, read('m').data as Float32Array, read('v').data as Float32Array);
     }
     optimizer.step = progress.step;
     return progress;

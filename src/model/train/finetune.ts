@@ -12,7 +12,7 @@ import { HF_CLASSES, peftLoraConfig } from '../lora/peft-config.ts';
 import { writeAdapter } from '../lora/peft-adapter.ts';
 import { RuntimePool } from '../parallel/runtime-pool.ts';
 import { deriveSeed, seededUniform, shuffled } from '../random.ts';
-import { ADAMW_DEFAULTS, AdamW, clipByGlobalNorm } from './adamw.ts';
+import { ADAMW_DEFAULTS, AdamW } from './adamw.ts';
 import { resumeTrainingCheckpoint, saveTrainingCheckpoint, type TrainingProgress } from './checkpoints.ts';
 import { type Dataset, gatherRows, readDataset, splitValidation } from './dataset.ts';
 import { computeGradients } from './gradient-step.ts';
@@ -180,14 +180,17 @@ async function runFinetune(
       for (const [name, t] of train.inputs) batch.set(name, gatherRows(t, indices));
       const labels = Int32Array.from(indices, (i) => train.labels[i]);
       const lr = learningRateAt(progress.step, learningRate, warmupSteps, steps);
-      const { loss: value, grads: named } = pool
-        ? await parallelGradients(pool, state.variables, batch, labels)
-        : computeGradients(model, ctx, state.variables, batch, labels);
-      const clipped = clipByGlobalNorm(named, maxGradNorm);
-      optimizer.apply(clipped.grads, lr);
-      for (const g of clipped.grads.values()) g.dispose();
-      const loss = (await value.data())[0];
-      value.dispose();
+      let loss: number;
+      if (pool) {
+        const averaged = await parallelGradients(pool, state.variables, batch, labels);
+        optimizer.update(averaged.grads, lr, maxGradNorm);
+        loss = averaged.loss;
+      } else {
+        const { loss: value, grads } = computeGradients(model, ctx, state.variables, batch, labels);
+        optimizer.update(grads, lr, maxGradNorm);
+        loss = (await value.data())[0];
+        value.dispose();
+      }
       progress.step += 1;
       stepsThisCall += 1;
       samples += indices.length;
@@ -256,13 +259,13 @@ async function runFinetune(
   };
 }
 
-/** Splits the batch over the workers and averages their gradients, weighted by shard size. */
+/** Splits the batch over the workers and averages their gradients on the host, weighted by shard size. */
 async function parallelGradients(
   pool: RuntimePool,
   variables: Map<string, tf.Variable>,
   batch: Map<string, HostTensor>,
   labels: Int32Array,
-): Promise<{ loss: tf.Scalar; grads: Map<string, tf.Tensor> }> {
+): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
   const values: Record<string, Float32Array> = {};
   for (const [key, variable] of variables) values[key] = (await variable.data()) as Float32Array;
   const parts = Math.min(pool.size, labels.length);
@@ -273,22 +276,21 @@ async function parallelGradients(
     return { inputs, labels: Int32Array.from(rows, (r) => labels[r]) };
   });
   const results = await pool.gradients(values, shards);
-  const grads = new Map<string, tf.Tensor>();
+  const grads = new Map<string, Float32Array>();
   let loss = 0;
   results.forEach((result, i) => {
     const weight = shards[i].labels.length / labels.length;
     loss += result.loss * weight;
     for (const [key, g] of Object.entries(result.grads)) {
-      const sum = grads.get(key);
-      const scaled = tf.tidy(() => tf.mul(tf.tensor(g, variables.get(key)!.shape), weight));
-      if (sum) {
-        grads.set(key, tf.add(sum, scaled));
-        sum.dispose();
-        scaled.dispose();
-      } else grads.set(key, scaled);
+      let sum = grads.get(key);
+      if (!sum) {
+        sum = new Float32Array(g.length);
+        grads.set(key, sum);
+      }
+      for (let j = 0; j < g.length; j++) sum[j] += g[j] * weight;
     }
   });
-  return { loss: tf.scalar(loss), grads };
+  return { loss, grads };
 }
 
 async function writeTrainedAdapter(
