@@ -47,7 +47,11 @@ for (const m of methods)
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const mb = (bytes: number) => bytes / 1e6;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
 
 function torchAvailable(): boolean {
   const probe = spawnSync(flags.python, ['-c', 'import torch, safetensors'], { stdio: 'ignore' });
