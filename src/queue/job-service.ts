@@ -204,13 +204,18 @@ export class JobService {
   private async viewOf(type: JobType, id: string): Promise<JobView | null> {
     const cancelled = await this.redis.get(this.keys.cancelled(id));
     if (cancelled) return (JSON.parse(cancelled) as CancelledRecord).view;
-    const job = await Job.fromId(this.queues[type], id);
+    let job = await Job.fromId(this.queues[type], id);
     if (!job) return null;
     const [state, recordedError, cancelFlag] = await Promise.all([
       job.getState(),
       this.redis.get(this.keys.error(id)),
       this.redis.exists(this.keys.cancel(id)),
     ]);
+    // The job may have finished between reading its record and its state: read the record again so
+    // that a completed view always carries its result.
+    if ((state === 'completed' || state === 'failed') && !job.finishedOn) {
+      job = (await Job.fromId(this.queues[type], id)) ?? job;
+    }
     return toJobView(
       type,
       job,
