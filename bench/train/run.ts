@@ -131,6 +131,13 @@ console.log(
     .map((l) => l.toFixed(2))
     .join(' ')} on ${os.availableParallelism()} cores`,
 );
+if (os.loadavg()[0] >= os.availableParallelism()) {
+  console.log(
+    'note: the load average is at or above the core count, so threads wait for cores: the multi-threaded columns\n' +
+      "(PyTorch's OpenMP threads spin while they wait; lorafuse's workers wait on each other) are not comparable;\n" +
+      'the single-thread columns and the per-CPU-second table are.',
+  );
+}
 table('samples/s (wall clock)', ours, pooled, (r) => r);
 table(
   'samples per CPU-second (fair when other processes share the cores; counts every thread of each process)',
