@@ -126,6 +126,11 @@ export class Checkpoint {
     return this.#file(name).readFloat32(name);
   }
 
+  /** readFloat32 into a caller-owned array of exactly numel elements (see SafetensorsFile.readFloat32Into). */
+  async readFloat32Into(name: string, out: Float32Array): Promise<Float32Array> {
+    return this.#file(name).readFloat32Into(name, out);
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.#opened.map((f) => f.close()));
   }

@@ -25,6 +25,7 @@ export type SafetensorsErrorCode =
   | 'trailing_bytes'
   | 'file_truncated' // the file got shorter after it was opened
   | 'file_closed'
+  | 'target_size_mismatch' // readFloat32Into given an array of the wrong length
   | 'tensor_not_found'
   // checkpoints (index + shards)
   | 'checkpoint_not_found'

@@ -157,6 +157,32 @@ export class SafetensorsFile {
     );
   }
 
+  /**
+   * readFloat32 into a caller-owned array of exactly numel elements. Reusing one array across tensors
+   * skips the allocation, page faults and GC of a fresh one per read (the bulk of a decode's cost).
+   */
+  async readFloat32Into(name: string, out: Float32Array): Promise<Float32Array> {
+    const info = this.info(name);
+    if (out.length !== info.numel) {
+      throw new SafetensorsError(
+        'target_size_mismatch',
+        this.path,
+        `target holds ${out.length} elements, not ${info.numel}`,
+        name,
+      );
+    }
+    const { bytes } = await this.#load(info, true, out);
+    if (!HOST_IS_LITTLE_ENDIAN) swapBytesInPlace(bytes, DTYPE_BYTES[info.dtype]);
+    const source = viewBytesAs(bytes, info.dtype);
+    if (info.dtype === 'F32') {
+      if (source.buffer !== out.buffer || source.byteOffset !== out.byteOffset)
+        out.set(source as Float32Array);
+      return out;
+    }
+    // bytes sit in out's tail (decoded in place) or in a separate buffer (read ahead, or 8-byte dtypes)
+    return decodeIntoFloat32(info.dtype, source, out);
+  }
+
   async close(): Promise<void> {
     const pending = this.#prefetch;
     this.#prefetch = null;
@@ -171,14 +197,14 @@ export class SafetensorsFile {
    * follows the previous one in file order, the next tensor is read in the background, in the same
    * layout (raw, or the tail of a Float32Array for readFloat32) so that taking it costs no extra copy.
    */
-  async #load(info: TensorInfo, widen: boolean): Promise<Loaded> {
+  async #load(info: TensorInfo, widen: boolean, into?: Float32Array): Promise<Loaded> {
     let loading: Promise<Loaded>;
     const pending = this.#prefetch;
     if (pending?.name === info.name) {
       this.#prefetch = null;
       loading = pending.bytes.then((bytes) => ({ bytes, widened: pending.widened }));
     } else {
-      const target = this.#allocate(info, widen);
+      const target = into ? this.#tailOf(info, into) : this.#allocate(info, widen);
       loading = this.#readInto(info, target.bytes).then(() => target);
     }
     const position = this.#position.get(info.name)!;
@@ -188,13 +214,24 @@ export class SafetensorsFile {
     if (this.#prefetch && this.#prefetch.name !== next?.name) this.#prefetch = null;
     if (this.#readahead && sequential && next && !this.#prefetch && this.#handle) {
       if (next.numel * 4 <= MAX_READAHEAD_BYTES) {
-        const target = this.#allocate(next, widen);
+        // a caller that brings its own arrays gets raw bytes ahead: no Float32Array allocated for it
+        const target = this.#allocate(next, widen && !into);
         const bytes = this.#readInto(next, target.bytes).then(() => target.bytes);
         bytes.catch(() => undefined); // the error surfaces if and when that tensor is read
         this.#prefetch = { name: next.name, bytes, widened: target.widened };
       }
     }
     return loading;
+  }
+
+  /** Where a tensor's bytes go to be widened in place inside `out` (a separate buffer for 8-byte dtypes). */
+  #tailOf(info: TensorInfo, out: Float32Array): Loaded {
+    const size = DTYPE_BYTES[info.dtype];
+    if (size > 4 || !HOST_IS_LITTLE_ENDIAN) return { bytes: new Uint8Array(info.byteLength), widened: null };
+    return {
+      bytes: new Uint8Array(out.buffer, out.byteOffset + (4 - size) * info.numel, info.byteLength),
+      widened: out,
+    };
   }
 
   /**

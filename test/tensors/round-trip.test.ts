@@ -176,6 +176,37 @@ describe('round trip', () => {
     }
   });
 
+  test('readFloat32Into reuses one caller-owned array and matches readFloat32 (in order, read ahead or not)', async () => {
+    const dtypes: DType[] = ['BF16', 'F16', 'F32', 'I64', 'U8', 'BF16', 'F64', 'I32'];
+    const tensors = dtypes.map((dtype, i) => ({ name: `r${i}`, ...sampleTensor(dtype, [33, 31], 40 + i) }));
+    const file = path.join(scratch.dir, 'into.safetensors');
+    await writeSafetensors(file, tensors);
+    for (const readahead of [true, false]) {
+      const reader = await SafetensorsFile.open(file, { readahead });
+      const reference = await SafetensorsFile.open(file, { readahead: false });
+      try {
+        const target = new Float32Array(33 * 31);
+        for (const i of [0, 1, 2, 3, 4, 5, 6, 7, 0, 2, 1]) {
+          const name = tensors[i].name;
+          if (i === 1) await reader.readFloat32(name); // leaves a widened read-ahead of the next tensor
+          const got = await reader.readFloat32Into(name, target);
+          assert.equal(got, target);
+          const want = await reference.readFloat32(name);
+          assert.ok(
+            Buffer.from(target.buffer).equals(Buffer.from(want.buffer, want.byteOffset, want.byteLength)),
+            `${name} readahead=${readahead}`,
+          );
+        }
+        await assert.rejects(reader.readFloat32Into('r0', new Float32Array(5)), (e: unknown) => {
+          return e instanceof SafetensorsError && e.code === 'target_size_mismatch' && e.tensor === 'r0';
+        });
+      } finally {
+        await reader.close();
+        await reference.close();
+      }
+    }
+  });
+
   test('the reader reads one tensor at its offset, not the whole file', async () => {
     const file = path.join(scratch.dir, 'big.safetensors');
     const big = new Float32Array(1 << 20).fill(1);
