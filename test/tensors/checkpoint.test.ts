@@ -113,6 +113,9 @@ describe('CheckpointWriter', () => {
         [...(await checkpoint.readFloat32('model.layers.0.weight'))],
         [...dataFor(specs[1], 1)],
       );
+      const reused = new Float32Array(10);
+      assert.equal(await checkpoint.readFloat32Into('model.layers.1.weight', reused), reused);
+      assert.deepEqual([...reused], [...dataFor(specs[3], 3)]);
       assert.equal(checkpoint.has('nope'), false);
       await expectCode(checkpoint.read('nope'), 'tensor_not_found', 'nope');
     } finally {
