@@ -2,7 +2,8 @@
 // 64, 28×28 MNIST digits) on lorafuse's backend (wasm here) against the same model and step in PyTorch on CPU
 // (bench/reference/train_reference.py), in one run. Targets: L-LoRA step ≤ 1.2× LoRA's time; lorafuse ≥ 0.5×
 // PyTorch's samples/s. lorafuse runs twice: one wasm runtime (one thread, compared with PyTorch at 1 thread) and
-// `finetune({ workers })` data parallelism (compared with PyTorch at its default, one thread per core).
+// `finetune({ workers })` data parallelism over N runtimes, this thread's and N−1 worker threads (compared with
+// PyTorch at its default, one thread per core).
 // Options: --steps N (timed steps, default 30), --batch-size N (32), --workers N (2), --no-reference.
 import { execFileSync } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
@@ -114,13 +115,13 @@ const ratio = (a: number | undefined, b: number | undefined) =>
 function table(title: string, one: Figures, many: Figures, pick: (r: Reference) => Figures) {
   console.log(`\n${title}`);
   console.log(
-    `mode    lorafuse(1 runtime)  torch(1t)   ratio   lorafuse(${workers} workers)  torch(${multi?.threads ?? '?'}t)   ratio`,
+    `mode    lorafuse(1 runtime)  torch(1t)   ratio   lorafuse(${workers} runtimes)  torch(${multi?.threads ?? '?'}t)   ratio`,
   );
   for (const mode of modes) {
     const t1 = single ? pick(single)[mode] : undefined;
     const tn = multi ? pick(multi)[mode] : undefined;
     console.log(
-      `${mode.padEnd(7)} ${cell(one[mode], 19)} ${cell(t1, 10)} ${ratio(one[mode], t1)} ${cell(many[mode], 21)} ${cell(tn, 10)} ${ratio(many[mode], tn)}`,
+      `${mode.padEnd(7)} ${cell(one[mode], 19)} ${cell(t1, 10)} ${ratio(one[mode], t1)} ${cell(many[mode], 22)} ${cell(tn, 10)} ${ratio(many[mode], tn)}`,
     );
   }
 }
@@ -134,7 +135,7 @@ console.log(
 if (os.loadavg()[0] >= os.availableParallelism()) {
   console.log(
     'note: the load average is at or above the core count, so threads wait for cores: the multi-threaded columns\n' +
-      "(PyTorch's OpenMP threads spin while they wait; lorafuse's workers wait on each other) are not comparable;\n" +
+      "(PyTorch's OpenMP threads spin while they wait; lorafuse's runtimes wait on each other) are not comparable;\n" +
       'the single-thread columns and the per-CPU-second table are.',
   );
 }
@@ -150,7 +151,7 @@ console.log(
 );
 if (workers > 1) {
   const speedUps = modes.map((m) => `${m} ${(pooled[m] / ours[m]).toFixed(2)}×`).join(', ');
-  console.log(`${workers} workers / 1 runtime (wall clock): ${speedUps}`);
+  console.log(`${workers} runtimes / 1 runtime (wall clock): ${speedUps}`);
 }
 const lowest = (mine: Figures, reference: Figures) => Math.min(...modes.map((m) => mine[m] / reference[m]));
 if (single) {
@@ -160,7 +161,7 @@ if (single) {
 }
 if (multi && workers > 1) {
   console.log(
-    `lowest lorafuse(${workers} workers) / PyTorch(${multi.threads}t) = ${lowest(pooled, multi).toFixed(2)} wall, ${lowest(pooledCpu, multi.cpu).toFixed(2)} CPU (target ≥ 0.5)`,
+    `lowest lorafuse(${workers} runtimes) / PyTorch(${multi.threads}t) = ${lowest(pooled, multi).toFixed(2)} wall, ${lowest(pooledCpu, multi.cpu).toFixed(2)} CPU (target ≥ 0.5)`,
   );
 }
 await rm(work, { recursive: true, force: true });

@@ -174,7 +174,7 @@ describe('data-parallel fine-tuning', () => {
   before(testBackend);
   after(removeScratchDirs);
 
-  it('two worker threads (one wasm runtime each) follow the single-runtime loss curve', async () => {
+  it('two runtimes (this thread and a worker thread) follow the single-runtime loss curve', async () => {
     const dataset = syntheticDataset(200, 13);
     const options = { ...common, steps: 8, evalEvery: 8, dataset, mode: 'lora' as const, rank: 2 };
     const single = await finetune({ ...options, outDir: path.join(scratchDir(), 'one') });

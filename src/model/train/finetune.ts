@@ -57,7 +57,10 @@ export interface FinetuneOptions {
   onProgress?: (p: { step: number; steps: number; loss: number; learningRate: number }) => void;
   /** Stop after this many steps of this call (tests simulate a crash), leaving checkpoints behind. */
   stopAfter?: number;
-  /** Data parallelism: each step's batch is split over this many worker threads (one wasm runtime each). */
+  /**
+   * Data parallelism: each step's batch is split over this many wasm runtimes, this thread's and `workers − 1`
+   * worker threads (so `workers` is the number of cores used); gradients are averaged by shard size.
+   */
   workers?: number;
 }
 
@@ -120,7 +123,7 @@ async function runFinetune(
   const ctx = new ForwardContext(model.params, state.lora, state.overrides);
   const pool =
     (options.workers ?? 1) > 1
-      ? await RuntimePool.start(options.workers!, {
+      ? await RuntimePool.start(options.workers! - 1, {
           type: 'init',
           backend: tf.getBackend() === 'tensorflow' ? undefined : tf.getBackend(),
           modelDir: options.modelDir,
@@ -182,7 +185,7 @@ async function runFinetune(
       const lr = learningRateAt(progress.step, learningRate, warmupSteps, steps);
       let loss: number;
       if (pool) {
-        const averaged = await parallelGradients(pool, state.variables, batch, labels);
+        const averaged = await parallelGradients(pool, model, ctx, state.variables, batch, labels);
         optimizer.update(averaged.grads, lr, maxGradNorm);
         loss = averaged.loss;
       } else {
@@ -259,23 +262,43 @@ async function runFinetune(
   };
 }
 
-/** Splits the batch over the workers and averages their gradients on the host, weighted by shard size. */
+/**
+ * Splits the batch over this thread's runtime and the pool's workers, and averages the gradients on the host,
+ * weighted by shard size. The workers get their shards first, then this thread computes shard 0 meanwhile.
+ */
 async function parallelGradients(
   pool: RuntimePool,
+  model: LoadedModel,
+  ctx: ForwardContext,
   variables: Map<string, tf.Variable>,
   batch: Map<string, HostTensor>,
   labels: Int32Array,
 ): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
   const values: Record<string, Float32Array> = {};
   for (const [key, variable] of variables) values[key] = (await variable.data()) as Float32Array;
-  const parts = Math.min(pool.size, labels.length);
+  const parts = Math.min(pool.size + 1, labels.length);
   const shards = Array.from({ length: parts }, (_, i) => {
     const rows = Array.from({ length: labels.length }, (_, r) => r).filter((r) => r % parts === i);
     const inputs = new Map<string, HostTensor>();
     for (const [name, t] of batch) inputs.set(name, gatherRows(t, rows));
     return { inputs, labels: Int32Array.from(rows, (r) => labels[r]) };
   });
-  const results = await pool.gradients(values, shards);
+  const pending = pool.gradients(values, shards.slice(1)); // posted now; the workers run while this thread does
+  let own: ReturnType<typeof computeGradients>;
+  try {
+    own = computeGradients(model, ctx, variables, shards[0].inputs, shards[0].labels);
+  } catch (error) {
+    await pending.catch(() => undefined); // settle the workers' replies before failing the step
+    throw error;
+  }
+  const ownGrads: Record<string, Float32Array> = {};
+  for (const [key, g] of own.grads) {
+    ownGrads[key] = new Float32Array(g.dataSync() as Float32Array);
+    g.dispose();
+  }
+  const ownLoss = own.loss.dataSync()[0];
+  own.loss.dispose();
+  const results = [{ loss: ownLoss, grads: ownGrads }, ...(await pending)];
   const grads = new Map<string, Float32Array>();
   let loss = 0;
   results.forEach((result, i) => {
