@@ -98,19 +98,22 @@ export class JobService {
   private readonly queues: Record<JobType, Queue>;
   private readonly keys: ReturnType<typeof jobKeys>;
 
-  constructor(options: { redis: Redis; prefix: string }) {
+  constructor(options: { redis: Redis; prefix: string; onError?: (error: Error) => void }) {
     this.redis = options.redis;
     this.prefix = options.prefix;
     this.keys = jobKeys(options.prefix);
     this.queues = Object.fromEntries(
-      JOB_TYPES.map((type) => [
-        type,
-        new Queue(QUEUE_NAMES[type], {
+      JOB_TYPES.map((type) => {
+        const queue = new Queue(QUEUE_NAMES[type], {
           connection: options.redis,
           prefix: options.prefix,
           defaultJobOptions: DEFAULT_JOB_OPTIONS,
-        }),
-      ]),
+        });
+        // BullMQ re-emits connection failures (e.g. the connection closing while a queue is still
+        // initialising) as 'error'; an EventEmitter 'error' with no listener becomes an unhandled rejection.
+        queue.on('error', (error) => options.onError?.(error));
+        return [type, queue];
+      }),
     ) as Record<JobType, Queue>;
   }
 
