@@ -2,7 +2,7 @@
 // seeded task-specific delta), written as Hugging Face model folders (config.json + model.safetensors).
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { writeSafetensors } from '../tensors/index.ts';
+import { seededUniform, writeSafetensors } from '../tensors/index.ts';
 
 export const DEMO_VARIANTS = ['math', 'code', 'chat'] as const;
 
@@ -15,18 +15,6 @@ export interface DemoTensor {
   name: string;
   shape: number[];
   data: Float32Array;
-}
-
-/** Deterministic uniform stream (mulberry32) so that every run shows the same numbers. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function shapes(): Array<[string, number[]]> {
@@ -49,7 +37,7 @@ function shapes(): Array<[string, number[]]> {
 }
 
 export function demoBase(): DemoTensor[] {
-  const next = random(2024);
+  const next = seededUniform(2024);
   return shapes().map(([name, shape]) => {
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
     const isNorm = shape.length === 1;
@@ -60,7 +48,7 @@ export function demoBase(): DemoTensor[] {
 
 /** A variant: base plus a sparse-ish delta of its own seed (what fine-tuning on one task leaves). */
 export function demoVariant(base: DemoTensor[], index: number): DemoTensor[] {
-  const next = random(7 + index * 101);
+  const next = seededUniform(7 + index * 101);
   return base.map(({ name, shape, data }) => {
     const out = new Float32Array(data.length);
     for (let i = 0; i < data.length; i++) {

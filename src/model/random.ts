@@ -1,14 +1,5 @@
-/** Deterministic uniform [0, 1) stream (mulberry32) so a seed reproduces the same A₀ everywhere. */
-export function seededUniform(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic uniform [0, 1) stream, so a seed reproduces the same A₀ and data order everywhere. */
+export { seededUniform } from '../tensors/index.ts';
 
 /** A 32-bit seed per (seed, name): a module's A₀ does not depend on which other modules are targeted. */
 export function deriveSeed(seed: number, name: string): number {

@@ -27,3 +27,4 @@ export {
   float32ToF16,
 } from './float-conversion.ts';
 export { MAX_HEADER_BYTES } from './header.ts';
+export { seededUniform } from './seeded-uniform.ts';

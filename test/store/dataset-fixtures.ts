@@ -1,25 +1,13 @@
 // Dataset files written at test time: a learnable task for the tiny MLP fixture (48 pixels as
 // [N,3,4,4], 4 classes; the label is the argmax of a fixed random linear map), or any tensors
 // and metadata a validation test needs.
-import { writeSafetensors } from '../../src/tensors/index.ts';
+import { seededUniform, writeSafetensors } from '../../src/tensors/index.ts';
 import type { DType, TypedArray } from '../../src/tensors/index.ts';
 
 export const MLP_CLASSES = ['north', 'east', 'south', 'west'];
 
-/** Deterministic uniform [0, 1) numbers (mulberry32). */
-function uniform(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function mlpTask(n: number, seed = 11): { pixels: Float32Array; labels: BigInt64Array } {
-  const next = uniform(seed);
+  const next = seededUniform(seed);
   const map = Float32Array.from({ length: 48 * 4 }, () => next() * 2 - 1);
   const pixels = Float32Array.from({ length: n * 48 }, () => next() * 2 - 1);
   const labels = new BigInt64Array(n);

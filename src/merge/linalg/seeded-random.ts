@@ -1,5 +1,6 @@
 // A small seeded generator (mulberry32) for the
 // randomized SVD when no recipe stream is given, and the Gaussian draws it needs.
+import { seededUniform } from '../../tensors/index.ts';
 import type { RandomStream } from '../method.ts';
 
 /** FNV-1a hash of a string, as a 32-bit seed. */
@@ -12,18 +13,9 @@ export function hashSeed(text: string): number {
   return h >>> 0;
 }
 
-/** mulberry32: uniform doubles in [0, 1) from a 32-bit seed. */
+/** Uniform doubles in [0, 1) from a 32-bit seed, as a RandomStream. */
 export function seededStream(seed: number): RandomStream {
-  let state = seed >>> 0;
-  return {
-    next() {
-      state = (state + 0x6d2b79f5) >>> 0;
-      let t = state;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    },
-  };
+  return { next: seededUniform(seed) };
 }
 
 /** Standard normal draws by Box–Muller. */
