@@ -39,6 +39,17 @@ export class MissingArtifactError extends Error {
   }
 }
 
+/** The record of `id` when it is a stored artifact of `kind`; MissingArtifactError otherwise. */
+export async function requireArtifact(
+  store: ArtifactStore,
+  id: string,
+  kind: StoredArtifactKind,
+): Promise<ArtifactRecord> {
+  const record = await store.get(id);
+  if (!record || record.kind !== kind) throw new MissingArtifactError(id, kind);
+  return record;
+}
+
 export class ArtifactInputs {
   private readonly opened: Checkpoint[] = [];
   /** The first id that was not found: the planner wraps resolver errors, so it is kept here. */
@@ -47,13 +58,12 @@ export class ArtifactInputs {
   constructor(private readonly store: ArtifactStore) {}
 
   private async record(id: string, kind: StoredArtifactKind): Promise<ArtifactRecord> {
-    const record = await this.store.get(id);
-    if (!record || record.kind !== kind) {
-      const error = new MissingArtifactError(id, kind);
-      this.missing ??= error;
+    try {
+      return await requireArtifact(this.store, id, kind);
+    } catch (error) {
+      if (error instanceof MissingArtifactError) this.missing ??= error;
       throw error;
     }
-    return record;
   }
 
   private async open(files: Record<string, string>, stem?: string): Promise<Checkpoint> {

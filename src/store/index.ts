@@ -1,4 +1,4 @@
-export { ArtifactInputs, MissingArtifactError } from './artifact-inputs.ts';
+export { ArtifactInputs, MissingArtifactError, requireArtifact } from './artifact-inputs.ts';
 export type { StoredAdapterSource, StoredModelSource } from './artifact-inputs.ts';
 export { ArtifactStore, InvalidCursorError, StagedUpload } from './artifact-store.ts';
 export type { ArtifactPage, ArtifactStoreOptions } from './artifact-store.ts';

@@ -18,14 +18,7 @@ import {
   type EvaluateProgress,
   type EvaluationEntry,
 } from '../../src/queue/index.ts';
-import {
-  type ArtifactRecord,
-  type ArtifactStore,
-  DATASET_FILE,
-  MissingArtifactError,
-  MODEL_CONFIG,
-  type StoredArtifactKind,
-} from '../../src/store/index.ts';
+import { type ArtifactStore, DATASET_FILE, MODEL_CONFIG, requireArtifact } from '../../src/store/index.ts';
 import { watchCancel } from '../cancel-watch.ts';
 import { failJob, InvalidJobInputError } from '../job-failure.ts';
 
@@ -49,16 +42,6 @@ export function evaluateWorkDir(dataDir: string, jobId: string): string {
   return path.join(dataDir, 'tmp', `job-${jobId}`);
 }
 
-async function requireRecord(
-  store: ArtifactStore,
-  id: string,
-  kind: StoredArtifactKind,
-): Promise<ArtifactRecord> {
-  const record = await store.get(id);
-  if (!record || record.kind !== kind) throw new MissingArtifactError(id, kind);
-  return record;
-}
-
 export async function runEvaluateJob(
   job: EvaluateJobContext,
   deps: EvaluateJobDependencies,
@@ -73,7 +56,7 @@ export async function runEvaluateJob(
     await rm(workDir, { recursive: true, force: true });
     if (await cancel.userCancelled()) throw new UnrecoverableError(CANCELLED_REASON);
     await job.updateProgress({ phase: 'loading', done: 0, total });
-    const modelRecord = await requireRecord(deps.store, data.model, 'model');
+    const modelRecord = await requireArtifact(deps.store, data.model, 'model');
     if (!modelRecord.files.some((file) => file.name === MODEL_CONFIG)) {
       throw new InvalidJobInputError(
         `${modelRecord.id} has no ${MODEL_CONFIG}: a bare checkpoint can be merged but not run`,
@@ -81,7 +64,7 @@ export async function runEvaluateJob(
     }
     const datasets = [];
     for (const id of data.datasets) {
-      const record = await requireRecord(deps.store, id, 'dataset');
+      const record = await requireArtifact(deps.store, id, 'dataset');
       datasets.push({ id, dataset: await readDataset(deps.store.filePaths(record)[DATASET_FILE]) });
     }
     await initBackend({ log: () => undefined });
@@ -91,7 +74,7 @@ export async function runEvaluateJob(
     for (const [i, adapterId] of adapters.entries()) {
       let adapter: LoadedAdapter | null = null;
       if (adapterId) {
-        const record = await requireRecord(deps.store, adapterId, 'adapter');
+        const record = await requireArtifact(deps.store, adapterId, 'adapter');
         const loaded = await loadAdapter(
           await deps.store.linkFolder(record, path.join(workDir, `adapter-${i}`)),
           model,

@@ -15,14 +15,12 @@ import {
   type FinetuneProgress,
 } from '../../src/queue/index.ts';
 import {
-  type ArtifactRecord,
   type ArtifactStore,
   DATASET_FILE,
   LORAFUSE_EXTRAS,
   LORAFUSE_VERSION,
-  MissingArtifactError,
   MODEL_CONFIG,
-  type StoredArtifactKind,
+  requireArtifact,
 } from '../../src/store/index.ts';
 import { watchCancel } from '../cancel-watch.ts';
 import { failJob, InvalidJobInputError } from '../job-failure.ts';
@@ -49,16 +47,6 @@ export interface FinetuneJobDependencies {
 /** The job's folder, kept across attempts: model links, checkpoints, the output being written. */
 export function finetuneJobDir(dataDir: string, jobId: string): string {
   return path.join(dataDir, 'work', 'finetune', jobId);
-}
-
-async function requireRecord(
-  store: ArtifactStore,
-  id: string,
-  kind: StoredArtifactKind,
-): Promise<ArtifactRecord> {
-  const record = await store.get(id);
-  if (!record || record.kind !== kind) throw new MissingArtifactError(id, kind);
-  return record;
 }
 
 /** lorafuse.json names server paths for the base and dataset: name the artifacts instead. */
@@ -92,8 +80,8 @@ export async function runFinetuneJob(
   try {
     if (await cancel.userCancelled()) throw new UnrecoverableError(CANCELLED_REASON);
     report(progress, true);
-    const model = await requireRecord(deps.store, data.model, 'model');
-    const dataset = await requireRecord(deps.store, data.dataset, 'dataset');
+    const model = await requireArtifact(deps.store, data.model, 'model');
+    const dataset = await requireArtifact(deps.store, data.dataset, 'dataset');
     if (!model.files.some((file) => file.name === MODEL_CONFIG)) {
       throw new InvalidJobInputError(
         `${model.id} has no ${MODEL_CONFIG}: a bare checkpoint can be merged but not run`,
