@@ -7,7 +7,7 @@
 //   weightᵢ·scalingᵢ, i.e. the scaling twice; `peft_compat_double_scaling` restores that) and truncate to
 //   svd_rank (default max rᵢ) by SVD: B = U·S, A = Vᵀ. The new adapter has r = lora_alpha = new rank.
 import { MergePlanError } from '../errors.ts';
-import { stackedFactors } from '../lora/delta-factorize.ts';
+import { concatenatedFactors, stackedFactors } from '../lora/delta-factorize.ts';
 import { type DenseMatrix, matmulInto } from '../linalg/dense.ts';
 import type { SvdResult } from '../linalg/jacobi-svd.ts';
 import { productSvd, svdToLoraFactors, truncateSvd } from '../linalg/low-rank-svd.ts';
@@ -65,28 +65,14 @@ export function addWeightedAdapterModule(
   // PEFT: "if there is only one adapter, we can only use linear merging".
   const type = adapters.length === 1 ? 'linear' : combination;
   const weights = adapters.map((adapter) => Number(adapter.params.weight));
-  if (type === 'cat') return catModule(adapters, weights);
+  if (type === 'cat') {
+    const { a, b, rank } = concatenatedFactors(adapters, weights);
+    return { a, b, rank };
+  }
   if (type === 'linear' || type === 'ties' || type === 'magnitude_prune') {
     return factorwiseModule(type, adapters, weights, params, moduleName);
   }
   return svdModule(type, adapters, weights, params, moduleName, options.withPreSvdDelta === true);
-}
-
-function catModule(adapters: readonly LoraModuleInput[], weights: number[]): PeftModuleResult {
-  const { outFeatures: out, inFeatures: inF } = adapters[0];
-  const rank = adapters.reduce((acc, adapter) => acc + adapter.rank, 0);
-  const a = new Float32Array(rank * inF);
-  const b = new Float32Array(out * rank);
-  let row = 0;
-  adapters.forEach((adapter, j) => {
-    const coef = weights[j] * adapter.scaling;
-    for (let r = 0; r < adapter.rank; r++) {
-      for (let i = 0; i < inF; i++) a[(row + r) * inF + i] = coef * adapter.a[r * inF + i];
-      for (let o = 0; o < out; o++) b[o * rank + row + r] = adapter.b[o * adapter.rank + r];
-    }
-    row += adapter.rank;
-  });
-  return { a, b, rank };
 }
 
 function factorwiseModule(
