@@ -147,17 +147,23 @@ describe('fine-tuning', () => {
     const root = scratchDir();
     const before = tf.memory().numTensors;
     const live: number[] = [];
-    await finetune({
+    const reported = new Map<number, number | null>();
+    const result = await finetune({
       ...common,
       steps: 2000,
       evalEvery: 500,
       dataset,
       mode: 'lora',
       outDir: path.join(root, 'x'),
-      onProgress: ({ step }) => {
+      onProgress: ({ step, valAccuracy }) => {
         if (step % 250 === 0) live.push(tf.memory().numTensors);
+        reported.set(step, valAccuracy);
       },
     });
+    // Progress carries the latest validation accuracy: none before step 500, then each evaluation's.
+    assert.equal(reported.get(499), null);
+    for (const point of result.validation) assert.equal(reported.get(point.step), point.accuracy);
+    assert.equal(reported.get(1999), result.validation.find((p) => p.step === 1500)?.accuracy);
     assert.equal(live.length, 8);
     assert.ok(
       live.every((n) => n === live[0]),

@@ -111,9 +111,9 @@ export async function runFinetuneJob(
       checkpointEvery: hp.checkpoint_every,
       checkpointDir: path.join(jobDir, 'checkpoints'),
       signal: cancel.signal,
-      onProgress: ({ step, steps, loss }) =>
+      onProgress: ({ step, steps, loss, valAccuracy }) =>
         report(
-          { ...progress, phase: 'training', step, totalSteps: steps, loss },
+          { ...progress, phase: 'training', step, totalSteps: steps, loss, valAccuracy },
           step === 1 || step === steps,
         ),
     });

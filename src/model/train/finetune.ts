@@ -54,7 +54,14 @@ export interface FinetuneOptions {
   /** Train the task head (modules_to_save) in LoRA modes; default true except for CLIP (zero-shot heads). */
   trainHead?: boolean;
   signal?: AbortSignal;
-  onProgress?: (p: { step: number; steps: number; loss: number; learningRate: number }) => void;
+  /** After every step; `valAccuracy` is the latest validation accuracy (null before the first evaluation). */
+  onProgress?: (p: {
+    step: number;
+    steps: number;
+    loss: number;
+    learningRate: number;
+    valAccuracy: number | null;
+  }) => void;
   /** Stop after this many steps of this call (tests simulate a crash), leaving checkpoints behind. */
   stopAfter?: number;
   /**
@@ -198,11 +205,12 @@ async function runFinetune(
       stepsThisCall += 1;
       samples += indices.length;
       progress.lossCurve.push({ step: progress.step, loss });
-      options.onProgress?.({ step: progress.step, steps, loss, learningRate: lr });
       if (validation && (progress.step % evalEvery === 0 || progress.step === steps)) {
         const result = await evaluateModel(model, ctx, validation, 128);
         progress.validation.push({ step: progress.step, accuracy: result.accuracy, loss: result.loss });
       }
+      const valAccuracy = progress.validation.at(-1)?.accuracy ?? null;
+      options.onProgress?.({ step: progress.step, steps, loss, learningRate: lr, valAccuracy });
       if (checkpointEvery > 0 && progress.step % checkpointEvery === 0 && progress.step < steps) {
         await saveTrainingCheckpoint(checkpointDir, state.variables, optimizer, progress);
       }
