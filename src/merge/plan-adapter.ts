@@ -345,24 +345,57 @@ function planDeltaSpace(
       tensors.push(copyTensor(name, info, dtype, base.checkpoint as TensorSource, 'from the base model'));
     }
   }
-  // modules_to_save travel with the adapter: merged as whole tensors is not defined for peft methods,
-  // so the first adapter's copy is kept (the plan says so).
+  // modules_to_save (whole tensors, e.g. a task head): a tensor method merges them as checkpoints, as
+  // in parameter space, around the base model's tensor (or zero); PEFT's own methods define no merge
+  // for them, so the first adapter's copy is kept (the plan says so).
+  const mergeSaved = method.kind === 'tensor';
+  const savedWithBase = mergeSaved && method.baseModel !== 'none';
+  const savedResolveInputs = savedWithBase
+    ? [...resolveInputs, { ref: 'expansion point', isBase: true }]
+    : resolveInputs;
+  if (savedWithBase && adapters[0].layout.savedModules.length > 0) {
+    inputs.push({
+      ref: 'expansion point (base model tensor or zero)',
+      isBase: true,
+      kind: 'expansion-point',
+    });
+  }
+  const init = adapters.find((a) => a.source.init)?.source.init;
   for (const savedName of adapters[0].layout.savedModules) {
     const name = PEFT_PREFIX + savedName;
     const info = adapters[0].source.weights.info(name);
     const dtype = FLOAT_DTYPES.has(info.dtype) ? (outDtype ?? info.dtype) : info.dtype;
     const outName = output === 'model' ? savedName : name;
     const existing = tensors.findIndex((t) => t.name === outName);
-    const copy = copyTensor(
-      outName,
-      info,
-      dtype,
-      adapters[0].source.weights as TensorSource,
-      `saved module from ${adapters[0].ref}`,
-      name,
-    );
-    if (existing >= 0) tensors[existing] = copy;
-    else tensors.push(copy);
+    let planned: PlannedTensor;
+    if (mergeSaved && FLOAT_DTYPES.has(info.dtype)) {
+      for (const adapter of adapters) {
+        const other = adapter.source.weights.has(name) ? adapter.source.weights.info(name) : undefined;
+        if (!other || other.shape.join() !== info.shape.join()) {
+          throw new MergePlanError(
+            'shape_mismatch',
+            `saved module ${savedName} is ${other ? shapeText(other) : 'missing'} in ${adapter.ref} but ${shapeText(info)} in ${adapters[0].ref}`,
+            { tensor: savedName },
+          );
+        }
+      }
+      const reads: TensorRead[] = adapters.map((a) => ({ source: a.source.weights as TensorSource, name }));
+      if (savedWithBase) reads.push(expansionPoint(name, info.shape, true, init, base));
+      const t = gradientPosition(savedName, common.layerCount);
+      const { global, perModel } = resolveParameters(method, recipe, savedResolveInputs, name, t);
+      planned = { name: outName, shape: info.shape, dtype, action: 'merge', reads, t, global, perModel };
+    } else {
+      planned = copyTensor(
+        outName,
+        info,
+        dtype,
+        adapters[0].source.weights as TensorSource,
+        `saved module from ${adapters[0].ref}`,
+        name,
+      );
+    }
+    if (existing >= 0) tensors[existing] = planned;
+    else tensors.push(planned);
   }
   return {
     ...common,

@@ -1,7 +1,7 @@
 // Adapter merges end to end: parameter space (A and B merged as checkpoints around the expansion
 // point), delta space into an adapter or a full model, and a peft_* method on the golden adapters.
 import assert from 'node:assert/strict';
-import { cpSync, readFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileResolver } from '../../src/cli/merge-command.ts';
@@ -211,4 +211,53 @@ test('delta space into an adapter re-factors to the requested rank and reports t
   const errors = result.diagnostics?.relativeError as Record<string, number>;
   assert.deepEqual(Object.keys(errors).sort(), [...MODULES].sort());
   for (const value of Object.values(errors)) assert.ok(value >= 0 && value < 1);
+});
+
+test('modules_to_save in delta space: a tensor method merges them around the base tensor; peft_* keep the first', async () => {
+  // a0 and a1 with a saved head: lm_head.weight stored whole, as PEFT stores modules_to_save.
+  const heads = { a0: 0.9, a1: -0.2 };
+  for (const [name, value] of Object.entries(heads)) {
+    const folder = path.join(dir.dir, `${name}_head`);
+    cpSync(path.join(dir.dir, name), folder, { recursive: true });
+    const config = JSON.parse(readFileSync(path.join(folder, 'adapter_config.json'), 'utf8'));
+    config.modules_to_save = ['lm_head'];
+    writeFileSync(path.join(folder, 'adapter_config.json'), JSON.stringify(config));
+    const tensors = [...adapters[name as 'a0' | 'a1']].map(([tensorName, t]) => ({
+      name: tensorName,
+      dtype: 'F32' as const,
+      shape: t.shape,
+      data: t.data,
+    }));
+    tensors.push({
+      name: 'base_model.model.lm_head.weight',
+      dtype: 'F32',
+      shape: [4, 32],
+      data: new Float32Array(128).fill(value),
+    });
+    await writeSafetensors(path.join(folder, 'adapter_model.safetensors'), tensors);
+  }
+  // base lm_head = 0.5: task arithmetic gives 0.5 + 1.0·(0.9 − 0.5) + 0.6·(−0.2 − 0.5) = 0.48.
+  const expected = Math.fround(0.5 + Math.fround(Math.fround(0.4) + Math.fround(0.6 * Math.fround(-0.7))));
+  const models = weighted(['a0_head', 'a1_head'], [1.0, 0.6]);
+  for (const output of ['adapter', 'model'] as const) {
+    const { outDir } = await merge(
+      {
+        merge_method: 'task_arithmetic',
+        base_model: 'base.safetensors',
+        models,
+        lora: { space: 'delta', rank: 'full', output },
+      },
+      `saved-head-${output}`,
+    );
+    const file = output === 'adapter' ? 'adapter_model.safetensors' : 'model.safetensors';
+    const head = (await readGoldenTensors(path.join(outDir, file))).get(
+      output === 'adapter' ? 'base_model.model.lm_head.weight' : 'lm_head.weight',
+    )!;
+    for (const v of head.data) assert.ok(Math.abs(v - expected) < 1e-6, `${output}: ${v} vs ${expected}`);
+  }
+  const { outDir } = await merge({ merge_method: 'peft_cat', models }, 'saved-head-peft-cat');
+  const head = (await readGoldenTensors(path.join(outDir, 'adapter_model.safetensors'))).get(
+    'base_model.model.lm_head.weight',
+  )!;
+  assert.ok(head.data.every((v) => v === Math.fround(0.9)));
 });
