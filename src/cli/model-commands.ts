@@ -72,6 +72,15 @@ function numberOption(values: Record<string, unknown>, key: string): number | un
   return parsed;
 }
 
+/** --model DIR [--head FILE] [--adapter DIR], as predict and evaluate take them. */
+async function loadModelAndAdapter(values: { model?: string; head?: string; adapter?: string }) {
+  const model = await loadModel(required(values, 'model'), {
+    extraWeights: values.head ? [values.head] : [],
+  });
+  const adapter = values.adapter ? await loadAdapter(values.adapter, model) : null;
+  return { model, adapter };
+}
+
 async function runPredict(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -84,10 +93,7 @@ async function runPredict(argv: string[]): Promise<void> {
       'batch-size': { type: 'string' },
     },
   });
-  const model = await loadModel(required(values, 'model'), {
-    extraWeights: values.head ? [values.head] : [],
-  });
-  const adapter = values.adapter ? await loadAdapter(values.adapter, model) : null;
+  const { model, adapter } = await loadModelAndAdapter(values);
   const { tensors } = await readSafetensors(required(values, 'inputs'));
   const predictions = await predict(model, tensors, {
     adapter,
@@ -190,10 +196,7 @@ async function runEvaluate(argv: string[]): Promise<void> {
       'batch-size': { type: 'string' },
     },
   });
-  const model = await loadModel(required(values, 'model'), {
-    extraWeights: values.head ? [values.head] : [],
-  });
-  const adapter = values.adapter ? await loadAdapter(values.adapter, model) : null;
+  const { model, adapter } = await loadModelAndAdapter(values);
   const dataset = await readDataset(required(values, 'dataset'));
   const result = await evaluateModel(
     model,
