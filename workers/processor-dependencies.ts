@@ -12,6 +12,16 @@ export interface ProcessorDependencies {
   dataDir: string;
 }
 
+/** What every job runner gets: the processor's connections, its cancel signal and its pacing. */
+export interface JobRunDependencies extends ProcessorDependencies {
+  /** Aborted by BullMQ (worker.cancelJob) or by our own shutdown. */
+  signal?: AbortSignal;
+  /** How often the cancel flag is polled. */
+  cancelPollMs?: number;
+  /** Least time between two progress reports. */
+  progressIntervalMs?: number;
+}
+
 let dependencies: Promise<ProcessorDependencies> | undefined;
 
 export function processorDependencies(queue: string): Promise<ProcessorDependencies> {

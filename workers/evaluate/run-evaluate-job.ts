@@ -4,7 +4,6 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { initBackend } from '../../src/model/backend.ts';
 import { evaluateModel } from '../../src/model/evaluate-model.ts';
 import { contextFor } from '../../src/model/inference.ts';
@@ -18,9 +17,10 @@ import {
   type EvaluateProgress,
   type EvaluationEntry,
 } from '../../src/queue/index.ts';
-import { type ArtifactStore, DATASET_FILE, MODEL_CONFIG, requireArtifact } from '../../src/store/index.ts';
+import { DATASET_FILE, MODEL_CONFIG, requireArtifact } from '../../src/store/index.ts';
 import { watchCancel } from '../cancel-watch.ts';
 import { failJob, InvalidJobInputError } from '../job-failure.ts';
+import type { JobRunDependencies } from '../processor-dependencies.ts';
 
 export interface EvaluateJobContext {
   id: string;
@@ -28,14 +28,7 @@ export interface EvaluateJobContext {
   updateProgress(progress: EvaluateProgress): Promise<void>;
 }
 
-export interface EvaluateJobDependencies {
-  redis: Redis;
-  store: ArtifactStore;
-  prefix: string;
-  dataDir: string;
-  signal?: AbortSignal;
-  cancelPollMs?: number;
-}
+export type EvaluateJobDependencies = JobRunDependencies;
 
 /** The private folder of one attempt (removed before and after it). */
 export function evaluateWorkDir(dataDir: string, jobId: string): string {

@@ -5,7 +5,6 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { initBackend } from '../../src/model/backend.ts';
 import { finetune } from '../../src/model/train/finetune.ts';
 import {
@@ -15,7 +14,6 @@ import {
   type FinetuneProgress,
 } from '../../src/queue/index.ts';
 import {
-  type ArtifactStore,
   DATASET_FILE,
   LORAFUSE_EXTRAS,
   LORAFUSE_VERSION,
@@ -24,6 +22,7 @@ import {
 } from '../../src/store/index.ts';
 import { watchCancel } from '../cancel-watch.ts';
 import { failJob, InvalidJobInputError } from '../job-failure.ts';
+import type { JobRunDependencies } from '../processor-dependencies.ts';
 
 export interface FinetuneJobContext {
   id: string;
@@ -34,15 +33,7 @@ export interface FinetuneJobContext {
   updateProgress(progress: FinetuneProgress): Promise<void>;
 }
 
-export interface FinetuneJobDependencies {
-  redis: Redis;
-  store: ArtifactStore;
-  prefix: string;
-  dataDir: string;
-  signal?: AbortSignal;
-  cancelPollMs?: number;
-  progressIntervalMs?: number;
-}
+export type FinetuneJobDependencies = JobRunDependencies;
 
 /** The job's folder, kept across attempts: model links, checkpoints, the output being written. */
 export function finetuneJobDir(dataDir: string, jobId: string): string {

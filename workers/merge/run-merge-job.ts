@@ -4,7 +4,6 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { closePlan, executeMerge, type MergePlan, parseRecipe, planMerge } from '../../src/merge/index.ts';
 import {
   CANCELLED_REASON,
@@ -14,13 +13,8 @@ import {
   type MergeJobResult,
   type MergeProgress,
 } from '../../src/queue/index.ts';
-import {
-  ArtifactInputs,
-  type ArtifactStore,
-  kindOfId,
-  LORAFUSE_VERSION,
-  MissingArtifactError,
-} from '../../src/store/index.ts';
+import { ArtifactInputs, kindOfId, LORAFUSE_VERSION, MissingArtifactError } from '../../src/store/index.ts';
+import type { JobRunDependencies } from '../processor-dependencies.ts';
 
 export interface MergeJobContext {
   id: string;
@@ -28,18 +22,7 @@ export interface MergeJobContext {
   updateProgress(progress: MergeProgress): Promise<void>;
 }
 
-export interface MergeJobDependencies {
-  redis: Redis;
-  store: ArtifactStore;
-  prefix: string;
-  dataDir: string;
-  /** Aborted by BullMQ (worker.cancelJob) or by our own shutdown. */
-  signal?: AbortSignal;
-  /** How often the cancel flag is polled. */
-  cancelPollMs?: number;
-  /** Least time between two progress reports. */
-  progressIntervalMs?: number;
-}
+export type MergeJobDependencies = JobRunDependencies;
 
 /** Errors that retrying cannot fix: the job fails at once with their message. */
 const INVALID_INPUT_ERRORS = new Set([
