@@ -12,6 +12,10 @@ export interface UploadLimits {
   maxFiles: number;
   /** Largest JSON file part (config.json, adapter_config.json, index.json). */
   maxJsonBytes: number;
+  /** Largest JSON request body (a merge recipe, a fine-tune request). */
+  maxJsonBodyBytes: number;
+  /** Largest plain form field of a multipart upload (e.g. `base_model`). */
+  maxFieldBytes: number;
 }
 
 export interface Config {
@@ -90,6 +94,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxFileBytes: integer(env, 'LORAFUSE_MAX_UPLOAD_MB', 20 * 1024, 1, 1024 * 1024) * mib,
       maxFiles: integer(env, 'LORAFUSE_MAX_UPLOAD_FILES', 256, 1, 10000),
       maxJsonBytes: 16 * mib,
+      maxJsonBodyBytes: mib,
+      maxFieldBytes: 1024,
     },
   };
 }

@@ -53,8 +53,8 @@ export async function buildApp(deps: AppDependencies): Promise<LorafuseApp> {
       const sent = request.headers['x-request-id'];
       return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID();
     },
-    // JSON bodies are recipes: small. Uploads are multipart and limited by config.uploads.
-    bodyLimit: 1024 * 1024,
+    // JSON bodies are recipes and requests: small. Uploads are multipart, limited per part below.
+    bodyLimit: deps.config.uploads.maxJsonBodyBytes,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 

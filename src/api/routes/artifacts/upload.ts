@@ -19,8 +19,6 @@ export interface ReceivedUpload {
   fields: Record<string, string>;
 }
 
-const MAX_FIELD_BYTES = 1024;
-
 export async function receiveUpload(
   request: FastifyRequest,
   store: ArtifactStore,
@@ -36,7 +34,7 @@ export async function receiveUpload(
         fileSize: limits.maxFileBytes,
         files: limits.maxFiles,
         fields: 16,
-        fieldSize: MAX_FIELD_BYTES,
+        fieldSize: limits.maxFieldBytes,
         parts: limits.maxFiles + fieldNames.length,
       },
     });
