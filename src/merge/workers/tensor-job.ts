@@ -1,13 +1,8 @@
 // The work for one tensor, run inline or in a worker thread (so a pooled and an unpooled merge run
 // exactly the same code). The pooled form carries the inputs as stored (e.g. BF16 bits) and returns
 // the output already encoded, so decoding and encoding run in the workers too.
-import {
-  type DType,
-  decodeToFloat32,
-  encodeFromFloat32,
-  type Tensor,
-  type TypedArray,
-} from '../../tensors/index.ts';
+import { type DType, encodeFromFloat32, type Tensor, type TypedArray } from '../../tensors/index.ts';
+import { decodeIntoFloat32 } from '../../tensors/float-conversion.ts';
 import { countNonFinite } from '../kernels/reductions.ts';
 import type { ParameterValue, TensorInput } from '../method.ts';
 import { randomForTensor } from '../random.ts';
@@ -48,15 +43,31 @@ export interface EncodedTensorResult {
   nonFinite: number;
 }
 
+// Decode targets kept across jobs (one per input slot) for tensors up to this size: a fresh
+// Float32Array per input per tensor costs page faults and GC that rival the decode itself. Larger
+// tensors (embeddings) are rare and would pin hundreds of MB per worker, so they stay per job.
+const REUSE_LIMIT_ELEMENTS = 4 * 1024 * 1024;
+const decodeSlots: Float32Array[] = [];
+
+function decodeTarget(slot: number, numel: number): Float32Array {
+  if (numel > REUSE_LIMIT_ELEMENTS) return new Float32Array(numel);
+  let buffer = decodeSlots[slot];
+  if (!buffer || buffer.length < numel) {
+    buffer = new Float32Array(REUSE_LIMIT_ELEMENTS);
+    decodeSlots[slot] = buffer;
+  }
+  return buffer.subarray(0, numel);
+}
+
 export function runEncodedTensorJob(job: EncodedTensorJob): EncodedTensorResult {
   const numel = job.shape.reduce((a, b) => a * b, 1);
   // One decoded array per stored tensor, even when two inputs name the same one.
   const decoded = new Map<Tensor, Float32Array>();
-  const inputs: TensorInput[] = job.inputs.map(({ tensor, ...rest }) => {
+  const inputs: TensorInput[] = job.inputs.map(({ tensor, ...rest }, slot) => {
     let data: Float32Array;
-    if (!tensor) data = new Float32Array(numel);
+    if (!tensor) data = decodeTarget(slot, numel).fill(0);
     else {
-      data = decoded.get(tensor) ?? decodeToFloat32(tensor);
+      data = decoded.get(tensor) ?? decodeIntoFloat32(tensor.dtype, tensor.data, decodeTarget(slot, numel));
       decoded.set(tensor, data);
     }
     return { ...rest, data };
