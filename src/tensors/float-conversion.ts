@@ -50,6 +50,28 @@ export function float32ToBF16(
   return out;
 }
 
+/**
+ * float32ToBF16 that also counts NaN and ±Inf inputs, in the same pass (the merge reports them; a
+ * separate scan would read the whole tensor again).
+ */
+export function float32ToBF16CountingNonFinite(
+  src: Float32Array,
+  out: Uint16Array = new Uint16Array(src.length),
+): { data: Uint16Array; nonFinite: number } {
+  const bits = float32Bits(src);
+  const n = bits.length;
+  let nonFinite = 0;
+  for (let i = 0; i < n; i++) {
+    const x = bits[i];
+    const magnitude = x & 0x7fffffff;
+    if (magnitude >= 0x7f800000) {
+      nonFinite++;
+      out[i] = magnitude > 0x7f800000 ? BF16_QUIET_NAN : x >>> 16;
+    } else out[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+  }
+  return { data: out, nonFinite };
+}
+
 const scratchFloat = new Float32Array(1);
 const scratchBits = new Uint32Array(scratchFloat.buffer);
 // Adding this float shifts an F16-subnormal-sized value so that the F32 adder does the RNE for us.

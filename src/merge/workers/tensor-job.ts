@@ -2,7 +2,7 @@
 // exactly the same code). The pooled form carries the inputs as stored (e.g. BF16 bits) and returns
 // the output already encoded, so decoding and encoding run in the workers too.
 import { type DType, encodeFromFloat32, type Tensor, type TypedArray } from '../../tensors/index.ts';
-import { decodeIntoFloat32 } from '../../tensors/float-conversion.ts';
+import { decodeIntoFloat32, float32ToBF16CountingNonFinite } from '../../tensors/float-conversion.ts';
 import { countNonFinite } from '../kernels/reductions.ts';
 import type { ParameterValue, TensorInput } from '../method.ts';
 import { randomForTensor } from '../random.ts';
@@ -76,5 +76,6 @@ export function runEncodedTensorJob(job: EncodedTensorJob): EncodedTensorResult 
   if (out.length !== numel) {
     throw new Error(`${job.method} returned ${out.length} values for ${job.tensorName} (${numel} expected)`);
   }
+  if (job.outDtype === 'BF16') return float32ToBF16CountingNonFinite(out);
   return { data: encodeFromFloat32(out, job.outDtype), nonFinite: countNonFinite(out) };
 }
