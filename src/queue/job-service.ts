@@ -320,6 +320,18 @@ export class JobService {
 
   /** Closes the queues; the Redis connection belongs to the caller. */
   async close(): Promise<void> {
-    await Promise.all(Object.values(this.queues).map((queue) => queue.close()));
+    const queues = Object.values(this.queues);
+    // A queue closed while its connection is still initialising loses its error listener, and the
+    // init's later failure ("Connection is closed") becomes an unhandled rejection inside BullMQ. Let
+    // the init settle first; a Redis that is down gets a bounded wait, not a hang.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(queues.map((queue) => queue.waitUntilReady())),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, 2000);
+      }),
+    ]);
+    clearTimeout(timer);
+    await Promise.all(queues.map((queue) => queue.close()));
   }
 }
