@@ -218,6 +218,43 @@ export class ArtifactStore {
     return this.redis.zcard(this.indexKey(kind));
   }
 
+  private deletingKey(id: string): string {
+    return `${this.prefix}:deleting:${id}`;
+  }
+
+  /**
+   * Deletes `id` unless `jobsUsing` names a pending job that reads it. Closes the race with a job being
+   * queued at the same moment: the artifact is marked as being deleted BEFORE the in-use check, and
+   * submitters call `stillAvailable` AFTER queueing, so one of the two always sees the other.
+   */
+  async deleteUnlessUsed(
+    id: string,
+    jobsUsing: (id: string) => Promise<string[]>,
+  ): Promise<{ deleted: boolean; jobs: string[]; busy: boolean }> {
+    const marked = await this.redis.set(this.deletingKey(id), '1', 'PX', 60_000, 'NX');
+    if (marked === null) return { deleted: false, jobs: [], busy: true };
+    try {
+      const jobs = await jobsUsing(id);
+      if (jobs.length > 0) return { deleted: false, jobs, busy: false };
+      return { deleted: await this.delete(id), jobs: [], busy: false };
+    } finally {
+      await this.redis.del(this.deletingKey(id));
+    }
+  }
+
+  /** The ids among `ids` that are missing or being deleted (checked by a submitter after queueing). */
+  async unavailable(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.exists(this.recordKey(id)).exists(this.deletingKey(id));
+    const results = (await pipeline.exec()) ?? [];
+    return ids.filter((_, i) => {
+      const [recordError, record] = results[2 * i] ?? [null, 0];
+      const [flagError, deleting] = results[2 * i + 1] ?? [null, 0];
+      return recordError !== null || flagError !== null || record !== 1 || deleting !== 0;
+    });
+  }
+
   /** Removes the record and every blob no other record uses; false when there was no such record. */
   async delete(id: string): Promise<boolean> {
     const kind = kindOfId(id);

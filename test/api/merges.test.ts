@@ -93,6 +93,30 @@ describe('merges and jobs API', () => {
     assert.equal(refused.statusCode, 409);
   });
 
+  it('a merge queued while an input is being deleted is cancelled and refused; that delete is not blocked', async () => {
+    // A DELETE of m1 that has marked it and is checking for jobs: the merge must not survive it.
+    const deleting = `${api.config.queuePrefix}:deleting:${ids.m1}`;
+    await api.redis.set(deleting, '1');
+    const response = await postMerge(goldenRecipe());
+    assert.equal(response.statusCode, 422, response.body);
+    assert.equal(response.json().type, 'https://lorafuse.dev/problems/unknown-artifact');
+    assert.deepEqual(response.json().artifacts, [ids.m1]);
+    assert.deepEqual(await api.jobs.jobsUsingArtifact(ids.m1), []);
+    const jobs = (await api.app.inject({ method: 'GET', url: '/v1/jobs?type=merge' })).json();
+    assert.deepEqual(
+      jobs.items.map((job: { state: string }) => job.state),
+      ['cancelled'],
+    );
+    // A second DELETE while the first holds the mark is refused, not run twice.
+    const second = await api.app.inject({ method: 'DELETE', url: `/v1/models/${ids.m1}` });
+    assert.equal(second.statusCode, 409, second.body);
+    await api.redis.del(deleting);
+    const done = await api.app.inject({ method: 'DELETE', url: `/v1/models/${ids.m1}` });
+    assert.equal(done.statusCode, 204, done.body);
+    assert.equal(await api.redis.exists(deleting), 0, 'the delete mark is released');
+    assert.deepEqual(await api.store.unavailable([ids.m0, ids.m1]), [ids.m1]);
+  });
+
   it('keeps a seed the recipe gives', async () => {
     const response = await postMerge({ ...goldenRecipe(), seed: 1234 });
     assert.equal(response.statusCode, 202, response.body);

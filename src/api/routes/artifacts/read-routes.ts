@@ -64,14 +64,21 @@ export const artifactReadRoutes: FastifyPluginAsyncTypebox<ArtifactRoutesOptions
     },
     async (request, reply) => {
       const record = await load(request.params.id);
-      const jobs = await app.jobs.jobsUsingArtifact(record.id);
-      if (jobs.length > 0) {
-        throw new ApiProblem('artifact-in-use', `${record.id} is an input of ${jobs.length} pending job(s)`, {
+      const outcome = await app.store.deleteUnlessUsed(record.id, (id) => app.jobs.jobsUsingArtifact(id));
+      if (outcome.busy) {
+        throw new ApiProblem('artifact-in-use', `${record.id} is being deleted by another request`, {
           id: record.id,
-          jobs,
+          jobs: [],
         });
       }
-      if (!(await app.store.delete(record.id))) {
+      if (outcome.jobs.length > 0) {
+        throw new ApiProblem(
+          'artifact-in-use',
+          `${record.id} is an input of ${outcome.jobs.length} pending job(s)`,
+          { id: record.id, jobs: outcome.jobs },
+        );
+      }
+      if (!outcome.deleted) {
         throw new ApiProblem('artifact-not-found', `no ${kind} with id ${record.id}`, { id: record.id });
       }
       return reply.code(204).send(null);

@@ -5,7 +5,13 @@ import { Type, type Static } from 'typebox';
 import { type EvaluateJobPayload, hashBody } from '../../../queue/index.ts';
 import { problemResponses } from '../../schemas.ts';
 import { requireArtifacts, requireRunnable } from '../jobs/job-inputs.ts';
-import { IdempotencyHeaders, JobCreatedResponses, idempotencyKeyOf, sendJob } from '../jobs/submission.ts';
+import {
+  IdempotencyHeaders,
+  idempotencyKeyOf,
+  JobCreatedResponses,
+  sendJob,
+  submitJob,
+} from '../jobs/submission.ts';
 
 const ArtifactId = Type.String({ minLength: 1, maxLength: 100 });
 
@@ -56,7 +62,7 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
         datasets: body.datasets,
         inputs: [model.id, ...adapters, ...body.datasets],
       };
-      const { job, created } = await app.jobs.submit('evaluate', payload, {
+      const { job, created } = await submitJob(app, 'evaluate', payload, payload.inputs, {
         idempotencyKey,
         bodyHash: hashBody({ type: 'evaluate', body }),
       });

@@ -7,7 +7,13 @@ import { type FinetuneHyperparameters, type FinetuneJobPayload, hashBody } from 
 import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
 import { requireArtifacts, requireRunnable } from '../jobs/job-inputs.ts';
-import { IdempotencyHeaders, JobCreatedResponses, idempotencyKeyOf, sendJob } from '../jobs/submission.ts';
+import {
+  IdempotencyHeaders,
+  idempotencyKeyOf,
+  JobCreatedResponses,
+  sendJob,
+  submitJob,
+} from '../jobs/submission.ts';
 import { FinetuneBody } from './schemas.ts';
 
 /** Checkpoints unless the request says otherwise, so that a restarted worker resumes. */
@@ -92,7 +98,7 @@ const finetuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
         seed,
         inputs: [model.id, dataset.id],
       };
-      const { job, created } = await app.jobs.submit('finetune', payload, {
+      const { job, created } = await submitJob(app, 'finetune', payload, payload.inputs, {
         idempotencyKey,
         bodyHash: hashBody({ type: 'finetune', body }),
       });

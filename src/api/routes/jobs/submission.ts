@@ -1,8 +1,8 @@
 // What every job-creating route shares: the Idempotency-Key header (documented and checked the
 // same way) and the answer, 202 for a new job or 200 for the one an earlier request made.
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import type { JobView } from '../../../queue/index.ts';
+import type { JobType, JobView, SubmitOptions } from '../../../queue/index.ts';
 import { ApiProblem } from '../../errors.ts';
 
 const MAX_IDEMPOTENCY_KEY = 200;
@@ -33,4 +33,28 @@ export function sendJob(reply: FastifyReply, job: JobView, created: boolean): Fa
     .code(created ? 202 : 200)
     .header('location', `/v1/jobs/${job.id}`)
     .send(job);
+}
+
+/**
+ * Queues a job whose payload reads `inputs`, then checks they are still stored and not being deleted.
+ * A DELETE racing with this request marks its artifact before looking for jobs that read it, so it
+ * either sees this job (and answers 409) or is seen here: the job is cancelled and the request fails.
+ */
+export async function submitJob(
+  app: FastifyInstance,
+  type: JobType,
+  payload: Parameters<FastifyInstance['jobs']['submit']>[1],
+  inputs: readonly string[],
+  options: SubmitOptions,
+): Promise<{ job: JobView; created: boolean }> {
+  const submitted = await app.jobs.submit(type, payload, options);
+  if (!submitted.created) return submitted;
+  const gone = await app.store.unavailable(inputs);
+  if (gone.length > 0) {
+    await app.jobs.cancel(submitted.job.id).catch(() => undefined);
+    throw new ApiProblem('unknown-artifact', `deleted while the job was being queued: ${gone.join(', ')}`, {
+      artifacts: gone,
+    });
+  }
+  return submitted;
 }

@@ -6,7 +6,13 @@ import { recipeJsonSchema } from '../../../merge/index.ts';
 import { hashBody } from '../../../queue/index.ts';
 import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
-import { IdempotencyHeaders, JobCreatedResponses, idempotencyKeyOf, sendJob } from '../jobs/submission.ts';
+import {
+  IdempotencyHeaders,
+  idempotencyKeyOf,
+  JobCreatedResponses,
+  sendJob,
+  submitJob,
+} from '../jobs/submission.ts';
 import { validateMerge } from './validate-merge.ts';
 
 /**
@@ -49,11 +55,10 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // The seed is part of the recipe so that a rerun reproduces random methods exactly.
       const seed = typeof body.seed === 'number' ? body.seed : randomInt(0, 2 ** 31 - 1);
       const recipe = { ...body, seed };
-      const { job, created } = await app.jobs.submit(
-        'merge',
-        { recipe, inputs, seed },
-        { idempotencyKey, bodyHash: hashBody({ type: 'merge', body }) },
-      );
+      const { job, created } = await submitJob(app, 'merge', { recipe, inputs, seed }, inputs, {
+        idempotencyKey,
+        bodyHash: hashBody({ type: 'merge', body }),
+      });
       return sendJob(reply, job, created);
     },
   );
