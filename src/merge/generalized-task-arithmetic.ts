@@ -229,6 +229,20 @@ export function mergeGeneralizedTaskArithmetic(config: GtaConfig, ctx: TensorMer
   let weightSum = 0;
   for (let m = 0; m < count; m++) weightSum = Math.fround(weightSum + weights[m]);
   const divisor = Math.abs(weightSum) < 1e-8 ? 1 : weightSum;
+  if (!sparsified) {
+    // One pass per element over the raw inputs (task arithmetic): the same float32 roundings in the
+    // same order as the model-by-model loops below, with a third of their memory traffic.
+    for (let i = 0; i < n; i++) {
+      const b = base[i];
+      let mixed = Math.fround(weights[0] * Math.fround(sources[0][i] - b));
+      for (let m = 1; m < count; m++)
+        mixed = Math.fround(mixed + Math.fround(weights[m] * Math.fround(sources[m][i] - b)));
+      if (normalize) mixed = Math.fround(mixed / divisor);
+      if (applyLambda) mixed = Math.fround(mixed * lambda32);
+      out[i] = b + mixed;
+    }
+    return out;
+  }
   // Model by model over the whole tensor (tight loops), accumulating in a float32 array: each store
   // rounds, so the sum is torch's Σ in model order. The accumulator reuses the first task vector's
   // array when it is ours (sparsified copies, or inputs the executor lets us overwrite).
