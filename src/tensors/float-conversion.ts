@@ -116,20 +116,23 @@ export function f16ToFloat32(
   src: Uint16Array,
   out: Float32Array = new Float32Array(src.length),
 ): Float32Array {
-  const table = f16DecodeTable();
+  // Bits, not floats: a float32 NaN passed through a JS number may come back quieted or not
+  // depending on the JIT tier, so a signalling F16 NaN's payload would vary from run to run.
+  const table = float32Bits(f16DecodeTable());
+  const outBits = float32Bits(out);
   const n = src.length;
   const words = pairedWords(src);
   if (!words) {
-    for (let i = 0; i < n; i++) out[i] = table[src[i]];
+    for (let i = 0; i < n; i++) outBits[i] = table[src[i]];
     return out;
   }
   const pairs = words.length;
   for (let i = 0, j = 0; i < pairs; i++, j += 2) {
     const w = words[i];
-    out[j] = table[w & 0xffff];
-    out[j + 1] = table[w >>> 16];
+    outBits[j] = table[w & 0xffff];
+    outBits[j + 1] = table[w >>> 16];
   }
-  if (n & 1) out[n - 1] = table[src[n - 1]];
+  if (n & 1) outBits[n - 1] = table[src[n - 1]];
   return out;
 }
 
