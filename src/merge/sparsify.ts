@@ -85,7 +85,8 @@ export function sparsifyBernoulli(
 ): void {
   if (density >= 1) return;
   const n = delta.length;
-  const before = rescale ? sumAbs(delta) : 0;
+  // The L1 norm before dropping is summed in the same pass (same order as sumAbs, so the same sum).
+  let before = 0;
   let after = 0;
   // u/2^32 < p ⇔ u < p·2^32 exactly, so the bulk and the per-draw paths drop the same entries.
   const threshold = Math.fround(density) * 4294967296;
@@ -95,11 +96,14 @@ export function sparsifyBernoulli(
       const draws = chunk.subarray(0, Math.min(chunk.length, n - start));
       random.fillUint32(draws);
       for (let i = 0; i < draws.length; i++) {
-        if (draws[i] < threshold) after += Math.abs(delta[start + i]);
+        const magnitude = Math.abs(delta[start + i]);
+        before += magnitude;
+        if (draws[i] < threshold) after += magnitude;
         else delta[start + i] = 0;
       }
     }
   } else {
+    if (rescale) before = sumAbs(delta);
     for (let i = 0; i < n; i++) {
       if (random.next() * 4294967296 < threshold) after += Math.abs(delta[i]);
       else delta[i] = 0;
