@@ -59,7 +59,12 @@ export class KeyedRandomStream implements RandomStream {
 
   /** Fills `out` with the next out.length draws of nextUint32 (same sequence, state kept in locals). */
   fillUint32(out: Uint32Array): void {
-    let { a, b, c, d } = this;
+    // |0: the seeded state holds uint32 values above 2^31 (doubles to V8); int32 locals keep the loop
+    // integer-only (~5x faster per draw) and every operation below is mod 2^32, so the draws are unchanged.
+    let a = this.a | 0;
+    let b = this.b | 0;
+    let c = this.c | 0;
+    let d = this.d | 0;
     for (let i = 0; i < out.length; i++) {
       const t = (((a + b) | 0) + d) | 0;
       d = (d + 1) | 0;

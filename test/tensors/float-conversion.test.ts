@@ -12,6 +12,7 @@ import {
   float32ToBF16,
   float32ToF16,
 } from '../../src/tensors/index.ts';
+import { float32ToBF16CountingNonFinite } from '../../src/tensors/float-conversion.ts';
 
 const allPatterns = Uint16Array.from({ length: 65536 }, (_, i) => i);
 const isNaN16 = (h: number, expMask: number, mantMask: number) =>
@@ -162,5 +163,39 @@ describe('decoding layouts', () => {
       wantBF16.slice(0, 3).map(String),
     );
     assert.deepEqual(wantBF16.slice(0, 2), [1, -2]);
+  });
+});
+
+describe('encode helpers used by the merge', () => {
+  test('float32ToBF16CountingNonFinite gives float32ToBF16 bits and counts NaN and ±Inf', () => {
+    // Every BF16 pattern widened, plus F32 patterns between them (rounding cases) and float32 NaN payloads.
+    const bits = new Uint32Array(65536 * 3);
+    for (let h = 0; h < 65536; h++) {
+      bits[3 * h] = h << 16;
+      bits[3 * h + 1] = (h << 16) | 0x8000;
+      bits[3 * h + 2] = (h << 16) | 0x7fff;
+    }
+    const values = new Float32Array(bits.buffer);
+    const { data, nonFinite } = float32ToBF16CountingNonFinite(values);
+    assert.deepEqual(data, float32ToBF16(values));
+    let expected = 0;
+    for (const b of bits) if ((b & 0x7f800000) === 0x7f800000) expected++;
+    assert.equal(nonFinite, expected);
+  });
+
+  test('F16 NaN payloads decode to the same float32 bits on every call (bits are copied, not floats)', () => {
+    const nans = Uint16Array.from({ length: 0x400 * 2 - 2 }, (_, i) =>
+      i < 0x3ff ? 0x7c01 + i : 0xfc01 + i - 0x3ff,
+    );
+    const first = new Uint32Array(f16ToFloat32(nans).buffer);
+    for (let round = 0; round < 50; round++) {
+      // Many calls, so the decode loop runs in every JIT tier.
+      assert.deepEqual(new Uint32Array(f16ToFloat32(nans).buffer), first);
+    }
+    for (let i = 0; i < nans.length; i++) {
+      const h = nans[i];
+      const want = (((h & 0x8000) << 16) | 0x7f800000 | ((h & 0x3ff) << 13)) >>> 0;
+      assert.equal(first[i], want, `F16 ${h.toString(16)}`);
+    }
   });
 });
