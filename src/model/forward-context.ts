@@ -18,15 +18,18 @@ export class ForwardContext {
     return this.overrides.has(name) || this.params.has(name);
   }
 
-  /** nn.Linear by HF module name on [..., in]: x·Wᵀ + b, plus the module's LoRA update when adapted. */
+  /**
+   * nn.Linear by HF module name on [..., in]: x·Wᵀ + b, plus the module's LoRA update when adapted. 2-D inputs
+   * skip the reshapes (a kernel each way, forward and backward).
+   */
   linear(module: string, x: tf.Tensor): tf.Tensor {
     const kernel = this.weight(`${module}.weight`) as tf.Tensor2D;
     const inner = kernel.shape[0];
-    const flat = tf.reshape(x, [-1, inner]) as tf.Tensor2D;
+    const flat = (x.rank === 2 ? x : tf.reshape(x, [-1, inner])) as tf.Tensor2D;
     let y: tf.Tensor2D = tf.matMul(flat, kernel);
     if (this.hasWeight(`${module}.bias`)) y = tf.add(y, this.weight(`${module}.bias`));
     const lora = this.lora.get(module);
     if (lora) y = tf.add(y, loraUpdate(flat, lora));
-    return tf.reshape(y, [...x.shape.slice(0, -1), kernel.shape[1]]);
+    return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), kernel.shape[1]]);
   }
 }

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -102,6 +103,34 @@ describe('attention gradient', () => {
           const ours = tf.grads(loss(fast))(args);
           const theirs = tf.grads(loss(slow))(args);
           for (let i = 0; i < 3; i++) assertClose(ours[i].dataSync(), theirs[i].dataSync(), 1e-4, 1e-5);
+        }
+      });
+    });
+
+    it(`${name} on 2-D [B·T, hidden] rows gives the 3-D result and gradients, in the rows' shape`, () => {
+      tf.tidy(() => {
+        const [batch, length, hidden, heads] = [2, 5, 12, 3];
+        const args = [1, 2, 3].map((seed) => tf.randomNormal([batch, length, hidden], 0, 1, 'float32', seed));
+        const rows = args.map((a) => tf.reshape(a, [batch * length, hidden]));
+        const weights = tf.randomNormal([batch, length, hidden], 0, 1, 'float32', 9);
+        const flat = attend(rows[0], rows[1], rows[2], heads, undefined, length);
+        assert.deepStrictEqual(flat.shape, [batch * length, hidden]);
+        assertClose(flat.dataSync(), attend(args[0], args[1], args[2], heads).dataSync(), 1e-6, 1e-7);
+        const loss = (shape: number[]) => (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) =>
+          tf.sum(
+            tf.mul(
+              tf.reshape(
+                attend(q, k, v, heads, undefined, shape.length === 2 ? length : undefined),
+                weights.shape,
+              ),
+              weights,
+            ),
+          );
+        const ours = tf.grads(loss([batch * length, hidden]))(rows);
+        const theirs = tf.grads(loss([batch, length, hidden]))(args);
+        for (let i = 0; i < 3; i++) {
+          assert.deepStrictEqual(ours[i].shape, [batch * length, hidden]);
+          assertClose(ours[i].dataSync(), theirs[i].dataSync(), 1e-6, 1e-7);
         }
       });
     });

@@ -34,7 +34,10 @@ export const vitArchitecture: Architecture = {
     const patches = ctx.linear(PATCH, toPatches(inputs.pixelValues, numberField(config, 'patch_size')));
     const hidden = patches.shape[2] as number;
     const cls = tf.tile(ctx.weight('vit.embeddings.cls_token'), [batch, 1, 1]);
-    let x = tf.add(tf.concat([cls, patches], 1), ctx.weight('vit.embeddings.position_embeddings'));
+    const embedded = tf.add(tf.concat([cls, patches], 1), ctx.weight('vit.embeddings.position_embeddings'));
+    const length = embedded.shape[1] as number;
+    // The encoder runs on 2-D [B·T, hidden] rows: linears and layer norms need no reshapes.
+    let x: tf.Tensor = tf.reshape(embedded, [batch * length, hidden]);
     for (const i of range(numberField(config, 'num_hidden_layers'))) {
       const p = `vit.encoder.layer.${i}`;
       const h = layerNorm(
@@ -46,7 +49,10 @@ export const vitArchitecture: Architecture = {
       const q = ctx.linear(`${p}.attention.attention.query`, h);
       const k = ctx.linear(`${p}.attention.attention.key`, h);
       const v = ctx.linear(`${p}.attention.attention.value`, h);
-      x = tf.add(x, ctx.linear(`${p}.attention.output.dense`, multiHeadAttention(q, k, v, heads)));
+      x = tf.add(
+        x,
+        ctx.linear(`${p}.attention.output.dense`, multiHeadAttention(q, k, v, heads, undefined, length)),
+      );
       const h2 = layerNorm(
         x,
         ctx.weight(`${p}.layernorm_after.weight`),
@@ -58,8 +64,17 @@ export const vitArchitecture: Architecture = {
         ctx.linear(`${p}.output.dense`, activation(act, ctx.linear(`${p}.intermediate.dense`, h2))),
       );
     }
-    const normed = layerNorm(x, ctx.weight('vit.layernorm.weight'), ctx.weight('vit.layernorm.bias'), eps);
-    const clsOut = tf.reshape(tf.slice(normed, [0, 0, 0], [batch, 1, hidden]), [batch, hidden]);
+    // Layer norm is per row, so normalising only the CLS rows gives the same logits.
+    const clsRows = tf.reshape(
+      tf.slice(tf.reshape(x, [batch, length, hidden]), [0, 0, 0], [batch, 1, hidden]),
+      [batch, hidden],
+    );
+    const clsOut = layerNorm(
+      clsRows,
+      ctx.weight('vit.layernorm.weight'),
+      ctx.weight('vit.layernorm.bias'),
+      eps,
+    );
     return { logits: ctx.linear('classifier', clsOut) as tf.Tensor2D };
   },
 };

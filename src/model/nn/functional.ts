@@ -166,8 +166,17 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor
   return lookup(table) as tf.Tensor2D;
 }
 
+/** [batch, length, hidden] of attention inputs [B, T, hidden], or [B·T, hidden] rows of `sequenceLength` tokens. */
+function attentionDims(q: tf.Tensor, sequenceLength?: number): [number, number, number] {
+  if (q.rank === 3) return q.shape as [number, number, number];
+  if (q.rank !== 2 || !sequenceLength) throw new Error('2-D attention inputs need their sequence length');
+  const [rows, hidden] = q.shape as [number, number];
+  return [rows / sequenceLength, sequenceLength, hidden];
+}
+
 /**
- * Multi-head scaled dot-product attention on [B, T, hidden] projections; `additiveMask` is [B, 1, 1, T]
+ * Multi-head scaled dot-product attention on [B, T, hidden] projections, or on [B·T, hidden] rows when
+ * `sequenceLength` is given (the output has the inputs' shape); `additiveMask` is [B, 1, 1, T]
  * (0 to keep, a large negative to drop). The gradient is written out (dS = P∘(dP − rowsum(dP∘P))): it saves four
  * tensors where autograd saves one per op. On wasm the per-head products run as depthwise convolutions
  * (XNNPACK), about 2× faster than wasm's naive batched matMul kernel.
@@ -178,10 +187,11 @@ export function multiHeadAttention(
   v: tf.Tensor,
   numHeads: number,
   additiveMask?: tf.Tensor,
+  sequenceLength?: number,
 ): tf.Tensor {
   return tf.getBackend() === 'wasm'
-    ? groupedAttention(q, k, v, numHeads, additiveMask)
-    : batchedAttention(q, k, v, numHeads, additiveMask);
+    ? groupedAttention(q, k, v, numHeads, additiveMask, sequenceLength)
+    : batchedAttention(q, k, v, numHeads, additiveMask, sequenceLength);
 }
 
 /** Attention with batched matMuls over [B, H, T, d] heads, kᵀ as an explicit transpose. */
@@ -191,13 +201,14 @@ export function batchedAttention(
   v: tf.Tensor,
   numHeads: number,
   additiveMask?: tf.Tensor,
+  sequenceLength?: number,
 ): tf.Tensor {
-  const [batch, length, hidden] = q.shape;
+  const [batch, length, hidden] = attentionDims(q, sequenceLength);
   const headDim = hidden / numHeads;
   const scale = 1 / Math.sqrt(headDim);
   const split = (x: tf.Tensor) =>
     tf.transpose(tf.reshape(x, [batch, length, numHeads, headDim]), [0, 2, 1, 3]);
-  const merge = (x: tf.Tensor) => tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [batch, length, hidden]);
+  const merge = (x: tf.Tensor) => tf.reshape(tf.transpose(x, [0, 2, 1, 3]), q.shape);
   const attention = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [qh, kh, vh] = (args.slice(0, 3) as tf.Tensor[]).map(split);
     let scores = tf.mul(tf.matMul(qh, transposeLast2(kh)), constant(scale));
@@ -247,8 +258,9 @@ export function groupedAttention(
   v: tf.Tensor,
   numHeads: number,
   additiveMask?: tf.Tensor,
+  sequenceLength?: number,
 ): tf.Tensor {
-  const [batch, length, hidden] = q.shape;
+  const [batch, length, hidden] = attentionDims(q, sequenceLength);
   const headDim = hidden / numHeads;
   const scale = 1 / Math.sqrt(headDim);
   const heads = (x: tf.Tensor) => tf.reshape(x, [batch, length, numHeads, headDim]);
@@ -263,11 +275,7 @@ export function groupedAttention(
   const tokenMajor = (x: tf.Tensor) =>
     tf.reshape(tf.transpose(heads(x), [1, 0, 2, 3]), [length, groups, headDim]);
   const batchMajor = (x: tf.Tensor) =>
-    tf.reshape(tf.transpose(tf.reshape(x, [length, batch, numHeads, headDim]), [1, 0, 2, 3]), [
-      batch,
-      length,
-      hidden,
-    ]);
+    tf.reshape(tf.transpose(tf.reshape(x, [length, batch, numHeads, headDim]), [1, 0, 2, 3]), q.shape);
   const mask = additiveMask ? tf.reshape(additiveMask, [1, batch, 1, length]) : null;
   const attention = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [query, key, value] = args.slice(0, 3) as tf.Tensor[];
