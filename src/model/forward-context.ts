@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { type LoraModule, loraUpdate } from './lora/lora-module.ts';
+import { affine } from './nn/functional.ts';
 import type { ParamStore } from './params.ts';
 
 /** What one forward pass reads: base weights, optional LoRA modules and whole-module overrides (trained heads). */
@@ -26,8 +27,9 @@ export class ForwardContext {
     const kernel = this.weight(`${module}.weight`) as tf.Tensor2D;
     const inner = kernel.shape[0];
     const flat = (x.rank === 2 ? x : tf.reshape(x, [-1, inner])) as tf.Tensor2D;
-    let y: tf.Tensor2D = tf.matMul(flat, kernel);
-    if (this.hasWeight(`${module}.bias`)) y = tf.add(y, this.weight(`${module}.bias`));
+    let y: tf.Tensor2D = this.hasWeight(`${module}.bias`)
+      ? affine(flat, kernel, this.weight(`${module}.bias`))
+      : tf.matMul(flat, kernel);
     const lora = this.lora.get(module);
     if (lora) y = tf.add(y, loraUpdate(flat, lora));
     return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), kernel.shape[1]]);

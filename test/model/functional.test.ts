@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import {
+  affine,
   batchedAttention,
   geluErf,
   geluTanh,
@@ -135,4 +136,35 @@ describe('attention gradient', () => {
       });
     });
   }
+});
+
+describe('affine', () => {
+  before(testBackend);
+
+  it('matches x·W + b and its autograd gradients for trainable weights, and gives frozen ones zeros', () => {
+    tf.tidy(() => {
+      const x = tf.randomNormal([6, 5], 0, 1, 'float32', 1) as tf.Tensor2D;
+      const w = tf.variable(tf.randomNormal([5, 3], 0, 1, 'float32', 2) as tf.Tensor2D);
+      const b = tf.variable(tf.randomNormal([3], 0, 1, 'float32', 3));
+      const weights = tf.randomNormal([6, 3], 0, 1, 'float32', 4);
+      assertClose(affine(x, w, b).dataSync(), tf.add(tf.matMul(x, w), b).dataSync(), 1e-6, 1e-6);
+      const ours = tf.variableGrads(() => tf.sum(tf.mul(affine(x, w, b), weights)) as tf.Scalar, [w, b]);
+      const theirs = tf.variableGrads(
+        () => tf.sum(tf.mul(tf.add(tf.matMul(x, w), b), weights)) as tf.Scalar,
+        [w, b],
+      );
+      for (const name of [w.name, b.name]) {
+        assertClose(ours.grads[name].dataSync(), theirs.grads[name].dataSync(), 1e-5, 1e-6);
+      }
+      const frozenW = tf.randomNormal([5, 3], 0, 1, 'float32', 2) as tf.Tensor2D;
+      const frozenB = tf.randomNormal([3], 0, 1, 'float32', 3);
+      const [dx, dW, dB] = tf.grads((input: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) =>
+        tf.sum(tf.mul(affine(input as tf.Tensor2D, kernel as tf.Tensor2D, bias), weights)),
+      )([x, frozenW, frozenB]);
+      assertClose(dx.dataSync(), tf.matMul(weights, frozenW, false, true).dataSync(), 1e-5, 1e-6);
+      assert.deepStrictEqual([...dW.dataSync(), ...dB.dataSync()], new Array(18).fill(0));
+      w.dispose();
+      b.dispose();
+    });
+  });
 });

@@ -121,6 +121,31 @@ export function geluTanh(x: tf.Tensor): tf.Tensor {
 }
 
 /**
+ * x·W + b as one fused matMul (wasm/XNNPACK adds the bias inside the GEMM: no separate Add pass, no Add gradient),
+ * with flag-free matMuls in the gradient: dx = dy·Wᵀ, dW = xᵀ·dy, db = Σ dy. customGrad asks for every input's
+ * gradient, so a weight that is not a tf.Variable (frozen: LoRA and L-LoRA keep the base weights as plain tensors)
+ * gets zeros instead of the xᵀ·dy product nobody reads (a frozen bias likewise skips its Σ dy).
+ */
+export function affine(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor): tf.Tensor2D {
+  const weightTrainable = weight instanceof tf.Variable;
+  const biasTrainable = bias instanceof tf.Variable;
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [input, w, b] = args as tf.Tensor2D[];
+    (args[3] as tf.GradSaveFunc)([input, w]);
+    return {
+      value: tf.fused.matMul({ a: input, b: w, bias: b }),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ws] = saved;
+        const dW = weightTrainable ? tf.matMul(transposeLast2(xs), dy) : tf.zerosLike(ws);
+        const dB = biasTrainable ? tf.reshape(tf.sum(dy, 0), b.shape) : tf.zerosLike(b);
+        return [tf.matMul(dy, transposeLast2(ws)), dW, dB];
+      },
+    };
+  });
+  return op(x, weight, bias) as tf.Tensor2D;
+}
+
+/**
  * Layer norm over the last axis, PyTorch semantics (biased variance, eps inside the square root), with the
  * closed-form gradient dx = (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))/σ where ĝ = γ·dy: far fewer kernels than autograd.
  */
