@@ -19,9 +19,12 @@ export interface LoraModule {
   b0IsZero?: boolean;
 }
 
-/** The module's additive update for inputs x [N, in]: s·B·A·x, or its linearization around (A₀, B₀). */
+/**
+ * The module's additive update for inputs x [N, in]: s·B·A·x, or its linearization around (A₀, B₀). The scale
+ * multiplies the small [r, out] factor, not the [N, out] product (one pass over r·out numbers, forward and back).
+ */
 export function loraUpdate(x: tf.Tensor2D, lora: LoraModule): tf.Tensor2D {
-  if (!lora.linearized) return tf.mul(tf.matMul(tf.matMul(x, lora.aT), lora.bT), constant(lora.scale));
+  if (!lora.linearized) return tf.matMul(tf.matMul(x, lora.aT), tf.mul(lora.bT, constant(lora.scale)));
   if (!lora.a0T || !lora.b0T) throw new Error(`L-LoRA module ${lora.module} has no expansion point`);
   return linearizedUpdate(x, lora.aT, lora.bT, lora.a0T, lora.b0T, lora.scale, lora.b0IsZero === true);
 }
@@ -40,7 +43,7 @@ export function linearizedUpdate(
   b0IsZero: boolean,
 ): tf.Tensor2D {
   const projected0 = tf.matMul(x, a0T);
-  if (b0IsZero) return tf.mul(tf.matMul(projected0, bT), constant(scale));
+  if (b0IsZero) return tf.matMul(projected0, tf.mul(bT, constant(scale)));
   const alongB = tf.matMul(projected0, tf.sub(bT, b0T));
   const alongA = tf.matMul(tf.matMul(x, aT), b0T);
   return tf.mul(tf.add(alongB, alongA), constant(scale));
