@@ -5,9 +5,10 @@ import { copyFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import type { JobService, JobView } from '../../src/queue/index.ts';
-import { type ArtifactStore, LORAFUSE_VERSION } from '../../src/store/index.ts';
+import { createApiRedis, JobService, type JobView } from '../../src/queue/index.ts';
+import { ArtifactStore, LORAFUSE_VERSION } from '../../src/store/index.ts';
 import { Checkpoint, writeSafetensors } from '../../src/tensors/index.ts';
+import { tempDir, uniquePrefix } from '../helpers/redis.ts';
 
 export const GOLDEN_TASK_ARITHMETIC = path.resolve(
   import.meta.dirname,
@@ -157,3 +158,34 @@ export function leftoverWorkDirs(dataDir: string): string[] {
 }
 
 export type { Redis };
+
+/** One test's own world on a shared redis-server: a unique key prefix, a data directory, the store and job service. */
+export interface JobWorld {
+  prefix: string;
+  data: { dir: string; remove(): void };
+  redis: Redis;
+  store: ArtifactStore;
+  jobs: JobService;
+  close(): Promise<void>;
+}
+
+export async function openJobWorld(redisUrl: string, label: string): Promise<JobWorld> {
+  const prefix = uniquePrefix(label);
+  const data = tempDir(`lorafuse-${label}`);
+  const redis = createApiRedis(redisUrl);
+  const store = new ArtifactStore({ redis, dataDir: data.dir, prefix });
+  await store.init();
+  const jobs = new JobService({ redis, prefix });
+  return {
+    prefix,
+    data,
+    redis,
+    store,
+    jobs,
+    async close() {
+      await jobs.close();
+      redis.disconnect();
+      data.remove();
+    },
+  };
+}

@@ -2,12 +2,11 @@ import assert from 'node:assert/strict';
 import { cpSync } from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import type { Redis } from 'ioredis';
-import { createApiRedis, JobService, type MergeJobResult } from '../../src/queue/index.ts';
-import { ArtifactStore } from '../../src/store/index.ts';
+import type { JobService, MergeJobResult } from '../../src/queue/index.ts';
+import type { ArtifactStore } from '../../src/store/index.ts';
 import { Checkpoint } from '../../src/tensors/index.ts';
 import { type MergeWorkerHandle, startMergeWorker } from '../../workers/merge-worker.ts';
-import { startTestRedis, type TestRedis, tempDir, uniquePrefix } from '../helpers/redis.ts';
+import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
 import {
   bigModels,
   compareCheckpoints,
@@ -16,13 +15,15 @@ import {
   leftoverWorkDirs,
   waitFor,
   waitForState,
+  type JobWorld,
+  openJobWorld,
 } from './fixtures.ts';
 
 const SETTINGS = { lockDurationMs: 30_000, stalledIntervalMs: 30_000, shutdownGraceMs: 10_000 };
 
 describe('merge worker (sandboxed processor, real Redis)', () => {
   let server: TestRedis;
-  let redis: Redis;
+  let world: JobWorld;
   let prefix: string;
   let data: { dir: string; remove(): void };
   let store: ArtifactStore;
@@ -36,19 +37,13 @@ describe('merge worker (sandboxed processor, real Redis)', () => {
     await server.stop();
   });
   beforeEach(async () => {
-    prefix = uniquePrefix('worker');
-    data = tempDir('lorafuse-worker');
-    redis = createApiRedis(server.url);
-    store = new ArtifactStore({ redis, dataDir: data.dir, prefix });
-    await store.init();
-    jobs = new JobService({ redis, prefix });
+    world = await openJobWorld(server.url, 'worker');
+    ({ prefix, data, store, jobs } = world);
     worker = undefined;
   });
   afterEach(async () => {
     await worker?.close(10_000);
-    await jobs.close();
-    redis.disconnect();
-    data.remove();
+    await world.close();
   });
 
   function start(): MergeWorkerHandle {

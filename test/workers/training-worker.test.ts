@@ -5,22 +5,20 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import type { Redis } from 'ioredis';
 import { runModelCommand } from '../../src/cli/model-commands.ts';
-import {
-  createApiRedis,
-  type EvaluateJobResult,
-  type FinetuneJobPayload,
-  type FinetuneJobResult,
+import type {
+  EvaluateJobResult,
+  FinetuneJobPayload,
+  FinetuneJobResult,
   JobService,
 } from '../../src/queue/index.ts';
-import { ArtifactStore } from '../../src/store/index.ts';
+import type { ArtifactStore } from '../../src/store/index.ts';
 import { startEvaluateWorker } from '../../workers/evaluate-worker.ts';
 import { startFinetuneWorker } from '../../workers/finetune-worker.ts';
 import { finetuneJobDir } from '../../workers/finetune/run-finetune-job.ts';
 import type { QueueWorkerHandle } from '../../workers/queue-worker.ts';
-import { startTestRedis, type TestRedis, tempDir, uniquePrefix } from '../helpers/redis.ts';
-import { leftoverWorkDirs, waitFor, waitForState } from './fixtures.ts';
+import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
+import { leftoverWorkDirs, waitFor, waitForState, type JobWorld, openJobWorld } from './fixtures.ts';
 import { ingestMlpAdapter, ingestMlpDataset, ingestMlpModel, MLP_FIXTURE } from './training-fixtures.ts';
 
 // The processors (forked children) inherit this: wasm is the backend the model tests use.
@@ -30,7 +28,7 @@ const SETTINGS = { lockDurationMs: 30_000, stalledIntervalMs: 30_000, shutdownGr
 
 describe('finetune and evaluate workers (sandboxed, real Redis, MLP fixture)', () => {
   let server: TestRedis;
-  let redis: Redis;
+  let world: JobWorld;
   let prefix: string;
   let data: { dir: string; remove(): void };
   let store: ArtifactStore;
@@ -46,21 +44,15 @@ describe('finetune and evaluate workers (sandboxed, real Redis, MLP fixture)', (
     await server.stop();
   });
   beforeEach(async () => {
-    prefix = uniquePrefix('train');
-    data = tempDir('lorafuse-train');
-    redis = createApiRedis(server.url);
-    store = new ArtifactStore({ redis, dataDir: data.dir, prefix });
-    await store.init();
-    jobs = new JobService({ redis, prefix });
+    world = await openJobWorld(server.url, 'train');
+    ({ prefix, data, store, jobs } = world);
     model = await ingestMlpModel(store, data.dir);
     dataset = await ingestMlpDataset(store, data.dir, { n: 200 });
     workers = [];
   });
   afterEach(async () => {
     await Promise.all(workers.map((worker) => worker.close(10_000)));
-    await jobs.close();
-    redis.disconnect();
-    data.remove();
+    await world.close();
   });
 
   function startWorkers(): void {

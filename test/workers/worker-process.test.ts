@@ -5,12 +5,18 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import type { Redis } from 'ioredis';
-import { createApiRedis, JobService, type MergeJobResult } from '../../src/queue/index.ts';
-import { ArtifactStore } from '../../src/store/index.ts';
+import type { JobService, MergeJobResult } from '../../src/queue/index.ts';
+import type { ArtifactStore } from '../../src/store/index.ts';
 import { Checkpoint } from '../../src/tensors/index.ts';
-import { startTestRedis, type TestRedis, tempDir, uniquePrefix } from '../helpers/redis.ts';
-import { bigModels, leftoverWorkDirs, waitFor, waitForState } from './fixtures.ts';
+import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
+import {
+  bigModels,
+  leftoverWorkDirs,
+  waitFor,
+  waitForState,
+  type JobWorld,
+  openJobWorld,
+} from './fixtures.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
 
@@ -22,7 +28,7 @@ interface WorkerProcess {
 
 describe('lorafuse worker process', () => {
   let server: TestRedis;
-  let redis: Redis;
+  let world: JobWorld;
   let prefix: string;
   let data: { dir: string; remove(): void };
   let store: ArtifactStore;
@@ -36,12 +42,8 @@ describe('lorafuse worker process', () => {
     await server.stop();
   });
   beforeEach(async () => {
-    prefix = uniquePrefix('proc');
-    data = tempDir('lorafuse-proc');
-    redis = createApiRedis(server.url);
-    store = new ArtifactStore({ redis, dataDir: data.dir, prefix });
-    await store.init();
-    jobs = new JobService({ redis, prefix });
+    world = await openJobWorld(server.url, 'proc');
+    ({ prefix, data, store, jobs } = world);
     children = [];
   });
   afterEach(async () => {
@@ -51,9 +53,7 @@ describe('lorafuse worker process', () => {
         await worker.exited;
       }
     }
-    await jobs.close();
-    redis.disconnect();
-    data.remove();
+    await world.close();
   });
 
   function spawnWorker(extraEnv: Record<string, string> = {}): WorkerProcess {
