@@ -18,13 +18,15 @@ export async function runWorker(argv: string[]): Promise<number> {
   }
   const logger = createLogger(config);
   const worker = startWorker(config, config.redisUrl, logger);
-  await worker.waitUntilReady();
-  logger.info({ queuePrefix: config.queuePrefix, concurrency: config.workerConcurrency }, 'worker ready');
+  // Listen before waiting for readiness: a worker takes jobs as soon as its first connection is up,
+  // possibly before every queue reports ready, and a SIGTERM in that window must still finish the job.
   onShutdown(async (signal) => {
     logger.info({ signal }, 'worker stopping: finishing active jobs');
     const finished = await worker.close();
     if (!finished) logger.warn('grace period over: exiting with a job unfinished (it will be retried)');
     return 0;
   });
+  await worker.waitUntilReady();
+  logger.info({ queuePrefix: config.queuePrefix, concurrency: config.workerConcurrency }, 'worker ready');
   return new Promise<number>(() => undefined);
 }

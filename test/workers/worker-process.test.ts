@@ -155,6 +155,19 @@ describe('lorafuse worker process', () => {
     assert.deepEqual(leftoverWorkDirs(data.dir), []);
   });
 
+  it('on SIGTERM during start-up, with a job already waiting, finishes that job, then exits 0', async () => {
+    // The job is queued before the worker starts, so the worker takes it while still starting up.
+    const payload = await bigModels(store, data.dir, { models: 3, tensors: 8, rows: 512, cols: 512 });
+    const queued = await jobs.enqueueMerge(payload);
+    const worker = spawnWorker({ LORAFUSE_WORKER_LOCK_MS: '30000', LORAFUSE_WORKER_STALLED_MS: '30000' });
+    await waitForState(jobs, queued.id, ['active'], 30_000);
+    worker.child.kill('SIGTERM');
+    const exit = await worker.exited;
+    assert.equal(exit.code, 0, worker.output());
+    assert.equal((await jobs.get(queued.id))?.state, 'completed', worker.output());
+    assert.deepEqual(leftoverWorkDirs(data.dir), []);
+  });
+
   it('on SIGTERM past the grace period exits, and another worker recovers the unfinished job', async () => {
     const payload = await bigModels(store, data.dir, { models: 3, tensors: 24, rows: 512, cols: 1024 });
     const modelsBefore = await store.count('model');
