@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { installFastGradients, shareIdentityOnWasm } from './fast-gradients.ts';
+import { installSimdKernels } from './simd/simd-kernels.ts';
 
 /** The backends lorafuse can run on, in the order it tries them. */
 export type BackendChoice = 'tfjs-node-gpu' | 'tfjs-node' | 'webgpu' | 'wasm' | 'cpu';
@@ -49,6 +50,7 @@ async function chooseBackend(prefer: string | undefined, log = defaultLog): Prom
       if (reason === null) {
         installFastGradients();
         shareIdentityOnWasm();
+        await installSimdKernels();
         const info = { choice, tfBackend: tf.getBackend(), skipped };
         log(`lorafuse: tfjs backend ${choice} (${info.tfBackend})`);
         return info;

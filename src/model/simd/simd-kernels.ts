@@ -1,0 +1,128 @@
+// lorafuse's own SIMD kernels on the wasm backend, registered as tfjs kernels (so tidy, disposal, profiling and
+// autograd treat them like any other). The module is assembled from text by wabt at start-up (a few ms; nothing
+// generated is committed) and instantiated on the backend's own WebAssembly.Memory.
+import * as tf from '@tensorflow/tfjs';
+import wabtInit from 'wabt';
+import { normalCdf, normalDensity } from '../nn/normal-cdf.ts';
+import { constant } from '../nn/constants.ts';
+import { KERNELS_WAT } from './kernels-wat.ts';
+
+// The WebAssembly global as used here (tsconfig's libs carry no WebAssembly types without the DOM's).
+declare const WebAssembly: {
+  Memory: abstract new (...args: never[]) => object;
+  instantiate(binary: Uint8Array, imports: object): Promise<{ instance: { exports: object } }>;
+};
+
+/** The exports of the kernel module: every argument is a byte offset into the backend's heap, or a count. */
+interface KernelExports {
+  gelu_erf(x: number, out: number, n: number): void;
+  gelu_erf_grad(x: number, dy: number, out: number, n: number): void;
+}
+
+/** The parts of tfjs-backend-wasm's BackendWasm the kernels use. */
+interface WasmBackend {
+  wasm: { asm?: { memory?: object } };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+}
+
+export const GELU_ERF = 'LorafuseGeluErf';
+export const GELU_ERF_GRAD = 'LorafuseGeluErfGrad';
+
+let kernels: KernelExports | null = null;
+let installing: Promise<boolean> | null = null;
+
+/** Whether the SIMD kernels serve the active backend (the wasm backend, once installSimdKernels resolved true). */
+export function simdKernelsActive(): boolean {
+  return kernels !== null && tf.getBackend() === 'wasm';
+}
+
+/**
+ * Assembles the kernel module and registers its kernels for the wasm backend, once per thread. Resolves false
+ * (and everything keeps to tfjs's own kernels) when the active backend is not wasm, its memory is not reachable, or
+ * this runtime lacks wasm SIMD. LORAFUSE_SIMD_KERNELS=0 turns them off.
+ */
+export function installSimdKernels(): Promise<boolean> {
+  if (process.env.LORAFUSE_SIMD_KERNELS === '0' || tf.getBackend() !== 'wasm') return Promise.resolve(false);
+  installing ??= load().catch(() => false);
+  return installing;
+}
+
+async function load(): Promise<boolean> {
+  const backend = tf.backend() as unknown as WasmBackend;
+  const memory = backend.wasm?.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) return false;
+  const wabt = await wabtInit();
+  const parsed = wabt.parseWat('lorafuse-kernels.wat', KERNELS_WAT, { simd: true });
+  let binary: Uint8Array;
+  try {
+    parsed.validate();
+    binary = parsed.toBinary({}).buffer;
+  } finally {
+    parsed.destroy();
+  }
+  const { instance } = await WebAssembly.instantiate(binary, { env: { memory } });
+  kernels = instance.exports as unknown as KernelExports;
+  registerKernels();
+  return true;
+}
+
+function offset(backend: WasmBackend, tensor: tf.TensorInfo): number {
+  return backend.dataIdMap.get(tensor.dataId).memoryOffset;
+}
+
+function size(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function registerKernels(): void {
+  const run = kernels as KernelExports;
+  tf.registerKernel({
+    kernelName: GELU_ERF,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend }) => {
+      const wasm = backend as unknown as WasmBackend;
+      const x = inputs.x as tf.TensorInfo;
+      const out = wasm.makeOutput(x.shape, 'float32');
+      run.gelu_erf(offset(wasm, x), offset(wasm, out), size(x.shape));
+      return out;
+    },
+  });
+  tf.registerKernel({
+    kernelName: GELU_ERF_GRAD,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend }) => {
+      const wasm = backend as unknown as WasmBackend;
+      const x = inputs.x as tf.TensorInfo;
+      const dy = inputs.dy as tf.TensorInfo;
+      const out = wasm.makeOutput(x.shape, 'float32');
+      run.gelu_erf_grad(offset(wasm, x), offset(wasm, dy), offset(wasm, out), size(x.shape));
+      return out;
+    },
+  });
+  tf.registerGradient({
+    kernelName: GELU_ERF,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved) => ({
+      x: () => tf.engine().runKernel(GELU_ERF_GRAD, { x: saved[0], dy: dy as tf.Tensor }) as tf.Tensor,
+    }),
+  });
+  // Second derivatives from tf ops, so gradients of gradients stay exact: ∂/∂dy = Φ + xφ, ∂/∂x = dy·φ·(2 − x²).
+  tf.registerGradient({
+    kernelName: GELU_ERF_GRAD,
+    inputsToSave: ['x', 'dy'],
+    gradFunc: (g, saved) => {
+      const [x, dy] = saved;
+      const upstream = g as tf.Tensor;
+      return {
+        dy: () => tf.mul(upstream, tf.add(normalCdf(x), tf.mul(x, normalDensity(x)))),
+        x: () => tf.mul(tf.mul(upstream, dy), tf.mul(normalDensity(x), tf.sub(constant(2), tf.mul(x, x)))),
+      };
+    },
+  });
+}
+
+/** x·Φ(x) by the SIMD kernel (only while simdKernelsActive()). */
+export function simdGeluErf(x: tf.Tensor): tf.Tensor {
+  return tf.engine().runKernel(GELU_ERF, { x }) as tf.Tensor;
+}

@@ -1,0 +1,99 @@
+// Small WebAssembly-text builders for the SIMD kernels: each returns a folded s-expression over f32x4 values, so a
+// kernel reads as its formula and every helper is inlined where it is used (no call per 4 elements).
+
+/** A float32 literal for WAT (exact: the shortest decimal of the float32 value). */
+export function f32(value: number): string {
+  if (Number.isNaN(value)) return 'nan';
+  if (!Number.isFinite(value)) return value > 0 ? 'inf' : '-inf';
+  return String(Math.fround(value));
+}
+
+/** The same float32 in every lane. */
+export function splat(value: number): string {
+  const c = f32(value);
+  return `(v128.const f32x4 ${c} ${c} ${c} ${c})`;
+}
+
+export const get = (local: string): string => `(local.get ${local})`;
+
+/** Horner's rule in `t` (a local), lowest degree first, one rounding per multiply and add as tf.mul/tf.add do. */
+export function horner(t: string, coefficients: readonly number[]): string {
+  let acc = splat(coefficients[coefficients.length - 1]);
+  for (let i = coefficients.length - 2; i >= 0; i--) {
+    acc = `(f32x4.add (f32x4.mul ${acc} ${get(t)}) ${splat(coefficients[i])})`;
+  }
+  return acc;
+}
+
+const LOG2E = Math.LOG2E;
+// ln 2 split in two (Cody and Waite) so that k·ln2 is subtracted without losing bits.
+const LN2_HI = 0.693359375;
+const LN2_LO = -2.1219444e-4;
+// Cephes expf's polynomial for e^r − 1 − r on |r| ≤ ln2/2 (relative error about 1 ulp).
+const EXP_POLY = [
+  5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2, 8.3334519073e-3, 1.3981999507e-3, 1.98756915e-4,
+];
+
+/**
+ * e^z per lane for z a local, clamped to [−87, 88] (so 2^k stays a normal float; e^−87 ≈ 1.6e−38 is zero for every
+ * use here). Uses the locals `${scratch}k` and `${scratch}r` (declare both as v128).
+ */
+export function exp(z: string, scratch: string): string {
+  const k = `${scratch}k`;
+  const r = `${scratch}r`;
+  const clamped = `(f32x4.min (f32x4.max ${get(z)} ${splat(-87)}) ${splat(88)})`;
+  return `(block (result v128)
+    (local.set ${k} (f32x4.nearest (f32x4.mul ${clamped} ${splat(LOG2E)})))
+    (local.set ${r} (f32x4.sub (f32x4.sub ${clamped} (f32x4.mul ${get(k)} ${splat(LN2_HI)}))
+      (f32x4.mul ${get(k)} ${splat(LN2_LO)})))
+    (f32x4.mul
+      (f32x4.add (f32x4.add (f32x4.mul ${horner(r, EXP_POLY)} (f32x4.mul ${get(r)} ${get(r)})) ${get(r)}) ${splat(1)})
+      ;; 2^k from its bits: (k + 127) << 23
+      (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s ${get(k)}) (i32x4.splat (i32.const 127))) (i32.const 23))))`;
+}
+
+/** Horizontal sum of the four lanes of a v128 expression, as an f32. */
+export function laneSum(vector: string): string {
+  return `(block (result f32) (local.set $hsum ${vector})
+    (f32.add (f32.add (f32x4.extract_lane 0 (local.get $hsum)) (f32x4.extract_lane 1 (local.get $hsum)))
+      (f32.add (f32x4.extract_lane 2 (local.get $hsum)) (f32x4.extract_lane 3 (local.get $hsum)))))`;
+}
+
+/** Horizontal maximum of the four lanes of a v128 expression, as an f32. */
+export function laneMax(vector: string): string {
+  return `(block (result f32) (local.set $hsum ${vector})
+    (f32.max (f32.max (f32x4.extract_lane 0 (local.get $hsum)) (f32x4.extract_lane 1 (local.get $hsum)))
+      (f32.max (f32x4.extract_lane 2 (local.get $hsum)) (f32x4.extract_lane 3 (local.get $hsum)))))`;
+}
+
+/**
+ * An element-wise kernel over `n` floats: `body` maps the v128 locals named in `inputs` (loaded from the pointer
+ * parameters of the same names) to one v128 written at `$out`. Whole vectors first, then the 0–3 tail elements one
+ * at a time through lane 0 of a splat, so no byte outside the tensors is read or written.
+ */
+export function elementwise(name: string, inputs: string[], locals: string[], body: string): string {
+  const params = inputs.map((input) => `(param $${input} i32)`).join(' ');
+  const declared = [...inputs.map((i) => `$v_${i}`), ...locals].map((l) => `(local ${l} v128)`).join(' ');
+  const load = (at: string) =>
+    inputs.map((i) => `(local.set $v_${i} (v128.load (i32.add (local.get $${i}) ${at})))`).join('\n      ');
+  const loadOne = (at: string) =>
+    inputs
+      .map((i) => `(local.set $v_${i} (f32x4.splat (f32.load (i32.add (local.get $${i}) ${at}))))`)
+      .join('\n      ');
+  return `(func (export "${name}") ${params} (param $out i32) (param $n i32)
+    (local $byte i32) (local $end i32) (local $vectorEnd i32) ${declared}
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $vectorEnd (i32.and (local.get $end) (i32.const -16)))
+    (block $vectorsDone (loop $vectors
+      (br_if $vectorsDone (i32.ge_u (local.get $byte) (local.get $vectorEnd)))
+      ${load('(local.get $byte)')}
+      (v128.store (i32.add (local.get $out) (local.get $byte)) ${body})
+      (local.set $byte (i32.add (local.get $byte) (i32.const 16)))
+      (br $vectors)))
+    (block $tailDone (loop $tail
+      (br_if $tailDone (i32.ge_u (local.get $byte) (local.get $end)))
+      ${loadOne('(local.get $byte)')}
+      (f32.store (i32.add (local.get $out) (local.get $byte)) (f32x4.extract_lane 0 ${body}))
+      (local.set $byte (i32.add (local.get $byte) (i32.const 4)))
+      (br $tail))))`;
+}
