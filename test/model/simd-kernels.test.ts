@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { geluErf } from '../../src/model/nn/functional.ts';
+import { geluErf, layerNorm } from '../../src/model/nn/functional.ts';
 import { simdKernelsActive } from '../../src/model/simd/simd-kernels.ts';
 import { assertClose, testBackend } from './helpers.ts';
 
@@ -51,6 +51,50 @@ describe('SIMD kernels on the wasm backend', () => {
       const second = (f: (t: tf.Tensor) => tf.Tensor) =>
         tf.grad((t: tf.Tensor) => tf.sum(tf.grad((u: tf.Tensor) => tf.sum(f(u)))(t)));
       assertClose(second(geluErf)(x).dataSync(), second(referenceGelu)(x).dataSync(), 1e-4, 1e-5);
+    });
+  });
+
+  const referenceLayerNorm = (t: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+    const { mean, variance } = tf.moments(t, -1, true);
+    return tf.add(tf.mul(tf.div(tf.sub(t, mean), tf.sqrt(tf.add(variance, 1e-6))), g), b);
+  };
+
+  it('layer norm and its x, γ and β gradients, over many rows of a wide and a narrow width', () => {
+    for (const shape of [
+      [3, 5, 768],
+      [17, 4],
+      [1, 64],
+    ]) {
+      tf.tidy(() => {
+        const width = shape[shape.length - 1];
+        const x = tf.randomNormal(shape, 0.5, 2, 'float32', 11);
+        const gamma = tf.randomNormal([width], 1, 0.2, 'float32', 12);
+        const beta = tf.randomNormal([width], 0, 0.2, 'float32', 13);
+        const w = tf.randomNormal(shape, 0, 1, 'float32', 14);
+        const ours = (t: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => layerNorm(t, g, b, 1e-6);
+        assertClose(
+          ours(x, gamma, beta).dataSync(),
+          referenceLayerNorm(x, gamma, beta).dataSync(),
+          1e-5,
+          1e-5,
+        );
+        const loss = (f: typeof ours) => (t: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(f(t, g, b), w));
+        const a = tf.grads(loss(ours))([x, gamma, beta]);
+        const e = tf.grads(loss(referenceLayerNorm))([x, gamma, beta]);
+        for (let i = 0; i < 3; i++) assertClose(a[i].dataSync(), e[i].dataSync(), 1e-4, 1e-4);
+      });
+    }
+  });
+
+  it('layer norm: a gradient of its gradient fails loudly rather than coming out wrong', (t) => {
+    if (!simdKernelsActive()) return t.skip('SIMD kernels inactive');
+    tf.tidy(() => {
+      const x = tf.randomNormal([2, 8], 0, 1, 'float32', 15);
+      const [gamma, beta] = [tf.ones([8]), tf.zeros([8])];
+      const inner = (u: tf.Tensor) =>
+        tf.sum(tf.square(tf.grad((v: tf.Tensor) => tf.sum(tf.square(layerNorm(v, gamma, beta, 1e-5))))(u)));
+      assert.throws(() => tf.grad(inner)(x), /gradient/i);
     });
   });
 });

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { transposeLast2 } from '../fast-gradients.ts';
 import { constant } from './constants.ts';
 import { normalCdf, normalDensity } from './normal-cdf.ts';
-import { simdGeluErf, simdKernelsActive } from '../simd/simd-kernels.ts';
+import { simdGeluErf, simdKernelsActive, simdLayerNorm, simdLayerNormFits } from '../simd/simd-kernels.ts';
 
 /** Hugging Face activation names: gelu is the erf form, gelu_new / gelu_pytorch_tanh the tanh form. */
 export function activation(name: string, x: tf.Tensor): tf.Tensor {
@@ -111,6 +111,7 @@ export function affine(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor): tf
  * closed-form gradient dx = (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))/σ where ĝ = γ·dy: far fewer kernels than autograd.
  */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  if (simdLayerNormFits(x, gamma, beta)) return simdLayerNorm(x, gamma, beta, eps);
   const norm = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [input, g, b] = args as tf.Tensor[];
     const mean = tf.mean(input, -1, true);

@@ -17,6 +17,28 @@ declare const WebAssembly: {
 interface KernelExports {
   gelu_erf(x: number, out: number, n: number): void;
   gelu_erf_grad(x: number, dy: number, out: number, n: number): void;
+  layer_norm(
+    x: number,
+    gamma: number,
+    beta: number,
+    out: number,
+    xhat: number,
+    invStd: number,
+    rows: number,
+    width: number,
+    eps: number,
+  ): void;
+  layer_norm_grad(
+    dy: number,
+    xhat: number,
+    invStd: number,
+    gamma: number,
+    dx: number,
+    dgamma: number,
+    dbeta: number,
+    rows: number,
+    width: number,
+  ): void;
 }
 
 /** The parts of tfjs-backend-wasm's BackendWasm the kernels use. */
@@ -28,6 +50,8 @@ interface WasmBackend {
 
 export const GELU_ERF = 'LorafuseGeluErf';
 export const GELU_ERF_GRAD = 'LorafuseGeluErfGrad';
+export const LAYER_NORM = 'LorafuseLayerNorm';
+export const LAYER_NORM_GRAD = 'LorafuseLayerNormGrad';
 
 let kernels: KernelExports | null = null;
 let installing: Promise<boolean> | null = null;
@@ -100,6 +124,39 @@ function registerKernels(): void {
       return out;
     },
   });
+  tf.registerKernel({
+    kernelName: LAYER_NORM,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as unknown as WasmBackend;
+      const { x, gamma, beta } = inputs as Record<string, tf.TensorInfo>;
+      const width = x.shape[x.shape.length - 1];
+      const rows = size(x.shape) / width;
+      const out = wasm.makeOutput(x.shape, 'float32');
+      const xhat = wasm.makeOutput(x.shape, 'float32');
+      const invStd = wasm.makeOutput([rows], 'float32');
+      const [px, pg, pb] = [x, gamma, beta].map((t) => offset(wasm, t));
+      const [po, ph, pi] = [out, xhat, invStd].map((t) => offset(wasm, t));
+      run.layer_norm(px, pg, pb, po, ph, pi, rows, width, attrs?.eps as number);
+      return [out, xhat, invStd];
+    },
+  });
+  tf.registerKernel({
+    kernelName: LAYER_NORM_GRAD,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend }) => {
+      const wasm = backend as unknown as WasmBackend;
+      const { dy, xhat, invStd, gamma } = inputs as Record<string, tf.TensorInfo>;
+      const width = dy.shape[dy.shape.length - 1];
+      const dx = wasm.makeOutput(dy.shape, 'float32');
+      const dgamma = wasm.makeOutput([width], 'float32');
+      const dbeta = wasm.makeOutput([width], 'float32');
+      const [pdy, ph, pi, pg] = [dy, xhat, invStd, gamma].map((t) => offset(wasm, t));
+      const [pdx, pdg, pdb] = [dx, dgamma, dbeta].map((t) => offset(wasm, t));
+      run.layer_norm_grad(pdy, ph, pi, pg, pdx, pdg, pdb, size(dy.shape) / width, width);
+      return [dx, dgamma, dbeta];
+    },
+  });
   tf.registerGradient({
     kernelName: GELU_ERF,
     inputsToSave: ['x'],
@@ -125,4 +182,48 @@ function registerKernels(): void {
 /** x·Φ(x) by the SIMD kernel (only while simdKernelsActive()). */
 export function simdGeluErf(x: tf.Tensor): tf.Tensor {
   return tf.engine().runKernel(GELU_ERF, { x }) as tf.Tensor;
+}
+
+/** Whether simdLayerNorm can take these operands: float32 rows whose width is a multiple of 4. */
+export function simdLayerNormFits(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): boolean {
+  const width = x.shape[x.shape.length - 1];
+  return (
+    simdKernelsActive() &&
+    width % 4 === 0 &&
+    [x, gamma, beta].every((t) => t.dtype === 'float32') &&
+    gamma.size === width &&
+    beta.size === width
+  );
+}
+
+/**
+ * Layer norm over the last axis by the SIMD kernels, as a custom gradient: the backward pass is one kernel too.
+ * First-order only: a gradient of this gradient fails loudly (LorafuseLayerNormGrad has no gradient).
+ */
+export function simdLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+  const norm = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [input, g, b] = args as tf.Tensor[];
+    const [out, xhat, invStd] = tf.engine().runKernel(
+      LAYER_NORM,
+      { x: input, gamma: g, beta: b },
+      {
+        eps,
+      },
+    ) as tf.Tensor[];
+    (args[3] as tf.GradSaveFunc)([xhat, invStd, g]);
+    return {
+      value: out,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xh, inv, gain] = saved;
+        const [dx, dgamma, dbeta] = tf.engine().runKernel(LAYER_NORM_GRAD, {
+          dy,
+          xhat: xh,
+          invStd: inv,
+          gamma: gain,
+        }) as tf.Tensor[];
+        return [dx, tf.reshape(dgamma, gain.shape), tf.reshape(dbeta, b.shape)];
+      },
+    };
+  });
+  return norm(x, gamma, beta);
 }
