@@ -2,7 +2,14 @@ import * as tf from '@tensorflow/tfjs';
 import { transposeLast2 } from '../fast-gradients.ts';
 import { constant } from './constants.ts';
 import { normalCdf, normalDensity } from './normal-cdf.ts';
-import { simdGeluErf, simdKernelsActive, simdLayerNorm, simdLayerNormFits } from '../simd/simd-kernels.ts';
+import {
+  simdAttention,
+  simdAttentionFits,
+  simdGeluErf,
+  simdKernelsActive,
+  simdLayerNorm,
+  simdLayerNormFits,
+} from '../simd/simd-kernels.ts';
 
 /** Hugging Face activation names: gelu is the erf form, gelu_new / gelu_pytorch_tanh the tanh form. */
 export function activation(name: string, x: tf.Tensor): tf.Tensor {
@@ -176,6 +183,10 @@ export function multiHeadAttention(
   additiveMask?: tf.Tensor,
   sequenceLength?: number,
 ): tf.Tensor {
+  if (simdAttentionFits(q, k, v, numHeads)) {
+    const [batch, length] = attentionDims(q, sequenceLength);
+    return simdAttention(q, k, v, numHeads, batch, length, additiveMask);
+  }
   return tf.getBackend() === 'wasm'
     ? groupedAttention(q, k, v, numHeads, additiveMask, sequenceLength)
     : batchedAttention(q, k, v, numHeads, additiveMask, sequenceLength);

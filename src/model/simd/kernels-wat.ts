@@ -3,7 +3,7 @@
 // whose dispatch and memory passes, not arithmetic, dominated a training step: GELU was ~35 element-wise kernels
 // over the widest activation of every layer.
 import { CDF_CLIP, CDF_P, CDF_Q, INV_SQRT_2PI } from '../nn/normal-cdf.ts';
-import { elementwise, exp, get, horner, laneSum, splat } from './wat.ts';
+import { elementwise, exp, get, horner, laneMax, laneSum, range, splat } from './wat.ts';
 
 /** Φ(x) for the v128 local `x`, as the tf-op normalCdf computes it (same polynomials, same order). */
 function normalCdf(x: string): string {
@@ -24,12 +24,7 @@ const GELU_LOCALS = ['$c', '$t', '$z', '$ek', '$er'];
 
 /** A loop over the bytes [0, end) of one row in 16-byte steps, with the byte offset in $col. */
 function eachVector(end: string, body: string): string {
-  return `(local.set $col (i32.const 0))
-    (block $colsDone (loop $cols
-      (br_if $colsDone (i32.ge_u (local.get $col) ${end}))
-      ${body}
-      (local.set $col (i32.add (local.get $col) (i32.const 16)))
-      (br $cols)))`;
+  return range('$col', end, 16, body);
 }
 
 const at = (base: string) => `(i32.add ${base} (local.get $col))`;
@@ -117,6 +112,253 @@ const LAYER_NORM_GRAD = `(func (export "layer_norm_grad") (param $dy i32) (param
       (local.set $row (i32.add (local.get $row) (i32.const 1)))
       (br $rowsLoop))))`;
 
+// Attention on [B·T, H·d] rows: head h of token t is the d floats at column h·d of row t, so q, k, v and the
+// context are read and written where the projections put them (no transposes). Per (batch, head) the head of k
+// (or v) is first copied transposed into a scratch [d][Tp] block, Tp = T rounded up to 4 and zero-padded, so a
+// row of scores is d multiply-adds of 4-lane vectors. Probabilities are kept as [B, H, T, Tp] with zeros in the
+// padding. Byte offsets throughout; i32 locals.
+const ATTENTION_LOCALS = `(local $Tp i32) (local $TpB i32) (local $rowStride i32) (local $headBytes i32)
+    (local $b i32) (local $h i32) (local $i i32) (local $j i32) (local $jv i32) (local $c i32) (local $cv i32)
+    (local $headOff i32) (local $pRow i32) (local $xRow i32) (local $yRow i32)
+    (local $acc v128) (local $s v128) (local $valid v128) (local $best v128) (local $sum v128) (local $z v128)
+    (local $sj v128) (local $pj v128) (local $hsum v128) (local $ek v128) (local $er v128)`;
+
+const ATTENTION_SETUP = `(local.set $Tp (i32.and (i32.add (local.get $tokens) (i32.const 3)) (i32.const -4)))
+    (local.set $TpB (i32.shl (local.get $Tp) (i32.const 2)))
+    (local.set $headBytes (i32.shl (local.get $headDim) (i32.const 2)))
+    (local.set $rowStride (i32.mul (local.get $heads) (local.get $headBytes)))`;
+
+/** The byte offset of (batch b, token 0, head h) in a rows tensor. */
+const HEAD_OFFSET = `(local.set $headOff (i32.add
+      (i32.mul (i32.mul (local.get $b) (local.get $tokens)) (local.get $rowStride))
+      (i32.mul (local.get $h) (local.get $headBytes))))`;
+
+/** Copies head (b, h) of the rows tensor at $src transposed into $scratch as [d][Tp], zero-padded. */
+const transposeHead = (src: string) =>
+  range(
+    '$c',
+    '(local.get $headDim)',
+    1,
+    range(
+      '$j',
+      '(local.get $Tp)',
+      1,
+      `(f32.store
+        (i32.add (local.get $scratch) (i32.add (i32.mul (local.get $c) (local.get $TpB)) (i32.shl (local.get $j) (i32.const 2))))
+        (if (result f32) (i32.lt_u (local.get $j) (local.get $tokens))
+          (then (f32.load (i32.add (i32.add (local.get ${src}) (local.get $headOff))
+            (i32.add (i32.mul (local.get $j) (local.get $rowStride)) (i32.shl (local.get $c) (i32.const 2))))))
+          (else (f32.const 0))))`,
+    ),
+  );
+
+/** Lanes of the 4 columns starting at byte $jv that are real tokens (all ones), not padding (zeros). */
+const VALID_LANES = `(i32x4.lt_s
+      (i32x4.add (i32x4.splat (i32.shr_u (local.get $jv) (i32.const 2))) (v128.const i32x4 0 1 2 3))
+      (i32x4.splat (local.get $tokens)))`;
+
+/** Σ_c splat(x[row $xRow, c]) · scratch[c][$jv..+4]: 4 columns of (row of x)·(transposed head in scratch). */
+const ROW_TIMES_SCRATCH = `(block (result v128)
+      (local.set $acc (v128.const i32x4 0 0 0 0))
+      ${range(
+        '$c',
+        '(local.get $headDim)',
+        1,
+        `(local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
+          (f32x4.splat (f32.load (i32.add (local.get $xRow) (i32.shl (local.get $c) (i32.const 2)))))
+          (v128.load (i32.add (local.get $scratch) (i32.add (i32.mul (local.get $c) (local.get $TpB)) (local.get $jv)))))))`,
+      )}
+      (local.get $acc))`;
+
+/**
+ * attention(q, k, v, mask, context, probs, scratch, batch, tokens, heads, headDim, scale): softmax(q·kᵀ·scale +
+ * mask)·v per head; mask is 0 or [B, T] floats added to every query's scores; scratch holds d·Tp + Tp floats.
+ */
+const ATTENTION = `(func (export "attention") (param $q i32) (param $k i32) (param $v i32) (param $mask i32)
+    (param $context i32) (param $probs i32) (param $scratch i32) (param $batch i32) (param $tokens i32)
+    (param $heads i32) (param $headDim i32) (param $scale f32)
+    (local $maskRow i32) ${ATTENTION_LOCALS}
+    ${ATTENTION_SETUP}
+    (local.set $maskRow (i32.add (local.get $scratch) (i32.mul (local.get $headDim) (local.get $TpB))))
+    ${range(
+      '$b',
+      '(local.get $batch)',
+      1,
+      `${range(
+        '$j',
+        '(local.get $Tp)',
+        1,
+        `(f32.store (i32.add (local.get $maskRow) (i32.shl (local.get $j) (i32.const 2)))
+          (if (result f32) (i32.and (i32.ne (local.get $mask) (i32.const 0)) (i32.lt_u (local.get $j) (local.get $tokens)))
+            (then (f32.load (i32.add (local.get $mask)
+              (i32.shl (i32.add (i32.mul (local.get $b) (local.get $tokens)) (local.get $j)) (i32.const 2)))))
+            (else (f32.const 0))))`,
+      )}
+      ${range(
+        '$h',
+        '(local.get $heads)',
+        1,
+        `${HEAD_OFFSET}
+        ${transposeHead('$k')}
+        ${range(
+          '$i',
+          '(local.get $tokens)',
+          1,
+          `(local.set $pRow (i32.add (local.get $probs) (i32.mul
+            (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $heads)) (local.get $h)) (local.get $tokens)) (local.get $i))
+            (local.get $TpB))))
+          (local.set $xRow (i32.add (i32.add (local.get $q) (local.get $headOff)) (i32.mul (local.get $i) (local.get $rowStride))))
+          (local.set $best ${splat(-Infinity)})
+          ${range(
+            '$jv',
+            '(local.get $TpB)',
+            16,
+            `(local.set $s (f32x4.add (f32x4.mul ${ROW_TIMES_SCRATCH} (f32x4.splat (local.get $scale)))
+              (v128.load (i32.add (local.get $maskRow) (local.get $jv)))))
+            (local.set $s (v128.bitselect (local.get $s) ${splat(-Infinity)} ${VALID_LANES}))
+            (v128.store (i32.add (local.get $pRow) (local.get $jv)) (local.get $s))
+            (local.set $best (f32x4.max (local.get $best) (local.get $s)))`,
+          )}
+          (local.set $best (f32x4.splat ${laneMax('(local.get $best)')}))
+          (local.set $sum (v128.const i32x4 0 0 0 0))
+          ${range(
+            '$jv',
+            '(local.get $TpB)',
+            16,
+            `(local.set $z (f32x4.sub (v128.load (i32.add (local.get $pRow) (local.get $jv))) (local.get $best)))
+            (local.set $s (v128.and ${exp('$z', '$e')} ${VALID_LANES}))
+            (v128.store (i32.add (local.get $pRow) (local.get $jv)) (local.get $s))
+            (local.set $sum (f32x4.add (local.get $sum) (local.get $s)))`,
+          )}
+          (local.set $sum (f32x4.splat (f32.div (f32.const 1) ${laneSum('(local.get $sum)')})))
+          ${range(
+            '$jv',
+            '(local.get $TpB)',
+            16,
+            `(v128.store (i32.add (local.get $pRow) (local.get $jv))
+              (f32x4.mul (v128.load (i32.add (local.get $pRow) (local.get $jv))) (local.get $sum)))`,
+          )}
+          (local.set $yRow (i32.add (i32.add (local.get $context) (local.get $headOff)) (i32.mul (local.get $i) (local.get $rowStride))))
+          ${range(
+            '$cv',
+            '(local.get $headBytes)',
+            16,
+            `(local.set $acc (v128.const i32x4 0 0 0 0))
+            ${range(
+              '$j',
+              '(local.get $tokens)',
+              1,
+              `(local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
+                (f32x4.splat (f32.load (i32.add (local.get $pRow) (i32.shl (local.get $j) (i32.const 2)))))
+                (v128.load (i32.add (i32.add (local.get $v) (local.get $headOff))
+                  (i32.add (i32.mul (local.get $j) (local.get $rowStride)) (local.get $cv)))))))`,
+            )}
+            (v128.store (i32.add (local.get $yRow) (local.get $cv)) (local.get $acc))`,
+          )}`,
+        )}`,
+      )}`,
+    )})`;
+
+/**
+ * attention_grad(dContext, q, k, v, probs, dq, dk, dv, scratch, batch, tokens, heads, headDim, scale):
+ * dP = dC·vᵀ, dS = P∘(dP − rowsum(dP∘P))·scale, dQ = dS·k, dK = dSᵀ·q, dV = Pᵀ·dC; scratch holds d·Tp + Tp floats.
+ */
+const ATTENTION_GRAD = `(func (export "attention_grad") (param $dc i32) (param $q i32) (param $k i32) (param $v i32)
+    (param $probs i32) (param $dq i32) (param $dk i32) (param $dv i32) (param $scratch i32) (param $batch i32)
+    (param $tokens i32) (param $heads i32) (param $headDim i32) (param $scale f32)
+    (local $dsRow i32) (local $rowOff i32) ${ATTENTION_LOCALS}
+    ${ATTENTION_SETUP}
+    (local.set $dsRow (i32.add (local.get $scratch) (i32.mul (local.get $headDim) (local.get $TpB))))
+    ${range(
+      '$b',
+      '(local.get $batch)',
+      1,
+      range(
+        '$h',
+        '(local.get $heads)',
+        1,
+        `${HEAD_OFFSET}
+        ${transposeHead('$v')}
+        ${range(
+          '$j',
+          '(local.get $tokens)',
+          1,
+          range(
+            '$cv',
+            '(local.get $headBytes)',
+            16,
+            `(local.set $rowOff (i32.add (i32.add (local.get $headOff) (i32.mul (local.get $j) (local.get $rowStride))) (local.get $cv)))
+            (v128.store (i32.add (local.get $dk) (local.get $rowOff)) (v128.const i32x4 0 0 0 0))
+            (v128.store (i32.add (local.get $dv) (local.get $rowOff)) (v128.const i32x4 0 0 0 0))`,
+          ),
+        )}
+        ${range(
+          '$i',
+          '(local.get $tokens)',
+          1,
+          `(local.set $pRow (i32.add (local.get $probs) (i32.mul
+            (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $heads)) (local.get $h)) (local.get $tokens)) (local.get $i))
+            (local.get $TpB))))
+          (local.set $rowOff (i32.add (local.get $headOff) (i32.mul (local.get $i) (local.get $rowStride))))
+          (local.set $xRow (i32.add (local.get $dc) (local.get $rowOff)))
+          (local.set $sum (v128.const i32x4 0 0 0 0))
+          ${range(
+            '$jv',
+            '(local.get $TpB)',
+            16,
+            `(local.set $s ${ROW_TIMES_SCRATCH})
+            (v128.store (i32.add (local.get $dsRow) (local.get $jv)) (local.get $s))
+            (local.set $sum (f32x4.add (local.get $sum) (f32x4.mul (local.get $s) (v128.load (i32.add (local.get $pRow) (local.get $jv))))))`,
+          )}
+          (local.set $sum (f32x4.splat ${laneSum('(local.get $sum)')}))
+          ${range(
+            '$jv',
+            '(local.get $TpB)',
+            16,
+            `(v128.store (i32.add (local.get $dsRow) (local.get $jv))
+              (f32x4.mul (f32x4.mul (v128.load (i32.add (local.get $pRow) (local.get $jv)))
+                (f32x4.sub (v128.load (i32.add (local.get $dsRow) (local.get $jv))) (local.get $sum)))
+                (f32x4.splat (local.get $scale))))`,
+          )}
+          ${range(
+            '$cv',
+            '(local.get $headBytes)',
+            16,
+            `(local.set $acc (v128.const i32x4 0 0 0 0))
+            ${range(
+              '$j',
+              '(local.get $tokens)',
+              1,
+              `(local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
+                (f32x4.splat (f32.load (i32.add (local.get $dsRow) (i32.shl (local.get $j) (i32.const 2)))))
+                (v128.load (i32.add (i32.add (local.get $k) (local.get $headOff))
+                  (i32.add (i32.mul (local.get $j) (local.get $rowStride)) (local.get $cv)))))))`,
+            )}
+            (v128.store (i32.add (i32.add (local.get $dq) (local.get $rowOff)) (local.get $cv)) (local.get $acc))`,
+          )}
+          ${range(
+            '$j',
+            '(local.get $tokens)',
+            1,
+            `(local.set $sj (f32x4.splat (f32.load (i32.add (local.get $dsRow) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $pj (f32x4.splat (f32.load (i32.add (local.get $pRow) (i32.shl (local.get $j) (i32.const 2))))))
+            (local.set $yRow (i32.add (local.get $headOff) (i32.mul (local.get $j) (local.get $rowStride))))
+            ${range(
+              '$cv',
+              '(local.get $headBytes)',
+              16,
+              `(v128.store (i32.add (i32.add (local.get $dk) (local.get $yRow)) (local.get $cv))
+                (f32x4.add (v128.load (i32.add (i32.add (local.get $dk) (local.get $yRow)) (local.get $cv)))
+                  (f32x4.mul (local.get $sj) (v128.load (i32.add (i32.add (local.get $q) (local.get $rowOff)) (local.get $cv))))))
+              (v128.store (i32.add (i32.add (local.get $dv) (local.get $yRow)) (local.get $cv))
+                (f32x4.add (v128.load (i32.add (i32.add (local.get $dv) (local.get $yRow)) (local.get $cv)))
+                  (f32x4.mul (local.get $pj) (v128.load (i32.add (local.get $xRow) (local.get $cv))))))`,
+            )}`,
+          )}`,
+        )}`,
+      ),
+    )})`;
+
 export const KERNELS_WAT = `(module
   (import "env" "memory" (memory 1))
 
@@ -134,4 +376,8 @@ export const KERNELS_WAT = `(module
   ${LAYER_NORM}
 
   ${LAYER_NORM_GRAD}
+
+  ${ATTENTION}
+
+  ${ATTENTION_GRAD}
 )`;

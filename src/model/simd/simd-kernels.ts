@@ -39,11 +39,41 @@ interface KernelExports {
     rows: number,
     width: number,
   ): void;
+  attention(
+    q: number,
+    k: number,
+    v: number,
+    mask: number,
+    context: number,
+    probs: number,
+    scratch: number,
+    batch: number,
+    tokens: number,
+    heads: number,
+    headDim: number,
+    scale: number,
+  ): void;
+  attention_grad(
+    dContext: number,
+    q: number,
+    k: number,
+    v: number,
+    probs: number,
+    dq: number,
+    dk: number,
+    dv: number,
+    scratch: number,
+    batch: number,
+    tokens: number,
+    heads: number,
+    headDim: number,
+    scale: number,
+  ): void;
 }
 
 /** The parts of tfjs-backend-wasm's BackendWasm the kernels use. */
 interface WasmBackend {
-  wasm: { asm?: { memory?: object } };
+  wasm: { asm?: { memory?: object }; _malloc(bytes: number): number; _free(pointer: number): void };
   dataIdMap: { get(dataId: object): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
 }
@@ -52,6 +82,8 @@ export const GELU_ERF = 'LorafuseGeluErf';
 export const GELU_ERF_GRAD = 'LorafuseGeluErfGrad';
 export const LAYER_NORM = 'LorafuseLayerNorm';
 export const LAYER_NORM_GRAD = 'LorafuseLayerNormGrad';
+export const ATTENTION = 'LorafuseAttention';
+export const ATTENTION_GRAD = 'LorafuseAttentionGrad';
 
 let kernels: KernelExports | null = null;
 let installing: Promise<boolean> | null = null;
@@ -157,6 +189,93 @@ function registerKernels(): void {
       return [dx, dgamma, dbeta];
     },
   });
+  // Attention's attributes: batch, tokens, heads (headDim follows from the rows' width), scale.
+  const attentionShape = (q: tf.TensorInfo, attrs: tf.NamedAttrMap | undefined) => {
+    const { batch, tokens, heads } = attrs as { batch: number; tokens: number; heads: number };
+    const headDim = q.shape[q.shape.length - 1] / heads;
+    const padded = (tokens + 3) & ~3;
+    return {
+      batch,
+      tokens,
+      heads,
+      headDim,
+      scale: attrs?.scale as number,
+      scratchBytes: (headDim + 1) * padded * 4,
+    };
+  };
+  /** Runs `body` with a scratch block from the backend's allocator, freed after. */
+  const withScratch = (wasm: WasmBackend, bytes: number, body: (pointer: number) => void) => {
+    const pointer = wasm.wasm._malloc(bytes);
+    try {
+      body(pointer);
+    } finally {
+      wasm.wasm._free(pointer);
+    }
+  };
+  tf.registerKernel({
+    kernelName: ATTENTION,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as unknown as WasmBackend;
+      const { q, k, v, mask } = inputs as Record<string, tf.TensorInfo | undefined> as Record<
+        string,
+        tf.TensorInfo
+      >;
+      const dims = attentionShape(q, attrs);
+      const context = wasm.makeOutput(q.shape, 'float32');
+      const probs = wasm.makeOutput([dims.batch, dims.heads, dims.tokens, (dims.tokens + 3) & ~3], 'float32');
+      const [pq, pk, pv, pc, pp] = [q, k, v, context, probs].map((t) => offset(wasm, t));
+      const pm = mask ? offset(wasm, mask) : 0;
+      withScratch(wasm, dims.scratchBytes, (scratch) =>
+        run.attention(
+          pq,
+          pk,
+          pv,
+          pm,
+          pc,
+          pp,
+          scratch,
+          dims.batch,
+          dims.tokens,
+          dims.heads,
+          dims.headDim,
+          dims.scale,
+        ),
+      );
+      return [context, probs];
+    },
+  });
+  tf.registerKernel({
+    kernelName: ATTENTION_GRAD,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as unknown as WasmBackend;
+      const { dy, q, k, v, probs } = inputs as Record<string, tf.TensorInfo>;
+      const dims = attentionShape(q, attrs);
+      const [dq, dk, dv] = [q, k, v].map(() => wasm.makeOutput(q.shape, 'float32'));
+      const [pdy, pq, pk, pv, pp] = [dy, q, k, v, probs].map((t) => offset(wasm, t));
+      const [pdq, pdk, pdv] = [dq, dk, dv].map((t) => offset(wasm, t));
+      withScratch(wasm, dims.scratchBytes, (scratch) =>
+        run.attention_grad(
+          pdy,
+          pq,
+          pk,
+          pv,
+          pp,
+          pdq,
+          pdk,
+          pdv,
+          scratch,
+          dims.batch,
+          dims.tokens,
+          dims.heads,
+          dims.headDim,
+          dims.scale,
+        ),
+      );
+      return [dq, dk, dv];
+    },
+  });
   tf.registerGradient({
     kernelName: GELU_ERF,
     inputsToSave: ['x'],
@@ -226,4 +345,51 @@ export function simdLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, e
     };
   });
   return norm(x, gamma, beta);
+}
+
+/** Whether simdAttention can take these projections: float32, a head size that is a multiple of 4. */
+export function simdAttentionFits(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads: number): boolean {
+  const hidden = q.shape[q.shape.length - 1];
+  return (
+    simdKernelsActive() &&
+    hidden % heads === 0 &&
+    (hidden / heads) % 4 === 0 &&
+    [q, k, v].every((t) => t.dtype === 'float32' && t.size === q.size)
+  );
+}
+
+/**
+ * Multi-head attention on projections laid out as [B·T, hidden] rows (or [B, T, hidden]) by the SIMD kernels;
+ * `additiveMask` has B·T floats (0 to keep a key, a large negative to drop it). A custom gradient whose backward
+ * pass is one kernel; first-order only, like simdLayerNorm.
+ */
+export function simdAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  heads: number,
+  batch: number,
+  tokens: number,
+  additiveMask?: tf.Tensor,
+): tf.Tensor {
+  const hidden = q.shape[q.shape.length - 1];
+  const attrs = { batch, tokens, heads, scale: 1 / Math.sqrt(hidden / heads) };
+  const mask = additiveMask ? tf.reshape(additiveMask, [batch * tokens]) : undefined;
+  const attention = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [query, key, value] = args as tf.Tensor[];
+    const inputs: tf.NamedTensorMap = { q: query, k: key, v: value };
+    if (mask) inputs.mask = mask;
+    const [context, probs] = tf.engine().runKernel(ATTENTION, inputs, attrs) as tf.Tensor[];
+    (args[3] as tf.GradSaveFunc)([query, key, value, probs]);
+    return {
+      value: context,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sq, sk, sv, p] = saved;
+        return tf
+          .engine()
+          .runKernel(ATTENTION_GRAD, { dy, q: sq, k: sk, v: sv, probs: p }, attrs) as tf.Tensor[];
+      },
+    };
+  });
+  return attention(q, k, v);
 }

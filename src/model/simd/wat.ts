@@ -35,21 +35,23 @@ const EXP_POLY = [
 ];
 
 /**
- * e^z per lane for z a local, clamped to [−87, 88] (so 2^k stays a normal float; e^−87 ≈ 1.6e−38 is zero for every
- * use here). Uses the locals `${scratch}k` and `${scratch}r` (declare both as v128).
+ * e^z per lane for z a local: exactly 0 below ln(FLT_MIN) ≈ −87.34 (no subnormals: a masked attention key must get a
+ * probability of exactly 0, as tfjs's exp gives it, or Adam would turn its tiny gradient into a full step), NaN for NaN; it saturates at
+ * e^88 above (every use here has z ≤ 0). Uses the locals `${scratch}k` and `${scratch}r` (declare both as v128).
  */
 export function exp(z: string, scratch: string): string {
   const k = `${scratch}k`;
   const r = `${scratch}r`;
   const clamped = `(f32x4.min (f32x4.max ${get(z)} ${splat(-87)}) ${splat(88)})`;
-  return `(block (result v128)
+  return `(v128.bitselect ${splat(0)} (block (result v128)
     (local.set ${k} (f32x4.nearest (f32x4.mul ${clamped} ${splat(LOG2E)})))
     (local.set ${r} (f32x4.sub (f32x4.sub ${clamped} (f32x4.mul ${get(k)} ${splat(LN2_HI)}))
       (f32x4.mul ${get(k)} ${splat(LN2_LO)})))
     (f32x4.mul
       (f32x4.add (f32x4.add (f32x4.mul ${horner(r, EXP_POLY)} (f32x4.mul ${get(r)} ${get(r)})) ${get(r)}) ${splat(1)})
       ;; 2^k from its bits: (k + 127) << 23
-      (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s ${get(k)}) (i32x4.splat (i32.const 127))) (i32.const 23))))`;
+      (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s ${get(k)}) (i32x4.splat (i32.const 127))) (i32.const 23))))
+    (f32x4.lt ${get(z)} ${splat(-87.33654)}))`;
 }
 
 /** Horizontal sum of the four lanes of a v128 expression, as an f32. */
@@ -96,4 +98,21 @@ export function elementwise(name: string, inputs: string[], locals: string[], bo
       (f32.store (i32.add (local.get $out) (local.get $byte)) (f32x4.extract_lane 0 ${body}))
       (local.set $byte (i32.add (local.get $byte) (i32.const 4)))
       (br $tail))))`;
+}
+
+let labels = 0;
+
+/**
+ * for (i = 0; i < end; i += step) body — `i` an i32 local, `end` an i32 expression (evaluated every turn), `step`
+ * an i32 constant or expression.
+ */
+export function range(i: string, end: string, step: number | string, body: string): string {
+  const id = `$l${labels++}`;
+  const by = typeof step === 'number' ? `(i32.const ${step})` : step;
+  return `(local.set ${i} (i32.const 0))
+    (block ${id}_done (loop ${id}_loop
+      (br_if ${id}_done (i32.ge_u (local.get ${i}) ${end}))
+      ${body}
+      (local.set ${i} (i32.add (local.get ${i}) ${by}))
+      (br ${id}_loop)))`;
 }
