@@ -27,8 +27,12 @@ export class ForwardContext {
     const kernel = this.weight(`${module}.weight`) as tf.Tensor2D;
     const inner = kernel.shape[0];
     const flat = (x.rank === 2 ? x : tf.reshape(x, [-1, inner])) as tf.Tensor2D;
+    const weightName = `${module}.weight`;
+    const frozenOutIn = this.overrides.has(weightName)
+      ? undefined
+      : () => this.params.outInLayout(weightName);
     let y: tf.Tensor2D = this.hasWeight(`${module}.bias`)
-      ? affine(flat, kernel, this.weight(`${module}.bias`))
+      ? affine(flat, kernel, this.weight(`${module}.bias`), frozenOutIn)
       : tf.matMul(flat, kernel);
     const lora = this.lora.get(module);
     if (lora) y = tf.add(y, loraUpdate(flat, lora));

@@ -9,6 +9,8 @@ export class ParamStore {
   readonly tensors = new Map<string, tf.Tensor>();
   /** Original HF shape of every weight held transposed (conv kernels were also flattened). */
   readonly transposed = new Map<string, number[]>();
+  /** [out, in] copies of frozen linear weights, made on first use by a backward pass (see `outInLayout`). */
+  private readonly outIn = new Map<string, tf.Tensor2D>();
 
   static fromHost(weights: Map<string, HostTensor>, linearModules: Iterable<string>): ParamStore {
     const store = new ParamStore();
@@ -28,9 +30,24 @@ export class ParamStore {
     const out = hfShape[0];
     const inner = hfShape.slice(1).reduce((a, b) => a * b, 1);
     const kernel = tf.tidy(() => tf.transpose(tf.tensor2d(data, [out, inner])));
-    this.tensors.get(name)?.dispose();
-    this.tensors.set(name, kernel);
+    this.replace(name, kernel);
     this.transposed.set(name, hfShape);
+  }
+
+  /**
+   * A frozen linear weight in [out, in] layout, for the input gradient dy·Wᵀ of every training step: made once and
+   * kept with the store instead of transposed each step. Undefined for trainable (Variable) weights, which change.
+   * Costs one more copy of each frozen linear weight while the model trains (LoRA keeps them all frozen).
+   */
+  outInLayout(name: string): tf.Tensor2D | undefined {
+    const weight = this.tensors.get(name);
+    if (!weight || weight instanceof tf.Variable || weight.rank !== 2) return undefined;
+    let copy = this.outIn.get(name);
+    if (!copy) {
+      copy = tf.keep(tf.transpose(weight as tf.Tensor2D));
+      this.outIn.set(name, copy);
+    }
+    return copy;
   }
 
   has(name: string): boolean {
@@ -47,6 +64,8 @@ export class ParamStore {
   replace(name: string, tensor: tf.Tensor): void {
     const old = this.tensors.get(name);
     if (old && old !== tensor) old.dispose();
+    this.outIn.get(name)?.dispose();
+    this.outIn.delete(name);
     this.tensors.set(name, tensor);
   }
 
@@ -66,7 +85,8 @@ export class ParamStore {
   }
 
   dispose(): void {
-    for (const t of this.tensors.values()) t.dispose();
+    for (const t of [...this.tensors.values(), ...this.outIn.values()]) t.dispose();
     this.tensors.clear();
+    this.outIn.clear();
   }
 }

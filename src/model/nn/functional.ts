@@ -92,9 +92,16 @@ export function geluTanh(x: tf.Tensor): tf.Tensor {
  * x·W + b as one fused matMul (wasm/XNNPACK adds the bias inside the GEMM: no separate Add pass, no Add gradient),
  * with flag-free matMuls in the gradient: dx = dy·Wᵀ, dW = xᵀ·dy, db = Σ dy. customGrad asks for every input's
  * gradient, so a weight that is not a tf.Variable (frozen: LoRA and L-LoRA keep the base weights as plain tensors)
- * gets zeros instead of the xᵀ·dy product nobody reads (a frozen bias likewise skips its Σ dy).
+ * gets zeros instead of the xᵀ·dy product nobody reads (a frozen bias likewise skips its Σ dy). `weightOutIn` gives
+ * the weight already in [out, in] layout (a frozen weight's cached copy, made on the first backward pass, so
+ * inference never makes it) and saves the transpose in dx = dy·Wᵀ.
  */
-export function affine(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor): tf.Tensor2D {
+export function affine(
+  x: tf.Tensor2D,
+  weight: tf.Tensor2D,
+  bias: tf.Tensor,
+  weightOutIn?: () => tf.Tensor2D | undefined,
+): tf.Tensor2D {
   const weightTrainable = weight instanceof tf.Variable;
   const biasTrainable = bias instanceof tf.Variable;
   const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
@@ -106,7 +113,7 @@ export function affine(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor): tf
         const [xs, ws] = saved;
         const dW = weightTrainable ? tf.matMul(transposeLast2(xs), dy) : tf.zerosLike(ws);
         const dB = biasTrainable ? tf.reshape(tf.sum(dy, 0), b.shape) : tf.zerosLike(b);
-        return [tf.matMul(dy, transposeLast2(ws)), dW, dB];
+        return [tf.matMul(dy, weightOutIn?.() ?? transposeLast2(ws)), dW, dB];
       },
     };
   });
