@@ -20,7 +20,7 @@ function normalDensity(x: string): string {
     (f32x4.mul ${exp('$z', '$e')} ${splat(INV_SQRT_2PI)}))`;
 }
 
-const GELU_LOCALS = ['$c', '$t', '$z', '$ek', '$er'];
+const GELU_LOCALS = ['$c', '$t', '$z', '$ek', '$er', '$phi'];
 
 /** A loop over the bytes [0, end) of one row in 16-byte steps, with the byte offset in $col. */
 function eachVector(end: string, body: string): string {
@@ -362,16 +362,16 @@ const ATTENTION_GRAD = `(func (export "attention_grad") (param $dc i32) (param $
 export const KERNELS_WAT = `(module
   (import "env" "memory" (memory 1))
 
-  ;; gelu_erf(x, out, n): out = x·Φ(x)
-  ${elementwise('gelu_erf', ['x'], GELU_LOCALS, `(f32x4.mul ${get('$v_x')} ${normalCdf('$v_x')})`)}
+  ;; gelu_erf(x, out, cdf, n): out = x·Φ(x), and Φ(x) kept for the backward pass
+  ${elementwise('gelu_erf', ['x'], GELU_LOCALS, `(local.set $phi ${normalCdf('$v_x')})`, {
+    out: `(f32x4.mul ${get('$v_x')} ${get('$phi')})`,
+    cdf: get('$phi'),
+  })}
 
-  ;; gelu_erf_grad(x, dy, out, n): out = dy·(Φ(x) + x·φ(x))
-  ${elementwise(
-    'gelu_erf_grad',
-    ['x', 'dy'],
-    GELU_LOCALS,
-    `(f32x4.mul ${get('$v_dy')} (f32x4.add ${normalCdf('$v_x')} (f32x4.mul ${get('$v_x')} ${normalDensity('$v_x')})))`,
-  )}
+  ;; gelu_erf_grad(x, cdf, dy, out, n): out = dy·(Φ(x) + x·φ(x))
+  ${elementwise('gelu_erf_grad', ['x', 'cdf', 'dy'], GELU_LOCALS, '', {
+    out: `(f32x4.mul ${get('$v_dy')} (f32x4.add ${get('$v_cdf')} (f32x4.mul ${get('$v_x')} ${normalDensity('$v_x')})))`,
+  })}
 
   ${LAYER_NORM}
 

@@ -3,7 +3,7 @@
 // generated is committed) and instantiated on the backend's own WebAssembly.Memory.
 import * as tf from '@tensorflow/tfjs';
 import wabtInit from 'wabt';
-import { normalCdf, normalDensity } from '../nn/normal-cdf.ts';
+import { normalDensity } from '../nn/normal-cdf.ts';
 import { constant } from '../nn/constants.ts';
 import { KERNELS_WAT } from './kernels-wat.ts';
 
@@ -15,8 +15,8 @@ declare const WebAssembly: {
 
 /** The exports of the kernel module: every argument is a byte offset into the backend's heap, or a count. */
 interface KernelExports {
-  gelu_erf(x: number, out: number, n: number): void;
-  gelu_erf_grad(x: number, dy: number, out: number, n: number): void;
+  gelu_erf(x: number, out: number, cdf: number, n: number): void;
+  gelu_erf_grad(x: number, cdf: number, dy: number, out: number, n: number): void;
   layer_norm(
     x: number,
     gamma: number,
@@ -140,8 +140,9 @@ function registerKernels(): void {
       const wasm = backend as unknown as WasmBackend;
       const x = inputs.x as tf.TensorInfo;
       const out = wasm.makeOutput(x.shape, 'float32');
-      run.gelu_erf(offset(wasm, x), offset(wasm, out), size(x.shape));
-      return out;
+      const cdf = wasm.makeOutput(x.shape, 'float32');
+      run.gelu_erf(offset(wasm, x), offset(wasm, out), offset(wasm, cdf), size(x.shape));
+      return [out, cdf];
     },
   });
   tf.registerKernel({
@@ -149,10 +150,15 @@ function registerKernels(): void {
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend }) => {
       const wasm = backend as unknown as WasmBackend;
-      const x = inputs.x as tf.TensorInfo;
-      const dy = inputs.dy as tf.TensorInfo;
+      const { x, cdf, dy } = inputs as Record<string, tf.TensorInfo>;
       const out = wasm.makeOutput(x.shape, 'float32');
-      run.gelu_erf_grad(offset(wasm, x), offset(wasm, dy), offset(wasm, out), size(x.shape));
+      run.gelu_erf_grad(
+        offset(wasm, x),
+        offset(wasm, cdf),
+        offset(wasm, dy),
+        offset(wasm, out),
+        size(x.shape),
+      );
       return out;
     },
   });
@@ -276,31 +282,39 @@ function registerKernels(): void {
       return [dq, dk, dv];
     },
   });
-  tf.registerGradient({
-    kernelName: GELU_ERF,
-    inputsToSave: ['x'],
-    gradFunc: (dy, saved) => ({
-      x: () => tf.engine().runKernel(GELU_ERF_GRAD, { x: saved[0], dy: dy as tf.Tensor }) as tf.Tensor,
-    }),
-  });
-  // Second derivatives from tf ops, so gradients of gradients stay exact: ∂/∂dy = Φ + xφ, ∂/∂x = dy·φ·(2 − x²).
+  // Second derivatives from tf ops, so gradients of gradients stay exact: ∂/∂dy = Φ + xφ, ∂/∂x = dy·φ·(2 − x²)
+  // (the whole derivative in x: the cdf input is Φ(x), a function of x, so it gets none of its own).
   tf.registerGradient({
     kernelName: GELU_ERF_GRAD,
-    inputsToSave: ['x', 'dy'],
+    inputsToSave: ['x', 'cdf', 'dy'],
     gradFunc: (g, saved) => {
-      const [x, dy] = saved;
+      const [x, cdf, dy] = saved;
       const upstream = g as tf.Tensor;
       return {
-        dy: () => tf.mul(upstream, tf.add(normalCdf(x), tf.mul(x, normalDensity(x)))),
+        cdf: () => tf.zerosLike(cdf),
+        dy: () => tf.mul(upstream, tf.add(cdf, tf.mul(x, normalDensity(x)))),
         x: () => tf.mul(tf.mul(upstream, dy), tf.mul(normalDensity(x), tf.sub(constant(2), tf.mul(x, x)))),
       };
     },
   });
 }
 
-/** x·Φ(x) by the SIMD kernel (only while simdKernelsActive()). */
+/**
+ * x·Φ(x) by the SIMD kernel (only while simdKernelsActive()). The forward pass keeps Φ(x), so the backward pass
+ * computes only the density: dy·(Φ + x·φ).
+ */
 export function simdGeluErf(x: tf.Tensor): tf.Tensor {
-  return tf.engine().runKernel(GELU_ERF, { x }) as tf.Tensor;
+  const gelu = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const input = args[0] as tf.Tensor;
+    const [value, cdf] = tf.engine().runKernel(GELU_ERF, { x: input }) as tf.Tensor[];
+    (args[1] as tf.GradSaveFunc)([input, cdf]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.engine().runKernel(GELU_ERF_GRAD, { x: saved[0], cdf: saved[1], dy }) as tf.Tensor,
+    };
+  });
+  return gelu(x);
 }
 
 /** Whether simdLayerNorm can take these operands: float32 rows whose width is a multiple of 4. */

@@ -69,33 +69,46 @@ export function laneMax(vector: string): string {
 }
 
 /**
- * An element-wise kernel over `n` floats: `body` maps the v128 locals named in `inputs` (loaded from the pointer
- * parameters of the same names) to one v128 written at `$out`. Whole vectors first, then the 0–3 tail elements one
- * at a time through lane 0 of a splat, so no byte outside the tensors is read or written.
+ * An element-wise kernel over `n` floats: the v128 locals $v_<input> are loaded from the pointer parameters named
+ * in `inputs`; `statements` may set more `locals`; then each output parameter gets its v128 expression. Whole
+ * vectors first, then the 0–3 tail elements one at a time through lane 0 of a splat, so no byte outside the tensors
+ * is read or written.
  */
-export function elementwise(name: string, inputs: string[], locals: string[], body: string): string {
-  const params = inputs.map((input) => `(param $${input} i32)`).join(' ');
+export function elementwise(
+  name: string,
+  inputs: string[],
+  locals: string[],
+  statements: string,
+  outputs: Record<string, string>,
+): string {
+  const pointers = [...inputs, ...Object.keys(outputs)].map((p) => `(param $${p} i32)`).join(' ');
   const declared = [...inputs.map((i) => `$v_${i}`), ...locals].map((l) => `(local ${l} v128)`).join(' ');
-  const load = (at: string) =>
-    inputs.map((i) => `(local.set $v_${i} (v128.load (i32.add (local.get $${i}) ${at})))`).join('\n      ');
-  const loadOne = (at: string) =>
-    inputs
-      .map((i) => `(local.set $v_${i} (f32x4.splat (f32.load (i32.add (local.get $${i}) ${at}))))`)
-      .join('\n      ');
-  return `(func (export "${name}") ${params} (param $out i32) (param $n i32)
+  const address = (pointer: string) => `(i32.add (local.get $${pointer}) (local.get $byte))`;
+  const loadVectors = inputs.map((i) => `(local.set $v_${i} (v128.load ${address(i)}))`).join('\n      ');
+  const loadOnes = inputs
+    .map((i) => `(local.set $v_${i} (f32x4.splat (f32.load ${address(i)})))`)
+    .join('\n      ');
+  const outs = Object.entries(outputs);
+  const storeVectors = outs.map(([o, value]) => `(v128.store ${address(o)} ${value})`).join('\n      ');
+  const storeOnes = outs
+    .map(([o, value]) => `(f32.store ${address(o)} (f32x4.extract_lane 0 ${value}))`)
+    .join('\n      ');
+  return `(func (export "${name}") ${pointers} (param $n i32)
     (local $byte i32) (local $end i32) (local $vectorEnd i32) ${declared}
     (local.set $end (i32.shl (local.get $n) (i32.const 2)))
     (local.set $vectorEnd (i32.and (local.get $end) (i32.const -16)))
     (block $vectorsDone (loop $vectors
       (br_if $vectorsDone (i32.ge_u (local.get $byte) (local.get $vectorEnd)))
-      ${load('(local.get $byte)')}
-      (v128.store (i32.add (local.get $out) (local.get $byte)) ${body})
+      ${loadVectors}
+      ${statements}
+      ${storeVectors}
       (local.set $byte (i32.add (local.get $byte) (i32.const 16)))
       (br $vectors)))
     (block $tailDone (loop $tail
       (br_if $tailDone (i32.ge_u (local.get $byte) (local.get $end)))
-      ${loadOne('(local.get $byte)')}
-      (f32.store (i32.add (local.get $out) (local.get $byte)) (f32x4.extract_lane 0 ${body}))
+      ${loadOnes}
+      ${statements}
+      ${storeOnes}
       (local.set $byte (i32.add (local.get $byte) (i32.const 4)))
       (br $tail))))`;
 }
