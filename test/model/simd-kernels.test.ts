@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { batchedAttention, geluErf, layerNorm, multiHeadAttention } from '../../src/model/nn/functional.ts';
-import { simdKernelsActive } from '../../src/model/simd/simd-kernels.ts';
+import { simdKernelsActive, sumRows } from '../../src/model/simd/simd-kernels.ts';
 import { assertClose, testBackend } from './helpers.ts';
 
 // lorafuse's SIMD kernels (wasm backend) against the textbook formulas through tfjs's own kernels.
@@ -140,6 +140,22 @@ describe('SIMD kernels on the wasm backend', () => {
           }
         });
       }
+    }
+  });
+
+  it('sums rows (a bias gradient) over every leading axis, and falls back for widths not a multiple of 4', () => {
+    for (const shape of [
+      [544, 64],
+      [3, 5, 8],
+      [1, 4],
+      [7, 6],
+    ]) {
+      tf.tidy(() => {
+        const x = tf.randomNormal(shape, 0, 1, 'float32', 30);
+        const leading = shape.slice(0, -1).map((_, i) => i);
+        assert.deepEqual(sumRows(x).shape, [shape[shape.length - 1]]);
+        assertClose(sumRows(x).dataSync(), tf.sum(x, leading).dataSync(), 1e-5, 1e-5);
+      });
     }
   });
 });

@@ -9,6 +9,7 @@ import {
   simdKernelsActive,
   simdLayerNorm,
   simdLayerNormFits,
+  sumRows,
 } from '../simd/simd-kernels.ts';
 
 /** Hugging Face activation names: gelu is the erf form, gelu_new / gelu_pytorch_tanh the tanh form. */
@@ -112,7 +113,7 @@ export function affine(
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ws] = saved;
         const dW = weightTrainable ? tf.matMul(transposeLast2(xs), dy) : tf.zerosLike(ws);
-        const dB = biasTrainable ? tf.reshape(tf.sum(dy, 0), b.shape) : tf.zerosLike(b);
+        const dB = biasTrainable ? tf.reshape(sumRows(dy), b.shape) : tf.zerosLike(b);
         return [tf.matMul(dy, weightOutIn?.() ?? transposeLast2(ws)), dW, dB];
       },
     };

@@ -30,6 +30,22 @@ function eachVector(end: string, body: string): string {
 const at = (base: string) => `(i32.add ${base} (local.get $col))`;
 const load = (base: string) => `(v128.load ${at(base)})`;
 
+/** column_sum(x, out, rows, width): out[c] = Σ_rows x[row, c] (a bias gradient), width a multiple of 4. */
+const COLUMN_SUM = `(func (export "column_sum") (param $x i32) (param $out i32) (param $rows i32) (param $width i32)
+    (local $row i32) (local $col i32) (local $rowBytes i32) (local $base i32)
+    (local.set $rowBytes (i32.shl (local.get $width) (i32.const 2)))
+    ${eachVector('(local.get $rowBytes)', `(v128.store ${at('(local.get $out)')} (v128.const i32x4 0 0 0 0))`)}
+    ${range(
+      '$row',
+      '(local.get $rows)',
+      1,
+      `(local.set $base (i32.add (local.get $x) (i32.mul (local.get $row) (local.get $rowBytes))))
+      ${eachVector(
+        '(local.get $rowBytes)',
+        `(v128.store ${at('(local.get $out)')} (f32x4.add ${load('(local.get $out)')} ${load('(local.get $base)')}))`,
+      )}`,
+    )})`;
+
 /**
  * layer_norm(x, gamma, beta, out, xhat, invStd, rows, width, eps): PyTorch's LayerNorm over rows of width
  * (a multiple of 4) floats: biased variance, eps inside the square root. Also writes x̂ and 1/σ per row for the
@@ -372,6 +388,8 @@ export const KERNELS_WAT = `(module
   ${elementwise('gelu_erf_grad', ['x', 'cdf', 'dy'], GELU_LOCALS, '', {
     out: `(f32x4.mul ${get('$v_dy')} (f32x4.add ${get('$v_cdf')} (f32x4.mul ${get('$v_x')} ${normalDensity('$v_x')})))`,
   })}
+
+  ${COLUMN_SUM}
 
   ${LAYER_NORM}
 

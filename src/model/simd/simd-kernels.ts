@@ -17,6 +17,7 @@ declare const WebAssembly: {
 interface KernelExports {
   gelu_erf(x: number, out: number, cdf: number, n: number): void;
   gelu_erf_grad(x: number, cdf: number, dy: number, out: number, n: number): void;
+  column_sum(x: number, out: number, rows: number, width: number): void;
   layer_norm(
     x: number,
     gamma: number,
@@ -80,6 +81,7 @@ interface WasmBackend {
 
 export const GELU_ERF = 'LorafuseGeluErf';
 export const GELU_ERF_GRAD = 'LorafuseGeluErfGrad';
+export const COLUMN_SUM = 'LorafuseColumnSum';
 export const LAYER_NORM = 'LorafuseLayerNorm';
 export const LAYER_NORM_GRAD = 'LorafuseLayerNormGrad';
 export const ATTENTION = 'LorafuseAttention';
@@ -159,6 +161,18 @@ function registerKernels(): void {
         offset(wasm, out),
         size(x.shape),
       );
+      return out;
+    },
+  });
+  tf.registerKernel({
+    kernelName: COLUMN_SUM,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend }) => {
+      const wasm = backend as unknown as WasmBackend;
+      const x = inputs.x as tf.TensorInfo;
+      const width = x.shape[x.shape.length - 1];
+      const out = wasm.makeOutput([width], 'float32');
+      run.column_sum(offset(wasm, x), offset(wasm, out), size(x.shape) / width, width);
       return out;
     },
   });
@@ -406,4 +420,19 @@ export function simdAttention(
     };
   });
   return attention(q, k, v);
+}
+
+/**
+ * Σ over every axis but the last (a bias gradient) as one SIMD pass; tfjs's Sum reduces inner axes only, so for
+ * rows it transposes first. Falls back to tf.sum off wasm or for a width that is not a multiple of 4.
+ */
+export function sumRows(x: tf.Tensor): tf.Tensor1D {
+  const width = x.shape[x.shape.length - 1];
+  if (!simdKernelsActive() || width % 4 !== 0 || x.dtype !== 'float32') {
+    return tf.sum(
+      x,
+      x.shape.slice(0, -1).map((_, i) => i),
+    ) as tf.Tensor1D;
+  }
+  return tf.engine().runKernel(COLUMN_SUM, { x }) as tf.Tensor1D;
 }
