@@ -30,6 +30,34 @@ function eachVector(end: string, body: string): string {
 const at = (base: string) => `(i32.add ${base} (local.get $col))`;
 const load = (base: string) => `(v128.load ${at(base)})`;
 
+/** sum_squares(x, n) → f64: Σ x² accumulated in float64 (a gradient's share of the global norm). */
+const SUM_SQUARES = `(func (export "sum_squares") (param $x i32) (param $n i32) (result f64)
+    (local $byte i32) (local $end i32) (local $vectorEnd i32) (local $v v128) (local $lo v128) (local $hi v128)
+    (local $tail f64)
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $vectorEnd (i32.and (local.get $end) (i32.const -16)))
+    (local.set $lo (v128.const i32x4 0 0 0 0))
+    (local.set $hi (v128.const i32x4 0 0 0 0))
+    (block $vectorsDone (loop $vectors
+      (br_if $vectorsDone (i32.ge_u (local.get $byte) (local.get $vectorEnd)))
+      (local.set $v (v128.load (i32.add (local.get $x) (local.get $byte))))
+      (local.set $lo (f64x2.add (local.get $lo)
+        (f64x2.mul (f64x2.promote_low_f32x4 (local.get $v)) (f64x2.promote_low_f32x4 (local.get $v)))))
+      (local.set $v (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))
+      (local.set $hi (f64x2.add (local.get $hi)
+        (f64x2.mul (f64x2.promote_low_f32x4 (local.get $v)) (f64x2.promote_low_f32x4 (local.get $v)))))
+      (local.set $byte (i32.add (local.get $byte) (i32.const 16)))
+      (br $vectors)))
+    (block $tailDone (loop $tailLoop
+      (br_if $tailDone (i32.ge_u (local.get $byte) (local.get $end)))
+      (local.set $tail (f64.promote_f32 (f32.load (i32.add (local.get $x) (local.get $byte)))))
+      (local.set $lo (f64x2.replace_lane 0 (local.get $lo)
+        (f64.add (f64x2.extract_lane 0 (local.get $lo)) (f64.mul (local.get $tail) (local.get $tail)))))
+      (local.set $byte (i32.add (local.get $byte) (i32.const 4)))
+      (br $tailLoop)))
+    (local.set $lo (f64x2.add (local.get $lo) (local.get $hi)))
+    (f64.add (f64x2.extract_lane 0 (local.get $lo)) (f64x2.extract_lane 1 (local.get $lo))))`;
+
 /** column_sum(x, out, rows, width): out[c] = Σ_rows x[row, c] (a bias gradient), width a multiple of 4. */
 const COLUMN_SUM = `(func (export "column_sum") (param $x i32) (param $out i32) (param $rows i32) (param $width i32)
     (local $row i32) (local $col i32) (local $rowBytes i32) (local $base i32)
@@ -390,6 +418,52 @@ export const KERNELS_WAT = `(module
   })}
 
   ${COLUMN_SUM}
+
+  ${SUM_SQUARES}
+
+  ;; adamw(p, g, m, v, pOut, mOut, vOut, n, stepSize, beta1, oneMinusBeta1, beta2, oneMinusBeta2, eps, decay,
+  ;;       invSqrtCorrection2, gradScale): torch.optim.AdamW on g·gradScale (the clipping factor), as torch orders it:
+  ;; m' = β₁m + (1−β₁)g, v' = β₂v + (1−β₂)g², p' = p·decay − stepSize·m'/(√v'·invSqrtCorrection2 + ε) with
+  ;; stepSize = lr/(1−β₁ᵗ), decay = 1 − lr·weight_decay (1 for vectors). The caller computes every scalar in float64
+  ;; (1 − β₂ from a float32 β₂ would be off by 1.3e-5).
+  ${elementwise(
+    'adamw',
+    ['p', 'g', 'm', 'v'],
+    ['$G', '$M', '$V', '$b1', '$b1c', '$b2', '$b2c', '$step', '$epsv', '$decayv', '$c2v', '$gs'],
+    `(local.set $G (f32x4.mul ${get('$v_g')} ${get('$gs')}))
+      (local.set $M (f32x4.add (f32x4.mul ${get('$b1')} ${get('$v_m')}) (f32x4.mul ${get('$b1c')} ${get('$G')})))
+      (local.set $V (f32x4.add (f32x4.mul ${get('$b2')} ${get('$v_v')})
+        (f32x4.mul (f32x4.mul ${get('$b2c')} ${get('$G')}) ${get('$G')})))`,
+    {
+      pOut: `(f32x4.sub (f32x4.mul ${get('$v_p')} ${get('$decayv')})
+        (f32x4.div (f32x4.mul ${get('$step')} ${get('$M')})
+          (f32x4.add (f32x4.mul (f32x4.sqrt ${get('$V')}) ${get('$c2v')}) ${get('$epsv')})))`,
+      mOut: get('$M'),
+      vOut: get('$V'),
+    },
+    {
+      scalars: [
+        'stepSize',
+        'beta1',
+        'oneMinusBeta1',
+        'beta2',
+        'oneMinusBeta2',
+        'eps',
+        'decay',
+        'invSqrtCorrection2',
+        'gradScale',
+      ],
+      prologue: `(local.set $b1 (f32x4.splat (local.get $beta1)))
+    (local.set $b1c (f32x4.splat (local.get $oneMinusBeta1)))
+    (local.set $b2 (f32x4.splat (local.get $beta2)))
+    (local.set $b2c (f32x4.splat (local.get $oneMinusBeta2)))
+    (local.set $step (f32x4.splat (local.get $stepSize)))
+    (local.set $epsv (f32x4.splat (local.get $eps)))
+    (local.set $decayv (f32x4.splat (local.get $decay)))
+    (local.set $c2v (f32x4.splat (local.get $invSqrtCorrection2)))
+    (local.set $gs (f32x4.splat (local.get $gradScale)))`,
+    },
+  )}
 
   ${LAYER_NORM}
 

@@ -18,6 +18,26 @@ interface KernelExports {
   gelu_erf(x: number, out: number, cdf: number, n: number): void;
   gelu_erf_grad(x: number, cdf: number, dy: number, out: number, n: number): void;
   column_sum(x: number, out: number, rows: number, width: number): void;
+  sum_squares(x: number, n: number): number;
+  adamw(
+    p: number,
+    g: number,
+    m: number,
+    v: number,
+    pOut: number,
+    mOut: number,
+    vOut: number,
+    n: number,
+    stepSize: number,
+    beta1: number,
+    oneMinusBeta1: number,
+    beta2: number,
+    oneMinusBeta2: number,
+    eps: number,
+    decay: number,
+    invSqrtCorrection2: number,
+    gradScale: number,
+  ): void;
   layer_norm(
     x: number,
     gamma: number,
@@ -82,6 +102,7 @@ interface WasmBackend {
 export const GELU_ERF = 'LorafuseGeluErf';
 export const GELU_ERF_GRAD = 'LorafuseGeluErfGrad';
 export const COLUMN_SUM = 'LorafuseColumnSum';
+export const ADAMW = 'LorafuseAdamW';
 export const LAYER_NORM = 'LorafuseLayerNorm';
 export const LAYER_NORM_GRAD = 'LorafuseLayerNormGrad';
 export const ATTENTION = 'LorafuseAttention';
@@ -174,6 +195,39 @@ function registerKernels(): void {
       const out = wasm.makeOutput([width], 'float32');
       run.column_sum(offset(wasm, x), offset(wasm, out), size(x.shape) / width, width);
       return out;
+    },
+  });
+  tf.registerKernel({
+    kernelName: ADAMW,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as unknown as WasmBackend;
+      const { p, g, m, v } = inputs as Record<string, tf.TensorInfo>;
+      const a = attrs as Record<keyof AdamWStep, number>;
+      const outs = [p, m, v].map((t) => wasm.makeOutput(t.shape, 'float32'));
+      const [pp, pg, pm, pv] = [p, g, m, v].map((t) => offset(wasm, t));
+      const [po, mo, vo] = outs.map((t) => offset(wasm, t));
+      const at = (name: keyof AdamWStep) => a[name];
+      run.adamw(
+        pp,
+        pg,
+        pm,
+        pv,
+        po,
+        mo,
+        vo,
+        size(p.shape),
+        at('stepSize'),
+        at('beta1'),
+        at('oneMinusBeta1'),
+        at('beta2'),
+        at('oneMinusBeta2'),
+        at('eps'),
+        at('decay'),
+        at('invSqrtCorrection2'),
+        at('gradScale'),
+      );
+      return outs;
     },
   });
   tf.registerKernel({
@@ -435,4 +489,34 @@ export function sumRows(x: tf.Tensor): tf.Tensor1D {
     ) as tf.Tensor1D;
   }
   return tf.engine().runKernel(COLUMN_SUM, { x }) as tf.Tensor1D;
+}
+
+/** Σ x² of a float32 tensor on the wasm backend, accumulated in float64, read straight from its memory. */
+export function simdSumSquares(x: tf.Tensor): number {
+  const backend = tf.backend() as unknown as WasmBackend;
+  return (kernels as KernelExports).sum_squares(offset(backend, x), x.size);
+}
+
+/** The scalars of one AdamW step for one tensor (see the adamw kernel), each computed in float64. */
+export interface AdamWStep {
+  stepSize: number;
+  beta1: number;
+  oneMinusBeta1: number;
+  beta2: number;
+  oneMinusBeta2: number;
+  eps: number;
+  decay: number;
+  invSqrtCorrection2: number;
+  gradScale: number;
+}
+
+/** One AdamW step of a tensor as one SIMD pass: the new parameter, first and second moments. */
+export function simdAdamW(
+  p: tf.Tensor,
+  g: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  step: AdamWStep,
+): tf.Tensor[] {
+  return tf.engine().runKernel(ADAMW, { p, g, m, v }, { ...step }) as tf.Tensor[];
 }

@@ -70,7 +70,8 @@ export function laneMax(vector: string): string {
 
 /**
  * An element-wise kernel over `n` floats: the v128 locals $v_<input> are loaded from the pointer parameters named
- * in `inputs`; `statements` may set more `locals`; then each output parameter gets its v128 expression. Whole
+ * in `inputs`; `statements` may set more `locals`; then each output parameter gets its v128 expression. f32
+ * `scalars` follow `$n` as parameters; `prologue` runs once before the loop (to splat them into locals). Whole
  * vectors first, then the 0–3 tail elements one at a time through lane 0 of a splat, so no byte outside the tensors
  * is read or written.
  */
@@ -80,8 +81,10 @@ export function elementwise(
   locals: string[],
   statements: string,
   outputs: Record<string, string>,
+  options: { scalars?: string[]; prologue?: string } = {},
 ): string {
   const pointers = [...inputs, ...Object.keys(outputs)].map((p) => `(param $${p} i32)`).join(' ');
+  const scalars = (options.scalars ?? []).map((p) => `(param $${p} f32)`).join(' ');
   const declared = [...inputs.map((i) => `$v_${i}`), ...locals].map((l) => `(local ${l} v128)`).join(' ');
   const address = (pointer: string) => `(i32.add (local.get $${pointer}) (local.get $byte))`;
   const loadVectors = inputs.map((i) => `(local.set $v_${i} (v128.load ${address(i)}))`).join('\n      ');
@@ -93,8 +96,9 @@ export function elementwise(
   const storeOnes = outs
     .map(([o, value]) => `(f32.store ${address(o)} (f32x4.extract_lane 0 ${value}))`)
     .join('\n      ');
-  return `(func (export "${name}") ${pointers} (param $n i32)
+  return `(func (export "${name}") ${pointers} (param $n i32) ${scalars}
     (local $byte i32) (local $end i32) (local $vectorEnd i32) ${declared}
+    ${options.prologue ?? ''}
     (local.set $end (i32.shl (local.get $n) (i32.const 2)))
     (local.set $vectorEnd (i32.and (local.get $end) (i32.const -16)))
     (block $vectorsDone (loop $vectors
