@@ -3,7 +3,18 @@
 // whose dispatch and memory passes, not arithmetic, dominated a training step: GELU was ~35 element-wise kernels
 // over the widest activation of every layer.
 import { CDF_CLIP, CDF_P, CDF_Q, INV_SQRT_2PI } from '../nn/normal-cdf.ts';
-import { elementwise, exp, get, horner, laneMax, laneSum, range, splat } from './wat.ts';
+import {
+  elementwise,
+  exp,
+  get,
+  horner,
+  laneMax,
+  laneSum,
+  range,
+  scalarsTimesRows,
+  splat,
+  walk,
+} from './wat.ts';
 
 /** Φ(x) for the v128 local `x`, as the tf-op normalCdf computes it (same polynomials, same order). */
 function normalCdf(x: string): string {
@@ -165,7 +176,9 @@ const ATTENTION_LOCALS = `(local $Tp i32) (local $TpB i32) (local $rowStride i32
     (local $b i32) (local $h i32) (local $i i32) (local $j i32) (local $jv i32) (local $c i32) (local $cv i32)
     (local $headOff i32) (local $pRow i32) (local $xRow i32) (local $yRow i32)
     (local $acc v128) (local $s v128) (local $valid v128) (local $best v128) (local $sum v128) (local $z v128)
-    (local $sj v128) (local $pj v128) (local $hsum v128) (local $ek v128) (local $er v128)`;
+    (local $sj v128) (local $pj v128) (local $hsum v128) (local $ek v128) (local $er v128)
+    (local $pa i32) (local $paEnd i32) (local $pb i32) (local $pc i32) (local $pcEnd i32) (local $pk i32) (local $pv i32)
+    (local $pq i32) (local $pd i32)`;
 
 const ATTENTION_SETUP = `(local.set $Tp (i32.and (i32.add (local.get $tokens) (i32.const 3)) (i32.const -4)))
     (local.set $TpB (i32.shl (local.get $Tp) (i32.const 2)))
@@ -202,17 +215,21 @@ const VALID_LANES = `(i32x4.lt_s
       (i32x4.splat (local.get $tokens)))`;
 
 /** Σ_c splat(x[row $xRow, c]) · scratch[c][$jv..+4]: 4 columns of (row of x)·(transposed head in scratch). */
-const ROW_TIMES_SCRATCH = `(block (result v128)
-      (local.set $acc (v128.const i32x4 0 0 0 0))
-      ${range(
-        '$c',
-        '(local.get $headDim)',
-        1,
-        `(local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
-          (f32x4.splat (f32.load (i32.add (local.get $xRow) (i32.shl (local.get $c) (i32.const 2)))))
-          (v128.load (i32.add (local.get $scratch) (i32.add (i32.mul (local.get $c) (local.get $TpB)) (local.get $jv)))))))`,
-      )}
-      (local.get $acc))`;
+const ROW_TIMES_SCRATCH = scalarsTimesRows(
+  '(local.get $xRow)',
+  '(i32.add (local.get $xRow) (local.get $headBytes))',
+  '(i32.add (local.get $scratch) (local.get $jv))',
+  '(local.get $TpB)',
+);
+
+/** Σ_j splat(row[j]) · head rows j of src at column byte $cv, for j < T: one 4-column slice of (row)·(head). */
+const rowTimesHead = (row: string, src: string) =>
+  scalarsTimesRows(
+    row,
+    `(i32.add ${row} (i32.shl (local.get $tokens) (i32.const 2)))`,
+    `(i32.add (i32.add (local.get ${src}) (local.get $headOff)) (local.get $cv))`,
+    '(local.get $rowStride)',
+  );
 
 /**
  * attention(q, k, v, mask, context, probs, scratch, batch, tokens, heads, headDim, scale): softmax(q·kᵀ·scale +
@@ -287,17 +304,7 @@ const ATTENTION = `(func (export "attention") (param $q i32) (param $k i32) (par
             '$cv',
             '(local.get $headBytes)',
             16,
-            `(local.set $acc (v128.const i32x4 0 0 0 0))
-            ${range(
-              '$j',
-              '(local.get $tokens)',
-              1,
-              `(local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
-                (f32x4.splat (f32.load (i32.add (local.get $pRow) (i32.shl (local.get $j) (i32.const 2)))))
-                (v128.load (i32.add (i32.add (local.get $v) (local.get $headOff))
-                  (i32.add (i32.mul (local.get $j) (local.get $rowStride)) (local.get $cv)))))))`,
-            )}
-            (v128.store (i32.add (local.get $yRow) (local.get $cv)) (local.get $acc))`,
+            `(v128.store (i32.add (local.get $yRow) (local.get $cv)) ${rowTimesHead('(local.get $pRow)', '$v')})`,
           )}`,
         )}`,
       )}`,
@@ -368,17 +375,8 @@ const ATTENTION_GRAD = `(func (export "attention_grad") (param $dc i32) (param $
             '$cv',
             '(local.get $headBytes)',
             16,
-            `(local.set $acc (v128.const i32x4 0 0 0 0))
-            ${range(
-              '$j',
-              '(local.get $tokens)',
-              1,
-              `(local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
-                (f32x4.splat (f32.load (i32.add (local.get $dsRow) (i32.shl (local.get $j) (i32.const 2)))))
-                (v128.load (i32.add (i32.add (local.get $k) (local.get $headOff))
-                  (i32.add (i32.mul (local.get $j) (local.get $rowStride)) (local.get $cv)))))))`,
-            )}
-            (v128.store (i32.add (i32.add (local.get $dq) (local.get $rowOff)) (local.get $cv)) (local.get $acc))`,
+            `(v128.store (i32.add (i32.add (local.get $dq) (local.get $rowOff)) (local.get $cv))
+              ${rowTimesHead('(local.get $dsRow)', '$k')})`,
           )}
           ${range(
             '$j',
@@ -387,16 +385,21 @@ const ATTENTION_GRAD = `(func (export "attention_grad") (param $dc i32) (param $
             `(local.set $sj (f32x4.splat (f32.load (i32.add (local.get $dsRow) (i32.shl (local.get $j) (i32.const 2))))))
             (local.set $pj (f32x4.splat (f32.load (i32.add (local.get $pRow) (i32.shl (local.get $j) (i32.const 2))))))
             (local.set $yRow (i32.add (local.get $headOff) (i32.mul (local.get $j) (local.get $rowStride))))
-            ${range(
-              '$cv',
-              '(local.get $headBytes)',
+            (local.set $pk (i32.add (local.get $dk) (local.get $yRow)))
+            (local.set $pv (i32.add (local.get $dv) (local.get $yRow)))
+            (local.set $pq (i32.add (local.get $q) (local.get $rowOff)))
+            ${walk(
+              '$pc',
+              '(local.get $xRow)',
+              '(i32.add (local.get $xRow) (local.get $headBytes))',
               16,
-              `(v128.store (i32.add (i32.add (local.get $dk) (local.get $yRow)) (local.get $cv))
-                (f32x4.add (v128.load (i32.add (i32.add (local.get $dk) (local.get $yRow)) (local.get $cv)))
-                  (f32x4.mul (local.get $sj) (v128.load (i32.add (i32.add (local.get $q) (local.get $rowOff)) (local.get $cv))))))
-              (v128.store (i32.add (i32.add (local.get $dv) (local.get $yRow)) (local.get $cv))
-                (f32x4.add (v128.load (i32.add (i32.add (local.get $dv) (local.get $yRow)) (local.get $cv)))
-                  (f32x4.mul (local.get $pj) (v128.load (i32.add (local.get $xRow) (local.get $cv))))))`,
+              `(v128.store (local.get $pk)
+                (f32x4.add (v128.load (local.get $pk)) (f32x4.mul (local.get $sj) (v128.load (local.get $pq)))))
+              (v128.store (local.get $pv)
+                (f32x4.add (v128.load (local.get $pv)) (f32x4.mul (local.get $pj) (v128.load (local.get $pc)))))
+              (local.set $pk (i32.add (local.get $pk) (i32.const 16)))
+              (local.set $pv (i32.add (local.get $pv) (i32.const 16)))
+              (local.set $pq (i32.add (local.get $pq) (i32.const 16)))`,
             )}`,
           )}`,
         )}`,

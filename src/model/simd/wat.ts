@@ -133,3 +133,37 @@ export function range(i: string, end: string, step: number | string, body: strin
       (local.set ${i} (i32.add (local.get ${i}) ${by}))
       (br ${id}_loop)))`;
 }
+
+/** for (p = start; p < end; p += step) body — `p` an i32 local (a byte address), `end` evaluated once into `${p}End`. */
+export function walk(p: string, start: string, end: string, step: number | string, body: string): string {
+  const id = `$l${labels++}`;
+  const by = typeof step === 'number' ? `(i32.const ${step})` : step;
+  return `(local.set ${p} ${start})
+    (local.set ${p}End ${end})
+    (block ${id}_done (loop ${id}_loop
+      (br_if ${id}_done (i32.ge_u (local.get ${p}) (local.get ${p}End)))
+      ${body}
+      (local.set ${p} (i32.add (local.get ${p}) ${by}))
+      (br ${id}_loop)))`;
+}
+
+/**
+ * Σ splat(f32 at a) · (v128 at b) with a walking [aStart, aEnd) by 4 bytes and b by `bStep` bytes: one row of a
+ * small matrix product (a row of scalars against rows of 4-lane vectors). Uses the i32 locals $pa, $paEnd, $pb
+ * and the v128 local $acc; leaves the sum on the stack.
+ */
+export function scalarsTimesRows(aStart: string, aEnd: string, bStart: string, bStep: string): string {
+  return `(block (result v128)
+    (local.set $acc (v128.const i32x4 0 0 0 0))
+    (local.set $pb ${bStart})
+    ${walk(
+      '$pa',
+      aStart,
+      aEnd,
+      4,
+      `(local.set $acc (f32x4.add (local.get $acc)
+        (f32x4.mul (f32x4.splat (f32.load (local.get $pa))) (v128.load (local.get $pb)))))
+      (local.set $pb (i32.add (local.get $pb) ${bStep}))`,
+    )}
+    (local.get $acc))`;
+}
