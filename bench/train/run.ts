@@ -4,7 +4,8 @@
 // PyTorch's samples/s. lorafuse runs twice: one wasm runtime (one thread, compared with PyTorch at 1 thread) and
 // `finetune({ workers })` data parallelism over N runtimes, this thread's and N−1 worker threads (compared with
 // PyTorch at its default, one thread per core).
-// Options: --steps N (timed steps, default 30), --batch-size N (32), --workers N (2), --no-reference.
+// Options: --steps N (timed steps, default 60), --batch-size N (32), --workers N (2), --rounds N (3: alternating
+// lorafuse and PyTorch, best round per side and mode), --no-reference.
 import { execFileSync } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -18,15 +19,17 @@ import { writeBenchVit } from './tiny-vit.ts';
 
 const { values } = parseArgs({
   options: {
-    steps: { type: 'string', default: '30' },
+    steps: { type: 'string', default: '60' },
     'batch-size': { type: 'string', default: '32' },
     workers: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
     'no-reference': { type: 'boolean', default: false },
   },
 });
 const steps = Number(values.steps);
 const batchSize = Number(values['batch-size']);
 const workers = Number(values.workers);
+const rounds = Math.max(1, Number(values.rounds));
 const work = path.join(os.tmpdir(), `lorafuse-bench-train-${process.pid}`);
 await mkdir(work, { recursive: true });
 const modelDir = path.join(work, 'vit');
@@ -82,9 +85,9 @@ async function measure(mode: (typeof modes)[number], workerCount: number): Promi
   const samples = steps * batchSize;
   return [samples / wallSeconds, samples / cpuSeconds];
 }
-for (const mode of modes) {
-  [ours[mode], oursCpu[mode]] = await measure(mode, 1);
-  if (workers > 1) [pooled[mode], pooledCpu[mode]] = await measure(mode, workers);
+/** Keeps the better (higher) figure per mode: the round least disturbed by the rest of a shared machine. */
+function keepBest(into: Figures, mode: string, value: number) {
+  into[mode] = Math.max(into[mode] ?? 0, value);
 }
 
 type Reference = Record<string, number> & { cpu: Record<string, number> };
@@ -105,8 +108,36 @@ function pytorch(threads: number): Reference | null {
     return null;
   }
 }
-// wasm runs one thread per runtime, so single-threaded PyTorch is the like-for-like figure.
-const [multi, single] = [pytorch(0), pytorch(1)];
+/** The better of two reference runs, per mode (samples/s and per CPU-second each). */
+function bestOf(a: Reference | null, b: Reference | null): Reference | null {
+  if (!a || !b) return a ?? b;
+  const best = { ...a, cpu: { ...a.cpu } } as Reference;
+  for (const mode of modes) {
+    best[mode] = Math.max(a[mode], b[mode]);
+    best.cpu[mode] = Math.max(a.cpu[mode], b.cpu[mode]);
+  }
+  return best;
+}
+
+// Rounds alternate lorafuse and PyTorch, and each side keeps its best round per mode: this machine is shared, and
+// a single pass of either side can land on a busy moment. wasm runs one thread per runtime, so single-threaded
+// PyTorch is the like-for-like figure.
+let multi: Reference | null = null;
+let single: Reference | null = null;
+for (let round = 0; round < rounds; round++) {
+  for (const mode of modes) {
+    const [wall, cpu] = await measure(mode, 1);
+    keepBest(ours, mode, wall);
+    keepBest(oursCpu, mode, cpu);
+    if (workers > 1) {
+      const [pooledWall, pooledPerCpu] = await measure(mode, workers);
+      keepBest(pooled, mode, pooledWall);
+      keepBest(pooledCpu, mode, pooledPerCpu);
+    }
+  }
+  single = bestOf(single, pytorch(1));
+  if (workers > 1) multi = bestOf(multi, pytorch(0));
+}
 
 const cell = (v: number | undefined, width: number) =>
   (v === undefined ? 'n/a' : v.toFixed(1)).padStart(width);
@@ -127,7 +158,7 @@ function table(title: string, one: Figures, many: Figures, pick: (r: Reference) 
 }
 
 console.log(
-  `\nbench:train — ViT 4×64, 28×28, batch ${batchSize}, ${steps} timed steps, lorafuse on ${backend.choice}; load average ${os
+  `\nbench:train — ViT 4×64, 28×28, batch ${batchSize}, ${steps} timed steps, best of ${rounds} alternating rounds, lorafuse on ${backend.choice}; load average ${os
     .loadavg()
     .map((l) => l.toFixed(2))
     .join(' ')} on ${os.availableParallelism()} cores`,
