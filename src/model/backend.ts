@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { installFastGradients, shareIdentityOnWasm } from './fast-gradients.ts';
-import { installSimdKernels } from './simd/simd-kernels.ts';
+import { installSimdKernels, simdKernelsUnavailableReason } from './simd/simd-kernels.ts';
 
 /** The backends lorafuse can run on, in the order it tries them. */
 export type BackendChoice = 'tfjs-node-gpu' | 'tfjs-node' | 'webgpu' | 'wasm' | 'cpu';
@@ -50,9 +50,15 @@ async function chooseBackend(prefer: string | undefined, log = defaultLog): Prom
       if (reason === null) {
         installFastGradients();
         shareIdentityOnWasm();
-        await installSimdKernels();
+        const simd = await installSimdKernels();
         const info = { choice, tfBackend: tf.getBackend(), skipped };
-        log(`lorafuse: tfjs backend ${choice} (${info.tfBackend})`);
+        const kernels =
+          info.tfBackend !== 'wasm'
+            ? ''
+            : simd
+              ? ', SIMD kernels'
+              : ` (SIMD kernels off: ${simdKernelsUnavailableReason()})`;
+        log(`lorafuse: tfjs backend ${choice} (${info.tfBackend})${kernels}`);
         return info;
       }
       skipped.push({ choice, reason });

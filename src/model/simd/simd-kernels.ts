@@ -110,6 +110,7 @@ export const ATTENTION_GRAD = 'LorafuseAttentionGrad';
 
 let kernels: KernelExports | null = null;
 let installing: Promise<boolean> | null = null;
+let unavailable = 'not installed';
 
 /** Whether the SIMD kernels serve the active backend (the wasm backend, once installSimdKernels resolved true). */
 export function simdKernelsActive(): boolean {
@@ -122,15 +123,27 @@ export function simdKernelsActive(): boolean {
  * this runtime lacks wasm SIMD. LORAFUSE_SIMD_KERNELS=0 turns them off.
  */
 export function installSimdKernels(): Promise<boolean> {
-  if (process.env.LORAFUSE_SIMD_KERNELS === '0' || tf.getBackend() !== 'wasm') return Promise.resolve(false);
-  installing ??= load().catch(() => false);
+  if (process.env.LORAFUSE_SIMD_KERNELS === '0') {
+    unavailable = 'LORAFUSE_SIMD_KERNELS=0';
+    return Promise.resolve(false);
+  }
+  if (tf.getBackend() !== 'wasm') return Promise.resolve(false);
+  installing ??= load().catch((error: Error) => {
+    unavailable = error.message;
+    return false;
+  });
   return installing;
+}
+
+/** Why the SIMD kernels are off (for the backend's log line); meaningless while they are active. */
+export function simdKernelsUnavailableReason(): string {
+  return unavailable;
 }
 
 async function load(): Promise<boolean> {
   const backend = tf.backend() as unknown as WasmBackend;
   const memory = backend.wasm?.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory)) return false;
+  if (!(memory instanceof WebAssembly.Memory)) throw new Error("the wasm backend's memory is not reachable");
   const wabt = await wabtInit();
   const parsed = wabt.parseWat('lorafuse-kernels.wat', KERNELS_WAT, { simd: true });
   let binary: Uint8Array;
