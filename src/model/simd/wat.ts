@@ -29,6 +29,8 @@ const LOG2E = Math.LOG2E;
 // ln 2 split in two (Cody and Waite) so that k·ln2 is subtracted without losing bits.
 const LN2_HI = 0.693359375;
 const LN2_LO = -2.1219444e-4;
+/** 1.5·2²³: adding it rounds a float of magnitude < 2²² to an integer held in the low mantissa bits. */
+const MAGIC_ROUND = 12582912;
 // Cephes expf's polynomial for e^r − 1 − r on |r| ≤ ln2/2 (relative error about 1 ulp).
 const EXP_POLY = [
   5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2, 8.3334519073e-3, 1.3981999507e-3, 1.98756915e-4,
@@ -43,14 +45,17 @@ export function exp(z: string, scratch: string): string {
   const k = `${scratch}k`;
   const r = `${scratch}r`;
   const clamped = `(f32x4.min (f32x4.max ${get(z)} ${splat(-87)}) ${splat(88)})`;
+  // k = round(z·log2 e) by adding 1.5·2²³: the sum's low mantissa bits then hold k + 127 (the magic number's own
+  // low bits are zero), so shifting its bits left by 23 gives the float 2^k directly (no float→int conversion,
+  // which is several instructions on x64).
   return `(v128.bitselect ${splat(0)} (block (result v128)
-    (local.set ${k} (f32x4.nearest (f32x4.mul ${clamped} ${splat(LOG2E)})))
-    (local.set ${r} (f32x4.sub (f32x4.sub ${clamped} (f32x4.mul ${get(k)} ${splat(LN2_HI)}))
-      (f32x4.mul ${get(k)} ${splat(LN2_LO)})))
+    (local.set ${k} (f32x4.add (f32x4.mul ${clamped} ${splat(LOG2E)}) ${splat(MAGIC_ROUND + 127)}))
+    (local.set ${r} (f32x4.sub ${get(k)} ${splat(MAGIC_ROUND + 127)}))
+    (local.set ${r} (f32x4.sub (f32x4.sub ${clamped} (f32x4.mul ${get(r)} ${splat(LN2_HI)}))
+      (f32x4.mul ${get(r)} ${splat(LN2_LO)})))
     (f32x4.mul
       (f32x4.add (f32x4.add (f32x4.mul ${horner(r, EXP_POLY)} (f32x4.mul ${get(r)} ${get(r)})) ${get(r)}) ${splat(1)})
-      ;; 2^k from its bits: (k + 127) << 23
-      (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s ${get(k)}) (i32x4.splat (i32.const 127))) (i32.const 23))))
+      (i32x4.shl ${get(k)} (i32.const 23))))
     (f32x4.lt ${get(z)} ${splat(-87.33654)}))`;
 }
 
