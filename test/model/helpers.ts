@@ -10,6 +10,11 @@ export async function testBackend(): Promise<void> {
   await initBackend({ prefer: process.env.LORAFUSE_BACKEND ?? 'wasm', log: () => {} });
 }
 
+/** The wasm backend whatever LORAFUSE_BACKEND says: for tests of lorafuse's SIMD kernels, which exist only there. */
+export async function wasmBackend(): Promise<void> {
+  await initBackend({ prefer: 'wasm', log: () => {} });
+}
+
 /** |a - b| <= atol + rtol·|b| elementwise, reporting the worst element. */
 export function assertClose(
   actual: ArrayLike<number>,
