@@ -2,6 +2,7 @@
 // and writing tensors in place by their heap offsets, so no data is copied. Each replaces a chain of tfjs kernels
 // whose dispatch and memory passes, not arithmetic, dominated a training step: GELU was ~35 element-wise kernels
 // over the widest activation of every layer.
+import { MATMUL, TRANSPOSE } from './matmul-wat.ts';
 import { CDF_CLIP, CDF_P, CDF_Q, INV_SQRT_2PI } from '../nn/normal-cdf.ts';
 import {
   elementwise,
@@ -475,4 +476,8 @@ export const KERNELS_WAT = `(module
   ${ATTENTION}
 
   ${ATTENTION_GRAD}
+
+  ${MATMUL}
+
+  ${TRANSPOSE}
 )`;

@@ -6,6 +6,8 @@ import wabtInit from 'wabt';
 import { normalDensity } from '../nn/normal-cdf.ts';
 import { constant } from '../nn/constants.ts';
 import { KERNELS_WAT } from './kernels-wat.ts';
+import { type MatMulExports, overrideMatMulKernels } from './matmul-kernel.ts';
+import { type WasmBackend, offset, size, withScratch } from './wasm-heap.ts';
 
 // The WebAssembly global as used here (tsconfig's libs carry no WebAssembly types without the DOM's).
 declare const WebAssembly: {
@@ -14,7 +16,7 @@ declare const WebAssembly: {
 };
 
 /** The exports of the kernel module: every argument is a byte offset into the backend's heap, or a count. */
-interface KernelExports {
+interface KernelExports extends MatMulExports {
   gelu_erf(x: number, out: number, cdf: number, n: number): void;
   gelu_erf_grad(x: number, cdf: number, dy: number, out: number, n: number): void;
   column_sum(x: number, out: number, rows: number, width: number): void;
@@ -92,13 +94,6 @@ interface KernelExports {
   ): void;
 }
 
-/** The parts of tfjs-backend-wasm's BackendWasm the kernels use. */
-interface WasmBackend {
-  wasm: { asm?: { memory?: object }; _malloc(bytes: number): number; _free(pointer: number): void };
-  dataIdMap: { get(dataId: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-}
-
 export const GELU_ERF = 'LorafuseGeluErf';
 export const GELU_ERF_GRAD = 'LorafuseGeluErfGrad';
 export const COLUMN_SUM = 'LorafuseColumnSum';
@@ -156,15 +151,8 @@ async function load(): Promise<boolean> {
   const { instance } = await WebAssembly.instantiate(binary, { env: { memory } });
   kernels = instance.exports as unknown as KernelExports;
   registerKernels();
+  overrideMatMulKernels(kernels);
   return true;
-}
-
-function offset(backend: WasmBackend, tensor: tf.TensorInfo): number {
-  return backend.dataIdMap.get(tensor.dataId).memoryOffset;
-}
-
-function size(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
 }
 
 function registerKernels(): void {
@@ -289,15 +277,6 @@ function registerKernels(): void {
       scale: attrs?.scale as number,
       scratchBytes: (headDim + 1) * padded * 4,
     };
-  };
-  /** Runs `body` with a scratch block from the backend's allocator, freed after. */
-  const withScratch = (wasm: WasmBackend, bytes: number, body: (pointer: number) => void) => {
-    const pointer = wasm.wasm._malloc(bytes);
-    try {
-      body(pointer);
-    } finally {
-      wasm.wasm._free(pointer);
-    }
   };
   tf.registerKernel({
     kernelName: ATTENTION,
