@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { simdKernelsActive } from './simd/simd-kernels.ts';
 
 let installed = false;
 
@@ -11,9 +12,23 @@ export function transposeLast2(x: tf.Tensor): tf.Tensor {
 }
 
 /**
- * Replaces tfjs's BatchMatMul gradient by one built from explicit transposes and flag-free matMuls: on wasm the
- * stock one (matMul with transpose flags) runs 10-20x slower. Built from differentiable ops, so gradients of
- * gradients still work.
+ * op(a)·op(b), op a transpose where asked: by matMul's own flags where lorafuse's SIMD matmul serves them (Aᵀ is free
+ * there, Bᵀ a pack of b), else by explicit transposes, which tfjs's wasm kernel runs far faster than its flags.
+ */
+export function matMulTransposed(
+  a: tf.Tensor,
+  b: tf.Tensor,
+  transposeA: boolean,
+  transposeB: boolean,
+): tf.Tensor {
+  if (simdKernelsActive()) return tf.matMul(a, b, transposeA, transposeB);
+  return tf.matMul(transposeA ? transposeLast2(a) : a, transposeB ? transposeLast2(b) : b);
+}
+
+/**
+ * Replaces tfjs's BatchMatMul gradient by one whose transposes go through matMulTransposed: on wasm without the
+ * SIMD matmul the stock one (matMul with transpose flags) runs 10-20x slower. Built from differentiable ops, so
+ * gradients of gradients still work.
  */
 export function installFastGradients(): void {
   if (installed) return;
@@ -26,12 +41,14 @@ export function installFastGradients(): void {
       const [a, b] = saved;
       const transposeA = attrs.transposeA as boolean;
       const transposeB = attrs.transposeB as boolean;
-      const mm = (x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y);
-      const t = transposeLast2;
-      if (!transposeA && !transposeB) return { a: () => mm(g, t(b)), b: () => mm(t(a), g) };
-      if (!transposeA && transposeB) return { a: () => mm(g, b), b: () => mm(t(g), a) };
-      if (transposeA && !transposeB) return { a: () => mm(b, t(g)), b: () => mm(a, g) };
-      return { a: () => mm(t(b), t(g)), b: () => mm(t(g), t(a)) };
+      const mm = matMulTransposed;
+      if (!transposeA && !transposeB)
+        return { a: () => mm(g, b, false, true), b: () => mm(a, g, true, false) };
+      if (!transposeA && transposeB)
+        return { a: () => mm(g, b, false, false), b: () => mm(g, a, true, false) };
+      if (transposeA && !transposeB)
+        return { a: () => mm(b, g, false, true), b: () => mm(a, g, false, false) };
+      return { a: () => mm(b, g, true, true), b: () => mm(g, a, true, true) };
     },
   });
 }

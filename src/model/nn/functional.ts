@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { transposeLast2 } from '../fast-gradients.ts';
+import { matMulTransposed, transposeLast2 } from '../fast-gradients.ts';
 import { constant } from './constants.ts';
 import { normalCdf, normalDensity } from './normal-cdf.ts';
 import {
@@ -112,9 +112,10 @@ export function affine(
       value: tf.fused.matMul({ a: input, b: w, bias: b }),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ws] = saved;
-        const dW = weightTrainable ? tf.matMul(transposeLast2(xs), dy) : tf.zerosLike(ws);
+        const dW = weightTrainable ? matMulTransposed(xs, dy, true, false) : tf.zerosLike(ws);
         const dB = biasTrainable ? tf.reshape(sumRows(dy), b.shape) : tf.zerosLike(b);
-        return [tf.matMul(dy, weightOutIn?.() ?? transposeLast2(ws)), dW, dB];
+        const outIn = weightOutIn?.();
+        return [outIn ? tf.matMul(dy, outIn) : matMulTransposed(dy, ws, false, true), dW, dB];
       },
     };
   });
@@ -161,7 +162,7 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor
     (args[1] as tf.GradSaveFunc)([ids]); // kept alive for the backward pass, which runs after the forward scope
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const oneHot = tf.oneHot(saved[0] as tf.Tensor1D, table.shape[0]).toFloat();
-      return tf.matMul(transposeLast2(oneHot), dy);
+      return matMulTransposed(oneHot, dy, true, false);
     };
     return { value, gradFunc };
   });
