@@ -27,7 +27,9 @@ export type WorkerRequest =
       inputs: Record<string, HostTensor>;
       labels: Int32Array;
     }
-  | { type: 'evaluate'; inputs: Record<string, HostTensor>; labels: Int32Array };
+  | { type: 'evaluate'; inputs: Record<string, HostTensor>; labels: Int32Array }
+  /** The job is over: release the model and its tensors, and wait warm for the next init (no reply). */
+  | { type: 'reset' };
 
 export type WorkerReply =
   | { type: 'ready' }

@@ -20,15 +20,36 @@ async function start(request: Extract<WorkerRequest, { type: 'init' }>) {
   const model = await loadModel(request.modelDir, { extraWeights: request.extraWeights });
   if (request.state) {
     const state = createTrainableState(model, request.state);
-    return { model, state, ctx: new ForwardContext(model.params, state.lora, state.overrides) };
+    const ctx = new ForwardContext(model.params, state.lora, state.overrides);
+    const dispose = () => {
+      state.dispose();
+      model.dispose();
+    };
+    return { model, state, ctx, dispose };
   }
   const adapter = request.adapterDir ? await loadAdapter(request.adapterDir, model) : null;
-  return { model, state: null, ctx: new ForwardContext(model.params, adapter?.modules, adapter?.overrides) };
+  const ctx = new ForwardContext(model.params, adapter?.modules, adapter?.overrides);
+  const dispose = () => {
+    adapter?.dispose();
+    model.dispose();
+  };
+  return { model, state: null, ctx, dispose };
+}
+
+/** Ends the current job's session: the worker may serve another job (another model) next. */
+function reset(): void {
+  session?.dispose();
+  session = null;
 }
 
 port.on('message', async (request: WorkerRequest) => {
   try {
+    if (request.type === 'reset') {
+      reset();
+      return;
+    }
     if (request.type === 'init') {
+      reset();
       session = await start(request);
       port.postMessage({ type: 'ready' } satisfies WorkerReply);
       return;
