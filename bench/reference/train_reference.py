@@ -6,6 +6,7 @@ L-LoRA here is PEFT LoRA with lora_A frozen (B0 = 0: the linearized layer is exa
 """
 import argparse
 import json
+import resource
 import math
 import time
 
@@ -77,4 +78,6 @@ result = {"cpu": {}}
 for mode in ["lora", "llora", "full"]:
     result[mode], result["cpu"][mode] = samples_per_second(mode, args.steps)
 result["threads"] = torch.get_num_threads()
+# Peak resident set of this process in MiB (Linux reports ru_maxrss in KiB).
+result["peakRssMiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(result))

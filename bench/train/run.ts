@@ -90,7 +90,7 @@ function keepBest(into: Figures, mode: string, value: number) {
   into[mode] = Math.max(into[mode] ?? 0, value);
 }
 
-type Reference = Record<string, number> & { cpu: Record<string, number> };
+type Reference = Record<string, number> & { cpu: Record<string, number>; peakRssMiB?: number };
 
 /** PyTorch's samples/s per mode with `threads` intra-op threads (0: torch's default, one per core). */
 function pytorch(threads: number): Reference | null {
@@ -116,6 +116,7 @@ function bestOf(a: Reference | null, b: Reference | null): Reference | null {
     best[mode] = Math.max(a[mode], b[mode]);
     best.cpu[mode] = Math.max(a.cpu[mode], b.cpu[mode]);
   }
+  best.peakRssMiB = Math.max(a.peakRssMiB ?? 0, b.peakRssMiB ?? 0);
   return best;
 }
 
@@ -195,4 +196,10 @@ if (multi && workers > 1) {
     `lowest lorafuse(${workers} runtimes) / PyTorch(${multi.threads}t) = ${lowest(pooled, multi).toFixed(2)} wall, ${lowest(pooledCpu, multi.cpu).toFixed(2)} CPU (target ≥ 0.5)`,
   );
 }
+// Peak resident memory of the whole process (every runtime thread included); PyTorch's is its largest run's.
+const peakMiB = (process.resourceUsage().maxRSS / 1024).toFixed(0);
+const torchPeaks = [single, multi].map((r) => (r?.peakRssMiB ? r.peakRssMiB.toFixed(0) : 'n/a'));
+console.log(
+  `peak RSS: lorafuse ${peakMiB} MiB; PyTorch ${torchPeaks[0]} MiB (1t), ${torchPeaks[1]} MiB (${multi?.threads ?? '?'}t)`,
+);
 await rm(work, { recursive: true, force: true });
