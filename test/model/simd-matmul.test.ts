@@ -78,8 +78,10 @@ describe('SIMD matmul on the wasm backend', () => {
   });
 
   it('equals the in-order float32 sum exactly, for every transpose, on edge sizes and k past one slice', () => {
-    // m odd (the single-row band), n not a multiple of 4 or 16 (the narrow blocks), k = 0, k > 128 (k slices).
+    // m odd (the single-row band), n not a multiple of 4 or 16 (the narrow blocks), k = 0, k > 128 (k slices),
+    // m ≥ 1024 (a transposed A is copied slice by slice).
     const sizes = [
+      [1031, 130, 20],
       [1, 1, 1],
       [7, 9, 37],
       [2, 3, 16],

@@ -3,6 +3,7 @@
 // an op, means every matMul in lorafuse (linear layers, LoRA factors, their gradients, evaluation) takes the fast
 // path, and tfjs's registered gradients still apply.
 import * as tf from '@tensorflow/tfjs';
+import { MATMUL_PACK_BYTES, matmulPackABytes } from './matmul-wat.ts';
 import { type WasmBackend, offset, size, withScratch } from './wasm-heap.ts';
 
 /** The matmul exports of the kernel module (see matmul-wat.ts); arguments are byte offsets or counts. */
@@ -18,6 +19,8 @@ export interface MatMulExports {
     aRow: number,
     aCol: number,
     hasBias: number,
+    packB: number,
+    packA: number,
   ): void;
   transpose(x: number, out: number, rows: number, cols: number): void;
 }
@@ -75,8 +78,8 @@ function plan(a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transpose
 }
 
 /**
- * Runs a planned product. Aᵀ is free (the kernel reads A through strides); Bᵀ is packed into a scratch block first,
- * once per distinct B (k·n floats: a weight's size, small beside the product).
+ * Runs a planned product. Aᵀ is free (the kernel reads A through strides); Bᵀ is transposed back into scratch
+ * first, once per distinct B (k·n floats: a weight's size, small beside the product).
  */
 function multiply(
   run: MatMulExports,
@@ -94,18 +97,24 @@ function multiply(
   const pc = offset(wasm, out);
   const bias = operands.bias ? offset(wasm, operands.bias) : 0;
   const [aRow, aCol] = transposeA ? [4, m * 4] : [k * 4, 4];
-  const compute = (packed?: number) => {
+  const hasBias = operands.bias ? 1 : 0;
+  // A stored transposed with rows of 1024+ floats is copied slice by slice (see sliceOfA in matmul-wat.ts).
+  const packABytes = transposeA && m >= 1024 ? matmulPackABytes(m) : 0;
+  // One scratch block: the kernel's band of B, its slice of A when packed, then B transposed back when it
+  // comes transposed.
+  const transposedBytes = transposeB ? k * n * 4 : 0;
+  withScratch(wasm, MATMUL_PACK_BYTES + packABytes + transposedBytes, (scratch) => {
+    const packA = packABytes ? scratch + MATMUL_PACK_BYTES : 0;
+    const unTransposed = scratch + MATMUL_PACK_BYTES + packABytes;
     for (let i = 0; i < batch; i++) {
       let b = pb + i * bStride;
-      if (packed !== undefined) {
-        if (i === 0 || bStride !== 0) run.transpose(b, packed, n, k);
-        b = packed;
+      if (transposeB) {
+        if (i === 0 || bStride !== 0) run.transpose(b, unTransposed, n, k);
+        b = unTransposed;
       }
-      run.matmul(pa + i * aStride, b, bias, pc + i * m * n * 4, m, k, n, aRow, aCol, operands.bias ? 1 : 0);
+      run.matmul(pa + i * aStride, b, bias, pc + i * m * n * 4, m, k, n, aRow, aCol, hasBias, scratch, packA);
     }
-  };
-  if (transposeB && k > 0) withScratch(wasm, k * n * 4, compute);
-  else compute();
+  });
   return out;
 }
 

@@ -1,7 +1,8 @@
 // The WebAssembly text of lorafuse's matrix product. tfjs-backend-wasm's matMul (XNNPACK) repacks its right operand
 // on every call when that operand is new, which in training it always is, and runs transpose flags 10× slower than
 // a plain product; at the sizes lorafuse trains (rows of 64–1024 floats) that overhead, not arithmetic, set the
-// pace. This kernel reads its left operand through two strides, so Aᵀ costs nothing, and needs no packing.
+// pace. This kernel reads its left operand through two strides, so Aᵀ costs nothing; its only copies are small
+// ones that keep what a block re-reads in L1 (a band of B, and a slice of a wide transposed A).
 //
 // The register block is 2 rows × 16 columns (8 accumulators): one splat of an A element feeds four multiply-adds
 // against a 16-float row of B. On this project's machines it ran at 55–60 GFLOP/s against XNNPACK's 25–40 at the
@@ -18,6 +19,14 @@ const ZERO = '(v128.const i32x4 0 0 0 0)';
  * step when A is read transposed) stay in the L1 cache across the blocks that reuse them.
  */
 const K_SLICE = 128;
+
+/** The scratch matmul needs: one 16-column band of B over one slice of k. */
+export const MATMUL_PACK_BYTES = K_SLICE * 64;
+
+/** The scratch for packing A (see sliceOfA): m rows of one slice of k. */
+export function matmulPackABytes(m: number): number {
+  return m * K_SLICE * 4;
+}
 
 /**
  * One register block at rows [i, i+rows), columns [j, j + slots·4) (or column j alone for scalar lanes): C = A·B
@@ -59,45 +68,115 @@ function block(rows: 1 | 2, slots: number, lanes: Lanes): string {
           .join('\n        ')}`,
   );
   const stores = each((r, s) => `(${store} offset=${s * width} ${cAt(r)} (local.get ${acc(r, s)}))`);
-  const advanceA = rowList.map((r) => `(local.set $pa${r} (i32.add (local.get $pa${r}) (local.get $aCol)))`);
+  const advanceA = rowList.map(
+    (r) => `(local.set $pa${r} (i32.add (local.get $pa${r}) (local.get $sliceACol)))`,
+  );
   return `${init}
-      (local.set $pa0 (i32.add (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $aRow)))
-        (i32.mul (local.get $kBegin) (local.get $aCol))))
-      (local.set $pa1 (i32.add (local.get $pa0) (local.get $aRow)))
-      (local.set $pb (i32.add (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2)))
-        (i32.mul (local.get $kBegin) (local.get $rowBytes))))
-      (local.set $paEnd (i32.add (local.get $pa0) (i32.mul (local.get $kCount) (local.get $aCol))))
+      (local.set $pa0 (i32.add (local.get $sliceA) (i32.mul (local.get $i) (local.get $sliceARow))))
+      (local.set $pa1 (i32.add (local.get $pa0) (local.get $sliceARow)))
+      (local.set $pb (local.get $bandB))
+      (local.set $paEnd (i32.add (local.get $pa0) (i32.mul (local.get $kCount) (local.get $sliceACol))))
       (if (i32.lt_u (local.get $pa0) (local.get $paEnd)) (then (loop $kLoop
         ${loadB.join('\n        ')}
         ${multiplyAdd.join('\n        ')}
         ${advanceA.join('\n        ')}
-        (local.set $pb (i32.add (local.get $pb) (local.get $rowBytes)))
+        (local.set $pb (i32.add (local.get $pb) (local.get $bandBRow)))
         (br_if $kLoop (i32.lt_u (local.get $pa0) (local.get $paEnd))))))
       ${stores}`;
 }
 
-/** The column sweep of one band of `rows` rows: 16-column blocks, then 4-column ones, then single columns. */
-function columns(rows: 1 | 2): string {
-  const sweep = (step: number, body: string) => `(block $done${rows}_${step} (loop $cols${rows}_${step}
-      (br_if $done${rows}_${step} (i32.gt_u (i32.add (local.get $j) (i32.const ${step})) (local.get $n)))
+/**
+ * Every row of one column band: pairs of rows, then the last row when m is odd. Rows run inside columns so that a
+ * band's strip of B (one slice of k by 16 columns: 8 KiB) stays in L1 while every row reads it; A's rows stream.
+ * (Rows outside columns re-read the whole slice of B per row pair: 1.4× slower at the bench's full step.)
+ */
+function rowsOf(slots: number, lanes: Lanes): string {
+  const id = `${slots}${lanes}`;
+  return `(local.set $i (i32.const 0))
+      (block $pairsDone${id} (loop $pairs${id}
+        (br_if $pairsDone${id} (i32.gt_u (i32.add (local.get $i) (i32.const 2)) (local.get $m)))
+        ${block(2, slots, lanes)}
+        (local.set $i (i32.add (local.get $i) (i32.const 2)))
+        (br $pairs${id})))
+      (if (i32.lt_u (local.get $i) (local.get $m)) (then
+        ${block(1, slots, lanes)}))`;
+}
+
+/** The column sweep over n: 16-column bands, then 4-column ones, then single columns. */
+function columns(): string {
+  const sweep = (step: number, body: string) => `(block $done${step} (loop $cols${step}
+      (br_if $done${step} (i32.gt_u (i32.add (local.get $j) (i32.const ${step})) (local.get $n)))
       ${body}
       (local.set $j (i32.add (local.get $j) (i32.const ${step})))
-      (br $cols${rows}_${step})))`;
+      (br $cols${step})))`;
+  // A band's B in place: this slice's first row of k, the band's first column, rows n floats apart.
+  const inPlace = `(local.set $bandB (i32.add (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2)))
+        (i32.mul (local.get $kBegin) (local.get $rowBytes))))
+      (local.set $bandBRow (local.get $rowBytes))`;
+  // A 16-column band's B copied into $packB, rows 64 bytes apart: in place its rows lie n floats apart, and
+  // when 4n is a multiple of 4 KiB every one of them falls in the same L1 set (n = 3072 ran at 24 GFLOP/s).
+  const packed = `${inPlace}
+      (local.set $t (i32.const 0))
+      (block $packed (loop $packing
+        (br_if $packed (i32.ge_u (local.get $t) (local.get $kCount)))
+        (local.set $pb (i32.add (local.get $bandB) (i32.mul (local.get $t) (local.get $rowBytes))))
+        (local.set $pa0 (i32.add (local.get $packB) (i32.shl (local.get $t) (i32.const 6))))
+        (v128.store (local.get $pa0) (v128.load (local.get $pb)))
+        (v128.store offset=16 (local.get $pa0) (v128.load offset=16 (local.get $pb)))
+        (v128.store offset=32 (local.get $pa0) (v128.load offset=32 (local.get $pb)))
+        (v128.store offset=48 (local.get $pa0) (v128.load offset=48 (local.get $pb)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $packing)))
+      (local.set $bandB (local.get $packB))
+      (local.set $bandBRow (i32.const 64))`;
   return `(local.set $j (i32.const 0))
-    ${sweep(16, block(rows, 4, 'vector'))}
-    ${sweep(4, block(rows, 1, 'vector'))}
-    ${sweep(1, block(rows, 1, 'scalar'))}`;
+    ${sweep(16, `${packed}\n      ${rowsOf(4, 'vector')}`)}
+    ${sweep(4, `${inPlace}\n      ${rowsOf(1, 'vector')}`)}
+    ${sweep(1, `${inPlace}\n      ${rowsOf(1, 'scalar')}`)}`;
 }
 
 /**
- * matmul(a, b, bias, c, m, k, n, aRow, aCol, hasBias): c[m, n] = A·B (+ bias[n] on every row when hasBias), with
- * A's element (r, t) at a + r·aRow + t·aCol bytes (aRow = 4k, aCol = 4 for a row-major A; aRow = 4, aCol = 4m for
- * A stored transposed) and B row-major [k, n]. Each output element sums over t in order, in float32.
+ * Where the blocks read this slice of A: in place, or, when packA is given, copied row-major into it (rows of
+ * K_SLICE floats). A stored transposed with 4m a multiple of 4 KiB puts every element a block walks in the
+ * same few L1 sets (m = 3072 ran at 27 GFLOP/s); the copy costs m·K_SLICE loads and stores per slice.
+ */
+function sliceOfA(): string {
+  return `(if (local.get $packA)
+      (then
+        (local.set $t (i32.const 0))
+        (block $aPacked (loop $aPacking
+          (br_if $aPacked (i32.ge_u (local.get $t) (local.get $kCount)))
+          (local.set $pa0 (i32.add (local.get $a) (i32.mul (i32.add (local.get $kBegin) (local.get $t)) (local.get $aCol))))
+          (local.set $pa1 (i32.add (local.get $packA) (i32.shl (local.get $t) (i32.const 2))))
+          (local.set $paEnd (i32.add (local.get $pa0) (i32.mul (local.get $m) (local.get $aRow))))
+          (block $rowsPacked (loop $rowPacking
+            (br_if $rowsPacked (i32.ge_u (local.get $pa0) (local.get $paEnd)))
+            (f32.store (local.get $pa1) (f32.load (local.get $pa0)))
+            (local.set $pa0 (i32.add (local.get $pa0) (local.get $aRow)))
+            (local.set $pa1 (i32.add (local.get $pa1) (i32.const ${K_SLICE * 4})))
+            (br $rowPacking)))
+          (local.set $t (i32.add (local.get $t) (i32.const 1)))
+          (br $aPacking)))
+        (local.set $sliceA (local.get $packA))
+        (local.set $sliceARow (i32.const ${K_SLICE * 4}))
+        (local.set $sliceACol (i32.const 4)))
+      (else
+        (local.set $sliceA (i32.add (local.get $a) (i32.mul (local.get $kBegin) (local.get $aCol))))
+        (local.set $sliceARow (local.get $aRow))
+        (local.set $sliceACol (local.get $aCol))))`;
+}
+
+/**
+ * matmul(a, b, bias, c, m, k, n, aRow, aCol, hasBias, packB, packA): c[m, n] = A·B (+ bias[n] on every row when
+ * hasBias), with A's element (r, t) at a + r·aRow + t·aCol bytes (aRow = 4k, aCol = 4 for a row-major A; aRow = 4,
+ * aCol = 4m for A stored transposed) and B row-major [k, n]; packB is scratch of MATMUL_PACK_BYTES, packA 0 or
+ * scratch of matmulPackABytes(m) (see sliceOfA). Each output element sums over t in order, in float32.
  */
 export const MATMUL = `(func (export "matmul") (param $a i32) (param $b i32) (param $bias i32) (param $c i32)
     (param $m i32) (param $k i32) (param $n i32) (param $aRow i32) (param $aCol i32) (param $hasBias i32)
+    (param $packB i32) (param $packA i32)
     (local $i i32) (local $j i32) (local $pa0 i32) (local $pa1 i32) (local $paEnd i32) (local $pb i32)
-    (local $rowBytes i32) (local $kBegin i32) (local $kCount i32) (local $s v128) (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128)
+    (local $rowBytes i32) (local $kBegin i32) (local $kCount i32) (local $t i32) (local $bandB i32) (local $bandBRow i32) (local $sliceA i32) (local $sliceARow i32) (local $sliceACol i32) (local $s v128) (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128)
     (local $acc0_0 v128) (local $acc0_1 v128) (local $acc0_2 v128) (local $acc0_3 v128)
     (local $acc1_0 v128) (local $acc1_1 v128) (local $acc1_2 v128) (local $acc1_3 v128)
     (local $ss f32) (local $sb f32) (local $sacc0_0 f32) (local $sacc1_0 f32)
@@ -105,14 +184,8 @@ export const MATMUL = `(func (export "matmul") (param $a i32) (param $b i32) (pa
     (loop $slices
       (local.set $kCount (select (i32.sub (local.get $k) (local.get $kBegin)) (i32.const ${K_SLICE})
         (i32.lt_u (i32.sub (local.get $k) (local.get $kBegin)) (i32.const ${K_SLICE}))))
-      (local.set $i (i32.const 0))
-      (block $pairsDone (loop $pairs
-        (br_if $pairsDone (i32.gt_u (i32.add (local.get $i) (i32.const 2)) (local.get $m)))
-        ${columns(2)}
-        (local.set $i (i32.add (local.get $i) (i32.const 2)))
-        (br $pairs)))
-      (if (i32.lt_u (local.get $i) (local.get $m)) (then
-        ${columns(1)}))
+      ${sliceOfA()}
+      ${columns()}
       (local.set $kBegin (i32.add (local.get $kBegin) (local.get $kCount)))
       (br_if $slices (i32.lt_u (local.get $kBegin) (local.get $k)))))`;
 
