@@ -41,10 +41,8 @@ function park(backend: string, worker: Worker): void {
   const list = idle.get(backend) ?? [];
   idle.set(backend, list);
   const timer = setTimeout(() => {
-    list.splice(
-      list.findIndex((p) => p.worker === worker),
-      1,
-    );
+    const at = list.findIndex((p) => p.worker === worker);
+    if (at >= 0) list.splice(at, 1);
     void worker.terminate();
   }, milliseconds);
   timer.unref();

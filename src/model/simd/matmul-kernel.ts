@@ -158,18 +158,14 @@ function override(
 
 /** Serves BatchMatMul and _FusedMatMul on wasm by the SIMD matmul (once per thread, after the backend is set). */
 export function overrideMatMulKernels(run: MatMulExports): void {
-  override('BatchMatMul', (inputs, attrs, backend) => {
+  const serve = (fused: boolean) => (inputs: MatMulInputs, attrs: tf.NamedAttrMap, backend: WasmBackend) => {
     const transposeA = attrs.transposeA === true;
     const transposeB = attrs.transposeB === true;
     const product = plan(inputs.a, inputs.b, transposeA, transposeB);
-    if (!product) return null;
-    return multiply(run, backend, { a: inputs.a, b: inputs.b }, product, transposeA, transposeB);
-  });
-  override('_FusedMatMul', (inputs, attrs, backend) => {
-    const transposeA = attrs.transposeA === true;
-    const transposeB = attrs.transposeB === true;
-    const product = plan(inputs.a, inputs.b, transposeA, transposeB);
-    if (!product || !fusedFits(inputs, attrs, product.n)) return null;
-    return multiply(run, backend, inputs, product, transposeA, transposeB);
-  });
+    if (!product || (fused && !fusedFits(inputs, attrs, product.n))) return null;
+    const operands = fused ? inputs : { a: inputs.a, b: inputs.b };
+    return multiply(run, backend, operands, product, transposeA, transposeB);
+  };
+  override('BatchMatMul', serve(false));
+  override('_FusedMatMul', serve(true));
 }
