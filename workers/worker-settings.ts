@@ -29,3 +29,20 @@ export function loadWorkerSettings(env: NodeJS.ProcessEnv = process.env): Worker
     shutdownGraceMs: milliseconds(env, 'LORAFUSE_SHUTDOWN_GRACE_MS', 60_000),
   };
 }
+
+/**
+ * LORAFUSE_TRAIN_RUNTIMES: the wasm runtimes (this thread's and worker threads') one fine-tune job trains on,
+ * data-parallel; other backends are multi-threaded themselves and use one. Read by the fine-tune processor (a
+ * child process, from the environment it inherits) and checked when the worker starts. Two by default, not one
+ * per core: the split of each batch changes float sums in the last bits, so a job gives the same result on every
+ * machine unless this is set.
+ */
+export function loadTrainingRuntimes(env: NodeJS.ProcessEnv = process.env): number {
+  const name = 'LORAFUSE_TRAIN_RUNTIMES';
+  const raw = env[name];
+  if (raw === undefined || raw === '') return 2;
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1 || Number(raw) > 16) {
+    throw new ConfigError(name, `expected a whole number of runtimes from 1 to 16, got "${raw}"`);
+  }
+  return Number(raw);
+}

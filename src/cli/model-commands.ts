@@ -18,7 +18,8 @@ const USAGE: Record<ModelCommand, string> = {
   finetune:
     'lorafuse finetune --model DIR --dataset FILE --mode lora|llora|full --out DIR [--rank R] [--alpha A] [--rslora]\n' +
     '  [--target-modules a,b] [--steps N] [--lr X] [--batch-size N] [--seed S] [--weight-decay X] [--max-grad-norm X]\n' +
-    '  [--warmup-steps N] [--validation-fraction X] [--eval-every N] [--checkpoint-every N] [--naming t5|t4] [--head FILE]',
+    '  [--warmup-steps N] [--validation-fraction X] [--eval-every N] [--checkpoint-every N] [--naming t5|t4] [--head FILE]\n' +
+    '  [--runtimes N]  (wasm: train data-parallel over N runtimes, this thread and N−1 worker threads)',
   evaluate:
     'lorafuse evaluate --model DIR [--adapter DIR] [--head FILE] --dataset FILE [--batch-size N]\n  prints accuracy and loss as JSON',
 };
@@ -134,6 +135,7 @@ async function runFinetune(argv: string[]): Promise<void> {
       'checkpoint-every': { type: 'string' },
       naming: { type: 'string' },
       head: { type: 'string' },
+      runtimes: { type: 'string' },
     },
   });
   const mode = required(values, 'mode');
@@ -141,6 +143,9 @@ async function runFinetune(argv: string[]): Promise<void> {
     throw new UsageError(`--mode must be lora, llora or full, got ${mode}`);
   const naming = values.naming ?? 't5';
   if (naming !== 't5' && naming !== 't4') throw new UsageError(`--naming must be t5 or t4, got ${naming}`);
+  const runtimes = numberOption(values, 'runtimes') ?? 1;
+  if (!Number.isInteger(runtimes) || runtimes < 1 || runtimes > 16)
+    throw new UsageError(`--runtimes must be a whole number from 1 to 16, got ${values.runtimes}`);
   const result = await finetune({
     modelDir: required(values, 'model'),
     dataset: required(values, 'dataset'),
@@ -165,6 +170,7 @@ async function runFinetune(argv: string[]): Promise<void> {
     checkpointEvery: numberOption(values, 'checkpoint-every'),
     naming: naming === 't4' ? 'transformers4' : 'transformers5',
     extraWeights: values.head ? [values.head] : undefined,
+    workers: runtimes,
     onProgress: ({ step, steps, loss }) => {
       if (step % 10 === 0 || step === steps) out.stderr(`step ${step}/${steps} loss ${loss.toFixed(4)}\n`);
     },

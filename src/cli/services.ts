@@ -11,7 +11,7 @@ import { startEvaluateWorker } from '../../workers/evaluate-worker.ts';
 import { startFinetuneWorker } from '../../workers/finetune-worker.ts';
 import { startMergeWorker } from '../../workers/merge-worker.ts';
 import type { QueueWorkerHandle } from '../../workers/queue-worker.ts';
-import { loadWorkerSettings } from '../../workers/worker-settings.ts';
+import { loadTrainingRuntimes, loadWorkerSettings } from '../../workers/worker-settings.ts';
 
 export interface RunningApi {
   app: LorafuseApp;
@@ -68,6 +68,7 @@ export interface WorkerGroup {
 
 /** Merge and evaluate jobs run `config.workerConcurrency` at a time; fine-tunes one at a time. */
 export function startWorker(config: Config, redisUrl: string, logger?: Logger): WorkerGroup {
+  loadTrainingRuntimes(); // a bad LORAFUSE_TRAIN_RUNTIMES fails here, not in the first fine-tune job
   const options = {
     redisUrl,
     prefix: config.queuePrefix,

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runModelCommand } from '../../src/cli/model-commands.ts';
@@ -89,9 +90,13 @@ describe('lorafuse predict / finetune / evaluate', () => {
       '2',
       '--validation-fraction',
       '0',
+      '--runtimes',
+      '2',
     ]);
     assert.equal(trained.code, 0, trained.stderr);
     assert.equal(JSON.parse(trained.stdout).steps, 30);
+    const extras = JSON.parse(await readFile(path.join(adapter, 'lorafuse.json'), 'utf8'));
+    assert.equal(extras.training.runtimes, 2, 'trained data-parallel over two runtimes');
     const evaluated = await run('evaluate', [
       '--model',
       path.join(mlp, 'model'),
@@ -120,5 +125,19 @@ describe('lorafuse predict / finetune / evaluate', () => {
     ]);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /--mode must be lora, llora or full/);
+    const runtimes = await run('finetune', [
+      '--model',
+      'x',
+      '--dataset',
+      'y',
+      '--mode',
+      'lora',
+      '--out',
+      'z',
+      '--runtimes',
+      '0',
+    ]);
+    assert.equal(runtimes.code, 2);
+    assert.match(runtimes.stderr, /--runtimes must be a whole number from 1 to 16/);
   });
 });

@@ -132,6 +132,8 @@ describe('finetune and evaluate workers (sandboxed, real Redis, MLP fixture)', (
       hyperparameters,
       seed: 5,
       steps: 60,
+      // Data-parallel over LORAFUSE_TRAIN_RUNTIMES (2 by default) on wasm; cpu runs one.
+      runtimes: (process.env.LORAFUSE_BACKEND ?? 'wasm') === 'wasm' ? 2 : 1,
       metrics: {
         finalLoss: result.finalLoss,
         valAccuracy: result.valAccuracy,

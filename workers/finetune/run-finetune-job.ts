@@ -23,6 +23,7 @@ import {
 import { watchCancel } from '../cancel-watch.ts';
 import { failJob, InvalidJobInputError } from '../job-failure.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
+import { loadTrainingRuntimes } from '../worker-settings.ts';
 
 export interface FinetuneJobContext {
   id: string;
@@ -81,7 +82,9 @@ export async function runFinetuneJob(
     // Same folder every attempt: the runtime only resumes checkpoints of the same run (model path included).
     const modelDir = await deps.store.linkFolder(model, path.join(jobDir, 'model'));
     await rm(outDir, { recursive: true, force: true });
-    await initBackend({ log: () => undefined });
+    const backend = await initBackend({ log: () => undefined });
+    // wasm runs one thread per runtime: a job trains data-parallel over LORAFUSE_TRAIN_RUNTIMES of them.
+    const runtimes = backend.tfBackend === 'wasm' ? loadTrainingRuntimes() : 1;
     const trained = await finetune({
       modelDir,
       dataset: deps.store.filePaths(dataset)[DATASET_FILE],
@@ -101,6 +104,7 @@ export async function runFinetuneJob(
       evalEvery: hp.eval_every,
       checkpointEvery: hp.checkpoint_every,
       checkpointDir: path.join(jobDir, 'checkpoints'),
+      workers: runtimes,
       signal: cancel.signal,
       onProgress: ({ step, steps, loss, valAccuracy }) =>
         report(
@@ -134,6 +138,7 @@ export async function runFinetuneJob(
           hyperparameters: hp,
           seed: data.seed,
           steps: trained.steps,
+          runtimes,
           metrics: { finalLoss, valAccuracy: last?.accuracy ?? null, valLoss: last?.loss ?? null },
         },
       },

@@ -232,6 +232,8 @@ async function runFinetune(
     weightDecay: optimizer.options.weightDecay,
     maxGradNorm,
     seed,
+    // Data-parallel runtimes: each batch's split over them changes float sums in the last bits.
+    runtimes: pool ? pool.size + 1 : 1,
     task: dataset.task,
     trainExamples: trainCount,
     validationExamples: validation?.labels.length ?? 0,
