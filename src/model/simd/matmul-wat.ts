@@ -9,6 +9,8 @@
 // bench ViT's shapes (.bench-data scratch timing, see the README). Narrower blocks (4 and 1 columns, 1 row)
 // finish the edges, so any m, k, n works.
 
+import { range, walk } from './wat.ts';
+
 /** Whether a block covers 4 floats per vector slot or a single float (the last n mod 4 columns). */
 type Lanes = 'vector' | 'scalar';
 
@@ -30,7 +32,8 @@ export function matmulPackABytes(m: number): number {
 
 /**
  * One register block at rows [i, i+rows), columns [j, j + slots·4) (or column j alone for scalar lanes): C = A·B
- * (+ bias), over the whole of k. A's element (r, t) is at a + r·aRow + t·aCol; B is row-major with n columns.
+ * (+ bias) over this slice of k, reading A from $sliceA (rows $sliceARow, steps of k $sliceACol bytes apart, see
+ * sliceOfA) and B from $bandB (steps of k $bandBRow bytes apart, see columns).
  */
 function block(rows: 1 | 2, slots: number, lanes: Lanes): string {
   const vector = lanes === 'vector';
@@ -117,17 +120,17 @@ function columns(): string {
   // A 16-column band's B copied into $packB, rows 64 bytes apart: in place its rows lie n floats apart, and
   // when 4n is a multiple of 4 KiB every one of them falls in the same L1 set (n = 3072 ran at 24 GFLOP/s).
   const packed = `${inPlace}
-      (local.set $t (i32.const 0))
-      (block $packed (loop $packing
-        (br_if $packed (i32.ge_u (local.get $t) (local.get $kCount)))
-        (local.set $pb (i32.add (local.get $bandB) (i32.mul (local.get $t) (local.get $rowBytes))))
+      ${range(
+        '$t',
+        '(local.get $kCount)',
+        1,
+        `(local.set $pb (i32.add (local.get $bandB) (i32.mul (local.get $t) (local.get $rowBytes))))
         (local.set $pa0 (i32.add (local.get $packB) (i32.shl (local.get $t) (i32.const 6))))
         (v128.store (local.get $pa0) (v128.load (local.get $pb)))
         (v128.store offset=16 (local.get $pa0) (v128.load offset=16 (local.get $pb)))
         (v128.store offset=32 (local.get $pa0) (v128.load offset=32 (local.get $pb)))
-        (v128.store offset=48 (local.get $pa0) (v128.load offset=48 (local.get $pb)))
-        (local.set $t (i32.add (local.get $t) (i32.const 1)))
-        (br $packing)))
+        (v128.store offset=48 (local.get $pa0) (v128.load offset=48 (local.get $pb)))`,
+      )}
       (local.set $bandB (local.get $packB))
       (local.set $bandBRow (i32.const 64))`;
   return `(local.set $j (i32.const 0))
@@ -144,20 +147,20 @@ function columns(): string {
 function sliceOfA(): string {
   return `(if (local.get $packA)
       (then
-        (local.set $t (i32.const 0))
-        (block $aPacked (loop $aPacking
-          (br_if $aPacked (i32.ge_u (local.get $t) (local.get $kCount)))
-          (local.set $pa0 (i32.add (local.get $a) (i32.mul (i32.add (local.get $kBegin) (local.get $t)) (local.get $aCol))))
-          (local.set $pa1 (i32.add (local.get $packA) (i32.shl (local.get $t) (i32.const 2))))
-          (local.set $paEnd (i32.add (local.get $pa0) (i32.mul (local.get $m) (local.get $aRow))))
-          (block $rowsPacked (loop $rowPacking
-            (br_if $rowsPacked (i32.ge_u (local.get $pa0) (local.get $paEnd)))
-            (f32.store (local.get $pa1) (f32.load (local.get $pa0)))
-            (local.set $pa0 (i32.add (local.get $pa0) (local.get $aRow)))
-            (local.set $pa1 (i32.add (local.get $pa1) (i32.const ${K_SLICE * 4})))
-            (br $rowPacking)))
-          (local.set $t (i32.add (local.get $t) (i32.const 1)))
-          (br $aPacking)))
+        ${range(
+          '$t',
+          '(local.get $kCount)',
+          1,
+          `(local.set $pa1 (i32.add (local.get $packA) (i32.shl (local.get $t) (i32.const 2))))
+          ${walk(
+            '$pa0',
+            '(i32.add (local.get $a) (i32.mul (i32.add (local.get $kBegin) (local.get $t)) (local.get $aCol)))',
+            '(i32.add (local.get $pa0) (i32.mul (local.get $m) (local.get $aRow)))',
+            '(local.get $aRow)',
+            `(f32.store (local.get $pa1) (f32.load (local.get $pa0)))
+            (local.set $pa1 (i32.add (local.get $pa1) (i32.const ${K_SLICE * 4})))`,
+          )}`,
+        )}
         (local.set $sliceA (local.get $packA))
         (local.set $sliceARow (i32.const ${K_SLICE * 4}))
         (local.set $sliceACol (i32.const 4)))
@@ -177,7 +180,7 @@ export const MATMUL = `(func (export "matmul") (param $a i32) (param $b i32) (pa
     (param $m i32) (param $k i32) (param $n i32) (param $aRow i32) (param $aCol i32) (param $hasBias i32)
     (param $packB i32) (param $packA i32)
     (local $i i32) (local $j i32) (local $pa0 i32) (local $pa1 i32) (local $paEnd i32) (local $pb i32)
-    (local $rowBytes i32) (local $kBegin i32) (local $kCount i32) (local $t i32) (local $bandB i32) (local $bandBRow i32) (local $sliceA i32) (local $sliceARow i32) (local $sliceACol i32) (local $s v128) (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128)
+    (local $rowBytes i32) (local $kBegin i32) (local $kCount i32) (local $t i32) (local $bandB i32) (local $bandBRow i32) (local $sliceA i32) (local $sliceARow i32) (local $sliceACol i32) (local $pa0End i32) (local $s v128) (local $b0 v128) (local $b1 v128) (local $b2 v128) (local $b3 v128)
     (local $acc0_0 v128) (local $acc0_1 v128) (local $acc0_2 v128) (local $acc0_3 v128)
     (local $acc1_0 v128) (local $acc1_1 v128) (local $acc1_2 v128) (local $acc1_3 v128)
     (local $ss f32) (local $sb f32) (local $sacc0_0 f32) (local $sacc1_0 f32)
@@ -192,19 +195,20 @@ export const MATMUL = `(func (export "matmul") (param $a i32) (param $b i32) (pa
 
 /** transpose(x, out, rows, cols): out[cols, rows] = x[rows, cols]ᵀ (packs a transposed right operand for matmul). */
 export const TRANSPOSE = `(func (export "transpose") (param $x i32) (param $out i32) (param $rows i32) (param $cols i32)
-    (local $r i32) (local $c i32) (local $src i32) (local $dst i32) (local $colBytes i32) (local $rowBytes i32)
+    (local $r i32) (local $c i32) (local $src i32) (local $dst i32) (local $rowBytes i32)
     (local.set $rowBytes (i32.shl (local.get $rows) (i32.const 2)))
     (local.set $src (local.get $x))
-    (block $rowsDone (loop $rowLoop
-      (br_if $rowsDone (i32.ge_u (local.get $r) (local.get $rows)))
-      (local.set $dst (i32.add (local.get $out) (i32.shl (local.get $r) (i32.const 2))))
-      (local.set $c (i32.const 0))
-      (block $colsDone (loop $colLoop
-        (br_if $colsDone (i32.ge_u (local.get $c) (local.get $cols)))
-        (f32.store (local.get $dst) (f32.load (local.get $src)))
+    ${range(
+      '$r',
+      '(local.get $rows)',
+      1,
+      `(local.set $dst (i32.add (local.get $out) (i32.shl (local.get $r) (i32.const 2))))
+      ${range(
+        '$c',
+        '(local.get $cols)',
+        1,
+        `(f32.store (local.get $dst) (f32.load (local.get $src)))
         (local.set $src (i32.add (local.get $src) (i32.const 4)))
-        (local.set $dst (i32.add (local.get $dst) (local.get $rowBytes)))
-        (local.set $c (i32.add (local.get $c) (i32.const 1)))
-        (br $colLoop)))
-      (local.set $r (i32.add (local.get $r) (i32.const 1)))
-      (br $rowLoop))))`;
+        (local.set $dst (i32.add (local.get $dst) (local.get $rowBytes)))`,
+      )}`,
+    )})`;
