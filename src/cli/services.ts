@@ -12,6 +12,7 @@ import { startFinetuneWorker } from '../../workers/finetune-worker.ts';
 import { startMergeWorker } from '../../workers/merge-worker.ts';
 import type { QueueWorkerHandle } from '../../workers/queue-worker.ts';
 import { loadTrainingRuntimes, loadWorkerSettings } from '../../workers/worker-settings.ts';
+import { idleMilliseconds } from '../model/parallel/runtime-pool.ts';
 
 export interface RunningApi {
   app: LorafuseApp;
@@ -68,7 +69,9 @@ export interface WorkerGroup {
 
 /** Merge and evaluate jobs run `config.workerConcurrency` at a time; fine-tunes one at a time. */
 export function startWorker(config: Config, redisUrl: string, logger?: Logger): WorkerGroup {
-  loadTrainingRuntimes(); // a bad LORAFUSE_TRAIN_RUNTIMES fails here, not in the first fine-tune job
+  // A bad LORAFUSE_TRAIN_RUNTIMES or LORAFUSE_RUNTIME_IDLE_MS fails here, not in the first fine-tune job.
+  loadTrainingRuntimes();
+  idleMilliseconds();
   const options = {
     redisUrl,
     prefix: config.queuePrefix,

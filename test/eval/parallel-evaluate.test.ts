@@ -8,7 +8,12 @@ import { evaluateModel } from '../../src/model/evaluate-model.ts';
 import { contextFor } from '../../src/model/inference.ts';
 import { loadModel } from '../../src/model/load-model.ts';
 import { loadAdapter } from '../../src/model/lora/peft-adapter.ts';
-import { endIdleRuntimes, idleRuntimeCount } from '../../src/model/parallel/runtime-pool.ts';
+import {
+  endIdleRuntimes,
+  idleMilliseconds,
+  idleRuntimeCount,
+} from '../../src/model/parallel/runtime-pool.ts';
+import { ConfigError } from '../../src/config.ts';
 import { selectRows } from '../../src/model/train/dataset.ts';
 
 const VIT = path.join(import.meta.dirname, '..', 'fixtures', 'model', 'vit');
@@ -105,6 +110,19 @@ describe('evaluation', () => {
       if (saved === undefined) delete process.env.LORAFUSE_RUNTIME_IDLE_MS;
       else process.env.LORAFUSE_RUNTIME_IDLE_MS = saved;
       await endIdleRuntimes();
+    }
+  });
+
+  it('reads LORAFUSE_RUNTIME_IDLE_MS, and rejects what is not whole milliseconds', () => {
+    assert.equal(idleMilliseconds({}), 60_000);
+    assert.equal(idleMilliseconds({ LORAFUSE_RUNTIME_IDLE_MS: '0' }), 0);
+    assert.equal(idleMilliseconds({ LORAFUSE_RUNTIME_IDLE_MS: '1500' }), 1500);
+    for (const bad of ['-1', '1.5', 'soon', '86400001']) {
+      assert.throws(
+        () => idleMilliseconds({ LORAFUSE_RUNTIME_IDLE_MS: bad }),
+        (err: unknown) => err instanceof ConfigError && err.message.startsWith('LORAFUSE_RUNTIME_IDLE_MS'),
+        bad,
+      );
     }
   });
 

@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { ConfigError } from '../../config.ts';
 import type { HostTensor } from '../io/host-tensors.ts';
 import type { WorkerReply, WorkerRequest } from './messages.ts';
 
@@ -10,9 +11,14 @@ type InitRequest = Extract<WorkerRequest, { type: 'init' }>;
  * same two cores (measured: 16.9 ms per step over the first 40 steps, 9.4 ms by step 400); a job that finds a warm
  * worker skips that, and pays only its model's loading.
  */
-function idleMilliseconds(): number {
-  const value = Number(process.env.LORAFUSE_RUNTIME_IDLE_MS ?? 60_000);
-  return Number.isFinite(value) && value >= 0 ? value : 60_000;
+export function idleMilliseconds(env: NodeJS.ProcessEnv = process.env): number {
+  const name = 'LORAFUSE_RUNTIME_IDLE_MS';
+  const raw = env[name];
+  if (raw === undefined || raw === '') return 60_000;
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) > 24 * 3600 * 1000) {
+    throw new ConfigError(name, `expected milliseconds from 0 to 86400000, got "${raw}"`);
+  }
+  return Number(raw);
 }
 
 /** Warm runtime workers between jobs, by backend name; each ends itself after idleMilliseconds(). */
@@ -81,6 +87,7 @@ export class RuntimePool {
   }
 
   static async start(count: number, init: InitRequest): Promise<RuntimePool> {
+    idleMilliseconds(); // a bad LORAFUSE_RUNTIME_IDLE_MS fails before the job's work, not when it is over
     const backend = init.backend ?? '';
     const workers = Array.from({ length: count }, () => takeIdle(backend) ?? spawnWorker());
     const pool = new RuntimePool(workers, backend);
