@@ -38,7 +38,3 @@ export const PageQuery = Type.Object(
   },
   { additionalProperties: false },
 );
-
-export const NextCursor = Type.Union([Type.String(), Type.Null()], {
-  description: 'Pass as cursor for the next page; null on the last page.',
-});

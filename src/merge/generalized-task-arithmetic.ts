@@ -244,20 +244,14 @@ export function mergeGeneralizedTaskArithmetic(config: GtaConfig, ctx: TensorMer
     return out;
   }
   // Model by model over the whole tensor (tight loops), accumulating in a float32 array: each store
-  // rounds, so the sum is torch's Σ in model order. The accumulator reuses the first task vector's
-  // array when it is ours (sparsified copies, or inputs the executor lets us overwrite).
-  const acc = writable || sparsified ? sources[0] : scratchFloat32(count, n);
-  for (let m = 0; m < count; m++) {
+  // rounds, so the sum is torch's Σ in model order. The sparsified task vectors are ours (copies, or
+  // inputs the executor lets us overwrite), so the first one is the accumulator.
+  const acc = sources[0];
+  for (let i = 0; i < n; i++) acc[i] = weights[0] * acc[i];
+  for (let m = 1; m < count; m++) {
     const x = sources[m];
     const w = weights[m];
-    if (m === 0) {
-      if (sparsified) for (let i = 0; i < n; i++) acc[i] = w * x[i];
-      else for (let i = 0; i < n; i++) acc[i] = w * Math.fround(x[i] - base[i]);
-    } else if (sparsified) {
-      for (let i = 0; i < n; i++) acc[i] += Math.fround(w * x[i]);
-    } else {
-      for (let i = 0; i < n; i++) acc[i] += Math.fround(w * Math.fround(x[i] - base[i]));
-    }
+    for (let i = 0; i < n; i++) acc[i] += Math.fround(w * x[i]);
   }
   for (let i = 0; i < n; i++) {
     let mixed = acc[i];

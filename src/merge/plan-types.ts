@@ -1,7 +1,7 @@
 // The shape of a merge plan: per-tensor work (which inputs, which parameters) and the output layout.
 import type { DType } from '../tensors/index.ts';
 import type { AdapterModule } from './lora/adapter.ts';
-import type { MergeMethod, ParameterValue, TensorMergeMethod } from './method.ts';
+import type { MergeMethod, ParameterValue } from './method.ts';
 import type { Recipe } from './recipe.ts';
 import type { TensorRead, TensorSource } from './sources.ts';
 
@@ -74,5 +74,3 @@ export interface MergePlan {
   /** Everything the planner opened, closed by closePlan. */
   opened: Array<{ close(): Promise<void> }>;
 }
-
-export type { TensorMergeMethod };

@@ -149,34 +149,8 @@ export function matmulTransposeB(a: DenseMatrix, b: DenseMatrix): DenseMatrix {
   return out;
 }
 
-/** Columns [start, end) of m. */
-export function sliceColumns(m: DenseMatrix, start: number, end: number): DenseMatrix {
-  const width = end - start;
-  const out = zeros(m.rows, width);
-  for (let i = 0; i < m.rows; i++) {
-    for (let j = 0; j < width; j++) out.data[i * width + j] = m.data[i * m.cols + start + j];
-  }
-  return out;
-}
-
-/** Rows [start, end) of m. */
-export function sliceRows(m: DenseMatrix, start: number, end: number): DenseMatrix {
-  return { rows: end - start, cols: m.cols, data: m.data.slice(start * m.cols, end * m.cols) };
-}
-
 export function frobeniusNorm(values: ArrayLike<number>): number {
   let sum = 0;
   for (let i = 0; i < values.length; i++) sum += values[i] * values[i];
   return Math.sqrt(sum);
-}
-
-/** Σ xᵢyᵢ accumulated in float64. */
-export function dot64(x: ArrayLike<number>, y: ArrayLike<number>): number {
-  let sum = 0;
-  for (let i = 0; i < x.length; i++) sum += x[i] * y[i];
-  return sum;
-}
-
-export function toFloat32(m: DenseMatrix): Float32Array {
-  return Float32Array.from(m.data);
 }

@@ -41,13 +41,6 @@ export function stringField(config: ModelConfig, key: string, fallback?: string)
   return value;
 }
 
-/** num_labels as transformers derives it: explicit, else from id2label, else 2. */
-export function numLabels(config: ModelConfig): number {
-  if (typeof config.num_labels === 'number') return config.num_labels;
-  if (config.id2label && typeof config.id2label === 'object') return Object.keys(config.id2label).length;
-  return 2;
-}
-
 export function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }

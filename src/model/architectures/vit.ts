@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext } from '../forward-context.ts';
 import { activation, layerNorm, multiHeadAttention, toPatches } from '../nn/functional.ts';
-import { type Architecture, type ModelConfig, numberField, range, stringField } from './architecture.ts';
+import { type Architecture, numberField, range, stringField } from './architecture.ts';
 
 const PATCH = 'vit.embeddings.patch_embeddings.projection';
 
@@ -78,5 +78,3 @@ export const vitArchitecture: Architecture = {
     return { logits: ctx.linear('classifier', clsOut) as tf.Tensor2D };
   },
 };
-
-export type { ModelConfig };

@@ -48,7 +48,3 @@ export function linearizedUpdate(
   const alongA = tf.matMul(tf.matMul(x, aT), b0T);
   return tf.mul(tf.add(alongB, alongA), constant(scale));
 }
-
-export function disposeLoraModule(lora: LoraModule): void {
-  for (const t of [lora.aT, lora.bT, lora.a0T, lora.b0T]) t?.dispose();
-}

@@ -68,8 +68,3 @@ export function detectNaming(modelType: string, adapterModules: string[]): Adapt
   if (modelType !== 'vit') return 'transformers5';
   return adapterModules.some((m) => /^vit\.encoder\.layer\./.test(m)) ? 'transformers4' : 'transformers5';
 }
-
-/** The short target names (target_modules) of a set of module names: their last component. */
-export function shortNames(modules: string[]): string[] {
-  return [...new Set(modules.map((m) => m.slice(m.lastIndexOf('.') + 1)))].sort();
-}

@@ -30,12 +30,6 @@ export function loraScale(config: PeftLoraConfig, adapterModuleName: string, ran
   return config.use_rslora ? alpha / Math.sqrt(rank) : alpha / rank;
 }
 
-/** The rank PEFT would create the module with (rank_pattern, else r). */
-export function configuredRank(config: PeftLoraConfig, adapterModuleName: string): number {
-  const rankKey = patternKey(config.rank_pattern, adapterModuleName);
-  return rankKey === undefined ? config.r : config.rank_pattern![rankKey];
-}
-
 /**
  * adapter_config.json exactly as PEFT 0.21 writes it for a LoRA adapter (field set and defaults), so a
  * lorafuse-trained adapter is indistinguishable from one PEFT saved.
