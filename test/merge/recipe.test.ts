@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { test } from 'node:test';
+import { Ajv } from 'ajv';
+import { parse as parseYaml } from 'yaml';
 import { parseRecipe, RecipeError, recipeJsonSchema, recipeReferences } from '../../src/merge/index.ts';
 
 function rejects(input: string | Record<string, unknown>, code: string, path: string): void {
@@ -138,5 +143,35 @@ test('the JSON schema is a plain object describing the same fields', () => {
   ]) {
     assert.ok(key in schema.properties, key);
   }
-  assert.doesNotThrow(() => JSON.stringify(recipeJsonSchema));
+  // Plain JSON data (what the OpenAPI document and Fastify's validator receive), nothing lost in a round trip.
+  assert.deepEqual(JSON.parse(JSON.stringify(recipeJsonSchema)), recipeJsonSchema);
+});
+
+test('the JSON schema accepts and rejects what parseRecipe does (Ajv, the validator Fastify runs)', async () => {
+  const validate = new Ajv({ strict: false }).compile({ ...recipeJsonSchema, $id: undefined });
+  const goldenDir = path.resolve(import.meta.dirname, '../../../shared/golden');
+  const recipes = (await readdir(goldenDir, { withFileTypes: true }))
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => path.join(goldenDir, entry.name, 'recipe.yaml'))
+    .filter((file) => existsSync(file));
+  assert.ok(recipes.length >= 5, `golden recipes found: ${recipes.length}`);
+  for (const file of recipes) {
+    const text = await readFile(file, 'utf8');
+    assert.doesNotThrow(() => parseRecipe(text), file);
+    assert.ok(validate(parseYaml(text)), `${file}: ${JSON.stringify(validate.errors)}`);
+  }
+  const valid = { merge_method: 'linear', models: [{ model: 'a', parameters: { weight: 1 } }] };
+  for (const invalid of [
+    { merge_method: 'linear' },
+    { ...valid, models: [] },
+    { ...valid, models: [{ model: 'a', weights: 1 }] },
+    { ...valid, out_dtype: 'float7' },
+    { ...valid, seed: -1 },
+    { ...valid, lora: { space: 'weights' } },
+    { ...valid, surprise: true },
+  ]) {
+    assert.equal(validate(invalid), false, `schema accepted ${JSON.stringify(invalid)}`);
+    assert.throws(() => parseRecipe(invalid), RecipeError, `parseRecipe accepted ${JSON.stringify(invalid)}`);
+  }
+  assert.ok(validate(valid), JSON.stringify(validate.errors));
 });
