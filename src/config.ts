@@ -29,7 +29,22 @@ export interface Config {
   queuePrefix: string;
   /** Merge jobs one worker process runs at once. */
   workerConcurrency: number;
+  /** Worker threads of one large merge; undefined: one per core (at most 8) for merges of 32M+ elements. */
+  mergeWorkers: number | undefined;
+  /** The tfjs runtime of fine-tuning and evaluation. */
+  runtime: RuntimeSettings;
   uploads: UploadLimits;
+}
+
+/** The backends the model runtime can run on (LORAFUSE_BACKEND), or `auto` for the fastest available. */
+export const BACKEND_PREFERENCES = ['auto', 'tfjs-node-gpu', 'tfjs-node', 'webgpu', 'wasm', 'cpu'] as const;
+export type BackendPreference = (typeof BACKEND_PREFERENCES)[number];
+
+export interface RuntimeSettings {
+  /** LORAFUSE_BACKEND: the tfjs backend to try first (it still falls back to wasm, then cpu). */
+  backend: BackendPreference;
+  /** LORAFUSE_SIMD_KERNELS: lorafuse's wasm SIMD kernels (false keeps tfjs's own). */
+  simdKernels: boolean;
 }
 
 export class ConfigError extends Error {
@@ -69,6 +84,29 @@ function redisUrl(env: NodeJS.ProcessEnv): string | undefined {
   return raw;
 }
 
+/** LORAFUSE_MERGE_WORKERS: 0 merges inline, 1..64 threads; unset or empty leaves the choice to the merge. */
+export function loadMergeWorkers(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const raw = env.LORAFUSE_MERGE_WORKERS;
+  if (raw === undefined || raw === '') return undefined;
+  return integer(env, 'LORAFUSE_MERGE_WORKERS', 0, 0, 64);
+}
+
+/** LORAFUSE_BACKEND and LORAFUSE_SIMD_KERNELS: how the model runtime starts. */
+export function loadRuntimeSettings(env: NodeJS.ProcessEnv = process.env): RuntimeSettings {
+  const backend = (env.LORAFUSE_BACKEND || 'auto').trim().toLowerCase();
+  if (!(BACKEND_PREFERENCES as readonly string[]).includes(backend)) {
+    throw new ConfigError(
+      'LORAFUSE_BACKEND',
+      `expected one of ${BACKEND_PREFERENCES.join(', ')}, got "${env.LORAFUSE_BACKEND}"`,
+    );
+  }
+  const simd = env.LORAFUSE_SIMD_KERNELS ?? '';
+  if (simd !== '' && simd !== '0' && simd !== '1') {
+    throw new ConfigError('LORAFUSE_SIMD_KERNELS', `expected 0 or 1, got "${simd}"`);
+  }
+  return { backend: backend as BackendPreference, simdKernels: simd !== '0' };
+}
+
 /** Reads and validates the configuration; throws ConfigError naming the bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = (env.LOG_LEVEL ?? 'info').toLowerCase() as LogLevel;
@@ -90,6 +128,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel,
     queuePrefix,
     workerConcurrency: integer(env, 'LORAFUSE_WORKER_CONCURRENCY', 1, 1, 64),
+    mergeWorkers: loadMergeWorkers(env),
+    runtime: loadRuntimeSettings(env),
     uploads: {
       maxFileBytes: integer(env, 'LORAFUSE_MAX_UPLOAD_MB', 20 * 1024, 1, 1024 * 1024) * mib,
       maxFiles: integer(env, 'LORAFUSE_MAX_UPLOAD_FILES', 256, 1, 10000),

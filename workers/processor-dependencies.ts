@@ -1,7 +1,7 @@
 // What a sandboxed processor connects to, once per child process: Redis (waiting forever, as
 // workers do) and the artifact store, from the environment the worker host passes down.
 import type { Redis } from 'ioredis';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig, type RuntimeSettings } from '../src/config.ts';
 import { createWorkerRedis } from '../src/queue/index.ts';
 import { ArtifactStore } from '../src/store/index.ts';
 
@@ -10,6 +10,10 @@ export interface ProcessorDependencies {
   store: ArtifactStore;
   prefix: string;
   dataDir: string;
+  /** LORAFUSE_MERGE_WORKERS, parsed by src/config.ts. */
+  mergeWorkers: number | undefined;
+  /** LORAFUSE_BACKEND and LORAFUSE_SIMD_KERNELS, parsed by src/config.ts. */
+  runtime: RuntimeSettings;
 }
 
 /** What every job runner gets: the processor's connections, its cancel signal and its pacing. */
@@ -31,7 +35,14 @@ export function processorDependencies(queue: string): Promise<ProcessorDependenc
     const redis = createWorkerRedis(config.redisUrl);
     const store = new ArtifactStore({ redis, dataDir: config.dataDir, prefix: config.queuePrefix });
     await store.init();
-    return { redis, store, prefix: config.queuePrefix, dataDir: config.dataDir };
+    return {
+      redis,
+      store,
+      prefix: config.queuePrefix,
+      dataDir: config.dataDir,
+      mergeWorkers: config.mergeWorkers,
+      runtime: config.runtime,
+    };
   })();
   return dependencies;
 }

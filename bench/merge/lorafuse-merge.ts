@@ -11,6 +11,7 @@ import {
   parseRecipe,
   planMerge,
 } from '../../src/merge/index.ts';
+import { loadMergeWorkers } from '../../src/config.ts';
 import { Checkpoint } from '../../src/tensors/index.ts';
 
 async function main(): Promise<void> {
@@ -32,7 +33,7 @@ async function main(): Promise<void> {
   };
   const plan = await planMerge(recipe, resolver);
   try {
-    const result = await executeMerge(plan, { outDir });
+    const result = await executeMerge(plan, { outDir, workers: loadMergeWorkers() });
     const seconds = (performance.now() - started) / 1000;
     process.stderr.write(`${JSON.stringify({ seconds, files: result.files })}\n`);
   } finally {

@@ -12,7 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildMnistDataset } from '../../src/eval/datasets/mnist.ts';
-import { initBackend } from '../../src/model/backend.ts';
+import { loadRuntimeSettings } from '../../src/config.ts';
+import { backendOptions, initBackend } from '../../src/model/backend.ts';
 import { finetune } from '../../src/model/train/finetune.ts';
 import { writeDataset } from '../../src/model/train/dataset.ts';
 import { writeBenchVit } from './tiny-vit.ts';
@@ -36,7 +37,7 @@ const modelDir = path.join(work, 'vit');
 const datasetFile = path.join(work, 'mnist.safetensors');
 await writeBenchVit(modelDir);
 await writeDataset(datasetFile, buildMnistDataset({ task: 'digits', split: 'train', perDigit: 64 }));
-const backend = await initBackend();
+const backend = await initBackend(backendOptions(loadRuntimeSettings()));
 
 const modes = ['lora', 'llora', 'full'] as const;
 type Figures = Record<string, number>;

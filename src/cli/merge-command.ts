@@ -6,6 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { loadMergeWorkers } from '../config.ts';
 import {
   AdapterError,
   type AdapterSource,
@@ -118,6 +119,7 @@ export async function runMergeCommand(argv: string[]): Promise<number> {
     return 2;
   }
   let maxShardBytes: number | undefined;
+  const mergeWorkers = loadMergeWorkers(); // a ConfigError: main prints it and exits 2
   try {
     if (args.values['max-shard-size']) maxShardBytes = parseSize(args.values['max-shard-size']);
   } catch (error) {
@@ -145,6 +147,7 @@ export async function runMergeCommand(argv: string[]): Promise<number> {
         outDir,
         signal: controller.signal,
         maxShardBytes,
+        workers: mergeWorkers,
         onProgress: (p) => {
           if (process.stderr.isTTY) process.stderr.write(`\r${p.phase} ${p.tensorsDone}/${p.tensorsTotal}`);
         },

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { initBackend } from '../model/backend.ts';
+import { ConfigError, loadRuntimeSettings } from '../config.ts';
+import { backendOptions, initBackend } from '../model/backend.ts';
 import { evaluateModel } from '../model/evaluate-model.ts';
 import { contextFor, predict } from '../model/inference.ts';
 import { type HostTensor, readSafetensors, writeSafetensorsFile } from '../model/io/host-tensors.ts';
@@ -46,12 +47,13 @@ export async function runModelCommand(
       out.stdout(`${USAGE[name]}\n`);
       return 0;
     }
-    await initBackend();
+    await initBackend(backendOptions(loadRuntimeSettings()));
     if (name === 'predict') await runPredict(argv);
     else if (name === 'finetune') await runFinetune(argv);
     else await runEvaluate(argv);
     return 0;
   } catch (error) {
+    if (error instanceof ConfigError) throw error; // main prints it as a configuration error (exit 2)
     const usage =
       error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     out.stderr(`lorafuse ${name}: ${(error as Error).message}\n${usage ? `${USAGE[name]}\n` : ''}`);

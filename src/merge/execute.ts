@@ -34,9 +34,9 @@ export interface ExecuteOptions {
   maxShardBytes?: number;
   /**
    * Worker threads for per-tensor merges, which read-decode-merge-encode in the workers while the
-   * main thread reads and writes (results are identical either way). Default: the
-   * LORAFUSE_MERGE_WORKERS environment variable, else one per core (at most 8) for merges of 32M+
-   * elements, and inline for small merges or on one core.
+   * main thread reads and writes (results are identical either way); 0 merges inline. Default
+   * (callers pass config.mergeWorkers, LORAFUSE_MERGE_WORKERS): one per core (at most 8) for merges
+   * of 32M+ elements, and inline for small merges or on one core.
    */
   workers?: number;
 }
@@ -51,8 +51,7 @@ function tensorCost(planned: PlannedTensor): number {
 
 function startPool(plan: MergePlan, requested: number | undefined): MergeWorkerPool | undefined {
   if (plan.method.kind !== 'tensor') return undefined;
-  const fromEnv = process.env.LORAFUSE_MERGE_WORKERS;
-  let size = requested ?? (fromEnv !== undefined && fromEnv !== '' ? Number(fromEnv) : undefined);
+  let size = requested;
   if (size === undefined) {
     const elements = plan.tensors
       .filter((t) => t.action === 'merge')

@@ -25,14 +25,25 @@ export interface BackendInfo {
 const require = createRequire(import.meta.url);
 let active: Promise<BackendInfo> | null = null;
 
+export interface BackendOptions {
+  /** A backend to try first (config.runtime.backend, LORAFUSE_BACKEND); unset or `auto`: the order above. */
+  prefer?: string;
+  /** lorafuse's wasm SIMD kernels (config.runtime.simdKernels, LORAFUSE_SIMD_KERNELS); default on. */
+  simdKernels?: boolean;
+  log?: (line: string) => void;
+}
+
+/** The options src/config.ts's runtime settings stand for. */
+export function backendOptions(settings: { backend: string; simdKernels: boolean }): BackendOptions {
+  return { prefer: settings.backend, simdKernels: settings.simdKernels };
+}
+
 /**
- * Picks and activates the fastest backend available (LORAFUSE_BACKEND or `prefer` overrides the order) once per
- * thread; later calls return the same answer. Verifies with tf.getBackend() because setBackend can fail quietly.
+ * Picks and activates the fastest backend available (`prefer` overrides the order) once per thread; later calls
+ * return the same answer. Verifies with tf.getBackend() because setBackend can fail quietly.
  */
-export function initBackend(
-  options: { prefer?: string; log?: (line: string) => void } = {},
-): Promise<BackendInfo> {
-  if (!active) active = chooseBackend(options.prefer ?? process.env.LORAFUSE_BACKEND, options.log);
+export function initBackend(options: BackendOptions = {}): Promise<BackendInfo> {
+  if (!active) active = chooseBackend(options.prefer, options.simdKernels ?? true, options.log);
   return active;
 }
 
@@ -41,7 +52,11 @@ export function resetBackendChoice(): void {
   active = null;
 }
 
-async function chooseBackend(prefer: string | undefined, log = defaultLog): Promise<BackendInfo> {
+async function chooseBackend(
+  prefer: string | undefined,
+  simdKernels: boolean,
+  log = defaultLog,
+): Promise<BackendInfo> {
   const wanted = parsePreference(prefer);
   const skipped: BackendInfo['skipped'] = [];
   for (const choice of wanted) {
@@ -50,7 +65,7 @@ async function chooseBackend(prefer: string | undefined, log = defaultLog): Prom
       if (reason === null) {
         installFastGradients();
         shareIdentityOnWasm();
-        const simd = await installSimdKernels();
+        const simd = await installSimdKernels(simdKernels);
         const info = { choice, tfBackend: tf.getBackend(), skipped };
         const kernels =
           info.tfBackend !== 'wasm'

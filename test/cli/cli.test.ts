@@ -85,6 +85,26 @@ describe('lorafuse CLI', () => {
     const scheme = await run(['worker'], { REDIS_URL: 'http://localhost' });
     assert.equal(scheme.code, 2);
     assert.match(scheme.stderr, /REDIS_URL: unsupported scheme/);
+    const workers = await run(['worker'], {
+      REDIS_URL: 'redis://127.0.0.1:1',
+      LORAFUSE_MERGE_WORKERS: 'abc',
+    });
+    assert.equal(workers.code, 2);
+    assert.match(workers.stderr, /LORAFUSE_MERGE_WORKERS: expected a whole number, got "abc"/);
+    const merge = await run(
+      ['merge', 'recipe.yaml', '--out', path.join(os.tmpdir(), 'lorafuse-never-written')],
+      {
+        LORAFUSE_MERGE_WORKERS: 'abc',
+      },
+    );
+    assert.equal(merge.code, 2);
+    assert.match(
+      merge.stderr,
+      /configuration error: LORAFUSE_MERGE_WORKERS: expected a whole number, got "abc"/,
+    );
+    const predict = await run(['predict', '--model', 'm', '--inputs', 'i'], { LORAFUSE_BACKEND: 'quantum' });
+    assert.equal(predict.code, 2);
+    assert.match(predict.stderr, /configuration error: LORAFUSE_BACKEND: expected one of auto/);
     const missing = await run(['serve'], { REDIS_URL: '' });
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /needs REDIS_URL/);

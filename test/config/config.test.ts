@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { ConfigError, loadConfig, loadMergeWorkers, loadRuntimeSettings } from '../../src/config.ts';
 
 describe('loadConfig', () => {
   it('applies the documented defaults', () => {
@@ -35,6 +35,12 @@ describe('loadConfig', () => {
     ['REDIS_URL', 'not a url'],
     ['LOG_LEVEL', 'loud'],
     ['LORAFUSE_QUEUE_PREFIX', 'a b'],
+    ['LORAFUSE_MERGE_WORKERS', 'abc'],
+    ['LORAFUSE_MERGE_WORKERS', '-1'],
+    ['LORAFUSE_MERGE_WORKERS', '2.5'],
+    ['LORAFUSE_MERGE_WORKERS', '65'],
+    ['LORAFUSE_BACKEND', 'quantum'],
+    ['LORAFUSE_SIMD_KERNELS', 'off'],
   ] as const) {
     it(`rejects ${variable}=${value} naming the variable`, () => {
       assert.throws(
@@ -44,4 +50,33 @@ describe('loadConfig', () => {
       );
     });
   }
+
+  it('parses the merge and runtime settings that src/merge and src/model are handed', () => {
+    const defaults = loadConfig({});
+    assert.equal(defaults.mergeWorkers, undefined, 'unset: the merge sizes its own pool');
+    assert.deepEqual(defaults.runtime, { backend: 'auto', simdKernels: true });
+    const set = loadConfig({
+      LORAFUSE_MERGE_WORKERS: '0',
+      LORAFUSE_BACKEND: 'CPU',
+      LORAFUSE_SIMD_KERNELS: '0',
+    });
+    assert.equal(set.mergeWorkers, 0, '0 is a valid choice: merge inline');
+    assert.deepEqual(set.runtime, { backend: 'cpu', simdKernels: false });
+    assert.equal(loadMergeWorkers({ LORAFUSE_MERGE_WORKERS: '4' }), 4);
+    assert.equal(loadMergeWorkers({ LORAFUSE_MERGE_WORKERS: '' }), undefined);
+    assert.deepEqual(loadRuntimeSettings({ LORAFUSE_BACKEND: 'wasm', LORAFUSE_SIMD_KERNELS: '1' }), {
+      backend: 'wasm',
+      simdKernels: true,
+    });
+  });
+
+  it('LORAFUSE_MERGE_WORKERS=abc is a ConfigError, not NaN workers (a silent inline merge)', () => {
+    assert.throws(
+      () => loadMergeWorkers({ LORAFUSE_MERGE_WORKERS: 'abc' }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.variable === 'LORAFUSE_MERGE_WORKERS' &&
+        /expected a whole number, got "abc"/.test(err.message),
+    );
+  });
 });

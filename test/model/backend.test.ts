@@ -1,7 +1,19 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, resetBackendChoice } from '../../src/model/backend.ts';
+import { loadRuntimeSettings } from '../../src/config.ts';
+import { backendOptions, initBackend, resetBackendChoice } from '../../src/model/backend.ts';
+
+/** Starts the runtime as a service does: settings from src/config.ts, handed to initBackend. */
+const SIMD_PROBE = `
+import { loadRuntimeSettings } from './src/config.ts';
+import { backendOptions, initBackend } from './src/model/backend.ts';
+import { simdKernelsActive } from './src/model/simd/simd-kernels.ts';
+const info = await initBackend(backendOptions(loadRuntimeSettings()));
+process.stdout.write(JSON.stringify({ tfBackend: info.tfBackend, simd: simdKernelsActive() }));
+`;
 
 describe('backend choice', () => {
   afterEach(resetBackendChoice);
@@ -29,19 +41,29 @@ describe('backend choice', () => {
     assert.equal(info.skipped[0].choice, 'webgpu');
   });
 
-  it('LORAFUSE_BACKEND=cpu runs on cpu, and the choice is logged', async () => {
+  it('LORAFUSE_BACKEND=cpu, parsed by src/config.ts and passed down, runs on cpu, and the choice is logged', async () => {
     const lines: string[] = [];
-    const previous = process.env.LORAFUSE_BACKEND;
-    process.env.LORAFUSE_BACKEND = 'cpu';
-    try {
-      const info = await initBackend({ log: (line) => lines.push(line) });
-      assert.equal(info.choice, 'cpu');
-      assert.equal(tf.getBackend(), 'cpu');
-      assert.match(lines.join('\n'), /tfjs backend cpu/);
-    } finally {
-      if (previous === undefined) delete process.env.LORAFUSE_BACKEND;
-      else process.env.LORAFUSE_BACKEND = previous;
-    }
+    const settings = loadRuntimeSettings({ LORAFUSE_BACKEND: 'cpu' });
+    const info = await initBackend({ ...backendOptions(settings), log: (line) => lines.push(line) });
+    assert.equal(info.choice, 'cpu');
+    assert.equal(tf.getBackend(), 'cpu');
+    assert.match(lines.join('\n'), /tfjs backend cpu/);
+  });
+
+  it('LORAFUSE_SIMD_KERNELS=0 keeps wasm on tfjs kernels, and says why (in a fresh process: kernels stay once installed)', () => {
+    const probe = (simd: string) =>
+      spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', SIMD_PROBE], {
+        env: { ...process.env, LORAFUSE_BACKEND: 'wasm', LORAFUSE_SIMD_KERNELS: simd },
+        encoding: 'utf8',
+        cwd: path.resolve(import.meta.dirname, '../..'),
+      });
+    const off = probe('0');
+    assert.equal(off.status, 0, off.stderr);
+    assert.deepEqual(JSON.parse(off.stdout), { tfBackend: 'wasm', simd: false });
+    assert.match(off.stderr, /SIMD kernels off: LORAFUSE_SIMD_KERNELS=0/);
+    const on = probe('1');
+    assert.equal(on.status, 0, on.stderr);
+    assert.deepEqual(JSON.parse(on.stdout), { tfBackend: 'wasm', simd: true });
   });
 
   it('rejects an unknown backend name', async () => {

@@ -4,7 +4,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
-import { initBackend } from '../../src/model/backend.ts';
+import { backendOptions, initBackend } from '../../src/model/backend.ts';
 import { evaluateModel } from '../../src/model/evaluate-model.ts';
 import { contextFor } from '../../src/model/inference.ts';
 import { loadModel } from '../../src/model/load-model.ts';
@@ -60,7 +60,7 @@ export async function runEvaluateJob(
       const record = await requireArtifact(deps.store, id, 'dataset');
       datasets.push({ id, dataset: await readDataset(deps.store.filePaths(record)[DATASET_FILE]) });
     }
-    await initBackend({ log: () => undefined });
+    await initBackend({ ...backendOptions(deps.runtime), log: () => undefined });
     const model = await loadModel(await deps.store.linkFolder(modelRecord, path.join(workDir, 'model')));
     disposers.push(() => model.dispose());
     const results: EvaluationEntry[] = [];

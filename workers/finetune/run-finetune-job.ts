@@ -5,7 +5,7 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
-import { initBackend } from '../../src/model/backend.ts';
+import { backendOptions, initBackend } from '../../src/model/backend.ts';
 import { finetune } from '../../src/model/train/finetune.ts';
 import {
   CANCELLED_REASON,
@@ -82,7 +82,7 @@ export async function runFinetuneJob(
     // Same folder every attempt: the runtime only resumes checkpoints of the same run (model path included).
     const modelDir = await deps.store.linkFolder(model, path.join(jobDir, 'model'));
     await rm(outDir, { recursive: true, force: true });
-    const backend = await initBackend({ log: () => undefined });
+    const backend = await initBackend({ ...backendOptions(deps.runtime), log: () => undefined });
     // wasm runs one thread per runtime: a job trains data-parallel over LORAFUSE_TRAIN_RUNTIMES of them.
     const runtimes = backend.tfBackend === 'wasm' ? loadTrainingRuntimes() : 1;
     const trained = await finetune({

@@ -70,6 +70,7 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     const result = await executeMerge(plan, {
       outDir: workDir,
       signal: cancelled.signal,
+      workers: deps.mergeWorkers,
       onProgress: (p) => {
         tensorsTotal = p.tensorsTotal;
         report({ phase: 'merging', tensorsDone: p.tensorsDone, tensorsTotal }, p.tensorsDone === 0);

@@ -6,6 +6,8 @@ export type WorkerRequest =
   | {
       type: 'init';
       backend?: string;
+      /** Whether the thread installs lorafuse's SIMD kernels (the main thread's setting); default on. */
+      simdKernels?: boolean;
       modelDir: string;
       extraWeights?: string[];
       /** Training: the trainable state to mirror (same seed, so the same A₀). */

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { ConfigError } from '../../config.ts';
 import type { HostTensor } from '../io/host-tensors.ts';
+import { simdKernelsEnabled } from '../simd/simd-kernels.ts';
 import type { WorkerReply, WorkerRequest } from './messages.ts';
 
 type InitRequest = Extract<WorkerRequest, { type: 'init' }>;
@@ -92,7 +93,9 @@ export class RuntimePool {
     const workers = Array.from({ length: count }, () => takeIdle(backend) ?? spawnWorker());
     const pool = new RuntimePool(workers, backend);
     try {
-      await Promise.all(workers.map((w) => request(w, init)));
+      // Threads follow this thread's SIMD setting unless the caller says otherwise.
+      const withSimd = { ...init, simdKernels: init.simdKernels ?? simdKernelsEnabled() };
+      await Promise.all(workers.map((w) => request(w, withSimd)));
     } catch (error) {
       await pool.close();
       throw error;

@@ -16,7 +16,7 @@ const port = parentPort;
 let session: Awaited<ReturnType<typeof start>> | null = null;
 
 async function start(request: Extract<WorkerRequest, { type: 'init' }>) {
-  await initBackend({ prefer: request.backend, log: () => {} });
+  await initBackend({ prefer: request.backend, simdKernels: request.simdKernels, log: () => {} });
   const model = await loadModel(request.modelDir, { extraWeights: request.extraWeights });
   if (request.state) {
     const state = createTrainableState(model, request.state);

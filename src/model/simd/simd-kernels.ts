@@ -106,6 +106,12 @@ export const ATTENTION_GRAD = 'LorafuseAttentionGrad';
 let kernels: KernelExports | null = null;
 let installing: Promise<boolean> | null = null;
 let unavailable = 'not installed';
+let enabledSetting = true;
+
+/** The setting the last installSimdKernels call was given (runtime worker threads follow it). */
+export function simdKernelsEnabled(): boolean {
+  return enabledSetting;
+}
 
 /** Whether the SIMD kernels serve the active backend (the wasm backend, once installSimdKernels resolved true). */
 export function simdKernelsActive(): boolean {
@@ -115,10 +121,11 @@ export function simdKernelsActive(): boolean {
 /**
  * Assembles the kernel module and registers its kernels for the wasm backend, once per thread. Resolves false
  * (and everything keeps to tfjs's own kernels) when the active backend is not wasm, its memory is not reachable, or
- * this runtime lacks wasm SIMD. LORAFUSE_SIMD_KERNELS=0 turns them off.
+ * this runtime lacks wasm SIMD, or `enabled` is false (LORAFUSE_SIMD_KERNELS=0, parsed by src/config.ts).
  */
-export function installSimdKernels(): Promise<boolean> {
-  if (process.env.LORAFUSE_SIMD_KERNELS === '0') {
+export function installSimdKernels(enabled = true): Promise<boolean> {
+  enabledSetting = enabled;
+  if (!enabled) {
     unavailable = 'LORAFUSE_SIMD_KERNELS=0';
     return Promise.resolve(false);
   }
