@@ -1,10 +1,11 @@
-// The lorafuse HTTP API as a Fastify app: shared things are decorators of named plugins, routes
-// live one folder per resource, and every error is a problem document. server.ts (the CLI's)
-// only builds it, listens and closes it.
+// The lorafuse HTTP API as a Fastify plugin (fastify/demo's shape): shared things are decorators of named
+// plugins, the resource routes live one folder each under the `/v1` prefix, health and docs at the root, and
+// every error is a problem document. buildApp makes the server around it; the CLI only listens and closes.
 import { randomUUID } from 'node:crypto';
 import multipart from '@fastify/multipart';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import type { JobService } from '../queue/index.ts';
@@ -17,17 +18,10 @@ import problemsPlugin from './plugins/problems.ts';
 import redisPlugin from './plugins/redis.ts';
 import routeTablePlugin from './plugins/route-table.ts';
 import storePlugin from './plugins/store.ts';
-import adapterRoutes from './routes/adapters/index.ts';
-import datasetRoutes from './routes/datasets/index.ts';
-import evaluationRoutes from './routes/evaluations/index.ts';
-import finetuneRoutes from './routes/finetunes/index.ts';
 import { Artifact } from './routes/artifacts/schemas.ts';
 import healthRoutes from './routes/health/index.ts';
 import { Job } from './routes/jobs/schemas.ts';
-import jobRoutes from './routes/jobs/index.ts';
-import mergeRoutes from './routes/merges/index.ts';
-import methodRoutes from './routes/methods/index.ts';
-import modelRoutes from './routes/models/index.ts';
+import v1Routes from './routes/v1.ts';
 import { Problem } from './schemas.ts';
 
 export interface AppDependencies {
@@ -45,52 +39,63 @@ export type LorafuseApp = FastifyInstance;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export async function buildApp(deps: AppDependencies): Promise<LorafuseApp> {
-  const app = Fastify({
+/** The prefix of every resource route; health (/healthz, /readyz) and docs (/docs, /openapi.json) stay at the root. */
+export const API_PREFIX = '/v1';
+
+/**
+ * The whole API as one plugin: register it on any Fastify server built with serverOptions(deps). Not
+ * encapsulated (fastify-plugin), so its decorators (store, jobs, routeTable) are the server's.
+ */
+export const lorafuseApi = fp<AppDependencies>(
+  async (app, deps) => {
+    const close = deps.closeDependencies ?? true;
+    app.addHook('onRequest', async (request, reply) => {
+      reply.header('x-request-id', request.id);
+    });
+
+    app.addSchema(Problem);
+    app.addSchema(Artifact);
+    app.addSchema(Job);
+
+    await app.register(routeTablePlugin);
+    await app.register(problemsPlugin);
+    await app.register(configPlugin, { config: deps.config });
+    await app.register(redisPlugin, { redis: deps.redis, close });
+    await app.register(storePlugin, { store: deps.store });
+    await app.register(jobsPlugin, { jobs: deps.jobs, close });
+    await app.register(multipart, {
+      limits: {
+        fileSize: deps.config.uploads.maxFileBytes,
+        files: deps.config.uploads.maxFiles,
+      },
+    });
+    await app.register(openapiPlugin);
+
+    await app.register(healthRoutes);
+    await app.register(v1Routes, { prefix: API_PREFIX });
+  },
+  { name: 'lorafuse-api', fastify: '5.x' },
+);
+
+/** The server options the API needs: logger, request ids, body limit, Ajv settings. */
+export function serverOptions(deps: AppDependencies): FastifyServerOptions {
+  return {
     logger: deps.logger ?? loggerOptions(deps.config.logLevel),
     // A caller's x-request-id is honoured when it looks like an id; otherwise we make one.
     genReqId: (request) => {
       const sent = request.headers['x-request-id'];
       return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID();
     },
-    // JSON bodies are recipes and requests: small. Uploads are multipart, limited per part below.
+    // JSON bodies are recipes and requests: small. Uploads are multipart, limited per part in lorafuseApi.
     bodyLimit: deps.config.uploads.maxJsonBodyBytes,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
-  }).withTypeProvider<TypeBoxTypeProvider>();
+  };
+}
 
-  const close = deps.closeDependencies ?? true;
-  app.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-  });
-
-  app.addSchema(Problem);
-  app.addSchema(Artifact);
-  app.addSchema(Job);
-
-  await app.register(routeTablePlugin);
-  await app.register(problemsPlugin);
-  await app.register(configPlugin, { config: deps.config });
-  await app.register(redisPlugin, { redis: deps.redis, close });
-  await app.register(storePlugin, { store: deps.store });
-  await app.register(jobsPlugin, { jobs: deps.jobs, close });
-  await app.register(multipart, {
-    limits: {
-      fileSize: deps.config.uploads.maxFileBytes,
-      files: deps.config.uploads.maxFiles,
-    },
-  });
-  await app.register(openapiPlugin);
-
-  await app.register(healthRoutes);
-  await app.register(modelRoutes);
-  await app.register(adapterRoutes);
-  await app.register(datasetRoutes);
-  await app.register(mergeRoutes);
-  await app.register(finetuneRoutes);
-  await app.register(evaluationRoutes);
-  await app.register(jobRoutes);
-  await app.register(methodRoutes);
-
+/** A ready server with the API registered (the CLI listens on it; tests inject into it). */
+export async function buildApp(deps: AppDependencies): Promise<LorafuseApp> {
+  const app = Fastify(serverOptions(deps)).withTypeProvider<TypeBoxTypeProvider>();
+  await app.register(lorafuseApi, deps);
   await app.ready();
   return app;
 }

@@ -45,8 +45,8 @@ export async function startApi(
     redisErrorLogger(logger === false ? undefined : createLogger(config), 'api'),
   );
   try {
+    // The API's store plugin runs store.init() (once, as the app starts).
     const store = new ArtifactStore({ redis, dataDir: config.dataDir, prefix: config.queuePrefix });
-    await store.init();
     const jobs = new JobService({ redis, prefix: config.queuePrefix });
     const app = await buildApp({ config, redis, store, jobs, logger });
     const url = await app.listen({ port: config.port, host: config.host });

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { buildApp } from '../../src/api/app.ts';
+import Fastify from 'fastify';
+import { API_PREFIX, buildApp, lorafuseApi, serverOptions } from '../../src/api/app.ts';
 import { loggerOptions, redactUrl } from '../../src/api/logger.ts';
 import { JobService } from '../../src/queue/index.ts';
 import { ArtifactStore } from '../../src/store/index.ts';
@@ -115,6 +116,56 @@ describe('the app', () => {
       assert.equal(response.statusCode, 503, response.body);
       assert.equal(response.json().checks.redis, 'unavailable');
       assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+    } finally {
+      await app.close();
+      redis.disconnect();
+    }
+  });
+
+  it('is a plugin: resources under /v1, health and docs at the root, the store initialised once', async () => {
+    const redis = new Redis(server.url, { maxRetriesPerRequest: 1 });
+    const dataDir = path.join(api.workDir, 'plugin');
+    const store = new ArtifactStore({ redis, dataDir, prefix: 'plugin' });
+    let inits = 0;
+    const init = store.init.bind(store);
+    store.init = () => {
+      inits++;
+      return init();
+    };
+    const jobs = new JobService({ redis, prefix: 'plugin' });
+    const deps = { config: api.config, redis, store, jobs, logger: false as const, closeDependencies: false };
+    // Registered on a bare server (as a host application would), not through buildApp.
+    const app = Fastify(serverOptions(deps));
+    await app.register(lorafuseApi, deps);
+    await app.ready();
+    try {
+      assert.equal(inits, 1, 'store.init() runs once, as the app starts');
+      await fs.access(path.join(dataDir, 'blobs'));
+      const documented = app.routeTable.filter((route) => route.documented).map((route) => route.url);
+      const root = documented.filter((url) => !url.startsWith(`${API_PREFIX}/`)).sort();
+      assert.deepEqual(root, ['/healthz', '/readyz']);
+      for (const resource of [
+        'models',
+        'adapters',
+        'datasets',
+        'merges',
+        'finetunes',
+        'evaluations',
+        'jobs',
+        'methods',
+      ]) {
+        assert.ok(documented.includes(`${API_PREFIX}/${resource}`), `${API_PREFIX}/${resource} is served`);
+      }
+      assert.equal(
+        (await app.inject({ method: 'GET', url: '/docs' })).statusCode < 400,
+        true,
+        '/docs at the root',
+      );
+      assert.equal((await app.inject({ method: 'GET', url: '/v1/healthz' })).statusCode, 404);
+      assert.equal((await app.inject({ method: 'GET', url: '/methods' })).statusCode, 404);
+      const methods = await app.inject({ method: 'GET', url: '/v1/methods' });
+      assert.equal(methods.statusCode, 200);
+      assert.ok(app.store === store, 'the decorators belong to the host server (not encapsulated)');
     } finally {
       await app.close();
       redis.disconnect();

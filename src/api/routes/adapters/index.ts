@@ -24,7 +24,7 @@ const AdapterUpload = multipartBody(
 
 const adapterRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
-    '/v1/adapters',
+    '/adapters',
     {
       validatorCompiler: documentationOnlyBody,
       schema: {
@@ -56,14 +56,14 @@ const adapterRoutes: FastifyPluginAsyncTypebox = async (app) => {
         }
         await checkPeftAdapter(app.store, upload.filePaths(), base);
         const record = await upload.commit(summary, { lineage: null, baseModel: baseModelId });
-        return reply.code(201).header('location', `/v1/adapters/${record.id}`).send(record);
+        return reply.code(201).header('location', `${app.prefix}/adapters/${record.id}`).send(record);
       } finally {
         await upload.discard();
       }
     },
   );
 
-  await app.register(artifactReadRoutes, { kind: 'adapter', path: '/v1/adapters', tag: 'adapters' });
+  await app.register(artifactReadRoutes, { kind: 'adapter', path: '/adapters', tag: 'adapters' });
 };
 
 export default adapterRoutes;

@@ -10,7 +10,7 @@ import { ArtifactPage, ArtifactParams, FileParams } from './schemas.ts';
 
 export interface ArtifactRoutesOptions {
   kind: StoredArtifactKind;
-  /** e.g. `/v1/models` */
+  /** e.g. `/models` (under the API's `/v1` prefix) */
   path: string;
   tag: string;
 }

@@ -14,7 +14,7 @@ const DatasetUpload = multipartBody('One file part named dataset.safetensors.', 
 
 const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
-    '/v1/datasets',
+    '/datasets',
     {
       validatorCompiler: documentationOnlyBody,
       schema: {
@@ -35,14 +35,14 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
       try {
         const summary = await upload.inspect();
         const record = await upload.commit(summary, { lineage: null });
-        return reply.code(201).header('location', `/v1/datasets/${record.id}`).send(record);
+        return reply.code(201).header('location', `${app.prefix}/datasets/${record.id}`).send(record);
       } finally {
         await upload.discard();
       }
     },
   );
 
-  await app.register(artifactReadRoutes, { kind: 'dataset', path: '/v1/datasets', tag: 'datasets' });
+  await app.register(artifactReadRoutes, { kind: 'dataset', path: '/datasets', tag: 'datasets' });
 };
 
 export default datasetRoutes;

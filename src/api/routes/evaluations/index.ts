@@ -33,7 +33,7 @@ const EvaluationBody = Type.Object(
 
 const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
-    '/v1/evaluations',
+    '/evaluations',
     {
       schema: {
         tags: ['evaluations'],

@@ -42,7 +42,7 @@ function invalid(detail: string, field: string): ApiProblem {
 
 const finetuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
-    '/v1/finetunes',
+    '/finetunes',
     {
       schema: {
         tags: ['finetunes'],

@@ -7,7 +7,7 @@ import { JobListQuery, JobPage, JobParams } from './schemas.ts';
 
 const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
-    '/v1/jobs',
+    '/jobs',
     {
       schema: {
         tags: ['jobs'],
@@ -20,7 +20,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   app.get(
-    '/v1/jobs/:id',
+    '/jobs/:id',
     {
       schema: {
         tags: ['jobs'],
@@ -40,7 +40,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   app.delete(
-    '/v1/jobs/:id',
+    '/jobs/:id',
     {
       schema: {
         tags: ['jobs'],

@@ -31,7 +31,7 @@ export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
 export function sendJob(reply: FastifyReply, job: JobView, created: boolean): FastifyReply {
   return reply
     .code(created ? 202 : 200)
-    .header('location', `/v1/jobs/${job.id}`)
+    .header('location', `${reply.server.prefix}/jobs/${job.id}`)
     .send(job);
 }
 

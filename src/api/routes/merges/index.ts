@@ -29,7 +29,7 @@ const recipeBodyOnly: FastifySchemaCompiler<unknown> = ({ httpPart }) =>
 
 const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
-    '/v1/merges',
+    '/merges',
     {
       validatorCompiler: recipeBodyOnly,
       // Fastify also parses text/plain; a recipe is JSON.

@@ -55,7 +55,7 @@ function describeMethod(method: MergeMethod) {
 
 const methodRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
-    '/v1/methods',
+    '/methods',
     {
       schema: {
         tags: ['merges'],

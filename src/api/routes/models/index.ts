@@ -15,7 +15,7 @@ const ModelUpload = multipartBody('One file part per file, each named by its fil
 
 const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
-    '/v1/models',
+    '/models',
     {
       validatorCompiler: documentationOnlyBody,
       schema: {
@@ -36,14 +36,14 @@ const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       try {
         const summary = await upload.inspect();
         const record = await upload.commit(summary, { lineage: null });
-        return reply.code(201).header('location', `/v1/models/${record.id}`).send(record);
+        return reply.code(201).header('location', `${app.prefix}/models/${record.id}`).send(record);
       } finally {
         await upload.discard();
       }
     },
   );
 
-  await app.register(artifactReadRoutes, { kind: 'model', path: '/v1/models', tag: 'models' });
+  await app.register(artifactReadRoutes, { kind: 'model', path: '/models', tag: 'models' });
 };
 
 export default modelRoutes;
