@@ -5,6 +5,12 @@ import { sumAbs } from './kernels/reductions.ts';
 import { scratchMask } from './kernels/scratch.ts';
 import type { RandomStream } from './method.ts';
 
+/** The one place lorafuse knowingly departs from mergekit's breadcrumbs (both variants show it). */
+export const BREADCRUMBS_NOTES =
+  'mergekit keeps indices[n_bot:-n_top] of the ascending |δ| order, which is empty when int(gamma·numel) = 0 ' +
+  '(every tensor under 1/gamma elements, e.g. norms and biases, loses its whole task vector). lorafuse drops ' +
+  'nothing at the top in that case, as the method intends. Set mergekit_compat: true to reproduce mergekit exactly.';
+
 export type SparsificationMethod = 'magnitude' | 'random' | 'magnitude_outliers' | 'della_magprune';
 
 // Below this norm mergekit returns the masked tensor unscaled (rescaled_masked_tensor's eps).

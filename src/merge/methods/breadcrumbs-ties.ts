@@ -1,7 +1,7 @@
 // mergekit `breadcrumbs_ties`: breadcrumbs' sparsifier with TIES's "sum" sign election; normalize
 // defaults to false (unlike ties).
 import { createGtaMethod } from '../generalized-task-arithmetic.ts';
-import { BREADCRUMBS_NOTES } from './breadcrumbs-notes.ts';
+import { BREADCRUMBS_NOTES } from '../sparsify.ts';
 
 export const breadcrumbsTies = createGtaMethod({
   name: 'breadcrumbs_ties',

@@ -1,7 +1,7 @@
 // mergekit `breadcrumbs`: drop the gamma largest and the smallest |δ| (magnitude_outliers), no
 // consensus; normalize defaults to false.
 import { createGtaMethod } from '../generalized-task-arithmetic.ts';
-import { BREADCRUMBS_NOTES } from './breadcrumbs-notes.ts';
+import { BREADCRUMBS_NOTES } from '../sparsify.ts';
 
 export const breadcrumbs = createGtaMethod({
   name: 'breadcrumbs',

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { denseSvd } from '../../../src/merge/linalg/jacobi-svd.ts';
 import type { LoraModuleInput, ParameterValue } from '../../../src/merge/method.ts';
-import { addWeightedAdapterModule } from '../../../src/merge/methods/peft-add-weighted-adapter.ts';
+import { addWeightedAdapterModule } from '../../../src/merge/peft/add-weighted-adapter.ts';
 import { peftLinear } from '../../../src/merge/methods/peft-linear.ts';
 import { peftMagnitudePrune } from '../../../src/merge/methods/peft-magnitude-prune.ts';
 import { peftMagnitudePruneSvd } from '../../../src/merge/methods/peft-magnitude-prune-svd.ts';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { ParameterValue } from '../../../src/merge/method.ts';
-import { addWeightedAdapterModule } from '../../../src/merge/methods/peft-add-weighted-adapter.ts';
+import { addWeightedAdapterModule } from '../../../src/merge/peft/add-weighted-adapter.ts';
 import { peftCat } from '../../../src/merge/methods/peft-cat.ts';
 import { peftSvd } from '../../../src/merge/methods/peft-svd.ts';
 import { fileResolver } from '../../../src/cli/merge-command.ts';

@@ -21,7 +21,7 @@ import type {
   ParameterSpec,
   ParameterValue,
 } from '../method.ts';
-import { type MajoritySignMethod, magnitudePruneMerge, tiesMerge, weightedSum } from './peft-merge-utils.ts';
+import { type MajoritySignMethod, magnitudePruneMerge, tiesMerge, weightedSum } from './merge-utils.ts';
 
 export type PeftCombination =
   | 'linear'
