@@ -96,54 +96,86 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   }
 }
 
-async function runFinetune(
-  model: LoadedModel,
-  dataset: Dataset,
-  options: FinetuneOptions,
-): Promise<FinetuneResult> {
+/** Every training setting with its default filled in. */
+interface TrainingSettings {
+  mode: FinetuneMode;
+  seed: number;
+  steps: number;
+  batchSize: number;
+  rank: number;
+  alpha: number;
+  useRslora: boolean;
+  learningRate: number;
+  warmupSteps: number;
+  maxGradNorm: number;
+  weightDecay: number;
+  evalEvery: number;
+  checkpointEvery: number;
+  checkpointDir: string;
+  naming: AdapterNaming;
+  trainHead: boolean;
+}
+
+/** The run's defaults (those of PEFT and transformers' Trainer where they have one). */
+function resolveSettings(model: LoadedModel, options: FinetuneOptions): TrainingSettings {
   const mode = options.mode;
-  const seed = options.seed ?? 0;
   const steps = options.steps ?? 100;
-  const batchSize = options.batchSize ?? 32;
   const rank = options.rank ?? 8;
-  const alpha = options.alpha ?? 2 * rank;
-  const useRslora = options.useRslora ?? false;
-  const learningRate = options.learningRate ?? (mode === 'full' ? 1e-4 : 1e-3);
-  const warmupSteps = options.warmupSteps ?? Math.floor(steps / 10);
-  const maxGradNorm = options.maxGradNorm ?? 1.0;
-  const evalEvery = options.evalEvery ?? Math.max(1, Math.floor(steps / 5));
-  const checkpointEvery = options.checkpointEvery ?? 0;
-  const checkpointDir = options.checkpointDir ?? `${options.outDir.replace(/\/+$/, '')}.checkpoints`;
-  const naming = options.naming ?? 'transformers5';
-  const modelType = model.config.model_type;
-  const trainHead = options.trainHead ?? modelType !== 'clip_vision_model';
-
-  const { train, validation } = splitValidation(dataset, options.validationFraction ?? 0.1, seed);
-  const targets =
-    mode === 'full' ? [] : selectTargets(model, options.targetModules ?? DEFAULT_TARGETS[modelType] ?? []);
-  const scale = useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
-  const state = createTrainableState(model, { mode, targets, rank, scale, seed, trainHead });
-  const optimizer = new AdamW(state.variables, {
-    ...ADAMW_DEFAULTS,
+  return {
+    mode,
+    seed: options.seed ?? 0,
+    steps,
+    batchSize: options.batchSize ?? 32,
+    rank,
+    alpha: options.alpha ?? 2 * rank,
+    useRslora: options.useRslora ?? false,
+    learningRate: options.learningRate ?? (mode === 'full' ? 1e-4 : 1e-3),
+    warmupSteps: options.warmupSteps ?? Math.floor(steps / 10),
+    maxGradNorm: options.maxGradNorm ?? 1.0,
     weightDecay: options.weightDecay ?? 0.01,
-  });
-  const ctx = new ForwardContext(model.params, state.lora, state.overrides);
-  const pool =
-    (options.workers ?? 1) > 1
-      ? await RuntimePool.start(options.workers! - 1, {
-          type: 'init',
-          backend: tf.getBackend() === 'tensorflow' ? undefined : tf.getBackend(),
-          modelDir: options.modelDir,
-          extraWeights: options.extraWeights,
-          state: { mode, targets, rank, scale, seed, trainHead },
-        })
-      : null;
+    evalEvery: options.evalEvery ?? Math.max(1, Math.floor(steps / 5)),
+    checkpointEvery: options.checkpointEvery ?? 0,
+    checkpointDir: options.checkpointDir ?? `${options.outDir.replace(/\/+$/, '')}.checkpoints`,
+    naming: options.naming ?? 'transformers5',
+    trainHead: options.trainHead ?? model.config.model_type !== 'clip_vision_model',
+  };
+}
 
-  const runKey = createHash('sha256')
+/** The worker threads of data-parallel training (`workers − 1` of them), each mirroring the trainable state. */
+async function startRuntimePool(
+  options: FinetuneOptions,
+  state: {
+    mode: FinetuneMode;
+    targets: string[];
+    rank: number;
+    scale: number;
+    seed: number;
+    trainHead: boolean;
+  },
+): Promise<RuntimePool | null> {
+  if ((options.workers ?? 1) <= 1) return null;
+  return RuntimePool.start(options.workers! - 1, {
+    type: 'init',
+    backend: tf.getBackend() === 'tensorflow' ? undefined : tf.getBackend(),
+    modelDir: options.modelDir,
+    extraWeights: options.extraWeights,
+    state,
+  });
+}
+
+/** Identifies a run, so a checkpoint resumes only the run that wrote it. */
+function trainingRunKey(
+  options: FinetuneOptions,
+  settings: TrainingSettings,
+  trainCount: number,
+  targets: string[],
+): string {
+  const { mode, seed, steps, batchSize, rank, alpha, learningRate } = settings;
+  return createHash('sha256')
     .update(
       JSON.stringify({
         model: options.modelDir,
-        n: train.labels.length,
+        n: trainCount,
         mode,
         seed,
         steps,
@@ -156,18 +188,14 @@ async function runFinetune(
     )
     .digest('hex')
     .slice(0, 16);
-  const resumed =
-    checkpointEvery > 0
-      ? await resumeTrainingCheckpoint(checkpointDir, state.variables, optimizer, runKey)
-      : null;
-  const resumedFromStep = resumed?.step ?? null;
-  const progress: TrainingProgress = resumed ?? { step: 0, lossCurve: [], validation: [], runKey };
+}
 
-  const trainCount = train.labels.length;
+/** The example indices of a step's batch: shuffled once per epoch, depending only on (seed, step). */
+function batchSampler(trainCount: number, batchSize: number, seed: number): (step: number) => number[] {
   const stepsPerEpoch = Math.max(1, Math.floor(trainCount / batchSize));
   const epochOrder = new Map<number, number[]>();
-  const batchIndices = (step: number) => {
-    // The batch of a step depends only on (seed, step): a resumed run sees exactly the batches it would have.
+  return (step) => {
+    // A resumed run sees exactly the batches it would have.
     const epoch = Math.floor(step / stepsPerEpoch);
     if (!epochOrder.has(epoch)) {
       epochOrder.clear();
@@ -177,44 +205,113 @@ async function runFinetune(
     const start = (step % stepsPerEpoch) * batchSize;
     return order.slice(start, Math.min(trainCount, start + batchSize));
   };
+}
 
-  const started = performance.now();
+interface TrainingRun {
+  model: LoadedModel;
+  ctx: ForwardContext;
+  variables: Map<string, tf.Variable>;
+  optimizer: AdamW;
+  pool: RuntimePool | null;
+  train: Dataset;
+  validation: Dataset | null;
+  settings: TrainingSettings;
+  progress: TrainingProgress;
+}
+
+/** One optimizer step on a batch (data-parallel when a pool is running); returns the batch loss. */
+async function trainStep(run: TrainingRun, indices: number[], lr: number): Promise<number> {
+  const { model, ctx, variables, optimizer, pool, train, settings } = run;
+  const batch = new Map<string, HostTensor>();
+  for (const [name, t] of train.inputs) batch.set(name, gatherRows(t, indices));
+  const labels = Int32Array.from(indices, (i) => train.labels[i]);
+  if (pool) {
+    const averaged = await parallelGradients(pool, model, ctx, variables, batch, labels);
+    optimizer.update(averaged.grads, lr, settings.maxGradNorm);
+    return averaged.loss;
+  }
+  const { loss: value, grads } = computeGradients(model, ctx, variables, batch, labels);
+  optimizer.update(grads, lr, settings.maxGradNorm);
+  const loss = (await value.data())[0];
+  value.dispose();
+  return loss;
+}
+
+/**
+ * Steps until the run's last step (or `stopAfter` steps of this call): validates every `evalEvery` steps and at
+ * the end, reports progress, checkpoints every `checkpointEvery` steps. Returns the samples it trained on.
+ */
+async function trainLoop(run: TrainingRun, options: FinetuneOptions): Promise<number> {
+  const { progress, settings, validation } = run;
+  const { steps, learningRate, warmupSteps, evalEvery, checkpointEvery, checkpointDir } = settings;
+  const sample = batchSampler(run.train.labels.length, settings.batchSize, settings.seed);
   let stepsThisCall = 0;
   let samples = 0;
-  try {
-    while (progress.step < steps) {
-      if (options.signal?.aborted) throw new Error('fine-tuning cancelled');
-      if (options.stopAfter !== undefined && stepsThisCall >= options.stopAfter) break;
-      const indices = batchIndices(progress.step);
-      const batch = new Map<string, HostTensor>();
-      for (const [name, t] of train.inputs) batch.set(name, gatherRows(t, indices));
-      const labels = Int32Array.from(indices, (i) => train.labels[i]);
-      const lr = learningRateAt(progress.step, learningRate, warmupSteps, steps);
-      let loss: number;
-      if (pool) {
-        const averaged = await parallelGradients(pool, model, ctx, state.variables, batch, labels);
-        optimizer.update(averaged.grads, lr, maxGradNorm);
-        loss = averaged.loss;
-      } else {
-        const { loss: value, grads } = computeGradients(model, ctx, state.variables, batch, labels);
-        optimizer.update(grads, lr, maxGradNorm);
-        loss = (await value.data())[0];
-        value.dispose();
-      }
-      progress.step += 1;
-      stepsThisCall += 1;
-      samples += indices.length;
-      progress.lossCurve.push({ step: progress.step, loss });
-      if (validation && (progress.step % evalEvery === 0 || progress.step === steps)) {
-        const result = await evaluateModel(model, ctx, validation, 128);
-        progress.validation.push({ step: progress.step, accuracy: result.accuracy, loss: result.loss });
-      }
-      const valAccuracy = progress.validation.at(-1)?.accuracy ?? null;
-      options.onProgress?.({ step: progress.step, steps, loss, learningRate: lr, valAccuracy });
-      if (checkpointEvery > 0 && progress.step % checkpointEvery === 0 && progress.step < steps) {
-        await saveTrainingCheckpoint(checkpointDir, state.variables, optimizer, progress);
-      }
+  while (progress.step < steps) {
+    if (options.signal?.aborted) throw new Error('fine-tuning cancelled');
+    if (options.stopAfter !== undefined && stepsThisCall >= options.stopAfter) break;
+    const indices = sample(progress.step);
+    const lr = learningRateAt(progress.step, learningRate, warmupSteps, steps);
+    const loss = await trainStep(run, indices, lr);
+    progress.step += 1;
+    stepsThisCall += 1;
+    samples += indices.length;
+    progress.lossCurve.push({ step: progress.step, loss });
+    if (validation && (progress.step % evalEvery === 0 || progress.step === steps)) {
+      const result = await evaluateModel(run.model, run.ctx, validation, 128);
+      progress.validation.push({ step: progress.step, accuracy: result.accuracy, loss: result.loss });
     }
+    const valAccuracy = progress.validation.at(-1)?.accuracy ?? null;
+    options.onProgress?.({ step: progress.step, steps, loss, learningRate: lr, valAccuracy });
+    if (checkpointEvery > 0 && progress.step % checkpointEvery === 0 && progress.step < steps) {
+      await saveTrainingCheckpoint(checkpointDir, run.variables, run.optimizer, progress);
+    }
+  }
+  return samples;
+}
+
+/** Defaults, trainable state and pool, resume, the training loop, then the adapter or model folder. */
+async function runFinetune(
+  model: LoadedModel,
+  dataset: Dataset,
+  options: FinetuneOptions,
+): Promise<FinetuneResult> {
+  const settings = resolveSettings(model, options);
+  const { mode, seed, steps, rank, alpha, useRslora, checkpointEvery, checkpointDir, trainHead } = settings;
+  const modelType = model.config.model_type;
+
+  const { train, validation } = splitValidation(dataset, options.validationFraction ?? 0.1, seed);
+  const targets =
+    mode === 'full' ? [] : selectTargets(model, options.targetModules ?? DEFAULT_TARGETS[modelType] ?? []);
+  const scale = useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
+  const state = createTrainableState(model, { mode, targets, rank, scale, seed, trainHead });
+  const optimizer = new AdamW(state.variables, { ...ADAMW_DEFAULTS, weightDecay: settings.weightDecay });
+  const ctx = new ForwardContext(model.params, state.lora, state.overrides);
+  const pool = await startRuntimePool(options, { mode, targets, rank, scale, seed, trainHead });
+
+  const runKey = trainingRunKey(options, settings, train.labels.length, targets);
+  const resumed =
+    checkpointEvery > 0
+      ? await resumeTrainingCheckpoint(checkpointDir, state.variables, optimizer, runKey)
+      : null;
+  const resumedFromStep = resumed?.step ?? null;
+  const progress: TrainingProgress = resumed ?? { step: 0, lossCurve: [], validation: [], runKey };
+  const run: TrainingRun = {
+    model,
+    ctx,
+    variables: state.variables,
+    optimizer,
+    pool,
+    train,
+    validation,
+    settings,
+    progress,
+  };
+
+  const started = performance.now();
+  let samples: number;
+  try {
+    samples = await trainLoop(run, options);
   } catch (error) {
     optimizer.dispose();
     state.dispose();
@@ -226,16 +323,16 @@ async function runFinetune(
   const finished = progress.step >= steps;
   const training = {
     steps,
-    batchSize,
-    learningRate,
-    warmupSteps,
+    batchSize: settings.batchSize,
+    learningRate: settings.learningRate,
+    warmupSteps: settings.warmupSteps,
     weightDecay: optimizer.options.weightDecay,
-    maxGradNorm,
+    maxGradNorm: settings.maxGradNorm,
     seed,
     // Data-parallel runtimes: each batch's split over them changes float sums in the last bits.
     runtimes: pool ? pool.size + 1 : 1,
     task: dataset.task,
-    trainExamples: trainCount,
+    trainExamples: train.labels.length,
     validationExamples: validation?.labels.length ?? 0,
     lossCurve: progress.lossCurve,
     validation: progress.validation,
@@ -249,7 +346,7 @@ async function runFinetune(
             rank,
             alpha,
             useRslora,
-            naming,
+            naming: settings.naming,
             seed,
             targets,
             training,
