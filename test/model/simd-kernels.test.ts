@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { batchedAttention, geluErf, layerNorm, multiHeadAttention } from '../../src/model/nn/functional.ts';
-import { simdKernelsActive, sumRows } from '../../src/model/simd/simd-kernels.ts';
+import { simdKernelsActive } from '../../src/model/simd/simd-kernels.ts';
+import { ATTENTION, LAYER_NORM } from '../../src/model/simd/kernel-names.ts';
+import { sumRows } from '../../src/model/simd/simd-ops.ts';
 import { assertClose, wasmBackend } from './helpers.ts';
 
 // lorafuse's SIMD kernels (wasm backend) against the textbook formulas through tfjs's own kernels.
@@ -12,6 +14,25 @@ describe('SIMD kernels on the wasm backend', () => {
   it('are active on wasm', () => {
     assert.equal(tf.getBackend(), 'wasm');
     assert.equal(simdKernelsActive(), true);
+  });
+
+  it('check the inputs and attributes kernel-names.ts declares, naming the kernel and the missing one', () => {
+    tf.tidy(() => {
+      const x = tf.ones([2, 4]);
+      const gamma = tf.ones([4]);
+      assert.throws(
+        () => tf.engine().runKernel(LAYER_NORM, { x, gamma }, { eps: 1e-5 }),
+        /LorafuseLayerNorm: input beta is missing/,
+      );
+      assert.throws(
+        () => tf.engine().runKernel(LAYER_NORM, { x, gamma, beta: gamma }, {}),
+        /LorafuseLayerNorm: attribute eps must be a number/,
+      );
+      assert.throws(
+        () => tf.engine().runKernel(ATTENTION, { q: x, k: x, v: x }, { batch: 1, tokens: 2, heads: 1 }),
+        /LorafuseAttention: attribute scale must be a number/,
+      );
+    });
   });
 
   const referenceGelu = (t: tf.Tensor) => tf.mul(tf.mul(t, 0.5), tf.add(1, tf.erf(tf.mul(t, Math.SQRT1_2))));

@@ -2,15 +2,15 @@ import * as tf from '@tensorflow/tfjs';
 import { matMulTransposed, transposeLast2 } from '../fast-gradients.ts';
 import { constant } from './constants.ts';
 import { normalCdf, normalDensity } from './normal-cdf.ts';
+import { simdKernelsActive } from '../simd/simd-kernels.ts';
 import {
   simdAttention,
   simdAttentionFits,
   simdGeluErf,
-  simdKernelsActive,
   simdLayerNorm,
   simdLayerNormFits,
   sumRows,
-} from '../simd/simd-kernels.ts';
+} from '../simd/simd-ops.ts';
 
 /** Hugging Face activation names: gelu is the erf form, gelu_new / gelu_pytorch_tanh the tanh form. */
 export function activation(name: string, x: tf.Tensor): tf.Tensor {

@@ -4,7 +4,8 @@
 // path, and tfjs's registered gradients still apply.
 import * as tf from '@tensorflow/tfjs';
 import { MATMUL_PACK_BYTES, matmulPackABytes } from './matmul-wat.ts';
-import { type WasmBackend, offset, size, withScratch } from './wasm-heap.ts';
+import { readInputs } from './kernel-names.ts';
+import { type WasmBackend, offset, size, wasmBackend, withScratch } from './wasm-heap.ts';
 
 /** The matmul exports of the kernel module (see matmul-wat.ts); arguments are byte offsets or counts. */
 export interface MatMulExports {
@@ -148,9 +149,12 @@ function override(
 ): void {
   const original = tf.getKernel(kernelName, 'wasm');
   if (!original) throw new Error(`tfjs-backend-wasm has no ${kernelName} kernel`);
-  const kernelFunc: tf.KernelFunc = (args) =>
-    serve(args.inputs as unknown as MatMulInputs, args.attrs ?? {}, args.backend as unknown as WasmBackend) ??
-    original.kernelFunc(args);
+  const kernelFunc: tf.KernelFunc = (args) => {
+    const { a, b } = readInputs(kernelName, args.inputs, ['a', 'b']);
+    const { bias, preluActivationWeights } = args.inputs;
+    const inputs: MatMulInputs = { a, b, bias, preluActivationWeights };
+    return serve(inputs, args.attrs ?? {}, wasmBackend(args.backend)) ?? original.kernelFunc(args);
+  };
   servedByLorafuse.add(kernelFunc);
   tf.unregisterKernel(kernelName, 'wasm');
   tf.registerKernel({ ...original, kernelFunc });

@@ -1,13 +1,28 @@
 // lorafuse's own SIMD kernels on the wasm backend, registered as tfjs kernels (so tidy, disposal, profiling and
 // autograd treat them like any other). The module is assembled from text by wabt at start-up (a few ms; nothing
-// generated is committed) and instantiated on the backend's own WebAssembly.Memory.
+// generated is committed) and instantiated on the backend's own WebAssembly.Memory. Kernel names, inputs and
+// attributes are in kernel-names.ts; the ops that run them are in simd-ops.ts.
 import * as tf from '@tensorflow/tfjs';
 import wabtInit from 'wabt';
 import { normalDensity } from '../nn/normal-cdf.ts';
 import { constant } from '../nn/constants.ts';
+import {
+  ADAMW,
+  ADAMW_ATTRS,
+  ATTENTION,
+  ATTENTION_ATTRS,
+  ATTENTION_GRAD,
+  COLUMN_SUM,
+  GELU_ERF,
+  GELU_ERF_GRAD,
+  LAYER_NORM,
+  LAYER_NORM_GRAD,
+  readInputs,
+  readNumberAttrs,
+} from './kernel-names.ts';
 import { KERNELS_WAT } from './kernels-wat.ts';
 import { type MatMulExports, overrideMatMulKernels } from './matmul-kernel.ts';
-import { type WasmBackend, offset, size, withScratch } from './wasm-heap.ts';
+import { offset, size, wasmBackend, withScratch } from './wasm-heap.ts';
 
 // The WebAssembly global as used here (tsconfig's libs carry no WebAssembly types without the DOM's).
 declare const WebAssembly: {
@@ -16,7 +31,7 @@ declare const WebAssembly: {
 };
 
 /** The exports of the kernel module: every argument is a byte offset into the backend's heap, or a count. */
-interface KernelExports extends MatMulExports {
+export interface KernelExports extends MatMulExports {
   gelu_erf(x: number, out: number, cdf: number, n: number): void;
   gelu_erf_grad(x: number, cdf: number, dy: number, out: number, n: number): void;
   column_sum(x: number, out: number, rows: number, width: number): void;
@@ -94,14 +109,24 @@ interface KernelExports extends MatMulExports {
   ): void;
 }
 
-export const GELU_ERF = 'LorafuseGeluErf';
-export const GELU_ERF_GRAD = 'LorafuseGeluErfGrad';
-export const COLUMN_SUM = 'LorafuseColumnSum';
-export const ADAMW = 'LorafuseAdamW';
-export const LAYER_NORM = 'LorafuseLayerNorm';
-export const LAYER_NORM_GRAD = 'LorafuseLayerNormGrad';
-export const ATTENTION = 'LorafuseAttention';
-export const ATTENTION_GRAD = 'LorafuseAttentionGrad';
+const EXPORT_NAMES: ReadonlyArray<keyof KernelExports> = [
+  'matmul',
+  'transpose',
+  'gelu_erf',
+  'gelu_erf_grad',
+  'column_sum',
+  'sum_squares',
+  'adamw',
+  'layer_norm',
+  'layer_norm_grad',
+  'attention',
+  'attention_grad',
+];
+
+/** Whether an instance's exports are the kernel module's (every function present). */
+function isKernelExports(exports: object): exports is KernelExports {
+  return EXPORT_NAMES.every((name) => typeof Reflect.get(exports, name) === 'function');
+}
 
 let kernels: KernelExports | null = null;
 let installing: Promise<boolean> | null = null;
@@ -142,8 +167,14 @@ export function simdKernelsUnavailableReason(): string {
   return unavailable;
 }
 
+/** The kernel module's exports while the kernels are installed (simd-ops.ts calls sum_squares directly). */
+export function kernelExports(): KernelExports {
+  if (!kernels) throw new Error('the SIMD kernels are not installed');
+  return kernels;
+}
+
 async function load(): Promise<boolean> {
-  const backend = tf.backend() as unknown as WasmBackend;
+  const backend = wasmBackend(tf.backend());
   const memory = backend.wasm?.asm?.memory;
   if (!(memory instanceof WebAssembly.Memory)) throw new Error("the wasm backend's memory is not reachable");
   const wabt = await wabtInit();
@@ -156,20 +187,20 @@ async function load(): Promise<boolean> {
     parsed.destroy();
   }
   const { instance } = await WebAssembly.instantiate(binary, { env: { memory } });
-  kernels = instance.exports as unknown as KernelExports;
-  registerKernels();
+  if (!isKernelExports(instance.exports)) throw new Error('the kernel module lacks an export');
+  kernels = instance.exports;
+  registerKernels(kernels);
   overrideMatMulKernels(kernels);
   return true;
 }
 
-function registerKernels(): void {
-  const run = kernels as KernelExports;
+function registerKernels(run: KernelExports): void {
   tf.registerKernel({
     kernelName: GELU_ERF,
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend }) => {
-      const wasm = backend as unknown as WasmBackend;
-      const x = inputs.x as tf.TensorInfo;
+      const wasm = wasmBackend(backend);
+      const { x } = readInputs(GELU_ERF, inputs, ['x']);
       const out = wasm.makeOutput(x.shape, 'float32');
       const cdf = wasm.makeOutput(x.shape, 'float32');
       run.gelu_erf(offset(wasm, x), offset(wasm, out), offset(wasm, cdf), size(x.shape));
@@ -180,8 +211,8 @@ function registerKernels(): void {
     kernelName: GELU_ERF_GRAD,
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend }) => {
-      const wasm = backend as unknown as WasmBackend;
-      const { x, cdf, dy } = inputs as Record<string, tf.TensorInfo>;
+      const wasm = wasmBackend(backend);
+      const { x, cdf, dy } = readInputs(GELU_ERF_GRAD, inputs, ['x', 'cdf', 'dy']);
       const out = wasm.makeOutput(x.shape, 'float32');
       run.gelu_erf_grad(
         offset(wasm, x),
@@ -197,8 +228,8 @@ function registerKernels(): void {
     kernelName: COLUMN_SUM,
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend }) => {
-      const wasm = backend as unknown as WasmBackend;
-      const x = inputs.x as tf.TensorInfo;
+      const wasm = wasmBackend(backend);
+      const { x } = readInputs(COLUMN_SUM, inputs, ['x']);
       const width = x.shape[x.shape.length - 1];
       const out = wasm.makeOutput([width], 'float32');
       run.column_sum(offset(wasm, x), offset(wasm, out), size(x.shape) / width, width);
@@ -209,13 +240,12 @@ function registerKernels(): void {
     kernelName: ADAMW,
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend, attrs }) => {
-      const wasm = backend as unknown as WasmBackend;
-      const { p, g, m, v } = inputs as Record<string, tf.TensorInfo>;
-      const a = attrs as Record<keyof AdamWStep, number>;
+      const wasm = wasmBackend(backend);
+      const { p, g, m, v } = readInputs(ADAMW, inputs, ['p', 'g', 'm', 'v']);
+      const a = readNumberAttrs(ADAMW, attrs, ADAMW_ATTRS);
       const outs = [p, m, v].map((t) => wasm.makeOutput(t.shape, 'float32'));
       const [pp, pg, pm, pv] = [p, g, m, v].map((t) => offset(wasm, t));
       const [po, mo, vo] = outs.map((t) => offset(wasm, t));
-      const at = (name: keyof AdamWStep) => a[name];
       run.adamw(
         pp,
         pg,
@@ -225,15 +255,15 @@ function registerKernels(): void {
         mo,
         vo,
         size(p.shape),
-        at('stepSize'),
-        at('beta1'),
-        at('oneMinusBeta1'),
-        at('beta2'),
-        at('oneMinusBeta2'),
-        at('eps'),
-        at('decay'),
-        at('invSqrtCorrection2'),
-        at('gradScale'),
+        a.stepSize,
+        a.beta1,
+        a.oneMinusBeta1,
+        a.beta2,
+        a.oneMinusBeta2,
+        a.eps,
+        a.decay,
+        a.invSqrtCorrection2,
+        a.gradScale,
       );
       return outs;
     },
@@ -242,8 +272,9 @@ function registerKernels(): void {
     kernelName: LAYER_NORM,
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend, attrs }) => {
-      const wasm = backend as unknown as WasmBackend;
-      const { x, gamma, beta } = inputs as Record<string, tf.TensorInfo>;
+      const wasm = wasmBackend(backend);
+      const { x, gamma, beta } = readInputs(LAYER_NORM, inputs, ['x', 'gamma', 'beta']);
+      const { eps } = readNumberAttrs(LAYER_NORM, attrs, ['eps']);
       const width = x.shape[x.shape.length - 1];
       const rows = size(x.shape) / width;
       const out = wasm.makeOutput(x.shape, 'float32');
@@ -251,7 +282,7 @@ function registerKernels(): void {
       const invStd = wasm.makeOutput([rows], 'float32');
       const [px, pg, pb] = [x, gamma, beta].map((t) => offset(wasm, t));
       const [po, ph, pi] = [out, xhat, invStd].map((t) => offset(wasm, t));
-      run.layer_norm(px, pg, pb, po, ph, pi, rows, width, attrs?.eps as number);
+      run.layer_norm(px, pg, pb, po, ph, pi, rows, width, eps);
       return [out, xhat, invStd];
     },
   });
@@ -259,8 +290,13 @@ function registerKernels(): void {
     kernelName: LAYER_NORM_GRAD,
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend }) => {
-      const wasm = backend as unknown as WasmBackend;
-      const { dy, xhat, invStd, gamma } = inputs as Record<string, tf.TensorInfo>;
+      const wasm = wasmBackend(backend);
+      const { dy, xhat, invStd, gamma } = readInputs(LAYER_NORM_GRAD, inputs, [
+        'dy',
+        'xhat',
+        'invStd',
+        'gamma',
+      ]);
       const width = dy.shape[dy.shape.length - 1];
       const dx = wasm.makeOutput(dy.shape, 'float32');
       const dgamma = wasm.makeOutput([width], 'float32');
@@ -272,29 +308,20 @@ function registerKernels(): void {
     },
   });
   // Attention's attributes: batch, tokens, heads (headDim follows from the rows' width), scale.
-  const attentionShape = (q: tf.TensorInfo, attrs: tf.NamedAttrMap | undefined) => {
-    const { batch, tokens, heads } = attrs as { batch: number; tokens: number; heads: number };
+  const attentionShape = (kernel: string, q: tf.TensorInfo, attrs: tf.NamedAttrMap | undefined) => {
+    const { batch, tokens, heads, scale } = readNumberAttrs(kernel, attrs, ATTENTION_ATTRS);
     const headDim = q.shape[q.shape.length - 1] / heads;
     const padded = (tokens + 3) & ~3;
-    return {
-      batch,
-      tokens,
-      heads,
-      headDim,
-      scale: attrs?.scale as number,
-      scratchBytes: (headDim + 1) * padded * 4,
-    };
+    return { batch, tokens, heads, headDim, scale, scratchBytes: (headDim + 1) * padded * 4 };
   };
   tf.registerKernel({
     kernelName: ATTENTION,
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend, attrs }) => {
-      const wasm = backend as unknown as WasmBackend;
-      const { q, k, v, mask } = inputs as Record<string, tf.TensorInfo | undefined> as Record<
-        string,
-        tf.TensorInfo
-      >;
-      const dims = attentionShape(q, attrs);
+      const wasm = wasmBackend(backend);
+      const { q, k, v } = readInputs(ATTENTION, inputs, ['q', 'k', 'v']);
+      const mask = inputs.mask;
+      const dims = attentionShape(ATTENTION, q, attrs);
       const context = wasm.makeOutput(q.shape, 'float32');
       const probs = wasm.makeOutput([dims.batch, dims.heads, dims.tokens, (dims.tokens + 3) & ~3], 'float32');
       const [pq, pk, pv, pc, pp] = [q, k, v, context, probs].map((t) => offset(wasm, t));
@@ -322,9 +349,9 @@ function registerKernels(): void {
     kernelName: ATTENTION_GRAD,
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend, attrs }) => {
-      const wasm = backend as unknown as WasmBackend;
-      const { dy, q, k, v, probs } = inputs as Record<string, tf.TensorInfo>;
-      const dims = attentionShape(q, attrs);
+      const wasm = wasmBackend(backend);
+      const { dy, q, k, v, probs } = readInputs(ATTENTION_GRAD, inputs, ['dy', 'q', 'k', 'v', 'probs']);
+      const dims = attentionShape(ATTENTION_GRAD, q, attrs);
       const [dq, dk, dv] = [q, k, v].map(() => wasm.makeOutput(q.shape, 'float32'));
       const [pdy, pq, pk, pv, pp] = [dy, q, k, v, probs].map((t) => offset(wasm, t));
       const [pdq, pdk, pdv] = [dq, dk, dv].map((t) => offset(wasm, t));
@@ -364,158 +391,4 @@ function registerKernels(): void {
       };
     },
   });
-}
-
-/**
- * x·Φ(x) by the SIMD kernel (only while simdKernelsActive()). The forward pass keeps Φ(x), so the backward pass
- * computes only the density: dy·(Φ + x·φ).
- */
-export function simdGeluErf(x: tf.Tensor): tf.Tensor {
-  const gelu = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const input = args[0] as tf.Tensor;
-    const [value, cdf] = tf.engine().runKernel(GELU_ERF, { x: input }) as tf.Tensor[];
-    (args[1] as tf.GradSaveFunc)([input, cdf]);
-    return {
-      value,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-        tf.engine().runKernel(GELU_ERF_GRAD, { x: saved[0], cdf: saved[1], dy }) as tf.Tensor,
-    };
-  });
-  return gelu(x);
-}
-
-/** Whether simdLayerNorm can take these operands: float32 rows whose width is a multiple of 4. */
-export function simdLayerNormFits(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): boolean {
-  const width = x.shape[x.shape.length - 1];
-  return (
-    simdKernelsActive() &&
-    width % 4 === 0 &&
-    [x, gamma, beta].every((t) => t.dtype === 'float32') &&
-    gamma.size === width &&
-    beta.size === width
-  );
-}
-
-/**
- * Layer norm over the last axis by the SIMD kernels, as a custom gradient: the backward pass is one kernel too.
- * First-order only: a gradient of this gradient fails loudly (LorafuseLayerNormGrad has no gradient).
- */
-export function simdLayerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
-  const norm = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [input, g, b] = args as tf.Tensor[];
-    const [out, xhat, invStd] = tf.engine().runKernel(
-      LAYER_NORM,
-      { x: input, gamma: g, beta: b },
-      {
-        eps,
-      },
-    ) as tf.Tensor[];
-    (args[3] as tf.GradSaveFunc)([xhat, invStd, g]);
-    return {
-      value: out,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xh, inv, gain] = saved;
-        const [dx, dgamma, dbeta] = tf.engine().runKernel(LAYER_NORM_GRAD, {
-          dy,
-          xhat: xh,
-          invStd: inv,
-          gamma: gain,
-        }) as tf.Tensor[];
-        return [dx, tf.reshape(dgamma, gain.shape), tf.reshape(dbeta, b.shape)];
-      },
-    };
-  });
-  return norm(x, gamma, beta);
-}
-
-/** Whether simdAttention can take these projections: float32, a head size that is a multiple of 4. */
-export function simdAttentionFits(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, heads: number): boolean {
-  const hidden = q.shape[q.shape.length - 1];
-  return (
-    simdKernelsActive() &&
-    hidden % heads === 0 &&
-    (hidden / heads) % 4 === 0 &&
-    [q, k, v].every((t) => t.dtype === 'float32' && t.size === q.size)
-  );
-}
-
-/**
- * Multi-head attention on projections laid out as [B·T, hidden] rows (or [B, T, hidden]) by the SIMD kernels;
- * `additiveMask` has B·T floats (0 to keep a key, a large negative to drop it). A custom gradient whose backward
- * pass is one kernel; first-order only, like simdLayerNorm.
- */
-export function simdAttention(
-  q: tf.Tensor,
-  k: tf.Tensor,
-  v: tf.Tensor,
-  heads: number,
-  batch: number,
-  tokens: number,
-  additiveMask?: tf.Tensor,
-): tf.Tensor {
-  const hidden = q.shape[q.shape.length - 1];
-  const attrs = { batch, tokens, heads, scale: 1 / Math.sqrt(hidden / heads) };
-  const mask = additiveMask ? tf.reshape(additiveMask, [batch * tokens]) : undefined;
-  const attention = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const [query, key, value] = args as tf.Tensor[];
-    const inputs: tf.NamedTensorMap = { q: query, k: key, v: value };
-    if (mask) inputs.mask = mask;
-    const [context, probs] = tf.engine().runKernel(ATTENTION, inputs, attrs) as tf.Tensor[];
-    (args[3] as tf.GradSaveFunc)([query, key, value, probs]);
-    return {
-      value: context,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sq, sk, sv, p] = saved;
-        return tf
-          .engine()
-          .runKernel(ATTENTION_GRAD, { dy, q: sq, k: sk, v: sv, probs: p }, attrs) as tf.Tensor[];
-      },
-    };
-  });
-  return attention(q, k, v);
-}
-
-/**
- * Σ over every axis but the last (a bias gradient) as one SIMD pass; tfjs's Sum reduces inner axes only, so for
- * rows it transposes first. Falls back to tf.sum off wasm or for a width that is not a multiple of 4.
- */
-export function sumRows(x: tf.Tensor): tf.Tensor1D {
-  const width = x.shape[x.shape.length - 1];
-  if (!simdKernelsActive() || width % 4 !== 0 || x.dtype !== 'float32') {
-    return tf.sum(
-      x,
-      x.shape.slice(0, -1).map((_, i) => i),
-    ) as tf.Tensor1D;
-  }
-  return tf.engine().runKernel(COLUMN_SUM, { x }) as tf.Tensor1D;
-}
-
-/** Σ x² of a float32 tensor on the wasm backend, accumulated in float64, read straight from its memory. */
-export function simdSumSquares(x: tf.Tensor): number {
-  const backend = tf.backend() as unknown as WasmBackend;
-  return (kernels as KernelExports).sum_squares(offset(backend, x), x.size);
-}
-
-/** The scalars of one AdamW step for one tensor (see the adamw kernel), each computed in float64. */
-export interface AdamWStep {
-  stepSize: number;
-  beta1: number;
-  oneMinusBeta1: number;
-  beta2: number;
-  oneMinusBeta2: number;
-  eps: number;
-  decay: number;
-  invSqrtCorrection2: number;
-  gradScale: number;
-}
-
-/** One AdamW step of a tensor as one SIMD pass: the new parameter, first and second moments. */
-export function simdAdamW(
-  p: tf.Tensor,
-  g: tf.Tensor,
-  m: tf.Tensor,
-  v: tf.Tensor,
-  step: AdamWStep,
-): tf.Tensor[] {
-  return tf.engine().runKernel(ADAMW, { p, g, m, v }, { ...step }) as tf.Tensor[];
 }

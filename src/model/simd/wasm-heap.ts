@@ -9,6 +9,20 @@ export interface WasmBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
 }
 
+/** Whether a tfjs backend is tfjs-backend-wasm's (its heap, data map and output maker are there). */
+function isWasmBackend(backend: unknown): backend is WasmBackend {
+  if (typeof backend !== 'object' || backend === null) return false;
+  return (
+    'wasm' in backend && 'dataIdMap' in backend && typeof Reflect.get(backend, 'makeOutput') === 'function'
+  );
+}
+
+/** The backend a wasm kernel runs on, checked: a kernel registered for wasm that gets another is a bug. */
+export function wasmBackend(backend: unknown): WasmBackend {
+  if (!isWasmBackend(backend)) throw new Error('lorafuse SIMD kernels run on the wasm backend only');
+  return backend;
+}
+
 /** The byte offset of a tensor's data in the backend's heap. */
 export function offset(backend: WasmBackend, tensor: tf.TensorInfo): number {
   return backend.dataIdMap.get(tensor.dataId).memoryOffset;

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { simdAdamW, simdKernelsActive, simdSumSquares } from '../simd/simd-kernels.ts';
+import { simdKernelsActive } from '../simd/simd-kernels.ts';
+import { simdAdamW, simdSumSquares } from '../simd/simd-ops.ts';
 
 export interface AdamWOptions {
   beta1: number;
