@@ -351,6 +351,8 @@ const TORCH_DTYPE: Record<string, string> = {
   F16: 'float16',
   BF16: 'bfloat16',
   F64: 'float64',
+  F8_E4M3: 'float8_e4m3fn',
+  F8_E5M2: 'float8_e5m2',
 };
 
 /** config.json of the output model: the base's (or first model's), with torch_dtype following out_dtype. */

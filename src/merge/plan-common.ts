@@ -8,7 +8,7 @@ import type { Recipe } from './recipe.ts';
 import { getMethod } from './registry.ts';
 import type { InputResolver, ModelSource, TensorSource } from './sources.ts';
 
-export const FLOAT_DTYPES: ReadonlySet<DType> = new Set(['F64', 'F32', 'F16', 'BF16']);
+export const FLOAT_DTYPES: ReadonlySet<DType> = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2']);
 
 const RECIPE_DTYPE: Record<string, DType> = {
   float32: 'F32',
@@ -19,6 +19,10 @@ const RECIPE_DTYPE: Record<string, DType> = {
   F16: 'F16',
   BF16: 'BF16',
   F64: 'F64',
+  float8_e4m3fn: 'F8_E4M3',
+  float8_e5m2: 'F8_E5M2',
+  F8_E4M3: 'F8_E4M3',
+  F8_E5M2: 'F8_E5M2',
 };
 
 /** mergekit writes out_dtype, else dtype; with neither, each tensor keeps its reference input's dtype. */

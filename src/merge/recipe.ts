@@ -49,6 +49,10 @@ export const RECIPE_DTYPES = [
   'F16',
   'BF16',
   'F64',
+  'float8_e4m3fn',
+  'float8_e5m2',
+  'F8_E4M3',
+  'F8_E5M2',
 ] as const;
 
 const TOP_LEVEL_KEYS = new Set([

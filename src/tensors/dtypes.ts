@@ -5,6 +5,8 @@ export type DType =
   | 'F32'
   | 'F16'
   | 'BF16'
+  | 'F8_E4M3'
+  | 'F8_E5M2'
   | 'I64'
   | 'I32'
   | 'I16'
@@ -32,6 +34,8 @@ export const DTYPE_BYTES: Record<DType, number> = {
   F32: 4,
   F16: 2,
   BF16: 2,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
   I64: 8,
   I32: 4,
   I16: 2,
@@ -58,7 +62,7 @@ export interface TensorInfo extends TensorSpec {
   dataOffsets: [number, number];
 }
 
-/** F16/BF16 data are Uint16Array raw bits; BOOL is Uint8Array; I64 BigInt64Array; U64 BigUint64Array. */
+/** F16/BF16 data are Uint16Array raw bits, F8_E4M3/F8_E5M2 Uint8Array raw bits; BOOL is Uint8Array; I64 BigInt64Array; U64 BigUint64Array. */
 export interface Tensor {
   dtype: DType;
   shape: number[];
@@ -76,6 +80,8 @@ const ARRAY_TYPES: Record<DType, TypedArrayConstructor> = {
   F32: Float32Array,
   F16: Uint16Array,
   BF16: Uint16Array,
+  F8_E4M3: Uint8Array,
+  F8_E5M2: Uint8Array,
   I64: BigInt64Array,
   I32: Int32Array,
   I16: Int16Array,
@@ -91,7 +97,7 @@ export function isDType(value: unknown): value is DType {
   return typeof value === 'string' && Object.hasOwn(DTYPE_BYTES, value);
 }
 
-/** The typed array class that holds a dtype's elements (raw bits for F16/BF16). */
+/** The typed array class that holds a dtype's elements (raw bits for F16/BF16/F8). */
 export function arrayTypeOf(dtype: DType): TypedArrayConstructor {
   return ARRAY_TYPES[dtype];
 }

@@ -1,9 +1,10 @@
 // F32 <-> every dtype. F16/BF16 round to nearest, ties to even (as torch `.to()`), keep subnormals,
-// overflow to ±inf, and write one canonical quiet NaN. These loops sit on the merge hot path, so
+// overflow to ±inf, and write one canonical quiet NaN (F8 formats: float8.ts). These loops sit on the merge hot path, so
 // they work on 32-bit views of the float bits instead of going through DataView or Math.
 
 import { HOST_IS_LITTLE_ENDIAN } from './byte-order.ts';
 import { arrayTypeOf, type DType, type Tensor, type TypedArray } from './dtypes.ts';
+import { E4M3, E5M2, float32ToFloat8, float8ToFloat32 } from './float8.ts';
 
 const F16_QUIET_NAN = 0x7e00;
 const BF16_QUIET_NAN = 0x7fc0;
@@ -171,6 +172,10 @@ export function decodeIntoFloat32(dtype: DType, src: TypedArray, out: Float32Arr
       return bf16ToFloat32(src as Uint16Array, out);
     case 'F16':
       return f16ToFloat32(src as Uint16Array, out);
+    case 'F8_E4M3':
+      return float8ToFloat32(E4M3, src as Uint8Array, out);
+    case 'F8_E5M2':
+      return float8ToFloat32(E5M2, src as Uint8Array, out);
     case 'I64':
     case 'U64': {
       const big = src as BigInt64Array | BigUint64Array;
@@ -212,7 +217,7 @@ const INTEGER_RANGES: Partial<Record<DType, [number, number]>> = {
 };
 
 /**
- * F32 values -> `dtype`'s typed array. F16/BF16 round to nearest even; integers truncate toward zero
+ * F32 values -> `dtype`'s typed array. F16/BF16/F8 round to nearest even; integers truncate toward zero
  * and saturate (NaN -> 0); BOOL is value !== 0. F32 returns `data` itself (no copy).
  */
 export function encodeFromFloat32(data: Float32Array, dtype: DType): TypedArray {
@@ -223,6 +228,10 @@ export function encodeFromFloat32(data: Float32Array, dtype: DType): TypedArray 
       return float32ToBF16(data);
     case 'F16':
       return float32ToF16(data);
+    case 'F8_E4M3':
+      return float32ToFloat8(E4M3, data);
+    case 'F8_E5M2':
+      return float32ToFloat8(E5M2, data);
     case 'F64':
       return Float64Array.from(data);
     case 'BOOL': {

@@ -92,9 +92,9 @@ describe('SafetensorsFile.open rejects', () => {
   });
 
   test('an unknown dtype', async () => {
-    const header = headerText({ w: { dtype: 'F8_E4M3', shape: [8], data_offsets: [0, 8] } });
+    const header = headerText({ w: { dtype: 'C64', shape: [1], data_offsets: [0, 8] } });
     const error = await expectError(rawSafetensors(header, eightBytes), 'tensor_unknown_dtype', 'w');
-    assert.match(error.message, /F8_E4M3/);
+    assert.match(error.message, /C64/);
     await expectError(
       rawSafetensors(headerText({ w: { dtype: 'f32', shape: [2], data_offsets: [0, 8] } }), eightBytes),
       'tensor_unknown_dtype',

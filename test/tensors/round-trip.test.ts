@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { E4M3, float8DecodeTable } from '../../src/tensors/float8.ts';
 import {
   arrayTypeOf,
   DTYPE_BYTES,
@@ -77,11 +78,17 @@ describe('round trip', () => {
         assert.equal(info.byteLength, t.data.byteLength);
       }
       assert.deepEqual([...(await reader.readFloat32('scalar'))].length, 1);
-      assert.deepEqual([...(await reader.readFloat32('t.i16'))], [...(tensors[6].data as Int16Array)]);
-      assert.deepEqual([...(await reader.readFloat32('t.u8'))], [...(tensors[11].data as Uint8Array)]);
+      const written = (name: string) => tensors.find((t) => t.name === name)!.data;
+      assert.deepEqual([...(await reader.readFloat32('t.i16'))], [...(written('t.i16') as Int16Array)]);
+      assert.deepEqual([...(await reader.readFloat32('t.u8'))], [...(written('t.u8') as Uint8Array)]);
       assert.deepEqual(
         [...(await reader.readFloat32('t.i64'))],
-        [...(tensors[4].data as BigInt64Array)].map((v) => Math.fround(Number(v))),
+        [...(written('t.i64') as BigInt64Array)].map((v) => Math.fround(Number(v))),
+      );
+      const e4m3 = float8DecodeTable(E4M3);
+      assert.deepEqual(
+        [...(await reader.readFloat32('t.f8_e4m3'))],
+        [...(written('t.f8_e4m3') as Uint8Array)].map((b) => e4m3[b]),
       );
     } finally {
       await reader.close();
