@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/model/backend.ts';
+import { simdKernelsActive } from '../../src/model/simd/simd-kernels.ts';
 import { tempDir } from '../helpers/redis.ts';
 
 export const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures', 'model');
@@ -13,6 +15,23 @@ export async function testBackend(): Promise<void> {
 /** The wasm backend whatever LORAFUSE_BACKEND says: for tests of lorafuse's SIMD kernels, which exist only there. */
 export async function wasmBackend(): Promise<void> {
   await initBackend({ prefer: 'wasm', log: () => {} });
+}
+
+/**
+ * The backends the op tests run on: wasm, where lorafuse's SIMD kernels serve the ops, and cpu, where the tf-op
+ * paths of nn/functional.ts run (the paths cpu, webgpu and tfjs-node take).
+ */
+export const OP_BACKENDS = ['wasm', 'cpu'] as const;
+
+/** A before() hook that makes `name` the active backend (the SIMD kernels installed, active only on wasm). */
+export function onBackend(name: (typeof OP_BACKENDS)[number]): () => Promise<void> {
+  return async () => {
+    await wasmBackend();
+    await tf.setBackend(name);
+    await tf.ready();
+    assert.equal(tf.getBackend(), name);
+    assert.equal(simdKernelsActive(), name === 'wasm');
+  };
 }
 
 /** |a - b| <= atol + rtol·|b| elementwise, reporting the worst element. */
