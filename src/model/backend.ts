@@ -1,3 +1,5 @@
+// Chooses and starts the tfjs backend once per thread (tfjs-node-gpu, tfjs-node, WebGPU, wasm, cpu) and installs
+// lorafuse's kernels on it.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';

@@ -1,3 +1,4 @@
+// Accuracy and loss of a model (with its adapter or head) over a labelled dataset, in batches.
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext } from './forward-context.ts';
 import { batchInputs } from './inference.ts';

@@ -1,3 +1,5 @@
+// Faster gradients for tfjs ops on wasm: explicit transposes instead of matMul's flags, Identity clones that share data.
+// outputs.
 import * as tf from '@tensorflow/tfjs';
 import { simdKernelsActive } from './simd/simd-kernels.ts';
 

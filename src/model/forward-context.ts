@@ -1,3 +1,4 @@
+// What one forward pass reads: base weights, LoRA / L-LoRA modules and trained overrides, behind one linear().
 import * as tf from '@tensorflow/tfjs';
 import { type LoraModule, loraUpdate } from './lora/lora-module.ts';
 import { affine } from './nn/functional.ts';

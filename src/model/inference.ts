@@ -1,3 +1,4 @@
+// Batched prediction over host inputs (the CLI's predict and evaluation): inputs to the backend, outputs back.
 import * as tf from '@tensorflow/tfjs';
 import type { ModelInputs, ModelOutputs } from './architectures/index.ts';
 import { ForwardContext } from './forward-context.ts';

@@ -1,3 +1,4 @@
+// Loads a Hugging Face model folder (config.json + safetensors) onto the tfjs backend for its architecture.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Architecture, architectureFor, type ModelConfig } from './architectures/index.ts';

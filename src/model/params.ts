@@ -1,3 +1,4 @@
+// Model weights on the backend, stored once in the layout the forward pass reads, freed with the store.
 import * as tf from '@tensorflow/tfjs';
 import type { HostTensor } from './io/host-tensors.ts';
 

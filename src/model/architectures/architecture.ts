@@ -1,3 +1,4 @@
+// What every model family provides (HF naming, forward pass) and the config.json field readers they share.
 import type * as tf from '@tensorflow/tfjs';
 import type { ForwardContext } from '../forward-context.ts';
 

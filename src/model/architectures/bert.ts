@@ -1,3 +1,4 @@
+// BertForSequenceClassification's forward pass on tfjs, with transformers' weight names and numerics.
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext } from '../forward-context.ts';
 import { activation, embeddingLookup, layerNorm, multiHeadAttention } from '../nn/functional.ts';

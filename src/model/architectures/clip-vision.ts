@@ -1,3 +1,4 @@
+// CLIPVisionModelWithProjection's forward pass on tfjs, plus the per-task linear head given as weights.
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext } from '../forward-context.ts';
 import { activation, layerNorm, multiHeadAttention, toPatches } from '../nn/functional.ts';

@@ -1,3 +1,4 @@
+// The architecture registry: config.json's model_type to the family that runs it.
 import type { Architecture } from './architecture.ts';
 import { bertArchitecture } from './bert.ts';
 import { clipVisionArchitecture } from './clip-vision.ts';

@@ -1,3 +1,4 @@
+// lorafuse's small `mlp` model family (the torch twin is scripts/fixtures/lorafuse_mlp.py): weight names, forward pass.
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext } from '../forward-context.ts';
 import { activation } from '../nn/functional.ts';

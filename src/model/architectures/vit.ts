@@ -1,3 +1,4 @@
+// ViTForImageClassification's forward pass on tfjs, with transformers' weight names and numerics.
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext } from '../forward-context.ts';
 import { activation, layerNorm, multiHeadAttention, toPatches } from '../nn/functional.ts';

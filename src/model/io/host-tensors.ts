@@ -1,3 +1,5 @@
+// Tensors on the host for the runtime: safetensors files and checkpoint folders read and written through
+// src/tensors.
 import { Checkpoint, SafetensorsFile, writeSafetensors } from '../../tensors/index.ts';
 
 /** A tensor held on the host: float data as F32 (any float dtype converted), integer data as I64. */

@@ -1,3 +1,4 @@
+// LoRA's initial factors as PEFT draws them (Kaiming-uniform A, zero B), seeded by run seed and module name.
 import { deriveSeed, seededUniform } from '../random.ts';
 
 /**

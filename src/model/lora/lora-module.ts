@@ -1,3 +1,4 @@
+// The LoRA and L-LoRA (linearized) updates a target linear layer adds, s·B·A·x and its first-order expansion.
 import * as tf from '@tensorflow/tfjs';
 import { constant } from '../nn/constants.ts';
 

@@ -1,3 +1,4 @@
+// PEFT adapter folders: loaded onto a model, and written exactly as PEFT writes them (plus lorafuse's own files).
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';

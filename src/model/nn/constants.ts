@@ -1,3 +1,4 @@
+// Cached scalar tensors, so hot loops do not allocate a new tensor for every constant.
 import * as tf from '@tensorflow/tfjs';
 
 const cache = new Map<number, tf.Scalar>();

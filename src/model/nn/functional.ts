@@ -1,3 +1,5 @@
+// The layers the architectures share (GELU, layer norm, attention, affine), on the SIMD kernels where they fit,
+// else tf ops.
 import * as tf from '@tensorflow/tfjs';
 import { matMulTransposed, transposeLast2 } from '../fast-gradients.ts';
 import { constant } from './constants.ts';

@@ -1,3 +1,4 @@
+// Φ(x) and φ(x) in float32 as tf ops (Eigen's rational erf), for exact-erf GELU where the SIMD kernels do not serve.
 import * as tf from '@tensorflow/tfjs';
 import { constant } from './constants.ts';
 

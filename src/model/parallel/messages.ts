@@ -1,3 +1,4 @@
+// The messages between the main thread and a runtime worker thread (init, gradients, evaluation, reset).
 import type { HostTensor } from '../io/host-tensors.ts';
 import type { FinetuneMode } from '../train/trainable.ts';
 

@@ -1,3 +1,5 @@
+// A pool of runtime worker threads (one wasm runtime each) for data-parallel training and evaluation, kept warm
+// between jobs.
 import { Worker } from 'node:worker_threads';
 import { ConfigError } from '../../config.ts';
 import type { HostTensor } from '../io/host-tensors.ts';

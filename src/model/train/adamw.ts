@@ -1,3 +1,5 @@
+// AdamW with decoupled weight decay and global-norm clipping as torch does it, on the SIMD kernel, the host or the
+// device.
 import * as tf from '@tensorflow/tfjs';
 import { simdKernelsActive } from '../simd/simd-kernels.ts';
 import { simdAdamW, simdSumSquares } from '../simd/simd-ops.ts';

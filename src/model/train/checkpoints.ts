@@ -1,3 +1,4 @@
+// Training checkpoints (variables, AdamW moments, progress) saved periodically and resumed after a crash.
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';

@@ -1,3 +1,4 @@
+// Labelled dataset files (HF input names, labels, task metadata): read, written, split and sliced by rows.
 import type { HostTensor } from '../io/host-tensors.ts';
 import { readSafetensors, writeSafetensorsFile } from '../io/host-tensors.ts';
 import { seededUniform, shuffled } from '../random.ts';

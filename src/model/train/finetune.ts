@@ -1,3 +1,5 @@
+// Fine-tuning (LoRA, L-LoRA or full) of a model folder on a dataset: the training run from settings to written
+// adapter or model.
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';

@@ -1,3 +1,4 @@
+// One batch's mean cross-entropy and its gradients for the trainable variables.
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext } from '../forward-context.ts';
 import { batchInputs, type HostInputs } from '../inference.ts';

@@ -1,3 +1,5 @@
+// What a fine-tuning mode trains: the target modules, the variables (LoRA factors, heads or every weight) and how
+// the model uses them.
 import * as tf from '@tensorflow/tfjs';
 import type { LoadedModel } from '../load-model.ts';
 import { initLoraFactors } from '../lora/lora-init.ts';
