@@ -1,6 +1,6 @@
 // The messages between the main thread and a runtime worker thread (init, gradients, evaluation, reset).
 import type { HostTensor } from '../io/host-tensors.ts';
-import type { FinetuneMode } from '../train/trainable.ts';
+import type { TrainableSpec } from '../train/trainable.ts';
 
 /** What the main thread asks a runtime worker. */
 export type WorkerRequest =
@@ -12,14 +12,7 @@ export type WorkerRequest =
       modelDir: string;
       extraWeights?: string[];
       /** Training: the trainable state to mirror (same seed, so the same A₀). */
-      state?: {
-        mode: FinetuneMode;
-        targets: string[];
-        rank: number;
-        scale: number;
-        seed: number;
-        trainHead: boolean;
-      };
+      state?: TrainableSpec;
       /** Evaluation: an adapter to apply. */
       adapterDir?: string;
     }

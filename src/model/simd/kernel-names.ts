@@ -70,19 +70,34 @@ export type AttentionGradInputs = {
   probs: tf.TensorInfo;
 };
 
-/** The named inputs a kernel needs, each checked present: a missing one is a bug in its op wrapper. */
+/** Each named entry of a kernel's inputs or attributes, checked by `accept`: a failure is a bug in its op wrapper. */
+function readNamed<K extends string, V>(
+  kernel: string,
+  entries: Record<string, unknown> | undefined,
+  names: readonly K[],
+  accept: (value: unknown) => value is V,
+  problem: string,
+): Record<K, V> {
+  const found = {} as Record<K, V>;
+  for (const name of names) {
+    const value = entries?.[name];
+    if (!accept(value)) throw new Error(`${kernel}: ${problem.replace('NAME', name)}`);
+    found[name] = value;
+  }
+  return found;
+}
+
+const isTensorInfo = (value: unknown): value is tf.TensorInfo =>
+  typeof value === 'object' && value !== null && 'dataId' in value;
+const isNumber = (value: unknown): value is number => typeof value === 'number';
+
+/** The named inputs a kernel needs, each checked present. */
 export function readInputs<K extends string>(
   kernel: string,
   inputs: tf.NamedTensorInfoMap,
   names: readonly K[],
 ): Record<K, tf.TensorInfo> {
-  const found = {} as Record<K, tf.TensorInfo>;
-  for (const name of names) {
-    const tensor = inputs[name];
-    if (!tensor) throw new Error(`${kernel}: input ${name} is missing`);
-    found[name] = tensor;
-  }
-  return found;
+  return readNamed(kernel, inputs, names, isTensorInfo, 'input NAME is missing');
 }
 
 /** The named number attributes a kernel needs, each checked to be a number. */
@@ -91,11 +106,5 @@ export function readNumberAttrs<K extends string>(
   attrs: tf.NamedAttrMap | undefined,
   names: readonly K[],
 ): Record<K, number> {
-  const found = {} as Record<K, number>;
-  for (const name of names) {
-    const value = attrs?.[name];
-    if (typeof value !== 'number') throw new Error(`${kernel}: attribute ${name} must be a number`);
-    found[name] = value;
-  }
-  return found;
+  return readNamed(kernel, attrs, names, isNumber, 'attribute NAME must be a number');
 }

@@ -24,6 +24,7 @@ import {
   DEFAULT_TARGETS,
   type FinetuneMode,
   selectTargets,
+  type TrainableSpec,
   targetNamesFor,
 } from './trainable.ts';
 
@@ -144,17 +145,7 @@ function resolveSettings(model: LoadedModel, options: FinetuneOptions): Training
 }
 
 /** The worker threads of data-parallel training (`workers − 1` of them), each mirroring the trainable state. */
-async function startRuntimePool(
-  options: FinetuneOptions,
-  state: {
-    mode: FinetuneMode;
-    targets: string[];
-    rank: number;
-    scale: number;
-    seed: number;
-    trainHead: boolean;
-  },
-): Promise<RuntimePool | null> {
+async function startRuntimePool(options: FinetuneOptions, state: TrainableSpec): Promise<RuntimePool | null> {
   if ((options.workers ?? 1) <= 1) return null;
   return RuntimePool.start(options.workers! - 1, {
     type: 'init',

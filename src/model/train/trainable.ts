@@ -54,17 +54,17 @@ export function targetNamesFor(model: LoadedModel, modules: string[], naming: Ad
   return names.sort();
 }
 
-export function createTrainableState(
-  model: LoadedModel,
-  options: {
-    mode: FinetuneMode;
-    targets: string[];
-    rank: number;
-    scale: number;
-    seed: number;
-    trainHead: boolean;
-  },
-): TrainableState {
+/** What decides a run's trainable state; runtime worker threads get the same to mirror it (same seed, same A₀). */
+export interface TrainableSpec {
+  mode: FinetuneMode;
+  targets: string[];
+  rank: number;
+  scale: number;
+  seed: number;
+  trainHead: boolean;
+}
+
+export function createTrainableState(model: LoadedModel, options: TrainableSpec): TrainableState {
   const variables = new Map<string, tf.Variable>();
   const lora = new Map<string, LoraModule>();
   const overrides = new Map<string, tf.Tensor>();
