@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
+import { recipeJsonSchema } from '../merge/index.ts';
 import type { JobService } from '../queue/index.ts';
 import type { ArtifactStore } from '../store/index.ts';
 import { loggerOptions } from './logger.ts';
@@ -66,6 +67,8 @@ export async function buildApp(deps: AppDependencies): Promise<LorafuseApp> {
   app.addSchema(Problem);
   app.addSchema(Artifact);
   app.addSchema(Job);
+  // One component for the recipe, which POST /v1/merges documents under two media types.
+  app.addSchema({ ...recipeJsonSchema, $id: 'Recipe' });
 
   await app.register(routeTablePlugin);
   await app.register(problemsPlugin);
