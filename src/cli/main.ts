@@ -2,7 +2,8 @@
 // exit 2 with the variable's name; model commands load lazily (they pull in tfjs).
 import { ConfigError, loadConfig } from '../config.ts';
 import { VERSION } from '../version.ts';
-import { DEMO_USAGE, DEV_USAGE, SERVE_USAGE, WORKER_USAGE } from './usage.ts';
+import { nearest, prepareCommand } from './args.ts';
+import { DEMO_SPEC, DEV_SPEC, SERVE_SPEC, WORKER_SPEC } from './usage.ts';
 
 const USAGE = `lorafuse ${VERSION}: fuse fine-tuned models and LoRA adapters into one multi-task model
 
@@ -53,12 +54,7 @@ const COMMANDS: Record<string, Command> = {
   evaluate: (argv) => modelCommand('evaluate', argv),
 };
 
-const SERVICE_USAGE: Record<string, string> = {
-  serve: SERVE_USAGE,
-  worker: WORKER_USAGE,
-  dev: DEV_USAGE,
-  demo: DEMO_USAGE,
-};
+const SERVICE_SPECS = { serve: SERVE_SPEC, worker: WORKER_SPEC, dev: DEV_SPEC, demo: DEMO_SPEC };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -72,16 +68,17 @@ export async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) {
-    process.stderr.write(`lorafuse: unknown command "${name}"\n\n${USAGE}`);
+    const guess = nearest(name, Object.keys(COMMANDS));
+    process.stderr.write(
+      `lorafuse: unknown command "${name}"${guess ? `; did you mean "${guess}"?` : ''}\n\n${USAGE}`,
+    );
     return 2;
   }
   try {
     // Fail on a bad variable before loading the (heavier) service modules.
-    if (name in SERVICE_USAGE) {
-      if (rest.includes('--help') || rest.includes('-h')) {
-        process.stdout.write(SERVICE_USAGE[name]);
-        return 0;
-      }
+    if (name in SERVICE_SPECS) {
+      const prepared = prepareCommand(SERVICE_SPECS[name as keyof typeof SERVICE_SPECS], rest);
+      if (typeof prepared === 'number') return prepared;
       loadConfig();
     }
     return await command(rest);
