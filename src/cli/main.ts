@@ -21,6 +21,9 @@ local
   finetune    fine-tune a model: LoRA, L-LoRA or full
   evaluate    accuracy and loss of a model (and adapter) on a dataset
 
+remote (LORAFUSE_URL, LORAFUSE_API_KEY)
+  client      upload, merge, wait, download, jobs, report against a running service
+
   --version   print the version
 `;
 
@@ -52,6 +55,7 @@ const COMMANDS: Record<string, Command> = {
   predict: (argv) => modelCommand('predict', argv),
   finetune: (argv) => modelCommand('finetune', argv),
   evaluate: (argv) => modelCommand('evaluate', argv),
+  client: async (argv) => (await import('./client/command.ts')).runClient(argv),
 };
 
 const SERVICE_SPECS = { serve: SERVE_SPEC, worker: WORKER_SPEC, dev: DEV_SPEC, demo: DEMO_SPEC };
@@ -79,7 +83,14 @@ export async function main(argv: string[]): Promise<number> {
     if (name in SERVICE_SPECS) {
       const prepared = prepareCommand(SERVICE_SPECS[name as keyof typeof SERVICE_SPECS], rest);
       if (typeof prepared === 'number') return prepared;
-      loadConfig();
+      const config = loadConfig();
+      // Said before the service modules (Fastify, BullMQ, the workers) are loaded: that takes seconds.
+      if ((name === 'serve' || name === 'worker') && !config.redisUrl) {
+        process.stderr.write(
+          `lorafuse ${name} needs REDIS_URL (or run \`lorafuse dev\` for an embedded Redis)\n`,
+        );
+        return 2;
+      }
     }
     return await command(rest);
   } catch (error) {

@@ -16,6 +16,7 @@ import {
   pathProblem,
   UsageError,
 } from '../../src/cli/args.ts';
+import { CLIENT_SPECS } from '../../src/cli/client/specs.ts';
 import { MERGE_SPEC } from '../../src/cli/merge-command.ts';
 import { MODEL_COMMAND_SPECS } from '../../src/cli/model-commands.ts';
 import { DEMO_SPEC, DEV_SPEC, SERVE_SPEC, WORKER_SPEC } from '../../src/cli/usage.ts';
@@ -47,6 +48,7 @@ const ALL_SPECS: CommandSpec[] = [
   WORKER_SPEC,
   DEV_SPEC,
   DEMO_SPEC,
+  ...Object.values(CLIENT_SPECS),
 ];
 
 describe('argument declarations', () => {
