@@ -42,7 +42,7 @@ describe('job progress display', () => {
     view.update(job('active', { phase: 'merging', tensorsDone: 6, tensorsTotal: 12 }));
     view.update(job('completed', { phase: 'done', tensorsDone: 12, tensorsTotal: 12 }));
     view.finish();
-    assert.match(writes[0], /^\r\[#{12}-{12}\]  50% job_0123456789ab active merging 6\/12/);
+    assert.match(writes[0], /^\r\[#{12}-{12}\] {2}50% job_0123456789ab active merging 6\/12/);
     assert.match(writes[1], /^\r\[#{24}\] 100% .* completed done 12\/12/);
     assert.equal(writes[2], '\n');
   });
