@@ -15,6 +15,7 @@ import {
   LorafuseApiError,
   LorafuseClient,
   LorafuseConnectionError,
+  type MergeRecipe,
 } from '../../client/index.ts';
 import { kindOfId } from '../../store/index.ts';
 import { type CommandOutput, nearest, type ParsedCommand, prepareCommand, processOutput } from '../args.ts';
@@ -258,7 +259,7 @@ async function merge(ctx: Context): Promise<number> {
     throw new ClientInputError(`${recipePath} is not a recipe (a mapping)`);
   await uploadRecipeInputs(ctx, recipe as Record<string, unknown>, path.dirname(path.resolve(recipePath)));
   const key = ctx.parsed.values['idempotency-key'];
-  const job = await ctx.client.submitMerge(recipe as Record<string, unknown> as never, {
+  const job = await ctx.client.submitMerge(recipe as MergeRecipe, {
     idempotencyKey: typeof key === 'string' ? key : undefined,
   });
   ctx.io.stderr(`queued merge ${job.id}\n`);
