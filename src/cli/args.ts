@@ -11,7 +11,8 @@ export type PathCheck =
   | 'model-dir' // a Hugging Face model folder: config.json + model.safetensors (or shards + index)
   | 'model' // a model folder, or one .safetensors file (merge inputs, uploads)
   | 'adapter-dir' // a PEFT adapter folder: adapter_config.json + adapter_model.safetensors
-  | 'new-path'; // an output: may exist as a folder, must not be a file; its parent must exist
+  | 'new-path' // an output folder: may exist as a folder, must not be a file; its parent must exist
+  | 'new-file'; // an output file: may exist as a file (replaced), must not be a folder; its parent must exist
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -221,8 +222,11 @@ function isFile(target: string): boolean {
 /** Null when `target` is what `check` asks for, else a plain sentence saying what is wrong. */
 export function pathProblem(target: string, check: PathCheck): string | null {
   const shown = path.resolve(target);
-  if (check === 'new-path') {
-    if (isFile(target)) return `${shown} is a file; expected a folder (new or existing)`;
+  if (check === 'new-path' || check === 'new-file') {
+    if (check === 'new-path' && isFile(target))
+      return `${shown} is a file; expected a folder (new or existing)`;
+    if (check === 'new-file' && existsSync(target) && !isFile(target))
+      return `${shown} is a folder; expected a file`;
     const parent = path.dirname(shown);
     return existsSync(parent)
       ? null

@@ -44,7 +44,13 @@ export const MODEL_COMMAND_SPECS: Record<ModelCommand, CommandSpec> = {
         description:
           'safetensors holding the inputs under their Hugging Face names (pixel_values or input_ids)',
       },
-      out: { type: 'string', value: 'FILE', required: true, description: 'where the outputs are written' },
+      out: {
+        type: 'string',
+        value: 'FILE',
+        required: true,
+        path: 'new-file',
+        description: 'where the outputs are written',
+      },
       'batch-size': {
         type: 'string',
         value: 'N',

@@ -116,6 +116,12 @@ describe('argument declarations', () => {
     assert.match(pathProblem(model, 'adapter-dir')!, /no adapter_config\.json: not a PEFT adapter folder/);
     assert.match(pathProblem(path.join(scratch, 'no', 'out'), 'new-path')!, /does not exist/);
     assert.equal(pathProblem(path.join(scratch, 'new-out'), 'new-path'), null);
+    assert.equal(pathProblem(file, 'new-file'), null, 'an existing file is replaced');
+    assert.match(pathProblem(scratch, 'new-file')!, /is a folder; expected a file/);
+    assert.match(
+      pathProblem(path.join(scratch, 'no', 'logits.safetensors'), 'new-file')!,
+      /the folder .*\/no \(where logits\.safetensors would go\) does not exist/,
+    );
     writeFileSync(path.join(model, 'config.json'), '{}');
     assert.equal(pathProblem(model, 'model-dir'), null);
 

@@ -47,6 +47,7 @@ export const CLIENT_SPECS = {
       report: {
         type: 'string',
         value: 'FILE',
+        path: 'new-file',
         description: "with --wait: write the job's report (JSON) to FILE when the service has one",
         default: 'no report',
       },
