@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
+import { recipeJsonSchema } from '../merge/index.ts';
 import type { JobService } from '../queue/index.ts';
 import type { ArtifactStore } from '../store/index.ts';
 import { loggerOptions } from './logger.ts';
@@ -56,6 +57,8 @@ export const lorafuseApi = fp<AppDependencies>(
     app.addSchema(Problem);
     app.addSchema(Artifact);
     app.addSchema(Job);
+    // One component for the recipe, which POST /v1/merges documents under two media types.
+    app.addSchema({ ...recipeJsonSchema, $id: 'Recipe' });
 
     await app.register(routeTablePlugin);
     await app.register(problemsPlugin);

@@ -1,57 +1,38 @@
-// A small client of a running lorafuse API over fetch: what the demo (and scripts) need.
-import { readFile } from 'node:fs/promises';
+// What the demo asks of a running lorafuse API, on top of the package's typed client (src/client/):
+// folder uploads from disk and whole-file downloads.
+import { openAsBlob } from 'node:fs';
 import path from 'node:path';
-import type { JobView } from '../queue/index.ts';
-import type { ArtifactRecord } from '../store/index.ts';
-
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly problem: Record<string, unknown>,
-  ) {
-    super(`HTTP ${status}: ${String(problem.detail ?? problem.title ?? JSON.stringify(problem))}`);
-    this.name = 'ApiError';
-  }
-}
+import { type Artifact, type Job, LorafuseClient } from '../client/index.ts';
 
 export class ApiClient {
-  constructor(readonly baseUrl: string) {}
+  readonly api: LorafuseClient;
 
-  private async json<T>(response: Response): Promise<T> {
-    const text = await response.text();
-    const body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-    if (!response.ok) throw new ApiError(response.status, body);
-    return body as T;
+  constructor(readonly baseUrl: string) {
+    this.api = new LorafuseClient({ baseUrl, apiKey: process.env.LORAFUSE_API_KEY });
   }
 
   /** Uploads a model folder's files (one multipart part per file, named by its file name). */
-  async uploadModel(dir: string, fileNames: string[]): Promise<ArtifactRecord> {
-    const form = new FormData();
-    for (const name of fileNames) {
-      form.append(name, new Blob([await readFile(path.join(dir, name))]), name);
-    }
-    return this.json(await fetch(`${this.baseUrl}/v1/models`, { method: 'POST', body: form }));
-  }
-
-  async submitMerge(recipe: Record<string, unknown>, idempotencyKey?: string): Promise<JobView> {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (idempotencyKey) headers['idempotency-key'] = idempotencyKey;
-    return this.json(
-      await fetch(`${this.baseUrl}/v1/merges`, { method: 'POST', headers, body: JSON.stringify(recipe) }),
+  async uploadModel(dir: string, fileNames: string[]): Promise<Artifact> {
+    const files = await Promise.all(
+      fileNames.map(async (name) => ({ name, data: await openAsBlob(path.join(dir, name)) })),
     );
+    return this.api.uploadArtifact('model', files);
   }
 
-  async job(id: string): Promise<JobView> {
-    return this.json(await fetch(`${this.baseUrl}/v1/jobs/${id}`));
+  submitMerge(recipe: Record<string, unknown>, idempotencyKey?: string): Promise<Job> {
+    return this.api.submitMerge(recipe as Parameters<LorafuseClient['submitMerge']>[0], { idempotencyKey });
   }
 
-  async model(id: string): Promise<ArtifactRecord> {
-    return this.json(await fetch(`${this.baseUrl}/v1/models/${id}`));
+  job(id: string): Promise<Job> {
+    return this.api.getJob(id);
+  }
+
+  model(id: string): Promise<Artifact> {
+    return this.api.getArtifact('model', id);
   }
 
   async downloadModelFile(id: string, name: string): Promise<Buffer> {
-    const response = await fetch(`${this.baseUrl}/v1/models/${id}/files/${encodeURIComponent(name)}`);
-    if (!response.ok) await this.json(response);
+    const response = await this.api.downloadFile('model', id, name);
     return Buffer.from(await response.arrayBuffer());
   }
 }

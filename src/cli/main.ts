@@ -2,7 +2,8 @@
 // exit 2 with the variable's name; model commands load lazily (they pull in tfjs).
 import { ConfigError, loadConfig } from '../config.ts';
 import { VERSION } from '../version.ts';
-import { DEMO_USAGE, DEV_USAGE, SERVE_USAGE, WORKER_USAGE } from './usage.ts';
+import { nearest, prepareCommand } from './args.ts';
+import { DEMO_SPEC, DEV_SPEC, SERVE_SPEC, WORKER_SPEC } from './usage.ts';
 
 const USAGE = `lorafuse ${VERSION}: fuse fine-tuned models and LoRA adapters into one multi-task model
 
@@ -19,6 +20,9 @@ local
   predict     run a model (and adapter) on inputs
   finetune    fine-tune a model: LoRA, L-LoRA or full
   evaluate    accuracy and loss of a model (and adapter) on a dataset
+
+remote (LORAFUSE_URL, LORAFUSE_API_KEY)
+  client      upload, merge, wait, download, jobs, report against a running service
 
   --version   print the version
 `;
@@ -51,14 +55,10 @@ const COMMANDS: Record<string, Command> = {
   predict: (argv) => modelCommand('predict', argv),
   finetune: (argv) => modelCommand('finetune', argv),
   evaluate: (argv) => modelCommand('evaluate', argv),
+  client: async (argv) => (await import('./client/command.ts')).runClient(argv),
 };
 
-const SERVICE_USAGE: Record<string, string> = {
-  serve: SERVE_USAGE,
-  worker: WORKER_USAGE,
-  dev: DEV_USAGE,
-  demo: DEMO_USAGE,
-};
+const SERVICE_SPECS = { serve: SERVE_SPEC, worker: WORKER_SPEC, dev: DEV_SPEC, demo: DEMO_SPEC };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -72,17 +72,25 @@ export async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) {
-    process.stderr.write(`lorafuse: unknown command "${name}"\n\n${USAGE}`);
+    const guess = nearest(name, Object.keys(COMMANDS));
+    process.stderr.write(
+      `lorafuse: unknown command "${name}"${guess ? `; did you mean "${guess}"?` : ''}\n\n${USAGE}`,
+    );
     return 2;
   }
   try {
     // Fail on a bad variable before loading the (heavier) service modules.
-    if (name in SERVICE_USAGE) {
-      if (rest.includes('--help') || rest.includes('-h')) {
-        process.stdout.write(SERVICE_USAGE[name]);
-        return 0;
+    if (name in SERVICE_SPECS) {
+      const prepared = prepareCommand(SERVICE_SPECS[name as keyof typeof SERVICE_SPECS], rest);
+      if (typeof prepared === 'number') return prepared;
+      const config = loadConfig();
+      // Said before the service modules (Fastify, BullMQ, the workers) are loaded: that takes seconds.
+      if ((name === 'serve' || name === 'worker') && !config.redisUrl) {
+        process.stderr.write(
+          `lorafuse ${name} needs REDIS_URL (or run \`lorafuse dev\` for an embedded Redis)\n`,
+        );
+        return 2;
       }
-      loadConfig();
     }
     return await command(rest);
   } catch (error) {

@@ -5,7 +5,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadMergeWorkers } from '../config.ts';
 import {
   AdapterError,
@@ -22,14 +21,40 @@ import {
   RecipeError,
 } from '../merge/index.ts';
 import { Checkpoint, SafetensorsError } from '../tensors/index.ts';
+import { type CommandSpec, prepareCommand } from './args.ts';
 
-const USAGE = `usage: lorafuse merge RECIPE --out PATH [--dry-run] [--max-shard-size 5GB]
-
-  RECIPE            a mergekit-format YAML (or JSON) recipe; paths in it are relative to it
-  --out, -o PATH    the output folder (created; must be empty when it exists)
-  --dry-run         print the plan (per-tensor parameters, output layout, memory) and exit
-  --max-shard-size  shard the output above this size (5GB default; 500MB, 2GiB, or bytes)
-`;
+export const MERGE_SPEC: CommandSpec = {
+  command: 'merge',
+  summary:
+    'Runs a mergekit-format recipe on local files: models (folders or .safetensors files) and PEFT adapter folders.',
+  positionals: [
+    {
+      name: 'RECIPE',
+      path: 'file',
+      description: 'a mergekit-format YAML (or JSON) recipe; paths in it are relative to it',
+    },
+  ],
+  options: {
+    out: {
+      type: 'string',
+      short: 'o',
+      value: 'PATH',
+      path: 'new-path',
+      description: 'the output folder (created; must be empty when it exists); required unless --dry-run',
+    },
+    'dry-run': {
+      type: 'boolean',
+      description: 'print the plan (per-tensor parameters, output layout, memory) and exit',
+      default: 'off',
+    },
+    'max-shard-size': {
+      type: 'string',
+      value: 'SIZE',
+      description: 'shard the output above this size (500MB, 2GiB, or bytes)',
+      default: '5GB',
+    },
+  },
+};
 
 const SIZE_UNITS: Record<string, number> = {
   '': 1,
@@ -102,28 +127,22 @@ function isUserError(error: unknown): boolean {
 }
 
 export async function runMergeCommand(argv: string[]): Promise<number> {
-  let args: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
-  try {
-    args = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
-  } catch (error) {
-    process.stderr.write(`error: ${(error as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (args.values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const [recipePath, ...extra] = args.positionals;
-  if (!recipePath || extra.length > 0 || (!args.values.out && !args.values['dry-run'])) {
-    process.stderr.write(USAGE);
+  const prepared = prepareCommand(MERGE_SPEC, argv);
+  if (typeof prepared === 'number') return prepared;
+  const [recipePath] = prepared.positionals;
+  const values = prepared.values as { out?: string; 'dry-run'?: boolean; 'max-shard-size'?: string };
+  if (!values.out && !values['dry-run']) {
+    process.stderr.write(
+      'lorafuse merge: --out is required (or --dry-run)\n(lorafuse merge --help for every option)\n',
+    );
     return 2;
   }
   let maxShardBytes: number | undefined;
   const mergeWorkers = loadMergeWorkers(); // a ConfigError: main prints it and exits 2
   try {
-    if (args.values['max-shard-size']) maxShardBytes = parseSize(args.values['max-shard-size']);
+    if (values['max-shard-size']) maxShardBytes = parseSize(values['max-shard-size']);
   } catch (error) {
-    process.stderr.write(`error: ${(error as Error).message}\n`);
+    process.stderr.write(`lorafuse merge: --max-shard-size: ${(error as Error).message}\n`);
     return 2;
   }
 
@@ -137,11 +156,11 @@ export async function runMergeCommand(argv: string[]): Promise<number> {
     const recipe = parseRecipe(await readFile(recipePath, 'utf8'));
     const plan = await planMerge(recipe, fileResolver(path.dirname(path.resolve(recipePath))));
     try {
-      if (args.values['dry-run']) {
+      if (values['dry-run']) {
         process.stdout.write(describePlan(plan));
         return 0;
       }
-      const outDir = path.resolve(args.values.out!);
+      const outDir = path.resolve(values.out!);
       const started = Date.now();
       const result = await executeMerge(plan, {
         outDir,
@@ -165,8 +184,14 @@ export async function runMergeCommand(argv: string[]): Promise<number> {
       process.stderr.write('merge cancelled; nothing was left in the output folder\n');
       return 130;
     }
-    if (isUserError(error) || (error as NodeJS.ErrnoException).code === 'ENOENT') {
+    if (isUserError(error)) {
       process.stderr.write(`error: ${(error as Error).message}\n`);
+      return 1;
+    }
+    const missing = error as NodeJS.ErrnoException;
+    if (missing.code === 'ENOENT' || missing.code === 'EISDIR' || missing.code === 'ENOTDIR') {
+      const what = missing.code === 'EISDIR' ? 'is a folder where a file was expected' : 'does not exist';
+      process.stderr.write(`error: ${missing.path ?? 'a file'} ${what}\n`);
       return 1;
     }
     throw error;
@@ -174,10 +199,3 @@ export async function runMergeCommand(argv: string[]): Promise<number> {
     process.removeListener('SIGINT', onSigint);
   }
 }
-
-const OPTIONS = {
-  out: { type: 'string', short: 'o' },
-  'dry-run': { type: 'boolean' },
-  'max-shard-size': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const;

@@ -1,220 +1,247 @@
-import { parseArgs } from 'node:util';
-import { ConfigError, loadRuntimeSettings } from '../config.ts';
-import { backendOptions, initBackend } from '../model/backend.ts';
-import { evaluateModel } from '../model/evaluate-model.ts';
-import { contextFor, predict } from '../model/inference.ts';
-import { type HostTensor, readSafetensors, writeSafetensorsFile } from '../model/io/host-tensors.ts';
-import { loadModel } from '../model/load-model.ts';
-import { loadAdapter } from '../model/lora/peft-adapter.ts';
-import { readDataset } from '../model/train/dataset.ts';
-import { finetune } from '../model/train/finetune.ts';
-import type { FinetuneMode } from '../model/train/trainable.ts';
+// `lorafuse predict | finetune | evaluate`: the declarations of their options, and the checks of
+// arguments and files that run before model-runs.ts (and with it tfjs and its backend) is loaded.
+import { ConfigError } from '../config.ts';
+import { type CommandOutput, type CommandSpec, prepareCommand, processOutput } from './args.ts';
 
 export type ModelCommand = 'predict' | 'finetune' | 'evaluate';
 
-const USAGE: Record<ModelCommand, string> = {
-  predict:
-    'lorafuse predict --model DIR [--adapter DIR] [--head FILE] --inputs FILE --out FILE [--batch-size N]\n' +
-    '  writes logits (and image_embeds for clip_vision_model) as safetensors',
-  finetune:
-    'lorafuse finetune --model DIR --dataset FILE --mode lora|llora|full --out DIR [--rank R] [--alpha A] [--rslora]\n' +
-    '  [--target-modules a,b] [--steps N] [--lr X] [--batch-size N] [--seed S] [--weight-decay X] [--max-grad-norm X]\n' +
-    '  [--warmup-steps N] [--validation-fraction X] [--eval-every N] [--checkpoint-every N] [--naming t5|t4] [--head FILE]\n' +
-    '  [--runtimes N]  (wasm: train data-parallel over N runtimes, this thread and N−1 worker threads)',
-  evaluate:
-    'lorafuse evaluate --model DIR [--adapter DIR] [--head FILE] --dataset FILE [--batch-size N]\n  prints accuracy and loss as JSON',
+const MODEL = {
+  type: 'string',
+  value: 'DIR',
+  required: true,
+  path: 'model-dir',
+  description: 'the model: a Hugging Face folder (config.json + model.safetensors or shards)',
+} as const;
+const ADAPTER = {
+  type: 'string',
+  value: 'DIR',
+  path: 'adapter-dir',
+  description: 'a PEFT LoRA adapter folder to apply (adapter_config.json + adapter_model.safetensors)',
+  default: 'none',
+} as const;
+const HEAD = {
+  type: 'string',
+  value: 'FILE',
+  path: 'file',
+  description: 'extra weights (a safetensors file), e.g. the linear head of a CLIP vision tower',
+  default: 'none',
+} as const;
+const integer = (min: number, max?: number) => ({ integer: true, min, max });
+
+export const MODEL_COMMAND_SPECS: Record<ModelCommand, CommandSpec> = {
+  predict: {
+    command: 'predict',
+    summary:
+      'Runs a model (with an adapter) on inputs and writes the logits (and image_embeds for clip_vision_model) as safetensors.',
+    options: {
+      model: MODEL,
+      adapter: ADAPTER,
+      head: HEAD,
+      inputs: {
+        type: 'string',
+        value: 'FILE',
+        required: true,
+        path: 'file',
+        description:
+          'safetensors holding the inputs under their Hugging Face names (pixel_values or input_ids)',
+      },
+      out: {
+        type: 'string',
+        value: 'FILE',
+        required: true,
+        path: 'new-file',
+        description: 'where the outputs are written',
+      },
+      'batch-size': {
+        type: 'string',
+        value: 'N',
+        number: integer(1),
+        description: 'examples per forward pass',
+        default: '64',
+      },
+    },
+  },
+  finetune: {
+    command: 'finetune',
+    summary:
+      'Fine-tunes a model on a dataset with LoRA, L-LoRA (LoRA linearized around its initialisation) or all weights.\nWrites a PEFT adapter folder (lora, llora) or a model folder (full); resumes from its checkpoints after a crash.',
+    options: {
+      model: MODEL,
+      dataset: {
+        type: 'string',
+        value: 'FILE',
+        required: true,
+        path: 'file',
+        description: 'the training set: safetensors with the inputs and labels (split train)',
+      },
+      mode: {
+        type: 'string',
+        value: 'MODE',
+        required: true,
+        choices: ['lora', 'llora', 'full'],
+        description: 'what is trained',
+      },
+      out: {
+        type: 'string',
+        value: 'DIR',
+        required: true,
+        path: 'new-path',
+        description: 'the output folder (adapter or model)',
+      },
+      rank: {
+        type: 'string',
+        value: 'R',
+        number: integer(1),
+        description: 'LoRA rank r (rows of A, columns of B)',
+        default: '8',
+      },
+      alpha: {
+        type: 'string',
+        value: 'A',
+        number: { min: 0 },
+        description: 'LoRA alpha: the update is scaled by alpha/r',
+        default: '2 × rank',
+      },
+      rslora: {
+        type: 'boolean',
+        description: 'scale by alpha/√r instead of alpha/r (rsLoRA)',
+        default: 'off',
+      },
+      'target-modules': {
+        type: 'string',
+        value: 'a,b',
+        description: 'modules that get LoRA layers, by name suffix',
+        default: 'q_proj,v_proj (vit, clip), query,value (bert), every layer (mlp)',
+      },
+      steps: {
+        type: 'string',
+        value: 'N',
+        number: integer(1),
+        description: 'optimizer steps',
+        default: '100',
+      },
+      lr: {
+        type: 'string',
+        value: 'X',
+        number: { min: 0 },
+        description: 'peak learning rate (AdamW, warm-up then cosine decay)',
+        default: '1e-3 (lora, llora), 1e-4 (full)',
+      },
+      'batch-size': {
+        type: 'string',
+        value: 'N',
+        number: integer(1),
+        description: 'examples per step',
+        default: '32',
+      },
+      seed: {
+        type: 'string',
+        value: 'S',
+        number: integer(0),
+        description: 'seed of the LoRA initialisation (A₀), the validation split and the batches',
+        default: '0',
+      },
+      'weight-decay': {
+        type: 'string',
+        value: 'X',
+        number: { min: 0 },
+        description: 'AdamW weight decay',
+        default: '0.01',
+      },
+      'max-grad-norm': {
+        type: 'string',
+        value: 'X',
+        number: { min: 0 },
+        description: 'clip the global gradient norm to this',
+        default: '1.0',
+      },
+      'warmup-steps': {
+        type: 'string',
+        value: 'N',
+        number: integer(0),
+        description: 'linear warm-up steps',
+        default: 'steps / 10',
+      },
+      'validation-fraction': {
+        type: 'string',
+        value: 'X',
+        number: { min: 0, max: 0.9 },
+        description: 'share of the dataset held out for validation',
+        default: '0.1',
+      },
+      'eval-every': {
+        type: 'string',
+        value: 'N',
+        number: integer(1),
+        description: 'evaluate on the validation split every N steps',
+        default: 'steps / 5',
+      },
+      'checkpoint-every': {
+        type: 'string',
+        value: 'N',
+        number: integer(0),
+        description: 'write a resumable checkpoint every N steps (0: never) into OUT.checkpoints',
+        default: '0',
+      },
+      naming: {
+        type: 'string',
+        value: 'NAMING',
+        choices: ['t5', 't4'],
+        description: 'ViT adapter key naming: transformers 5.x or 4.x',
+        default: 't5',
+      },
+      head: HEAD,
+      runtimes: {
+        type: 'string',
+        value: 'N',
+        number: integer(1, 16),
+        description: 'wasm: train data-parallel over N runtimes (this thread and N−1 worker threads)',
+        default: '1',
+      },
+    },
+    notes:
+      'Progress goes to stderr; the result (files, steps, final loss, validation accuracy) to stdout as JSON.',
+  },
+  evaluate: {
+    command: 'evaluate',
+    summary: 'Accuracy and loss of a model (with an adapter) on a dataset, printed as JSON.',
+    options: {
+      model: MODEL,
+      adapter: ADAPTER,
+      head: HEAD,
+      dataset: {
+        type: 'string',
+        value: 'FILE',
+        required: true,
+        path: 'file',
+        description: 'safetensors with the inputs and labels',
+      },
+      'batch-size': {
+        type: 'string',
+        value: 'N',
+        number: integer(1),
+        description: 'examples per forward pass',
+        default: '64',
+      },
+    },
+  },
 };
-
-class UsageError extends Error {}
-
-/** Where a command prints (tests capture it). */
-export interface CommandOutput {
-  stdout(text: string): void;
-  stderr(text: string): void;
-}
-
-let out: CommandOutput;
 
 /** Runs `lorafuse predict|finetune|evaluate` with the arguments after the command name; returns the exit code. */
 export async function runModelCommand(
   name: ModelCommand,
   argv: string[],
-  io: CommandOutput = { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) },
+  io: CommandOutput = processOutput,
 ): Promise<number> {
-  out = io;
+  const parsed = prepareCommand(MODEL_COMMAND_SPECS[name], argv, io);
+  if (typeof parsed === 'number') return parsed;
   try {
-    if (argv.includes('--help') || argv.includes('-h')) {
-      out.stdout(`${USAGE[name]}\n`);
-      return 0;
-    }
-    await initBackend(backendOptions(loadRuntimeSettings()));
-    if (name === 'predict') await runPredict(argv);
-    else if (name === 'finetune') await runFinetune(argv);
-    else await runEvaluate(argv);
+    const { runCheckedModelCommand } = await import('./model-runs.ts');
+    await runCheckedModelCommand(name, parsed.values, io);
     return 0;
   } catch (error) {
     if (error instanceof ConfigError) throw error; // main prints it as a configuration error (exit 2)
-    const usage =
-      error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
-    out.stderr(`lorafuse ${name}: ${(error as Error).message}\n${usage ? `${USAGE[name]}\n` : ''}`);
-    return usage ? 2 : 1;
+    io.stderr(`lorafuse ${name}: ${(error as Error).message}\n`);
+    return 1;
   }
-}
-
-function required(values: Record<string, unknown>, key: string): string {
-  const value = values[key];
-  if (typeof value !== 'string' || value === '') throw new UsageError(`--${key} is required`);
-  return value;
-}
-
-function numberOption(values: Record<string, unknown>, key: string): number | undefined {
-  const value = values[key];
-  if (value === undefined) return undefined;
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed)) throw new UsageError(`--${key} must be a number, got ${value}`);
-  return parsed;
-}
-
-/** --model DIR [--head FILE] [--adapter DIR], as predict and evaluate take them. */
-async function loadModelAndAdapter(values: { model?: string; head?: string; adapter?: string }) {
-  const model = await loadModel(required(values, 'model'), {
-    extraWeights: values.head ? [values.head] : [],
-  });
-  const adapter = values.adapter ? await loadAdapter(values.adapter, model) : null;
-  return { model, adapter };
-}
-
-async function runPredict(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string' },
-      adapter: { type: 'string' },
-      head: { type: 'string' },
-      inputs: { type: 'string' },
-      out: { type: 'string' },
-      'batch-size': { type: 'string' },
-    },
-  });
-  const { model, adapter } = await loadModelAndAdapter(values);
-  const { tensors } = await readSafetensors(required(values, 'inputs'));
-  const predictions = await predict(model, tensors, {
-    adapter,
-    batchSize: numberOption(values, 'batch-size'),
-  });
-  const entries: Array<[string, HostTensor]> = [];
-  if (predictions.logits) entries.push(['logits', predictions.logits]);
-  if (predictions.imageEmbeds) entries.push(['image_embeds', predictions.imageEmbeds]);
-  await writeSafetensorsFile(required(values, 'out'), entries, { format: 'pt' });
-  out.stdout(
-    `${JSON.stringify({ out: values.out, outputs: entries.map(([n, t]) => ({ name: n, shape: t.shape })) })}\n`,
-  );
-  adapter?.dispose();
-  model.dispose();
-}
-
-async function runFinetune(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string' },
-      dataset: { type: 'string' },
-      mode: { type: 'string' },
-      out: { type: 'string' },
-      rank: { type: 'string' },
-      alpha: { type: 'string' },
-      rslora: { type: 'boolean' },
-      'target-modules': { type: 'string' },
-      steps: { type: 'string' },
-      lr: { type: 'string' },
-      'batch-size': { type: 'string' },
-      seed: { type: 'string' },
-      'weight-decay': { type: 'string' },
-      'max-grad-norm': { type: 'string' },
-      'warmup-steps': { type: 'string' },
-      'validation-fraction': { type: 'string' },
-      'eval-every': { type: 'string' },
-      'checkpoint-every': { type: 'string' },
-      naming: { type: 'string' },
-      head: { type: 'string' },
-      runtimes: { type: 'string' },
-    },
-  });
-  const mode = required(values, 'mode');
-  if (!['lora', 'llora', 'full'].includes(mode))
-    throw new UsageError(`--mode must be lora, llora or full, got ${mode}`);
-  const naming = values.naming ?? 't5';
-  if (naming !== 't5' && naming !== 't4') throw new UsageError(`--naming must be t5 or t4, got ${naming}`);
-  const runtimes = numberOption(values, 'runtimes') ?? 1;
-  if (!Number.isInteger(runtimes) || runtimes < 1 || runtimes > 16)
-    throw new UsageError(`--runtimes must be a whole number from 1 to 16, got ${values.runtimes}`);
-  const result = await finetune({
-    modelDir: required(values, 'model'),
-    dataset: required(values, 'dataset'),
-    mode: mode as FinetuneMode,
-    outDir: required(values, 'out'),
-    rank: numberOption(values, 'rank'),
-    alpha: numberOption(values, 'alpha'),
-    useRslora: values.rslora,
-    targetModules: values['target-modules']
-      ?.split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-    steps: numberOption(values, 'steps'),
-    learningRate: numberOption(values, 'lr'),
-    batchSize: numberOption(values, 'batch-size'),
-    seed: numberOption(values, 'seed'),
-    weightDecay: numberOption(values, 'weight-decay'),
-    maxGradNorm: numberOption(values, 'max-grad-norm'),
-    warmupSteps: numberOption(values, 'warmup-steps'),
-    validationFraction: numberOption(values, 'validation-fraction'),
-    evalEvery: numberOption(values, 'eval-every'),
-    checkpointEvery: numberOption(values, 'checkpoint-every'),
-    naming: naming === 't4' ? 'transformers4' : 'transformers5',
-    extraWeights: values.head ? [values.head] : undefined,
-    workers: runtimes,
-    onProgress: ({ step, steps, loss }) => {
-      if (step % 10 === 0 || step === steps) out.stderr(`step ${step}/${steps} loss ${loss.toFixed(4)}\n`);
-    },
-  });
-  const last = result.validation.at(-1);
-  out.stdout(
-    `${JSON.stringify({
-      kind: result.kind,
-      out: result.outDir,
-      files: result.files,
-      mode: result.mode,
-      steps: result.steps,
-      finalLoss: result.lossCurve.at(-1)?.loss ?? null,
-      validationAccuracy: last?.accuracy ?? null,
-      resumedFromStep: result.resumedFromStep,
-      samplesPerSecond: Number(result.samplesPerSecond.toFixed(2)),
-    })}\n`,
-  );
-}
-
-async function runEvaluate(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string' },
-      adapter: { type: 'string' },
-      head: { type: 'string' },
-      dataset: { type: 'string' },
-      'batch-size': { type: 'string' },
-    },
-  });
-  const { model, adapter } = await loadModelAndAdapter(values);
-  const dataset = await readDataset(required(values, 'dataset'));
-  const result = await evaluateModel(
-    model,
-    contextFor(model, adapter),
-    dataset,
-    numberOption(values, 'batch-size') ?? 64,
-  );
-  out.stdout(
-    `${JSON.stringify({ task: dataset.task, split: dataset.split, examples: result.examples, accuracy: result.accuracy, loss: result.loss })}\n`,
-  );
-  adapter?.dispose();
-  model.dispose();
 }

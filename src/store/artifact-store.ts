@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { isAllowedFileName, allowedFileNames } from './artifact-layout.ts';
+import { artifactDigest } from './artifact-digest.ts';
 import { isArtifactId, kindOfId, newArtifactId } from './artifact-id.ts';
 import { BlobStore, type HashedFile } from './blob-store.ts';
 import { ArtifactValidationError } from './errors.ts';
@@ -43,14 +44,18 @@ for i, sha in ipairs(ARGV) do
 end
 return orphans`;
 
-/** Removes a record and its index entry and releases its blobs, atomically. */
+/** Removes a record, its index and digest entries and releases its blobs, atomically. */
 const DELETE_SCRIPT = `
 local json = redis.call('GET', KEYS[1])
 if not json then return false end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+local record = cjson.decode(json)
+if type(record.digest) == 'string' and redis.call('HGET', KEYS[4], record.digest) == ARGV[1] then
+  redis.call('HDEL', KEYS[4], record.digest)
+end
 local orphans = {}
-for i, file in ipairs(cjson.decode(json).files) do
+for i, file in ipairs(record.files) do
   if redis.call('HINCRBY', KEYS[3], file.sha256, -1) <= 0 then
     redis.call('HDEL', KEYS[3], file.sha256)
     table.insert(orphans, file.sha256)
@@ -93,6 +98,11 @@ export class ArtifactStore {
 
   private indexKey(kind: StoredArtifactKind): string {
     return `${this.prefix}:artifacts:${kind}`;
+  }
+
+  /** Per kind: content digest -> the newest artifact id with that content (artifact-digest.ts). */
+  private digestKey(kind: StoredArtifactKind): string {
+    return `${this.prefix}:digests:${kind}`;
   }
 
   private get refsKey(): string {
@@ -155,6 +165,7 @@ export class ArtifactStore {
       createdAt: createdAt.toISOString(),
       lineage: extras.lineage,
     };
+    record.digest = artifactDigest(record.files);
     if (kind === 'adapter') {
       record.rank = summary.rank;
       record.targets = summary.targets;
@@ -174,6 +185,7 @@ export class ArtifactStore {
         .multi()
         .set(this.recordKey(record.id), JSON.stringify(record))
         .zadd(this.indexKey(kind), 0, record.id)
+        .hset(this.digestKey(kind), record.digest, record.id)
         .exec()
         .then(throwOnMultiError);
     } catch (error) {
@@ -212,6 +224,13 @@ export class ArtifactStore {
     const items = json.filter((value): value is string => value !== null).map((value) => JSON.parse(value));
     const nextCursor = ids.length > query.limit ? encodeCursor(page[page.length - 1]) : null;
     return { items, nextCursor };
+  }
+
+  /** The artifact of `kind` whose files have this content digest, or null (artifact-digest.ts). */
+  async findByDigest(kind: StoredArtifactKind, digest: string): Promise<ArtifactRecord | null> {
+    const id = await this.redis.hget(this.digestKey(kind), digest);
+    const record = id ? await this.get(id) : null;
+    return record && record.kind === kind && record.digest === digest ? record : null;
   }
 
   async count(kind: StoredArtifactKind): Promise<number> {
@@ -261,10 +280,11 @@ export class ArtifactStore {
     if (!kind) return false;
     const result = (await this.redis.eval(
       DELETE_SCRIPT,
-      3,
+      4,
       this.recordKey(id),
       this.indexKey(kind),
       this.refsKey,
+      this.digestKey(kind),
       id,
     )) as [string, string[]] | null;
     if (!result) return false;

@@ -2,6 +2,7 @@ export { ArtifactInputs, MissingArtifactError, requireArtifact } from './artifac
 export type { StoredAdapterSource, StoredModelSource } from './artifact-inputs.ts';
 export { ArtifactStore, InvalidCursorError, StagedUpload } from './artifact-store.ts';
 export type { ArtifactPage, ArtifactStoreOptions } from './artifact-store.ts';
+export { artifactDigest, DIGEST_PATTERN } from './artifact-digest.ts';
 export { isArtifactId, kindOfId, newArtifactId } from './artifact-id.ts';
 export * from './artifact-layout.ts';
 export { BlobStore } from './blob-store.ts';

@@ -45,6 +45,8 @@ export interface ArtifactRecord {
   dtypes: string[];
   createdAt: string;
   lineage: Lineage | null;
+  /** sha256 of the file manifest (artifact-digest.ts); absent on records written before it existed. */
+  digest?: string;
   /* adapters only: */
   rank?: number;
   targets?: string[];

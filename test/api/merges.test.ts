@@ -240,6 +240,88 @@ describe('merges and jobs API', () => {
       });
       assert.equal(text.statusCode, 415);
       assert.equal(text.json().type, 'https://lorafuse.dev/problems/unsupported-media-type');
+      assert.match(text.json().detail, /text\/plain is not accepted.*application\/json or application\/yaml/);
+      assert.deepEqual(text.json().accepted, [
+        'application/json',
+        'application/yaml',
+        'application/x-yaml',
+        'text/yaml',
+      ]);
+      // A type no parser knows is refused the same way, before its body is read.
+      const form = await api.app.inject({
+        method: 'POST',
+        url: '/v1/merges',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: 'merge_method=linear',
+      });
+      assert.equal(form.statusCode, 415, form.body);
+      assert.equal(form.headers['content-type'], 'application/problem+json; charset=utf-8');
+      assert.match(form.json().detail, /application\/x-www-form-urlencoded is not accepted/);
+      assert.ok(form.json().accepted.includes('application/yaml'));
+    });
+
+    it('takes the same recipe as application/yaml: the same job fields, the same idempotency', async () => {
+      const recipe = goldenRecipe();
+      const yamlBody = [
+        '# the golden task_arithmetic recipe, as mergekit users write it',
+        'merge_method: task_arithmetic',
+        `base_model: ${ids.base}`,
+        'models:',
+        ...['m0', 'm1', 'm2'].map((m) => `  - model: ${ids[m as 'm0']}\n    parameters:\n      weight: 1.0`),
+        'parameters:',
+        '  lambda: 0.7',
+        'dtype: float32',
+        'seed: 42',
+        '',
+      ].join('\n');
+      for (const type of ['application/yaml', 'application/x-yaml', 'text/yaml; charset=utf-8']) {
+        const response = await api.app.inject({
+          method: 'POST',
+          url: '/v1/merges',
+          headers: { 'content-type': type, 'idempotency-key': `yaml-${type}` },
+          payload: yamlBody,
+        });
+        assert.equal(response.statusCode, 202, `${type}: ${response.body}`);
+        assert.deepEqual(response.json().recipe, { ...recipe, seed: 42 });
+      }
+      // The same key with the JSON form of the same recipe is the same request, so the same job.
+      const asYaml = await api.app.inject({
+        method: 'POST',
+        url: '/v1/merges',
+        headers: { 'content-type': 'application/yaml', 'idempotency-key': 'one-recipe' },
+        payload: yamlBody,
+      });
+      const asJson = await postMerge({ ...recipe, seed: 42 }, { 'idempotency-key': 'one-recipe' });
+      assert.equal(asJson.statusCode, 200, asJson.body);
+      assert.equal(asJson.json().id, asYaml.json().id);
+    });
+
+    it('a YAML body that does not parse, repeats a key or is not a mapping: 400, nothing queued', async () => {
+      const post = (payload: string) =>
+        api.app.inject({
+          method: 'POST',
+          url: '/v1/merges',
+          headers: { 'content-type': 'application/yaml' },
+          payload,
+        });
+      const jobsBefore = (await api.jobs.list({ limit: 100 })).items.length;
+      for (const [payload, pattern] of [
+        ['merge_method: [linear', /does not parse/],
+        ['merge_method: linear\nmerge_method: ties\n', /does not parse.*unique/i],
+        ['- merge_method: linear\n', /must be an object/],
+        ['merge_method: linear\n---\nmerge_method: ties\n', /does not parse/],
+      ] as const) {
+        const response = await post(payload);
+        assert.equal(response.statusCode, 400, `${payload}: ${response.body}`);
+        assert.equal(response.json().type, 'https://lorafuse.dev/problems/invalid-request');
+        assert.match(response.json().detail, pattern);
+      }
+      // A YAML recipe that parses but names no real artifact is the same 422 as its JSON form.
+      const unknown = await post(
+        `merge_method: linear\nmodels:\n  - model: mdl_doesnotexist\n    parameters: {weight: 1}\n`,
+      );
+      assert.equal(unknown.statusCode, 422, unknown.body);
+      assert.equal((await api.jobs.list({ limit: 100 })).items.length, jobsBefore);
     });
   });
 

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { goldenCaseDir } from '../helpers/golden.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
 
@@ -59,10 +60,7 @@ describe('lorafuse CLI', () => {
   });
 
   it('delegates merge and the model commands (dry-run of a golden recipe, predict --help)', async () => {
-    const recipe = path.resolve(
-      import.meta.dirname,
-      '../../../shared/golden/mergekit_task_arithmetic/recipe.yaml',
-    );
+    const recipe = path.join(goldenCaseDir('mergekit_task_arithmetic'), 'recipe.yaml');
     const dryRun = await run([
       'merge',
       recipe,

@@ -124,7 +124,7 @@ describe('lorafuse predict / finetune / evaluate', () => {
       'z',
     ]);
     assert.equal(result.code, 2);
-    assert.match(result.stderr, /--mode must be lora, llora or full/);
+    assert.match(result.stderr, /--mode must be one of lora, llora, full/);
     const runtimes = await run('finetune', [
       '--model',
       'x',

@@ -1,11 +1,10 @@
-// The shared golden IO case (../shared/golden/io_f16_bf16), checked bit for bit: decoding the three
+// The golden IO case (test/fixtures/golden/io_f16_bf16), checked bit for bit: decoding the three
 // files, re-encoding F32 -> F16/BF16, and writing the files back with our writer.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   type DType,
   decodeToFloat32,
@@ -14,10 +13,10 @@ import {
   type Tensor,
   writeSafetensors,
 } from '../../src/tensors/index.ts';
+import { goldenCaseDir } from '../helpers/golden.ts';
 import { tempDir } from '../helpers/redis.ts';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const caseDir = path.resolve(here, '../../../shared/golden/io_f16_bf16');
+const caseDir = goldenCaseDir('io_f16_bf16');
 
 type JsonFloat = number | 'NaN' | 'Infinity' | '-Infinity';
 interface ExpectedFile {

@@ -8,12 +8,10 @@ import type { Redis } from 'ioredis';
 import { createApiRedis, JobService, type JobView } from '../../src/queue/index.ts';
 import { ArtifactStore, LORAFUSE_VERSION } from '../../src/store/index.ts';
 import { Checkpoint, writeSafetensors } from '../../src/tensors/index.ts';
+import { goldenCaseDir } from '../helpers/golden.ts';
 import { tempDir, uniquePrefix } from '../helpers/redis.ts';
 
-export const GOLDEN_TASK_ARITHMETIC = path.resolve(
-  import.meta.dirname,
-  '../../../shared/golden/mergekit_task_arithmetic',
-);
+export const GOLDEN_TASK_ARITHMETIC = goldenCaseDir('mergekit_task_arithmetic');
 
 export async function ingestModelFile(store: ArtifactStore, scratch: string, file: string): Promise<string> {
   const dir = path.join(scratch, `in-${path.basename(file, '.safetensors')}-${Date.now()}`);

@@ -4,9 +4,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { type ArtifactRecord, type StoredArtifactKind, kindOfId } from '../../../store/index.ts';
 import { ApiProblem } from '../../errors.ts';
-import { PageQuery, problemResponses } from '../../schemas.ts';
+import { problemResponses } from '../../schemas.ts';
 import { sendArtifactFile } from './download.ts';
-import { ArtifactPage, ArtifactParams, FileParams } from './schemas.ts';
+import { ArtifactListQuery, ArtifactPage, ArtifactParams, FileParams } from './schemas.ts';
 
 export interface ArtifactRoutesOptions {
   kind: StoredArtifactKind;
@@ -30,12 +30,17 @@ export const artifactReadRoutes: FastifyPluginAsyncTypebox<ArtifactRoutesOptions
     {
       schema: {
         tags: [tag],
-        summary: `List ${kind}s, newest first`,
-        querystring: PageQuery,
+        summary: `List ${kind}s, newest first, or find one by content digest`,
+        querystring: ArtifactListQuery,
         response: { 200: ArtifactPage, ...problemResponses(400) },
       },
     },
-    async (request) => app.store.list(kind, { limit: request.query.limit, cursor: request.query.cursor }),
+    async (request) => {
+      const { limit, cursor, digest } = request.query;
+      if (digest === undefined) return app.store.list(kind, { limit, cursor });
+      const record = await app.store.findByDigest(kind, digest);
+      return { items: record ? [record] : [], nextCursor: null };
+    },
   );
 
   app.get(

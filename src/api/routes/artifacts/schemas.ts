@@ -1,5 +1,6 @@
 // The artifact record as the API returns it, for models and adapters alike.
 import { Type } from 'typebox';
+import { PageQuery } from '../../schemas.ts';
 
 export const ArtifactFile = Type.Object({
   name: Type.String(),
@@ -37,6 +38,13 @@ export const Artifact = Type.Object(
     dtypes: Type.Array(Type.String()),
     createdAt: Type.String({ format: 'date-time' }),
     lineage: Type.Union([Lineage, Type.Null()]),
+    digest: Type.Optional(
+      Type.String({
+        pattern: '^[0-9a-f]{64}$',
+        description:
+          'sha256 of the file manifest: one "<sha256>  <name>\\n" line per file, sorted by name (what sha256sum prints). GET ?digest= finds an artifact by it.',
+      }),
+    ),
     rank: Type.Optional(Type.Integer({ description: 'Adapters: the LoRA rank r.' })),
     targets: Type.Optional(Type.Array(Type.String(), { description: 'Adapters: the LoRA module names.' })),
     baseModel: Type.Optional(
@@ -73,6 +81,20 @@ export const ArtifactPage = Type.Object({
   items: Type.Array(ArtifactRef),
   nextCursor: Type.Union([Type.String(), Type.Null()]),
 });
+
+export const ArtifactListQuery = Type.Object(
+  {
+    ...PageQuery.properties,
+    digest: Type.Optional(
+      Type.String({
+        pattern: '^[0-9a-f]{64}$',
+        description:
+          'Only the artifact with this content digest (see Artifact.digest): at most one item. Clients ask before uploading, to skip content the service already holds.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
 
 export const ArtifactParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 
