@@ -115,14 +115,25 @@ function selectTopK(states: ModelState[], base: EncodedTensorInput, n: number, r
   if (select.length === 0 && sumBefore.length === 0) return;
   const above = new Float64Array(states.length);
   const high = new Int32Array(states.length);
-  for (const [m, s] of states.entries()) if (select.includes(s)) pooled(histograms, m, () => new Uint32Array(65536)).fill(0);
+  for (const [m, s] of states.entries())
+    if (select.includes(s)) pooled(histograms, m, () => new Uint32Array(65536)).fill(0);
   // Pass 1: histogram of the high 16 bits of |δ| (and ‖δ‖₁ before trimming, in index order).
   forEachBlock(n, (start, length) => {
     const b = inputBlock(base, start, length, baseBlock);
     for (const [m, s] of states.entries()) {
       if (s.kind !== 'top-k') continue;
       const d = pooled(deltaBlocks, m, () => new Float32Array(BLOCK));
-      subtractInto(d, inputBlock(s.input, start, length, pooled(inputBlocks, m, () => new Float32Array(BLOCK))), b, length);
+      subtractInto(
+        d,
+        inputBlock(
+          s.input,
+          start,
+          length,
+          pooled(inputBlocks, m, () => new Float32Array(BLOCK)),
+        ),
+        b,
+        length,
+      );
       if (rescale) {
         let before = s.before;
         for (let j = 0; j < length; j++) before += Math.abs(d[j]);
@@ -211,7 +222,17 @@ function drawKeptEntries(states: ModelState[], base: EncodedTensorInput, n: numb
     for (const [m, s] of states.entries()) {
       if (s.kind !== 'bernoulli') continue;
       const d = pooled(deltaBlocks, m, () => new Float32Array(BLOCK));
-      subtractInto(d, inputBlock(s.input, start, length, pooled(inputBlocks, m, () => new Float32Array(BLOCK))), b, length);
+      subtractInto(
+        d,
+        inputBlock(
+          s.input,
+          start,
+          length,
+          pooled(inputBlocks, m, () => new Float32Array(BLOCK)),
+        ),
+        b,
+        length,
+      );
       drawInto(s.random!, draws);
       const bits = s.bits!;
       const keepBelow = s.keepBelow;
@@ -323,7 +344,12 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
     const b = inputBlock(base, start, length, baseBlock);
     for (let m = 0; m < count; m++) {
       const s = states[m];
-      const x = inputBlock(s.input, start, length, pooled(inputBlocks, m, () => new Float32Array(BLOCK)));
+      const x = inputBlock(
+        s.input,
+        start,
+        length,
+        pooled(inputBlocks, m, () => new Float32Array(BLOCK)),
+      );
       if (!sparsified) {
         sources[m] = x;
         continue;

@@ -147,7 +147,14 @@ test('fused and unfused agree across dtypes, densities and global options', () =
       { normalize: true, lambda: 2 },
     ];
     for (const global of variants) {
-      runBoth({ method, n: 17000, inputDtype: 'BF16', outDtype: 'BF16', densities: [0.3, 0.999, 0.1], global });
+      runBoth({
+        method,
+        n: 17000,
+        inputDtype: 'BF16',
+        outDtype: 'BF16',
+        densities: [0.3, 0.999, 0.1],
+        global,
+      });
     }
     runBoth({ method, n: 5000, inputDtype: 'BF16', outDtype: 'BF16', densities: [0.9, 0.9], global: {} });
     runBoth({
