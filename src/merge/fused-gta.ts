@@ -35,6 +35,36 @@ const deltaBlocks: Float32Array[] = [];
 const histograms: Uint32Array[] = [];
 /** DARE's kept entries, one bit each per model; grown to the largest tensor seen. */
 const keptBits: Uint32Array[] = [];
+/** Whole task vectors of tensors up to MATERIALIZE_LIMIT elements, one per model, kept across tensors. */
+const stores: Float32Array[] = [];
+/**
+ * Up to this many elements a tensor's task vectors are computed once and kept (4 MiB × 4 bytes per
+ * model and thread) for the later passes; larger tensors (embeddings) recompute them from the stored
+ * inputs in each pass instead, so memory stays bounded by blocks whatever the tensor's size.
+ */
+const MATERIALIZE_LIMIT = 4 * 1024 * 1024;
+let materializeLimit = MATERIALIZE_LIMIT;
+
+/** Runs `body` with another materialization limit (tests reach the recomputing path with small tensors). */
+export function withMaterializeLimit<T>(limit: number, body: () => T): T {
+  const saved = materializeLimit;
+  materializeLimit = limit;
+  try {
+    return body();
+  } finally {
+    materializeLimit = saved;
+  }
+}
+const newBlock = () => new Float32Array(BLOCK);
+
+function storeFor(model: number, numel: number): Float32Array {
+  let store = stores[model];
+  if (!store || store.length < numel) {
+    store = new Float32Array(Math.max(numel, Math.min(materializeLimit, 2 * (store?.length ?? 0))));
+    stores[model] = store;
+  }
+  return store.subarray(0, numel);
+}
 
 function pooled<T>(list: T[], index: number, make: () => T): T {
   let item = list[index];
@@ -86,6 +116,9 @@ interface ModelState {
   keepBelow: number;
   random: RandomStream | null;
   bits: Uint32Array | null;
+  /** The whole task vector, when materialized; `filled` once a pass has computed all of it. */
+  store: Float32Array | null;
+  filled: boolean;
   before: number;
   after: number;
   scaled: boolean;
@@ -95,6 +128,29 @@ interface ModelState {
 /** d[j] = x[j] − b[j], rounded to float32 by the store. */
 function subtractInto(d: Float32Array, x: Float32Array, b: Float32Array, length: number): void {
   for (let j = 0; j < length; j++) d[j] = x[j] - b[j];
+}
+
+/** The block of a model's task vector: from its store once filled, else computed (into the store when it has one). */
+function taskVectorBlock(
+  s: ModelState,
+  m: number,
+  start: number,
+  length: number,
+  b: Float32Array,
+): Float32Array {
+  if (s.store) {
+    const d = s.store.subarray(start, start + length);
+    if (!s.filled)
+      subtractInto(d, inputBlock(s.input, start, length, pooled(inputBlocks, m, newBlock)), b, length);
+    return d;
+  }
+  const d = pooled(deltaBlocks, m, newBlock);
+  subtractInto(d, inputBlock(s.input, start, length, pooled(inputBlocks, m, newBlock)), b, length);
+  return d;
+}
+
+function keyBits(d: Float32Array, length: number): Uint32Array {
+  return new Uint32Array(d.buffer, d.byteOffset, length);
 }
 
 function forEachBlock(n: number, body: (start: number, length: number) => void): void {
@@ -122,29 +178,19 @@ function selectTopK(states: ModelState[], base: EncodedTensorInput, n: number, r
     const b = inputBlock(base, start, length, baseBlock);
     for (const [m, s] of states.entries()) {
       if (s.kind !== 'top-k') continue;
-      const d = pooled(deltaBlocks, m, () => new Float32Array(BLOCK));
-      subtractInto(
-        d,
-        inputBlock(
-          s.input,
-          start,
-          length,
-          pooled(inputBlocks, m, () => new Float32Array(BLOCK)),
-        ),
-        b,
-        length,
-      );
+      const d = taskVectorBlock(s, m, start, length, b);
       if (rescale) {
         let before = s.before;
         for (let j = 0; j < length; j++) before += Math.abs(d[j]);
         s.before = before;
       }
       if (s.k >= n) continue;
-      const bits = new Uint32Array(d.buffer, 0, length);
+      const bits = keyBits(d, length);
       const histogram = histograms[m];
       for (let j = 0; j < length; j++) histogram[(bits[j] & 0x7fffffff) >>> 16]++;
     }
   });
+  for (const s of states) if (s.kind === 'top-k' && s.store) s.filled = true;
   if (select.length === 0) return;
   for (const [m, s] of states.entries()) {
     if (!select.includes(s)) continue;
@@ -161,9 +207,8 @@ function selectTopK(states: ModelState[], base: EncodedTensorInput, n: number, r
     const b = inputBlock(base, start, length, baseBlock);
     for (const [m, s] of states.entries()) {
       if (!select.includes(s)) continue;
-      const d = deltaBlocks[m];
-      subtractInto(d, inputBlock(s.input, start, length, inputBlocks[m]), b, length);
-      const bits = new Uint32Array(d.buffer, 0, length);
+      const d = taskVectorBlock(s, m, start, length, b);
+      const bits = keyBits(d, length);
       const histogram = histograms[m];
       const bin = high[m];
       for (let j = 0; j < length; j++) {
@@ -185,7 +230,7 @@ function selectTopK(states: ModelState[], base: EncodedTensorInput, n: number, r
 
 /** Keeps (in place) the entries of one block that TIES keeps; advances the model's tie counter. */
 function trimBlock(s: ModelState, d: Float32Array, length: number): void {
-  const bits = new Uint32Array(d.buffer, 0, length);
+  const bits = keyBits(d, length);
   const threshold = s.threshold;
   let tiesLeft = s.tiesLeft;
   for (let j = 0; j < length; j++) {
@@ -195,6 +240,24 @@ function trimBlock(s: ModelState, d: Float32Array, length: number): void {
     else d[j] = 0;
   }
   s.tiesLeft = tiesLeft;
+}
+
+/** ‖kept δ‖₁ of one block, in index order, without trimming it; advances the model's tie counter. */
+function sumKept(s: ModelState, d: Float32Array, length: number): void {
+  const bits = keyBits(d, length);
+  const threshold = s.threshold;
+  let tiesLeft = s.tiesLeft;
+  let after = s.after;
+  for (let j = 0; j < length; j++) {
+    const key = bits[j] & 0x7fffffff;
+    if (key > threshold) after += Math.abs(d[j]);
+    else if (key === threshold && tiesLeft > 0) {
+      tiesLeft--;
+      after += Math.abs(d[j]);
+    }
+  }
+  s.tiesLeft = tiesLeft;
+  s.after = after;
 }
 
 /** Fills draws with the stream's next values ×2^32 (the bulk form when the stream has one). */
@@ -211,7 +274,7 @@ function drawKeptEntries(states: ModelState[], base: EncodedTensorInput, n: numb
   const drawing = states.filter((s) => s.kind === 'bernoulli');
   if (drawing.length === 0) return;
   for (const [m, s] of states.entries()) {
-    if (s.kind === 'bernoulli') {
+    if (s.kind === 'bernoulli' && !s.store) {
       s.bits = keptBitsFor(m, n);
       s.bits.fill(0);
     }
@@ -221,36 +284,190 @@ function drawKeptEntries(states: ModelState[], base: EncodedTensorInput, n: numb
     const draws = drawBlock.subarray(0, length);
     for (const [m, s] of states.entries()) {
       if (s.kind !== 'bernoulli') continue;
-      const d = pooled(deltaBlocks, m, () => new Float32Array(BLOCK));
-      subtractInto(
-        d,
-        inputBlock(
-          s.input,
-          start,
-          length,
-          pooled(inputBlocks, m, () => new Float32Array(BLOCK)),
-        ),
-        b,
-        length,
-      );
+      const d = taskVectorBlock(s, m, start, length, b);
       drawInto(s.random!, draws);
-      const bits = s.bits!;
       const keepBelow = s.keepBelow;
-      const word = start >>> 5;
       let before = s.before;
       let after = s.after;
-      for (let j = 0; j < length; j++) {
-        const magnitude = Math.abs(d[j]);
-        before += magnitude;
-        if (draws[j] < keepBelow) {
-          after += magnitude;
-          bits[word + (j >>> 5)] |= 1 << (j & 31);
+      if (s.store) {
+        // materialized: drop in place, as sparsifyBernoulli does
+        for (let j = 0; j < length; j++) {
+          const magnitude = Math.abs(d[j]);
+          before += magnitude;
+          if (draws[j] < keepBelow) after += magnitude;
+          else d[j] = 0;
+        }
+      } else {
+        const bits = s.bits!;
+        const word = start >>> 5;
+        for (let j = 0; j < length; j++) {
+          const magnitude = Math.abs(d[j]);
+          before += magnitude;
+          if (draws[j] < keepBelow) {
+            after += magnitude;
+            bits[word + (j >>> 5)] |= 1 << (j & 31);
+          }
         }
       }
       s.before = before;
       s.after = after;
     }
   });
+  for (const s of drawing) if (s.store) s.filled = true;
+}
+
+// The per-element merges, as top-level functions so that every value they loop over is a local.
+
+/** TIES/DARE sign election ("sum" or "count") and the disjoint merge, as mergeGeneralizedTaskArithmetic. */
+function combineConsensus(
+  o: Float32Array,
+  b: Float32Array,
+  sources: Float32Array[],
+  weights: Float32Array,
+  length: number,
+  sparsified: boolean,
+  bySum: boolean,
+  normalize: boolean,
+  applyLambda: boolean,
+  lambda32: number,
+): void {
+  const count = sources.length;
+  if (sparsified && bySum) {
+    combineSparsifiedBySum(o, b, sources, weights, length, normalize, applyLambda, lambda32);
+    return;
+  }
+  for (let j = 0; j < length; j++) {
+    const bj = b[j];
+    let vote = 0;
+    let positive = 0;
+    let negative = 0;
+    let positiveWeight = 0;
+    let negativeWeight = 0;
+    for (let m = 0; m < count; m++) {
+      const d = sparsified ? sources[m][j] : Math.fround(sources[m][j] - bj);
+      const w = weights[m];
+      const wd = Math.fround(w * d);
+      if (wd > 0) {
+        positive = Math.fround(positive + wd);
+        positiveWeight = Math.fround(positiveWeight + w);
+        vote = bySum ? Math.fround(vote + wd) : vote + 1;
+      } else if (wd < 0) {
+        negative = Math.fround(negative + wd);
+        negativeWeight = Math.fround(negativeWeight + w);
+        vote = bySum ? Math.fround(vote + wd) : vote - 1;
+      }
+    }
+    // The majority sign is +1 where the vote is ≥ 0 (ties go to +1).
+    let mixed = vote >= 0 ? positive : negative;
+    const voteDivisor = vote >= 0 ? positiveWeight : negativeWeight;
+    if (normalize) mixed = Math.fround(mixed / (voteDivisor === 0 ? 1 : voteDivisor));
+    if (applyLambda) mixed = Math.fround(mixed * lambda32);
+    o[j] = bj + mixed;
+  }
+}
+
+/** combineConsensus for sparsified task vectors and the "sum" vote (TIES, DARE-TIES), unswitched. */
+function combineSparsifiedBySum(
+  o: Float32Array,
+  b: Float32Array,
+  sources: Float32Array[],
+  weights: Float32Array,
+  length: number,
+  normalize: boolean,
+  applyLambda: boolean,
+  lambda32: number,
+): void {
+  const count = sources.length;
+  for (let j = 0; j < length; j++) {
+    let vote = 0;
+    let positive = 0;
+    let negative = 0;
+    let positiveWeight = 0;
+    let negativeWeight = 0;
+    for (let m = 0; m < count; m++) {
+      const w = weights[m];
+      const wd = Math.fround(w * sources[m][j]);
+      if (wd > 0) {
+        positive = Math.fround(positive + wd);
+        positiveWeight = Math.fround(positiveWeight + w);
+        vote = Math.fround(vote + wd);
+      } else if (wd < 0) {
+        negative = Math.fround(negative + wd);
+        negativeWeight = Math.fround(negativeWeight + w);
+        vote = Math.fround(vote + wd);
+      }
+    }
+    let mixed = vote >= 0 ? positive : negative;
+    if (normalize) {
+      const voteDivisor = vote >= 0 ? positiveWeight : negativeWeight;
+      mixed = Math.fround(mixed / (voteDivisor === 0 ? 1 : voteDivisor));
+    }
+    if (applyLambda) mixed = Math.fround(mixed * lambda32);
+    o[j] = b[j] + mixed;
+  }
+}
+
+/** Task arithmetic: Σ wᵢ(xᵢ − b) in model order, each difference, product and sum rounded. */
+function combineTaskVectors(
+  o: Float32Array,
+  b: Float32Array,
+  sources: Float32Array[],
+  weights: Float32Array,
+  length: number,
+  normalize: boolean,
+  divisor: number,
+  applyLambda: boolean,
+  lambda32: number,
+): void {
+  const count = sources.length;
+  const x0 = sources[0];
+  const w0 = weights[0];
+  if (count === 3 && !normalize && !applyLambda) {
+    // the common case, unrolled
+    const x1 = sources[1];
+    const x2 = sources[2];
+    const w1 = weights[1];
+    const w2 = weights[2];
+    for (let j = 0; j < length; j++) {
+      const bj = b[j];
+      let mixed = Math.fround(w0 * Math.fround(x0[j] - bj));
+      mixed = Math.fround(mixed + Math.fround(w1 * Math.fround(x1[j] - bj)));
+      mixed = Math.fround(mixed + Math.fround(w2 * Math.fround(x2[j] - bj)));
+      o[j] = bj + mixed;
+    }
+    return;
+  }
+  for (let j = 0; j < length; j++) {
+    const bj = b[j];
+    let mixed = Math.fround(w0 * Math.fround(x0[j] - bj));
+    for (let m = 1; m < count; m++)
+      mixed = Math.fround(mixed + Math.fround(weights[m] * Math.fround(sources[m][j] - bj)));
+    if (normalize) mixed = Math.fround(mixed / divisor);
+    if (applyLambda) mixed = Math.fround(mixed * lambda32);
+    o[j] = bj + mixed;
+  }
+}
+
+/** Sparsified task vectors without consensus (dare_linear): Σ wᵢδᵢ in model order, rounded per step. */
+function combineSparsified(
+  o: Float32Array,
+  b: Float32Array,
+  sources: Float32Array[],
+  weights: Float32Array,
+  length: number,
+  normalize: boolean,
+  divisor: number,
+  applyLambda: boolean,
+  lambda32: number,
+): void {
+  const count = sources.length;
+  for (let j = 0; j < length; j++) {
+    let mixed = Math.fround(weights[0] * sources[0][j]);
+    for (let m = 1; m < count; m++) mixed = Math.fround(mixed + Math.fround(weights[m] * sources[m][j]));
+    if (normalize) mixed = Math.fround(mixed / divisor);
+    if (applyLambda) mixed = Math.fround(mixed * lambda32);
+    o[j] = b[j] + mixed;
+  }
 }
 
 /** mergeGeneralizedTaskArithmetic (for the configurations above) as an encoded merge; returns the non-finite count. */
@@ -284,6 +501,8 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
       keepBelow: 0,
       random: null,
       bits: null,
+      store: null,
+      filled: false,
       before: 0,
       after: 0,
       scaled: false,
@@ -301,6 +520,7 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
     }
     return state;
   });
+  if (sparsified && n <= materializeLimit) for (const [m, s] of states.entries()) s.store = storeFor(m, n);
 
   selectTopK(states, base, n, rescale);
   drawKeptEntries(states, base, n);
@@ -313,12 +533,7 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
         const b = inputBlock(base, start, length, baseBlock);
         for (const [m, s] of states.entries()) {
           if (s.kind !== 'top-k') continue;
-          const d = deltaBlocks[m];
-          subtractInto(d, inputBlock(s.input, start, length, inputBlocks[m]), b, length);
-          trimBlock(s, d, length);
-          let after = s.after;
-          for (let j = 0; j < length; j++) after += Math.abs(d[j]);
-          s.after = after;
+          sumKept(s, taskVectorBlock(s, m, start, length, b), length);
         }
       });
       for (const [i, s] of trimmed.entries()) s.tiesLeft = ties[i];
@@ -337,28 +552,21 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
   let weightSum = 0;
   for (let m = 0; m < count; m++) weightSum = Math.fround(weightSum + weights[m]);
   const divisor = Math.abs(weightSum) < 1e-8 ? 1 : weightSum;
-  const sources: Float32Array[] = new Array(count);
+  const sources: Float32Array[] = models.map(() => baseBlock);
   const bySum = config.consensus === 'sum';
 
   forEachBlock(n, (start, length) => {
     const b = inputBlock(base, start, length, baseBlock);
     for (let m = 0; m < count; m++) {
       const s = states[m];
-      const x = inputBlock(
-        s.input,
-        start,
-        length,
-        pooled(inputBlocks, m, () => new Float32Array(BLOCK)),
-      );
       if (!sparsified) {
-        sources[m] = x;
+        sources[m] = inputBlock(s.input, start, length, pooled(inputBlocks, m, newBlock));
         continue;
       }
       // The sparsified task vector as sparsify.ts leaves it: δ, trimmed or dropped, then × scale.
-      const d = pooled(deltaBlocks, m, () => new Float32Array(BLOCK));
-      subtractInto(d, x, b, length);
+      const d = taskVectorBlock(s, m, start, length, b);
       if (s.kind === 'top-k') trimBlock(s, d, length);
-      else if (s.kind === 'bernoulli') {
+      else if (s.kind === 'bernoulli' && !s.store) {
         const bits = s.bits!;
         const word = start >>> 5;
         for (let j = 0; j < length; j++) if (((bits[word + (j >>> 5)] >>> (j & 31)) & 1) === 0) d[j] = 0;
@@ -370,53 +578,11 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
       sources[m] = d;
     }
     const o = outBlock;
-    if (config.consensus) {
-      for (let j = 0; j < length; j++) {
-        const bj = b[j];
-        let vote = 0;
-        let positive = 0;
-        let negative = 0;
-        let positiveWeight = 0;
-        let negativeWeight = 0;
-        for (let m = 0; m < count; m++) {
-          const d = sparsified ? sources[m][j] : Math.fround(sources[m][j] - bj);
-          const wd = Math.fround(weights[m] * d);
-          if (wd > 0) {
-            positive = Math.fround(positive + wd);
-            positiveWeight = Math.fround(positiveWeight + weights[m]);
-            vote = bySum ? Math.fround(vote + wd) : vote + 1;
-          } else if (wd < 0) {
-            negative = Math.fround(negative + wd);
-            negativeWeight = Math.fround(negativeWeight + weights[m]);
-            vote = bySum ? Math.fround(vote + wd) : vote - 1;
-          }
-        }
-        let mixed = vote >= 0 ? positive : negative;
-        const voteDivisor = vote >= 0 ? positiveWeight : negativeWeight;
-        if (normalize) mixed = Math.fround(mixed / (voteDivisor === 0 ? 1 : voteDivisor));
-        if (applyLambda) mixed = Math.fround(mixed * lambda32);
-        o[j] = bj + mixed;
-      }
-    } else if (!sparsified) {
-      // task arithmetic: Σ wᵢ(xᵢ − b) in model order, each product and sum rounded
-      for (let j = 0; j < length; j++) {
-        const bj = b[j];
-        let mixed = Math.fround(weights[0] * Math.fround(sources[0][j] - bj));
-        for (let m = 1; m < count; m++)
-          mixed = Math.fround(mixed + Math.fround(weights[m] * Math.fround(sources[m][j] - bj)));
-        if (normalize) mixed = Math.fround(mixed / divisor);
-        if (applyLambda) mixed = Math.fround(mixed * lambda32);
-        o[j] = bj + mixed;
-      }
-    } else {
-      for (let j = 0; j < length; j++) {
-        let mixed = Math.fround(weights[0] * sources[0][j]);
-        for (let m = 1; m < count; m++) mixed = Math.fround(mixed + Math.fround(weights[m] * sources[m][j]));
-        if (normalize) mixed = Math.fround(mixed / divisor);
-        if (applyLambda) mixed = Math.fround(mixed * lambda32);
-        o[j] = b[j] + mixed;
-      }
-    }
+    if (config.consensus)
+      combineConsensus(o, b, sources, weights, length, sparsified, bySum, normalize, applyLambda, lambda32);
+    else if (!sparsified)
+      combineTaskVectors(o, b, sources, weights, length, normalize, divisor, applyLambda, lambda32);
+    else combineSparsified(o, b, sources, weights, length, normalize, divisor, applyLambda, lambda32);
     nonFinite += encodeBlock(o.subarray(0, length), outDtype, out, start);
   });
   return nonFinite;

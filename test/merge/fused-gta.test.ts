@@ -4,6 +4,7 @@
 // per-model densities, rescale/normalize/lambda variants and non-finite inputs.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { withMaterializeLimit } from '../../src/merge/fused-gta.ts';
 import type { EncodedTensorInput, ParameterValue, TensorMergeMethod } from '../../src/merge/method.ts';
 import { countNonFinite } from '../../src/merge/kernels/reductions.ts';
 import { randomForTensor } from '../../src/merge/random.ts';
@@ -130,6 +131,15 @@ test('fused and unfused GTA merges give identical bytes (BF16 in, BF16 out; size
 });
 
 test('fused and unfused agree across dtypes, densities and global options', () => {
+  allCases();
+});
+
+test('fused and unfused agree when the fused kernel recomputes task vectors in every pass', () => {
+  // tensors above the limit are not materialized: every pass decodes and subtracts again
+  withMaterializeLimit(1000, allCases);
+});
+
+function allCases(): void {
   const dtypes: Array<[DType, DType]> = [
     ['F32', 'F32'],
     ['F16', 'F16'],
@@ -176,7 +186,7 @@ test('fused and unfused agree across dtypes, densities and global options', () =
       nonFinite: true,
     });
   }
-});
+}
 
 test('fused TIES names the density that keeps nothing, as the unfused path does', () => {
   const ties = fused.find((m) => m.name === 'ties')!;
