@@ -33,7 +33,7 @@ const REFERENCES = {
   reused: 'bench/reference/merge_reference_reused.py',
   stacked: 'bench/reference/merge_reference.py',
 } as const;
-type Tool = 'lorafuse' | `torch-${keyof typeof REFERENCES}`;
+type Tool = 'lorafuse' | 'lorafuse-baseline' | `torch-${keyof typeof REFERENCES}`;
 
 const { values: flags } = parseArgs({
   options: {
@@ -45,6 +45,8 @@ const { values: flags } = parseArgs({
     weight: { type: 'string', default: '0.4' },
     density: { type: 'string', default: '0.2' },
     python: { type: 'string', default: process.env.PYTHON ?? 'python3' },
+    /** Another lorafuse checkout (e.g. main, node_modules installed) timed as `lorafuse-baseline`. */
+    baseline: { type: 'string' },
     'no-compare': { type: 'boolean', default: false },
     /** warm: inputs stay in the page cache (the targets' setting); cold: evicted before every run. */
     cache: { type: 'string', default: process.env.BENCH_CACHE ?? 'warm' },
@@ -125,6 +127,7 @@ async function main(): Promise<void> {
   const inputFiles = (await Promise.all([models.base, ...models.finetuned].map(safetensorsFiles))).flat();
   const inputBytes = inputFiles.reduce((sum, f) => sum + statSync(f).size, 0);
   const tools: Tool[] = ['lorafuse'];
+  if (flags.baseline) tools.push('lorafuse-baseline');
   if (torchAvailable()) tools.push(...references.map((r) => `torch-${r}` as Tool));
   else {
     log(
@@ -170,45 +173,47 @@ async function main(): Promise<void> {
     const run = async (tool: Tool, rep: number) => {
       await rm(outDir(tool), { recursive: true, force: true });
       if (flags.cache === 'cold') evictFromCache(inputFiles);
-      const [command, args] =
-        tool === 'lorafuse'
-          ? [
-              process.execPath,
-              [
-                '--import',
-                'tsx',
-                path.join(repoRoot, 'bench/merge/lorafuse-merge.ts'),
-                recipePath,
-                outDir(tool),
-              ],
-            ]
-          : [
-              flags.python,
-              [
-                path.join(repoRoot, REFERENCES[tool.slice('torch-'.length) as keyof typeof REFERENCES]),
-                '--method',
-                method,
-                '--base',
-                models.base,
-                ...models.finetuned.flatMap((m) => ['--model', m]),
-                '--weight',
-                String(weight),
-                '--density',
-                String(density),
-                '--out',
-                outDir(tool),
-              ],
-            ];
-      const m = await measure(command as string, args as string[], { cwd: repoRoot });
+      const checkout = tool === 'lorafuse-baseline' ? path.resolve(flags.baseline!) : repoRoot;
+      const [command, args] = tool.startsWith('lorafuse')
+        ? [
+            process.execPath,
+            [
+              '--import',
+              'tsx',
+              path.join(checkout, 'bench/merge/lorafuse-merge.ts'),
+              recipePath,
+              outDir(tool),
+            ],
+          ]
+        : [
+            flags.python,
+            [
+              path.join(repoRoot, REFERENCES[tool.slice('torch-'.length) as keyof typeof REFERENCES]),
+              '--method',
+              method,
+              '--base',
+              models.base,
+              ...models.finetuned.flatMap((m) => ['--model', m]),
+              '--weight',
+              String(weight),
+              '--density',
+              String(density),
+              '--out',
+              outDir(tool),
+            ],
+          ];
+      const m = await measure(command as string, args as string[], { cwd: checkout });
       byTool.get(tool)!.runs.push(m);
       log(
         `  ${method} ${tool.padEnd(13)} rep ${rep + 1}: ${m.wallSeconds.toFixed(2)} s wall, ${m.userSeconds.toFixed(2)} s user, ` +
           `${m.systemSeconds.toFixed(2)} s system, peak RSS ${mb(m.peakRssBytes).toFixed(0)} MB (load ${load()})`,
       );
     };
+    const methodIndex = methods.indexOf(method);
     for (let r = 0; r < reps; r++) {
-      // alternate which tool goes first, so neither always inherits the other's cache state or load
-      const order = r % 2 === 0 ? tools : [...tools].reverse();
+      // alternate which tool goes first (by rep and by method), so neither always inherits the
+      // other's cache state or load
+      const order = (r + methodIndex) % 2 === 0 ? tools : [...tools].reverse();
       for (const tool of order) await run(tool, r);
       if (r === 0 && !flags['no-compare'] && tools.includes('torch-reused')) {
         log(
@@ -267,6 +272,7 @@ async function main(): Promise<void> {
     const systemShare = median(ours.runs.map((m) => m.systemSeconds / cpu(m)));
     const checks: string[] = [];
     for (const tool of tools.filter((t) => t !== 'lorafuse')) {
+      if (tool === 'lorafuse-baseline' && !rows.some((r) => r.tool === tool)) continue;
       const theirs = rows.find((r) => r.method === method && r.tool === tool)!;
       const ratio = median(theirs.runs.map((m) => m.wallSeconds)) / oursWall;
       const cpuRatio = median(theirs.runs.map(cpu)) / median(ours.runs.map(cpu));
