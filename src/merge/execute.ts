@@ -1,16 +1,10 @@
-// Runs a plan one output tensor at a time: reads each input's tensor when it is needed (and lets it
-// go right after), merges, converts to the output dtype and streams it to the checkpoint writer.
-// Checks the signal between tensors; on abort or any error removes everything it wrote.
+// Runs a plan to a checkpoint folder: the tensors through the pipelined, pooled loop (pipeline.ts), or
+// one at a time through an override for delta-space merges; then the JSON files beside them. Checks
+// the signal between tensors; on abort or any error removes everything it wrote.
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import {
-  CheckpointWriter,
-  encodeFromFloat32,
-  type Tensor,
-  type TypedArray,
-  writeSafetensors,
-} from '../tensors/index.ts';
+import { CheckpointWriter, encodeFromFloat32, type TypedArray, writeSafetensors } from '../tensors/index.ts';
 import { countNonFinite } from './kernels/reductions.ts';
 import { MergeCancelledError, MergePlanError } from './errors.ts';
 import { releaseScratch } from './kernels/scratch.ts';
@@ -18,7 +12,7 @@ import type { TensorMergeMethod } from './method.ts';
 import { recipeOutputDtype } from './plan-common.ts';
 import type { MergePlan, PlannedTensor } from './plan-types.ts';
 import type { TensorRead, TensorSource } from './sources.ts';
-import { MergeWorkerPool } from './workers/pool.ts';
+import { writeTensorsPipelined } from './pipeline.ts';
 import { runTensorJob, type TensorJob } from './workers/tensor-job.ts';
 
 export interface MergeProgressEvent {
@@ -33,37 +27,29 @@ export interface ExecuteOptions {
   onProgress?: (progress: MergeProgressEvent) => void;
   maxShardBytes?: number;
   /**
-   * Worker threads for per-tensor merges, which read-decode-merge-encode in the workers while the
-   * main thread reads and writes (results are identical either way); 0 merges inline. Default
-   * (callers pass config.mergeWorkers, LORAFUSE_MERGE_WORKERS): one per core (at most 8) for merges
-   * of 32M+ elements, and inline for small merges or on one core.
+   * Worker threads for per-tensor merges, which decode-merge-encode in the merge's shared working set
+   * while the main thread reads and writes (results are identical either way); 0 merges inline.
+   * Default (callers pass config.mergeWorkers, LORAFUSE_MERGE_WORKERS): one per core (at most 8) for
+   * merges of 32M+ elements, and inline for small merges or on one core.
    */
   workers?: number;
 }
 
-/** Tensors in flight may hold this much float32 data (inputs + output) besides the largest one. */
-const IN_FLIGHT_BYTES = 384 * 1024 * 1024;
 const POOL_THRESHOLD_ELEMENTS = 32 * 1024 * 1024;
 
-function tensorCost(planned: PlannedTensor): number {
-  return (planned.reads.length + 1) * planned.shape.reduce((a, b) => a * b, 1) * 4;
-}
-
-function startPool(plan: MergePlan, requested: number | undefined): MergeWorkerPool | undefined {
-  if (plan.method.kind !== 'tensor') return undefined;
+function poolSize(plan: MergePlan, requested: number | undefined): number {
+  if (plan.method.kind !== 'tensor') return 0;
   let size = requested;
   if (size === undefined) {
     const elements = plan.tensors
       .filter((t) => t.action === 'merge')
       .reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
-    // The main thread only reads and writes, so every core gets a worker. Measured on an idle 2-core
-    // machine (bench:merge, 0.5B BF16): task_arithmetic 11.6 s inline vs 9.0 s with 2 workers,
-    // dare_ties 35.6 s vs 24.0 s; under heavy load from other processes the pool gains nothing.
+    // The main thread only reads and writes, so every core gets a worker; small merges stay inline,
+    // where starting workers would cost more than they save.
     const cores = availableParallelism();
     size = elements >= POOL_THRESHOLD_ELEMENTS && cores >= 2 ? Math.min(cores, 8) : 0;
   }
-  size = Math.max(0, Math.floor(size));
-  return size > 0 ? new MergeWorkerPool(size) : undefined;
+  return Math.max(0, Math.floor(size));
 }
 
 export interface MergeResult {
@@ -128,27 +114,6 @@ function mergeFailed(method: TensorMergeMethod, planned: PlannedTensor, error: u
   );
 }
 
-/** Reads each distinct stored tensor once (raw, as stored); a null source stays null (zeros). */
-function readRaw(reads: readonly TensorRead[]): Promise<Array<Tensor | null>> {
-  const pending = new Map<TensorSource, Map<string, Promise<Tensor>>>();
-  return Promise.all(
-    reads.map((r) => {
-      if (!r.source) return null;
-      let byName = pending.get(r.source);
-      if (!byName) {
-        byName = new Map();
-        pending.set(r.source, byName);
-      }
-      let promise = byName.get(r.name);
-      if (!promise) {
-        promise = r.source.read(r.name);
-        byName.set(r.name, promise);
-      }
-      return promise;
-    }),
-  );
-}
-
 interface OutputData {
   data: TypedArray;
   nonFinite: number;
@@ -187,39 +152,10 @@ async function mergeInline(
   return { data: encodeFromFloat32(out, planned.dtype), nonFinite: countNonFinite(out) };
 }
 
-async function mergePooled(
-  plan: MergePlan,
-  method: TensorMergeMethod,
-  planned: PlannedTensor,
-  pool: MergeWorkerPool,
-): Promise<OutputData> {
-  const tensors = await readRaw(planned.reads);
-  try {
-    return await pool.run({
-      id: 0,
-      method: method.name,
-      tensorName: planned.name,
-      shape: planned.shape,
-      outDtype: planned.dtype,
-      inputs: plan.inputs.map((input, i) => ({
-        model: input.ref,
-        isBase: input.isBase,
-        tensor: tensors[i],
-        params: planned.perModel[i],
-      })),
-      params: planned.global,
-      seed: plan.seed,
-    });
-  } catch (error) {
-    throw mergeFailed(method, planned, error);
-  }
-}
-
 async function outputData(
   plan: MergePlan,
   planned: PlannedTensor,
   override: TensorOverride | undefined,
-  pool: MergeWorkerPool | undefined,
 ): Promise<OutputData> {
   const numel = planned.shape.reduce((a, b) => a * b, 1);
   const read = makeReader(numel);
@@ -238,7 +174,7 @@ async function outputData(
     };
   }
   if (plan.method.kind !== 'tensor') throw new Error(`${plan.method.name} cannot merge whole tensors`);
-  return pool ? mergePooled(plan, plan.method, planned, pool) : mergeInline(plan, plan.method, planned, read);
+  return mergeInline(plan, plan.method, planned, read);
 }
 
 /** Writes the plan's tensors into outDir; `extraFiles` (config JSON and the like) are written after them. */
@@ -265,47 +201,28 @@ export async function writeMergedCheckpoint(
     );
     const total = plan.tensors.length;
     onProgress?.({ phase: 'merging', tensorsDone: 0, tensorsTotal: total });
-    const pool = hooks.override ? undefined : startPool(plan, options.workers);
-    try {
-      // Up to `window` tensors in flight (read, merged in a worker), written strictly in plan order;
-      // a memory budget keeps a large tensor from sharing the window with others.
-      const window = pool ? pool.size + 1 : 1;
-      const budget = Math.max(...plan.tensors.map(tensorCost), IN_FLIGHT_BYTES);
-      const inFlight: Array<{
-        index: number;
-        cost: number;
-        result: Promise<Awaited<ReturnType<typeof outputData>>>;
-      }> = [];
-      let inFlightBytes = 0;
-      let written = 0;
-      const writeNext = async () => {
-        const next = inFlight.shift()!;
-        inFlightBytes -= next.cost;
-        const { data, nonFinite: bad } = await next.result;
-        const planned = plan.tensors[next.index];
+    const progress = (written: number) =>
+      onProgress?.({ phase: 'merging', tensorsDone: written, tensorsTotal: total });
+    if (hooks.override) {
+      // Delta-space merges (LoRA delta space, peft_*): tensor by tensor through the override.
+      for (let i = 0; i < total; i++) {
+        throwIfAborted(signal);
+        const planned = plan.tensors[i];
+        const { data, nonFinite: bad } = await outputData(plan, planned, hooks.override);
         if (bad > 0) nonFinite[planned.name] = bad;
         throwIfAborted(signal);
-        await writer!.write(planned.name, data);
-        written++;
-        onProgress?.({ phase: 'merging', tensorsDone: written, tensorsTotal: total });
-      };
-      try {
-        for (let i = 0; i < total; i++) {
-          throwIfAborted(signal);
-          const cost = tensorCost(plan.tensors[i]);
-          while (inFlight.length > 0 && (inFlight.length >= window || inFlightBytes + cost > budget))
-            await writeNext();
-          const result = outputData(plan, plan.tensors[i], hooks.override, pool);
-          result.catch(() => undefined); // awaited in order by writeNext; avoid an early unhandled rejection
-          inFlight.push({ index: i, cost, result });
-          inFlightBytes += cost;
-        }
-        while (inFlight.length > 0) await writeNext();
-      } finally {
-        await Promise.allSettled(inFlight.map((entry) => entry.result));
+        await writer.write(planned.name, data);
+        progress(i + 1);
       }
-    } finally {
-      await pool?.close();
+    } else {
+      Object.assign(
+        nonFinite,
+        await writeTensorsPipelined(plan, writer, {
+          workers: poolSize(plan, options.workers),
+          signal,
+          onWritten: progress,
+        }),
+      );
     }
     throwIfAborted(signal);
     const files = await writer.close();

@@ -1,6 +1,7 @@
 // mergekit's GTATask: task vectors δᵢ = xᵢ − base, an optional sparsifier per model, weights, an
 // optional sign consensus, normalisation, λ, + base. TIES, DARE, breadcrumbs and DELLA are
 // configurations of this one routine (see methods/*.ts), with mergekit's per-method defaults.
+import { type FusedGtaConfig, mergeGtaEncoded } from './fused-gta.ts';
 import { scratchFloat32 } from './kernels/scratch.ts';
 import type { ParameterSpec, TensorMergeContext, TensorMergeMethod } from './method.ts';
 import { isTrue } from './parameters.ts';
@@ -262,9 +263,18 @@ export function mergeGeneralizedTaskArithmetic(config: GtaConfig, ctx: TensorMer
   return out;
 }
 
+function fusable(
+  sparsification: SparsificationMethod | undefined,
+): sparsification is 'magnitude' | 'random' | undefined {
+  return sparsification === undefined || sparsification === 'magnitude' || sparsification === 'random';
+}
+
 /** A TensorMergeMethod for one GTA configuration. */
 export function createGtaMethod(config: GtaConfig): TensorMergeMethod {
   const random = config.sparsification === 'random' || config.sparsification === 'della_magprune';
+  const fused: FusedGtaConfig | undefined = fusable(config.sparsification)
+    ? { name: config.name, sparsification: config.sparsification, consensus: config.consensus }
+    : undefined;
   return {
     kind: 'tensor',
     name: config.name,
@@ -277,5 +287,8 @@ export function createGtaMethod(config: GtaConfig): TensorMergeMethod {
     linearInInputs: config.linearInInputs === true,
     parameters: gtaParameters(config),
     mergeTensor: (ctx) => mergeGeneralizedTaskArithmetic(config, ctx),
+    // The blocked kernel covers no sparsifier, TIES's top-k and DARE's drop; the rank- and
+    // outlier-based ones (DELLA, breadcrumbs) run unfused.
+    mergeEncoded: fused ? (ctx) => mergeGtaEncoded(fused, ctx) : undefined,
   };
 }

@@ -1,6 +1,7 @@
 // The shape every merge method declares. A method is data (name, paper, parameters) plus a pure
 // function over one tensor's inputs; the same declaration validates recipes, fills defaults,
 // feeds GET /v1/methods, the OpenAPI schema and the docs. Data movement is the planner's job.
+import type { DType, TypedArray } from '../tensors/index.ts';
 
 /** A value a recipe parameter resolves to for one tensor (after gradients and filters). */
 export type ParameterValue = number | boolean | string;
@@ -57,6 +58,24 @@ export interface TensorMergeContext {
   inputsWritable?: boolean;
 }
 
+/** One input of an encoded merge: the tensor's elements as stored (null: zeros of the output's shape). */
+export interface EncodedTensorInput {
+  model: string;
+  isBase: boolean;
+  dtype: DType;
+  /** Raw elements in `dtype`'s typed array, numel long; null reads as zeros. Read-only. */
+  data: TypedArray | null;
+  params: Readonly<Record<string, ParameterValue>>;
+}
+
+/** mergeTensor's context with stored inputs and a caller-given output buffer, for the fused kernels. */
+export interface EncodedMergeContext extends Omit<TensorMergeContext, 'inputs' | 'inputsWritable'> {
+  inputs: readonly EncodedTensorInput[];
+  outDtype: DType;
+  /** Receives the result encoded as outDtype (numel elements of its typed array). */
+  out: TypedArray;
+}
+
 /** How a method uses `base_model`. */
 export type BaseModelUse = 'required' | 'optional' | 'none';
 
@@ -88,6 +107,12 @@ export interface TensorMergeMethod extends MethodDeclaration {
    */
   linearInInputs?: boolean;
   mergeTensor(ctx: TensorMergeContext): Float32Array;
+  /**
+   * Optional fused form: decodes, merges and encodes in cache-sized blocks with no tensor-sized
+   * temporaries. Must give exactly the bytes of mergeTensor followed by encoding; returns how many
+   * merged values were NaN or ±Inf.
+   */
+  mergeEncoded?(ctx: EncodedMergeContext): number;
 }
 
 /** One LoRA module of one adapter, as PEFT's add_weighted_adapter sees it. */

@@ -30,6 +30,8 @@ export interface TensorSource {
   info(name: string): TensorInfo;
   read(name: string): Promise<Tensor>;
   readFloat32(name: string): Promise<Float32Array>;
+  /** Raw bytes into a buffer of exactly the tensor's byte length (the merge's pooled working set). */
+  readBytesInto?(name: string, target: Uint8Array): Promise<Uint8Array>;
 }
 
 /** One input's tensor for one output tensor: a named tensor of a source, or zeros (source null). */

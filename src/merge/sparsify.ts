@@ -14,7 +14,7 @@ export const BREADCRUMBS_NOTES =
 export type SparsificationMethod = 'magnitude' | 'random' | 'magnitude_outliers' | 'della_magprune';
 
 // Below this norm mergekit returns the masked tensor unscaled (rescaled_masked_tensor's eps).
-const RESCALE_EPS = 1e-7;
+export const RESCALE_EPS = 1e-7;
 
 /** delta ← delta·mask, times ‖delta‖₁/‖delta·mask‖₁ when rescaling (both norms in float64). */
 export function applyMask(delta: Float32Array, mask: Uint8Array, rescale: boolean): void {

@@ -131,6 +131,11 @@ export class Checkpoint {
     return this.#file(name).readFloat32Into(name, out);
   }
 
+  /** A tensor's raw bytes into a caller-owned buffer (see SafetensorsFile.readBytesInto). */
+  async readBytesInto(name: string, target: Uint8Array): Promise<Uint8Array> {
+    return this.#file(name).readBytesInto(name, target);
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.#opened.map((f) => f.close()));
   }

@@ -183,6 +183,25 @@ export class SafetensorsFile {
     return decodeIntoFloat32(info.dtype, source, out);
   }
 
+  /**
+   * A tensor's raw little-endian bytes, read straight into a caller-owned buffer of exactly its byte
+   * length (a merge's pooled working set): no allocation, no read-ahead (the caller pipelines).
+   */
+  async readBytesInto(name: string, target: Uint8Array): Promise<Uint8Array> {
+    const info = this.info(name);
+    if (target.byteLength !== info.byteLength) {
+      throw new SafetensorsError(
+        'target_size_mismatch',
+        this.path,
+        `target holds ${target.byteLength} bytes, not ${info.byteLength}`,
+        name,
+      );
+    }
+    await this.#readInto(info, target);
+    if (!HOST_IS_LITTLE_ENDIAN) swapBytesInPlace(target, DTYPE_BYTES[info.dtype]);
+    return target;
+  }
+
   async close(): Promise<void> {
     const pending = this.#prefetch;
     this.#prefetch = null;

@@ -224,38 +224,51 @@ export function encodeFromFloat32(data: Float32Array, dtype: DType): TypedArray 
   switch (dtype) {
     case 'F32':
       return data;
-    case 'BF16':
-      return float32ToBF16(data);
-    case 'F16':
-      return float32ToF16(data);
-    case 'F8_E4M3':
-      return float32ToFloat8(E4M3, data);
-    case 'F8_E5M2':
-      return float32ToFloat8(E5M2, data);
     case 'F64':
       return Float64Array.from(data);
+    default:
+      return encodeFloat32Into(data, dtype, new (arrayTypeOf(dtype))(data.length));
+  }
+}
+
+/**
+ * encodeFromFloat32 into a caller-given array of `dtype`'s class and data.length elements (the
+ * merge's pooled output), with the same conversions.
+ */
+export function encodeFloat32Into(data: Float32Array, dtype: DType, out: TypedArray): TypedArray {
+  switch (dtype) {
+    case 'F32':
+      if (out !== data) (out as Float32Array).set(data);
+      return out;
+    case 'BF16':
+      return float32ToBF16(data, out as Uint16Array);
+    case 'F16':
+      return float32ToF16(data, out as Uint16Array);
+    case 'F8_E4M3':
+      return float32ToFloat8(E4M3, data, out as Uint8Array);
+    case 'F8_E5M2':
+      return float32ToFloat8(E5M2, data, out as Uint8Array);
+    case 'F64': {
+      const wide = out as Float64Array;
+      for (let i = 0; i < data.length; i++) wide[i] = data[i];
+      return out;
+    }
     case 'BOOL': {
-      const out = new Uint8Array(data.length);
-      for (let i = 0; i < data.length; i++) out[i] = data[i] !== 0 ? 1 : 0;
+      const bools = out as Uint8Array;
+      for (let i = 0; i < data.length; i++) bools[i] = data[i] !== 0 ? 1 : 0;
       return out;
     }
     case 'I64':
     case 'U64': {
-      const out = dtype === 'I64' ? new BigInt64Array(data.length) : new BigUint64Array(data.length);
+      const big = out as BigInt64Array | BigUint64Array;
       const [min, max] = dtype === 'I64' ? [-(2 ** 63), 2 ** 63 - 1024] : [0, 2 ** 64 - 2048];
-      for (let i = 0; i < data.length; i++) out[i] = BigInt(clampTruncate(data[i], min, max));
+      for (let i = 0; i < data.length; i++) big[i] = BigInt(clampTruncate(data[i], min, max));
       return out;
     }
     default: {
       const [min, max] = INTEGER_RANGES[dtype]!;
-      const out = new (arrayTypeOf(dtype))(data.length) as
-        | Int32Array
-        | Uint32Array
-        | Int16Array
-        | Uint16Array
-        | Int8Array
-        | Uint8Array;
-      for (let i = 0; i < data.length; i++) out[i] = clampTruncate(data[i], min, max);
+      const ints = out as Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array;
+      for (let i = 0; i < data.length; i++) ints[i] = clampTruncate(data[i], min, max);
       return out;
     }
   }

@@ -1,29 +1,17 @@
-// A worker_threads pool for per-tensor merge work: one job per worker at a time, results in the
-// order asked for by the caller. Inputs are transferred when the caller owns their whole buffer
-// (copied otherwise); the output comes back transferred.
+// A worker_threads pool for per-tensor merge work: one job per worker at a time. Every worker sees the
+// merge's working set (a SharedArrayBuffer, given once at start), so a job is a few offsets and
+// parameters and its answer a count: no tensor is copied or transferred between threads.
 import { Worker } from 'node:worker_threads';
-import type { EncodedTensorJob, EncodedTensorResult } from './tensor-job.ts';
+import type { ArenaTensorJob } from './tensor-job.ts';
 
 interface Pending {
-  job: EncodedTensorJob;
-  resolve: (result: EncodedTensorResult) => void;
+  job: ArenaTensorJob;
+  resolve: (nonFinite: number) => void;
   reject: (error: Error) => void;
 }
 
 const BOOTSTRAP = new URL('./worker-bootstrap.mjs', import.meta.url);
 const ENTRY = new URL('./tensor-worker.ts', import.meta.url).href;
-
-/** ArrayBuffers that belong to one typed array alone (not a Buffer pool slab), each listed once. */
-function transferables(job: EncodedTensorJob): ArrayBuffer[] {
-  const buffers = new Set<ArrayBuffer>();
-  for (const input of job.inputs) {
-    if (!input.tensor) continue;
-    const { buffer, byteOffset, byteLength } = input.tensor.data;
-    if (buffer instanceof ArrayBuffer && byteOffset === 0 && byteLength === buffer.byteLength)
-      buffers.add(buffer);
-  }
-  return [...buffers];
-}
 
 export class MergeWorkerPool {
   readonly size: number;
@@ -33,23 +21,19 @@ export class MergeWorkerPool {
   readonly #running = new Map<Worker, Pending>();
   #closed = false;
 
-  constructor(size: number) {
+  constructor(size: number, arena: SharedArrayBuffer) {
     this.size = size;
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(BOOTSTRAP, { workerData: { entry: ENTRY } });
+      const worker = new Worker(BOOTSTRAP, { workerData: { entry: ENTRY, arena } });
       worker.on(
         'message',
-        (message: {
-          id: number;
-          result?: EncodedTensorResult;
-          error?: { name: string; message: string };
-        }) => {
+        (message: { id: number; nonFinite?: number; error?: { name: string; message: string } }) => {
           const pending = this.#running.get(worker);
           this.#running.delete(worker);
           if (pending) {
             if (message.error)
               pending.reject(Object.assign(new Error(message.error.message), { name: message.error.name }));
-            else pending.resolve(message.result!);
+            else pending.resolve(message.nonFinite ?? 0);
           }
           this.#idle.push(worker);
           this.#dispatch();
@@ -68,7 +52,8 @@ export class MergeWorkerPool {
     }
   }
 
-  run(job: EncodedTensorJob): Promise<EncodedTensorResult> {
+  /** Runs a job on the next free worker; resolves with the output's non-finite count. */
+  run(job: ArenaTensorJob): Promise<number> {
     if (this.#closed) return Promise.reject(new Error('the merge worker pool is closed'));
     return new Promise((resolve, reject) => {
       this.#queue.push({ job, resolve, reject });
@@ -81,7 +66,7 @@ export class MergeWorkerPool {
       const worker = this.#idle.pop()!;
       const pending = this.#queue.shift()!;
       this.#running.set(worker, pending);
-      worker.postMessage(pending.job, transferables(pending.job));
+      worker.postMessage({ id: 0, job: pending.job });
     }
   }
 

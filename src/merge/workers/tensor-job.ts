@@ -1,8 +1,12 @@
 // The work for one tensor, run inline or in a worker thread (so a pooled and an unpooled merge run
-// exactly the same code). The pooled form carries the inputs as stored (e.g. BF16 bits) and returns
-// the output already encoded, so decoding and encoding run in the workers too.
-import { type DType, encodeFromFloat32, type Tensor, type TypedArray } from '../../tensors/index.ts';
-import { decodeIntoFloat32, float32ToBF16CountingNonFinite } from '../../tensors/float-conversion.ts';
+// exactly the same code). An arena job names where its stored inputs and its encoded output sit in the
+// merge's working set (see ring-arena.ts): decoding, merging and encoding all happen here, in place.
+import { arrayTypeOf, type DType, numelOf, type TypedArray } from '../../tensors/index.ts';
+import {
+  decodeIntoFloat32,
+  encodeFloat32Into,
+  float32ToBF16CountingNonFinite,
+} from '../../tensors/float-conversion.ts';
 import { countNonFinite } from '../kernels/reductions.ts';
 import type { ParameterValue, TensorInput } from '../method.ts';
 import { randomForTensor } from '../random.ts';
@@ -26,26 +30,38 @@ export function runTensorJob(job: TensorJob): Float32Array {
     inputs: job.inputs,
     params: job.params,
     random: randomForTensor(job.seed, job.tensorName),
-    // Each job's arrays are fresh reads (or transferred copies) that nothing else keeps.
+    // Each job's arrays are fresh reads (or pooled decodes) that nothing else keeps.
     inputsWritable: true,
   });
 }
 
-/** A job whose inputs are raw stored tensors (null: zeros) and whose result is encoded to outDtype. */
-export interface EncodedTensorJob extends Omit<TensorJob, 'inputs'> {
-  id: number;
+/** One input of an arena job: its stored elements at `offset` (dtype null: zeros of the output's shape). */
+export interface ArenaInput {
+  model: string;
+  isBase: boolean;
+  params: Record<string, ParameterValue>;
+  dtype: DType | null;
+  offset: number;
+}
+
+/** A merge of one tensor whose inputs and output live in the arena (plain data: posted to workers). */
+export interface ArenaTensorJob {
+  method: string;
+  tensorName: string;
+  shape: number[];
+  params: Record<string, ParameterValue>;
+  seed: number;
+  inputs: ArenaInput[];
   outDtype: DType;
-  inputs: Array<Omit<TensorInput, 'data'> & { tensor: Tensor | null }>;
+  outOffset: number;
 }
 
-export interface EncodedTensorResult {
-  data: TypedArray;
-  nonFinite: number;
+export function arenaView(buffer: ArrayBufferLike, dtype: DType, offset: number, numel: number): TypedArray {
+  return new (arrayTypeOf(dtype))(buffer as ArrayBuffer, offset, numel) as TypedArray;
 }
 
-// Decode targets kept across jobs (one per input slot) for tensors up to this size: a fresh
-// Float32Array per input per tensor costs page faults and GC that rival the decode itself. Larger
-// tensors (embeddings) are rare and would pin hundreds of MB per worker, so they stay per job.
+// Decode targets for methods without a fused kernel, kept across jobs (one per input slot) for tensors
+// up to this size; larger tensors (embeddings) are rare there and would pin hundreds of MB per worker.
 const REUSE_LIMIT_ELEMENTS = 4 * 1024 * 1024;
 const decodeSlots: Float32Array[] = [];
 
@@ -59,23 +75,58 @@ function decodeTarget(slot: number, numel: number): Float32Array {
   return buffer.subarray(0, numel);
 }
 
-export function runEncodedTensorJob(job: EncodedTensorJob): EncodedTensorResult {
-  const numel = job.shape.reduce((a, b) => a * b, 1);
-  // One decoded array per stored tensor, even when two inputs name the same one.
-  const decoded = new Map<Tensor, Float32Array>();
-  const inputs: TensorInput[] = job.inputs.map(({ tensor, ...rest }, slot) => {
-    let data: Float32Array;
-    if (!tensor) data = decodeTarget(slot, numel).fill(0);
-    else {
-      data = decoded.get(tensor) ?? decodeIntoFloat32(tensor.dtype, tensor.data, decodeTarget(slot, numel));
-      decoded.set(tensor, data);
-    }
-    return { ...rest, data };
-  });
-  const out = runTensorJob({ ...job, inputs });
-  if (out.length !== numel) {
-    throw new Error(`${job.method} returned ${out.length} values for ${job.tensorName} (${numel} expected)`);
+/** Encodes float32 results into the job's output; returns how many were NaN or ±Inf. */
+export function encodeInto(values: Float32Array, dtype: DType, out: TypedArray): number {
+  if (dtype === 'BF16') return float32ToBF16CountingNonFinite(values, out as Uint16Array).nonFinite;
+  encodeFloat32Into(values, dtype, out);
+  return countNonFinite(values);
+}
+
+/** Runs an arena job against `buffer`; returns the output's non-finite count. */
+export function runArenaJob(buffer: ArrayBufferLike, job: ArenaTensorJob): number {
+  const method = getMethod(job.method);
+  if (method?.kind !== 'tensor') throw new Error(`no tensor method ${job.method}`);
+  const numel = numelOf(job.shape);
+  const out = arenaView(buffer, job.outDtype, job.outOffset, numel);
+  if (method.mergeEncoded) {
+    return method.mergeEncoded({
+      tensorName: job.tensorName,
+      shape: job.shape,
+      inputs: job.inputs.map((input) => ({
+        model: input.model,
+        isBase: input.isBase,
+        params: input.params,
+        dtype: input.dtype ?? 'F32',
+        data: input.dtype ? arenaView(buffer, input.dtype, input.offset, numel) : null,
+      })),
+      params: job.params,
+      random: randomForTensor(job.seed, job.tensorName),
+      outDtype: job.outDtype,
+      out,
+    });
   }
-  if (job.outDtype === 'BF16') return float32ToBF16CountingNonFinite(out);
-  return { data: encodeFromFloat32(out, job.outDtype), nonFinite: countNonFinite(out) };
+  // Unfused methods: decode each stored tensor once (even when two inputs name it), merge, encode.
+  const decoded = new Map<number, Float32Array>();
+  const inputs: TensorInput[] = job.inputs.map((input, slot) => {
+    let data: Float32Array;
+    if (!input.dtype) data = decodeTarget(slot, numel).fill(0);
+    else {
+      data =
+        decoded.get(input.offset) ??
+        decodeIntoFloat32(
+          input.dtype,
+          arenaView(buffer, input.dtype, input.offset, numel),
+          decodeTarget(slot, numel),
+        );
+      decoded.set(input.offset, data);
+    }
+    return { model: input.model, isBase: input.isBase, data, params: input.params };
+  });
+  const result = runTensorJob({ ...job, inputs });
+  if (result.length !== numel) {
+    throw new Error(
+      `${job.method} returned ${result.length} values for ${job.tensorName} (${numel} expected)`,
+    );
+  }
+  return encodeInto(result, job.outDtype, out);
 }

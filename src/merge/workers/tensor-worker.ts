@@ -1,18 +1,18 @@
-// A merge worker thread: runs one encoded tensor job at a time and sends the encoded result back
-// (transferred).
-import { parentPort } from 'node:worker_threads';
-import { type EncodedTensorJob, runEncodedTensorJob } from './tensor-job.ts';
+// A merge worker thread: runs one arena job at a time against the merge's shared working set (given
+// once, in workerData) and answers with the output's non-finite count; the data never moves.
+import { parentPort, workerData } from 'node:worker_threads';
+import { type ArenaTensorJob, runArenaJob } from './tensor-job.ts';
 
 const port = parentPort;
 if (!port) throw new Error('tensor-worker.ts runs only as a worker thread');
+const arena = (workerData as { arena: SharedArrayBuffer }).arena;
 
-port.on('message', (job: EncodedTensorJob) => {
+port.on('message', (message: { id: number; job: ArenaTensorJob }) => {
   try {
-    const result = runEncodedTensorJob(job);
-    port.postMessage({ id: job.id, result }, [result.data.buffer as ArrayBuffer]);
+    port.postMessage({ id: message.id, nonFinite: runArenaJob(arena, message.job) });
   } catch (error) {
     port.postMessage({
-      id: job.id,
+      id: message.id,
       error: { name: (error as Error).name, message: (error as Error).message },
     });
   }
