@@ -18,6 +18,23 @@ export interface UploadLimits {
   maxFieldBytes: number;
 }
 
+/** Where artifact blobs live (records are always in Redis). */
+export type BlobStoreConfig =
+  | { kind: 'fs' }
+  | {
+      kind: 's3';
+      bucket: string;
+      /** '' or ending in '/'. */
+      prefix: string;
+      region: string;
+      endpoint?: string;
+      forcePathStyle: boolean;
+      /** Multipart part size, bytes. */
+      partSize: number;
+      /** Parts in flight per upload. */
+      queueSize: number;
+    };
+
 export interface Config {
   port: number;
   host: string;
@@ -30,6 +47,7 @@ export interface Config {
   /** Merge jobs one worker process runs at once. */
   workerConcurrency: number;
   uploads: UploadLimits;
+  blobStore: BlobStoreConfig;
 }
 
 export class ConfigError extends Error {
@@ -69,6 +87,65 @@ function redisUrl(env: NodeJS.ProcessEnv): string | undefined {
   return raw;
 }
 
+function booleanFlag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes'].includes(raw)) return true;
+  if (['0', 'false', 'no'].includes(raw)) return false;
+  throw new ConfigError(name, `expected true or false, got "${env[name]}"`);
+}
+
+/**
+ * LORAFUSE_BLOB_STORE=fs (default: the data directory) or s3 with LORAFUSE_S3_BUCKET (required),
+ * LORAFUSE_S3_ENDPOINT (an S3-compatible server; path-style URLs then by default), LORAFUSE_S3_REGION
+ * (else AWS_REGION, else us-east-1), LORAFUSE_S3_PREFIX. Credentials: the AWS SDK's usual chain.
+ */
+function blobStore(env: NodeJS.ProcessEnv): BlobStoreConfig {
+  const kind = (env.LORAFUSE_BLOB_STORE ?? 'fs').trim().toLowerCase();
+  if (kind === 'fs' || kind === '') return { kind: 'fs' };
+  if (kind !== 's3')
+    throw new ConfigError('LORAFUSE_BLOB_STORE', `expected fs or s3, got "${env.LORAFUSE_BLOB_STORE}"`);
+  const bucket = env.LORAFUSE_S3_BUCKET?.trim() ?? '';
+  // S3's bucket naming rules (lowercase, digits, dots, hyphens; 3 to 63 characters).
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+    throw new ConfigError(
+      'LORAFUSE_S3_BUCKET',
+      bucket === '' ? 'required when LORAFUSE_BLOB_STORE=s3' : `"${bucket}" is not a valid bucket name`,
+    );
+  }
+  const endpointRaw = env.LORAFUSE_S3_ENDPOINT?.trim();
+  let endpoint: string | undefined;
+  if (endpointRaw) {
+    let url: URL;
+    try {
+      url = new URL(endpointRaw);
+    } catch {
+      throw new ConfigError(
+        'LORAFUSE_S3_ENDPOINT',
+        `not a URL: "${endpointRaw}" (expected http(s)://host:port)`,
+      );
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new ConfigError('LORAFUSE_S3_ENDPOINT', `expected http: or https:, got "${url.protocol}"`);
+    }
+    endpoint = endpointRaw;
+  }
+  let prefix = (env.LORAFUSE_S3_PREFIX ?? '').trim().replace(/^\/+/, '');
+  if (prefix !== '' && !prefix.endsWith('/')) prefix += '/';
+  if (prefix.length > 512) throw new ConfigError('LORAFUSE_S3_PREFIX', 'at most 512 characters');
+  const mib = 1024 * 1024;
+  return {
+    kind: 's3',
+    bucket,
+    prefix,
+    region: env.LORAFUSE_S3_REGION?.trim() || env.AWS_REGION?.trim() || 'us-east-1',
+    endpoint,
+    forcePathStyle: booleanFlag(env, 'LORAFUSE_S3_FORCE_PATH_STYLE', endpoint !== undefined),
+    partSize: integer(env, 'LORAFUSE_S3_PART_MB', 16, 5, 5 * 1024) * mib,
+    queueSize: integer(env, 'LORAFUSE_S3_UPLOAD_QUEUE', 4, 1, 64),
+  };
+}
+
 /** Reads and validates the configuration; throws ConfigError naming the bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = (env.LOG_LEVEL ?? 'info').toLowerCase() as LogLevel;
@@ -97,5 +174,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxJsonBodyBytes: mib,
       maxFieldBytes: 1024,
     },
+    blobStore: blobStore(env),
   };
 }

@@ -3,7 +3,7 @@
 import type { Redis } from 'ioredis';
 import { loadConfig } from '../src/config.ts';
 import { createWorkerRedis } from '../src/queue/index.ts';
-import { ArtifactStore } from '../src/store/index.ts';
+import { ArtifactStore, createBlobStore } from '../src/store/index.ts';
 
 export interface ProcessorDependencies {
   redis: Redis;
@@ -29,7 +29,12 @@ export function processorDependencies(queue: string): Promise<ProcessorDependenc
     const config = loadConfig(process.env);
     if (!config.redisUrl) throw new Error(`the ${queue} processor needs REDIS_URL`);
     const redis = createWorkerRedis(config.redisUrl);
-    const store = new ArtifactStore({ redis, dataDir: config.dataDir, prefix: config.queuePrefix });
+    const store = new ArtifactStore({
+      redis,
+      dataDir: config.dataDir,
+      prefix: config.queuePrefix,
+      blobs: createBlobStore(config),
+    });
     await store.init();
     return { redis, store, prefix: config.queuePrefix, dataDir: config.dataDir };
   })();

@@ -5,7 +5,7 @@ import pino, { type Logger } from 'pino';
 import { buildApp, closeApp, type LorafuseApp, loggerOptions } from '../api/index.ts';
 import type { Config } from '../config.ts';
 import { createApiRedis, JobService } from '../queue/index.ts';
-import { ArtifactStore } from '../store/index.ts';
+import { ArtifactStore, createBlobStore } from '../store/index.ts';
 import type { Worker } from 'bullmq';
 import { startEvaluateWorker } from '../../workers/evaluate-worker.ts';
 import { startFinetuneWorker } from '../../workers/finetune-worker.ts';
@@ -45,7 +45,12 @@ export async function startApi(
     redisErrorLogger(logger === false ? undefined : createLogger(config), 'api'),
   );
   try {
-    const store = new ArtifactStore({ redis, dataDir: config.dataDir, prefix: config.queuePrefix });
+    const store = new ArtifactStore({
+      redis,
+      dataDir: config.dataDir,
+      prefix: config.queuePrefix,
+      blobs: createBlobStore(config),
+    });
     await store.init();
     const jobs = new JobService({ redis, prefix: config.queuePrefix });
     const app = await buildApp({ config, redis, store, jobs, logger });

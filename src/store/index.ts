@@ -4,8 +4,13 @@ export { ArtifactStore, InvalidCursorError, StagedUpload } from './artifact-stor
 export type { ArtifactPage, ArtifactStoreOptions } from './artifact-store.ts';
 export { isArtifactId, kindOfId, newArtifactId } from './artifact-id.ts';
 export * from './artifact-layout.ts';
-export { BlobStore } from './blob-store.ts';
-export type { HashedFile } from './blob-store.ts';
+export type { BlobStore, ByteRange } from './blob-store.ts';
+export { createBlobStore } from './create-blob-store.ts';
+export { FsBlobStore } from './fs-blob-store.ts';
+export { LocalScratch } from './local-scratch.ts';
+export type { HashedFile } from './local-scratch.ts';
+export { S3BlobStore } from './s3-blob-store.ts';
+export type { S3BlobStoreOptions, S3ReadStats } from './s3-blob-store.ts';
 export { ArtifactValidationError, UploadTooLargeError } from './errors.ts';
 export { loraModules } from './inspect-adapter.ts';
 export { readJsonObject } from './read-json.ts';

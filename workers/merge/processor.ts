@@ -6,7 +6,7 @@ import type { SandboxedJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config.ts';
 import { createWorkerRedis, type MergeJobPayload, type MergeJobResult } from '../../src/queue/index.ts';
-import { ArtifactStore } from '../../src/store/index.ts';
+import { ArtifactStore, createBlobStore } from '../../src/store/index.ts';
 import { jobWorkDir, runMergeJob } from './run-merge-job.ts';
 
 interface ProcessorDependencies {
@@ -24,7 +24,12 @@ function connect(): Promise<ProcessorDependencies> {
     const config = loadConfig(process.env);
     if (!config.redisUrl) throw new Error('the merge processor needs REDIS_URL');
     const redis = createWorkerRedis(config.redisUrl);
-    const store = new ArtifactStore({ redis, dataDir: config.dataDir, prefix: config.queuePrefix });
+    const store = new ArtifactStore({
+      redis,
+      dataDir: config.dataDir,
+      prefix: config.queuePrefix,
+      blobs: createBlobStore(config),
+    });
     await store.init();
     return { redis, store, prefix: config.queuePrefix, dataDir: config.dataDir };
   })();
