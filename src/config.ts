@@ -35,6 +35,16 @@ export type BlobStoreConfig =
       queueSize: number;
     };
 
+/** The queues a worker process can serve (the names of src/queue's contract). */
+export const WORKER_QUEUES = ['merge', 'finetune', 'evaluate'] as const;
+export type WorkerQueue = (typeof WORKER_QUEUES)[number];
+
+/** Which queues one `lorafuse worker` process takes jobs from, and how many of each at once. */
+export interface WorkerPlan {
+  queues: WorkerQueue[];
+  concurrency: Record<WorkerQueue, number>;
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -44,8 +54,10 @@ export interface Config {
   logLevel: LogLevel;
   /** Prefix of every BullMQ key and record key, so several deployments (or tests) share one Redis. */
   queuePrefix: string;
-  /** Merge jobs one worker process runs at once. */
+  /** Merge jobs one worker process runs at once (same as worker.concurrency.merge). */
   workerConcurrency: number;
+  /** LORAFUSE_WORKER_QUEUES and LORAFUSE_WORKER_CONCURRENCY (the CLI's --queues/--concurrency override them). */
+  worker: WorkerPlan;
   uploads: UploadLimits;
   blobStore: BlobStoreConfig;
 }
@@ -146,6 +158,64 @@ function blobStore(env: NodeJS.ProcessEnv): BlobStoreConfig {
   };
 }
 
+/**
+ * `merge,evaluate`: the queues to serve, each at most once. `label` names the setting in errors
+ * (the environment variable or the CLI option).
+ */
+export function parseWorkerQueues(raw: string, label: string): WorkerQueue[] {
+  const queues: WorkerQueue[] = [];
+  for (const part of raw.split(',').map((entry) => entry.trim().toLowerCase())) {
+    if (!(WORKER_QUEUES as readonly string[]).includes(part)) {
+      throw new ConfigError(label, `unknown queue "${part}" (expected some of ${WORKER_QUEUES.join(', ')})`);
+    }
+    if (queues.includes(part as WorkerQueue)) throw new ConfigError(label, `"${part}" is named twice`);
+    queues.push(part as WorkerQueue);
+  }
+  return queues;
+}
+
+/**
+ * `4` (merge and evaluate jobs 4 at a time, fine-tunes 1: training already uses every core) or
+ * per queue, `merge=2,finetune=1`; both may be mixed (`4,finetune=2`). Unnamed queues keep `base`.
+ */
+export function parseWorkerConcurrency(
+  raw: string,
+  label: string,
+  base: Record<WorkerQueue, number> = { merge: 1, finetune: 1, evaluate: 1 },
+): Record<WorkerQueue, number> {
+  const concurrency = { ...base };
+  const count = (text: string): number => {
+    if (!/^\d+$/.test(text)) throw new ConfigError(label, `expected a whole number, got "${text}"`);
+    const value = Number(text);
+    if (value < 1 || value > 64) throw new ConfigError(label, `must be between 1 and 64, got ${value}`);
+    return value;
+  };
+  for (const part of raw.split(',').map((entry) => entry.trim())) {
+    const [name, value] = part.includes('=') ? part.split('=', 2).map((side) => side.trim()) : [null, part];
+    if (name === null) {
+      concurrency.merge = concurrency.evaluate = count(value);
+      continue;
+    }
+    const queue = name.toLowerCase();
+    if (!(WORKER_QUEUES as readonly string[]).includes(queue)) {
+      throw new ConfigError(label, `unknown queue "${name}" (expected ${WORKER_QUEUES.join(', ')})`);
+    }
+    concurrency[queue as WorkerQueue] = count(value);
+  }
+  return concurrency;
+}
+
+function workerPlan(env: NodeJS.ProcessEnv): WorkerPlan {
+  const queues = env.LORAFUSE_WORKER_QUEUES?.trim();
+  const concurrency = env.LORAFUSE_WORKER_CONCURRENCY?.trim();
+  return {
+    queues: queues ? parseWorkerQueues(queues, 'LORAFUSE_WORKER_QUEUES') : [...WORKER_QUEUES],
+    concurrency: concurrency
+      ? parseWorkerConcurrency(concurrency, 'LORAFUSE_WORKER_CONCURRENCY')
+      : { merge: 1, finetune: 1, evaluate: 1 },
+  };
+}
+
 /** Reads and validates the configuration; throws ConfigError naming the bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = (env.LOG_LEVEL ?? 'info').toLowerCase() as LogLevel;
@@ -159,6 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const host = env.HOST ?? '127.0.0.1';
   if (host.trim() === '') throw new ConfigError('HOST', 'must not be empty');
   const mib = 1024 * 1024;
+  const worker = workerPlan(env);
   return {
     port: integer(env, 'PORT', 8080, 0, 65535),
     host,
@@ -166,7 +237,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: path.resolve(env.LORAFUSE_DATA_DIR ?? './data'),
     logLevel,
     queuePrefix,
-    workerConcurrency: integer(env, 'LORAFUSE_WORKER_CONCURRENCY', 1, 1, 64),
+    workerConcurrency: worker.concurrency.merge,
+    worker,
     uploads: {
       maxFileBytes: integer(env, 'LORAFUSE_MAX_UPLOAD_MB', 20 * 1024, 1, 1024 * 1024) * mib,
       maxFiles: integer(env, 'LORAFUSE_MAX_UPLOAD_FILES', 256, 1, 10000),

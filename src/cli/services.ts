@@ -3,10 +3,9 @@
 import type { FastifyServerOptions } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { buildApp, closeApp, type LorafuseApp, loggerOptions } from '../api/index.ts';
-import type { Config } from '../config.ts';
+import type { Config, WorkerPlan } from '../config.ts';
 import { createApiRedis, JobService } from '../queue/index.ts';
 import { ArtifactStore, createBlobStore } from '../store/index.ts';
-import type { Worker } from 'bullmq';
 import { startEvaluateWorker } from '../../workers/evaluate-worker.ts';
 import { startFinetuneWorker } from '../../workers/finetune-worker.ts';
 import { startMergeWorker } from '../../workers/merge-worker.ts';
@@ -62,18 +61,24 @@ export async function startApi(
   }
 }
 
-/** One worker per queue (merge, finetune, evaluate), started and stopped together. */
+/** One worker per served queue (merge, finetune, evaluate), started and stopped together. */
 export interface WorkerGroup {
-  /** The merge queue's worker. */
-  worker: Worker;
   workers: QueueWorkerHandle[];
   waitUntilReady(): Promise<void>;
   /** Stops every worker; `false` when one still had a job past the grace period. */
   close(graceMs?: number): Promise<boolean>;
 }
 
-/** Merge and evaluate jobs run `config.workerConcurrency` at a time; fine-tunes one at a time. */
-export function startWorker(config: Config, redisUrl: string, logger?: Logger): WorkerGroup {
+/**
+ * Workers for `plan.queues` (default: config.worker, from LORAFUSE_WORKER_QUEUES and
+ * LORAFUSE_WORKER_CONCURRENCY), each running `plan.concurrency[queue]` jobs at once.
+ */
+export function startWorker(
+  config: Config,
+  redisUrl: string,
+  logger?: Logger,
+  plan: WorkerPlan = config.worker,
+): WorkerGroup {
   // A bad LORAFUSE_TRAIN_RUNTIMES or LORAFUSE_RUNTIME_IDLE_MS fails here, not in the first fine-tune job.
   loadTrainingRuntimes();
   idleMilliseconds();
@@ -81,14 +86,16 @@ export function startWorker(config: Config, redisUrl: string, logger?: Logger): 
     redisUrl,
     prefix: config.queuePrefix,
     dataDir: config.dataDir,
-    concurrency: config.workerConcurrency,
     settings: loadWorkerSettings(),
     logger,
   };
-  const merge = startMergeWorker(options);
-  const workers = [merge, startFinetuneWorker(options), startEvaluateWorker(options)];
+  const starters = {
+    merge: () => startMergeWorker({ ...options, concurrency: plan.concurrency.merge }),
+    finetune: () => startFinetuneWorker({ ...options, concurrency: plan.concurrency.finetune }),
+    evaluate: () => startEvaluateWorker({ ...options, concurrency: plan.concurrency.evaluate }),
+  };
+  const workers = plan.queues.map((queue) => starters[queue]());
   return {
-    worker: merge.worker,
     workers,
     async waitUntilReady() {
       await Promise.all(workers.map((handle) => handle.worker.waitUntilReady()));

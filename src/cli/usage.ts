@@ -6,12 +6,21 @@ Starts the HTTP API (no workers). Needs REDIS_URL; listens on HOST:PORT (127.0.0
 Stops on Ctrl-C or SIGTERM after in-flight requests finish.
 `;
 
-export const WORKER_USAGE = `usage: lorafuse worker
+export const WORKER_USAGE = `usage: lorafuse worker [--queues LIST] [--concurrency SPEC] [--health]
 
-Runs the merge, finetune and evaluate workers: each job in a sandboxed child process, merges
-LORAFUSE_WORKER_CONCURRENCY at once, fine-tunes one at a time.
+Runs queue workers: each job in a sandboxed child process. Any number of worker processes on any
+number of machines may share one Redis (and one S3 bucket, LORAFUSE_BLOB_STORE=s3).
 Needs REDIS_URL. SIGTERM/Ctrl-C: finish active jobs within LORAFUSE_SHUTDOWN_GRACE_MS (60000),
 then exit; a job still running then goes back to the queue once its lock expires.
+
+  --queues LIST        queues to take jobs from, comma-separated: merge, finetune, evaluate
+                       (default: all three, or LORAFUSE_WORKER_QUEUES). E.g. CPU machines
+                       --queues merge, GPU machines --queues finetune,evaluate
+  --concurrency SPEC   jobs at once: N (merge and evaluate; fine-tunes stay at 1) or per queue,
+                       merge=2,finetune=1,evaluate=2 (default 1 each, or LORAFUSE_WORKER_CONCURRENCY)
+  --health             exit 0 when the worker running with this data directory is alive (its
+                       heartbeat file, LORAFUSE_WORKER_HEARTBEAT_FILE or $LORAFUSE_DATA_DIR/worker.heartbeat,
+                       was refreshed in the last 30 s), 1 otherwise: a container health check
 `;
 
 export const DEV_USAGE = `usage: lorafuse dev
