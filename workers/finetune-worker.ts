@@ -11,7 +11,10 @@ const PROCESSOR = new URL('./finetune/processor.ts', import.meta.url);
 export function startFinetuneWorker(
   options: Omit<QueueWorkerOptions, 'concurrency'> & { concurrency?: number },
 ): QueueWorkerHandle {
-  const handle = startQueueWorker('finetune', PROCESSOR, { ...options, concurrency: options.concurrency ?? 1 });
+  const handle = startQueueWorker('finetune', PROCESSOR, {
+    ...options,
+    concurrency: options.concurrency ?? 1,
+  });
   const sweep = (logger?: Logger) =>
     sweepFinishedJobDirs(handle.worker, options.dataDir)
       .then((ids) => ids.length > 0 && logger?.info({ jobs: ids }, 'removed folders of finished fine-tunes'))
