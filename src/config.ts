@@ -45,11 +45,31 @@ export interface WorkerPlan {
   concurrency: Record<WorkerQueue, number>;
 }
 
+/**
+ * How to reach Redis beyond REDIS_URL: a single server (the URL's host), a Sentinel group that names
+ * the current master, or a Cluster seeded by the URL's host and REDIS_CLUSTER_NODES. REDIS_URL always
+ * carries the credentials, the database and TLS (rediss://).
+ */
+export type RedisDeployment =
+  | { mode: 'standalone' }
+  | {
+      mode: 'sentinel';
+      sentinels: Array<{ host: string; port: number }>;
+      /** The master group name the sentinels monitor (REDIS_SENTINEL_NAME). */
+      name: string;
+      sentinelPassword?: string;
+      /** TLS to the sentinels themselves (REDIS_SENTINEL_TLS). */
+      sentinelTls: boolean;
+    }
+  | { mode: 'cluster'; nodes: Array<{ host: string; port: number }> };
+
 export interface Config {
   port: number;
   host: string;
   /** Undefined: `lorafuse dev` starts a private redis-server; serve/worker refuse to start. */
   redisUrl: string | undefined;
+  /** Sentinel or Cluster (REDIS_SENTINELS / REDIS_CLUSTER); standalone by default. */
+  redis: RedisDeployment;
   dataDir: string;
   logLevel: LogLevel;
   /** Prefix of every BullMQ key and record key, so several deployments (or tests) share one Redis. */
@@ -97,6 +117,64 @@ function redisUrl(env: NodeJS.ProcessEnv): string | undefined {
     throw new ConfigError('REDIS_URL', `unsupported scheme "${url.protocol}" (expected redis: or rediss:)`);
   }
   return raw;
+}
+
+/** `host:port,host:port` (port defaulting to `defaultPort`), for sentinels and cluster seeds. */
+function hostList(raw: string, name: string, defaultPort: number): Array<{ host: string; port: number }> {
+  return raw.split(',').map((entry) => {
+    const text = entry.trim();
+    const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+)(?::(\d{1,5}))?$/.exec(text);
+    const port = match?.[2] === undefined ? defaultPort : Number(match[2]);
+    if (!match || port < 1 || port > 65535) {
+      throw new ConfigError(name, `"${text}" is not host:port`);
+    }
+    return { host: match[1].replace(/^\[|\]$/g, ''), port };
+  });
+}
+
+/**
+ * REDIS_SENTINELS=host:26379,... with REDIS_SENTINEL_NAME (and REDIS_SENTINEL_PASSWORD,
+ * REDIS_SENTINEL_TLS), or REDIS_CLUSTER=true (seeds: REDIS_URL's host plus REDIS_CLUSTER_NODES).
+ */
+function redisDeployment(env: NodeJS.ProcessEnv, url: string | undefined): RedisDeployment {
+  const sentinels = env.REDIS_SENTINELS?.trim();
+  const clusterNodes = env.REDIS_CLUSTER_NODES?.trim();
+  const cluster = booleanFlag(env, 'REDIS_CLUSTER', false) || Boolean(clusterNodes);
+  if (sentinels && cluster) {
+    throw new ConfigError(
+      'REDIS_SENTINELS',
+      'Sentinel and Cluster modes exclude each other (REDIS_CLUSTER is set)',
+    );
+  }
+  if ((sentinels || cluster) && !url) {
+    throw new ConfigError(
+      'REDIS_URL',
+      `required with ${sentinels ? 'REDIS_SENTINELS' : 'REDIS_CLUSTER'}: it carries the credentials, database and TLS`,
+    );
+  }
+  if (sentinels) {
+    const name = env.REDIS_SENTINEL_NAME?.trim();
+    if (!name)
+      throw new ConfigError('REDIS_SENTINEL_NAME', 'required with REDIS_SENTINELS (the master group name)');
+    return {
+      mode: 'sentinel',
+      sentinels: hostList(sentinels, 'REDIS_SENTINELS', 26379),
+      name,
+      sentinelPassword: env.REDIS_SENTINEL_PASSWORD || undefined,
+      sentinelTls: booleanFlag(env, 'REDIS_SENTINEL_TLS', false),
+    };
+  }
+  if (cluster) {
+    if (url && !['', '0'].includes(new URL(url).pathname.replace('/', ''))) {
+      throw new ConfigError('REDIS_URL', 'Redis Cluster has only database 0');
+    }
+    const seed = url ? [{ host: new URL(url).hostname, port: Number(new URL(url).port || 6379) }] : [];
+    return {
+      mode: 'cluster',
+      nodes: [...seed, ...(clusterNodes ? hostList(clusterNodes, 'REDIS_CLUSTER_NODES', 6379) : [])],
+    };
+  }
+  return { mode: 'standalone' };
 }
 
 function booleanFlag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
@@ -222,10 +300,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
   }
-  const queuePrefix = env.LORAFUSE_QUEUE_PREFIX ?? 'lorafuse';
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(queuePrefix)) {
-    throw new ConfigError('LORAFUSE_QUEUE_PREFIX', 'letters, digits, "_", "." and "-" only, at most 64');
+  let queuePrefix = env.LORAFUSE_QUEUE_PREFIX ?? 'lorafuse';
+  // `{name}` is the hash-tag form Redis Cluster needs (every key of a deployment in one slot).
+  if (!/^(\{[A-Za-z0-9_.-]{1,64}\}|[A-Za-z0-9_.-]{1,64})$/.test(queuePrefix)) {
+    throw new ConfigError(
+      'LORAFUSE_QUEUE_PREFIX',
+      'letters, digits, "_", "." and "-" only, at most 64 (optionally inside {} as a hash tag)',
+    );
   }
+  const url = redisUrl(env);
+  const redis = redisDeployment(env, url);
+  // BullMQ's Lua scripts and our own touch several keys at once: in a cluster they must share a slot.
+  if (redis.mode === 'cluster' && !queuePrefix.startsWith('{')) queuePrefix = `{${queuePrefix}}`;
   const host = env.HOST ?? '127.0.0.1';
   if (host.trim() === '') throw new ConfigError('HOST', 'must not be empty');
   const mib = 1024 * 1024;
@@ -233,7 +319,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     port: integer(env, 'PORT', 8080, 0, 65535),
     host,
-    redisUrl: redisUrl(env),
+    redisUrl: url,
+    redis,
     dataDir: path.resolve(env.LORAFUSE_DATA_DIR ?? './data'),
     logLevel,
     queuePrefix,

@@ -28,7 +28,7 @@ export function processorDependencies(queue: string): Promise<ProcessorDependenc
   dependencies ??= (async () => {
     const config = loadConfig(process.env);
     if (!config.redisUrl) throw new Error(`the ${queue} processor needs REDIS_URL`);
-    const redis = createWorkerRedis(config.redisUrl);
+    const redis = createWorkerRedis(config.redisUrl, undefined, config.redis);
     const store = new ArtifactStore({
       redis,
       dataDir: config.dataDir,

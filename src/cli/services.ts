@@ -42,6 +42,7 @@ export async function startApi(
   const redis = createApiRedis(
     redisUrl,
     redisErrorLogger(logger === false ? undefined : createLogger(config), 'api'),
+    config.redis,
   );
   try {
     const store = new ArtifactStore({
@@ -84,6 +85,7 @@ export function startWorker(
   idleMilliseconds();
   const options = {
     redisUrl,
+    deployment: config.redis,
     prefix: config.queuePrefix,
     dataDir: config.dataDir,
     settings: loadWorkerSettings(),

@@ -5,28 +5,13 @@
 // they were hashed and validated first (uploads) or written (job results): the digest is known
 // before the first byte is sent, so the final key is the staging key. Readers fetch only the byte
 // ranges they ask for (ranged GETs): a merge reads each header and then one tensor at a time.
+// The AWS SDK is loaded by init() only, so processes on the local store never pay for importing it.
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CopyObjectCommand,
-  CreateBucketCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  type GetObjectCommandOutput,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  S3Client,
-  type S3ClientConfig,
-  UploadPartCopyCommand,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
+import type { GetObjectCommandOutput, S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import type { RangeSource } from '../tensors/index.ts';
 import { type BlobStore, type ByteRange, checkDigest } from './blob-store.ts';
 
@@ -57,10 +42,13 @@ export interface S3ReadStats {
 const MAX_SINGLE_COPY_BYTES = 5 * 1024 ** 3;
 const COPY_PART_BYTES = 512 * 1024 ** 2;
 
+type S3Sdk = typeof import('@aws-sdk/client-s3');
+type StorageSdk = typeof import('@aws-sdk/lib-storage');
+
 export class S3BlobStore implements BlobStore {
   readonly kind = 's3' as const;
-  readonly client: S3Client;
   readonly stats: S3ReadStats = { requests: 0, bytes: 0 };
+  #sdk: { s3: S3Sdk; storage: StorageSdk; client: S3Client } | undefined;
 
   constructor(readonly options: S3BlobStoreOptions) {
     // The SDK warns on Node 20 about its releases after January 2027; the lock file pins this one,
@@ -69,12 +57,16 @@ export class S3BlobStore implements BlobStore {
     if (options.prefix !== '' && !options.prefix.endsWith('/')) {
       throw new Error(`S3 key prefix must be empty or end in "/": ${options.prefix}`);
     }
-    this.client = new S3Client({
-      region: options.region,
-      endpoint: options.endpoint,
-      forcePathStyle: options.forcePathStyle,
-      credentials: options.credentials,
-    });
+  }
+
+  /** The SDK and its client, once init() loaded them. */
+  get sdk(): { s3: S3Sdk; storage: StorageSdk; client: S3Client } {
+    if (!this.#sdk) throw new Error('S3BlobStore used before init()');
+    return this.#sdk;
+  }
+
+  get client(): S3Client {
+    return this.sdk.client;
   }
 
   get location(): string {
@@ -88,6 +80,17 @@ export class S3BlobStore implements BlobStore {
 
   /** Checks the bucket; creates it when the server says it does not exist (MinIO, first start). */
   async init(): Promise<void> {
+    if (!this.#sdk) {
+      const [s3, storage] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]);
+      const client = new s3.S3Client({
+        region: this.options.region,
+        endpoint: this.options.endpoint,
+        forcePathStyle: this.options.forcePathStyle,
+        credentials: this.options.credentials,
+      });
+      this.#sdk = { s3, storage, client };
+    }
+    const { HeadBucketCommand, CreateBucketCommand } = this.sdk.s3;
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }));
     } catch (error) {
@@ -99,12 +102,14 @@ export class S3BlobStore implements BlobStore {
   }
 
   async probe(): Promise<void> {
-    await this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }));
+    await this.client.send(new this.sdk.s3.HeadBucketCommand({ Bucket: this.options.bucket }));
   }
 
   private async sizeOf(key: string): Promise<number | null> {
     try {
-      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: key }));
+      const head = await this.client.send(
+        new this.sdk.s3.HeadObjectCommand({ Bucket: this.options.bucket, Key: key }),
+      );
       return head.ContentLength ?? 0;
     } catch (error) {
       if (isNotFound(error)) return null;
@@ -120,7 +125,7 @@ export class S3BlobStore implements BlobStore {
   async place(source: string, sha256: string): Promise<void> {
     const key = this.keyOf(sha256);
     if (await this.exists(sha256)) return;
-    const upload = new Upload({
+    const upload = new this.sdk.storage.Upload({
       client: this.client,
       params: { Bucket: this.options.bucket, Key: key, Body: createReadStream(source) },
       partSize: this.options.partSize,
@@ -165,7 +170,11 @@ export class S3BlobStore implements BlobStore {
     let token: string | undefined;
     do {
       const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: prefix, ContinuationToken: token }),
+        new this.sdk.s3.ListObjectsV2Command({
+          Bucket: this.options.bucket,
+          Prefix: prefix,
+          ContinuationToken: token,
+        }),
       );
       for (const object of page.Contents ?? []) if (object.Key) keys.push(object.Key);
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -180,7 +189,7 @@ export class S3BlobStore implements BlobStore {
 
   async readStream(sha256: string, range?: ByteRange): Promise<Readable> {
     const object = await this.client.send(
-      new GetObjectCommand({
+      new this.sdk.s3.GetObjectCommand({
         Bucket: this.options.bucket,
         Key: this.keyOf(sha256),
         Range: range ? `bytes=${range.start}-${range.end}` : undefined,
@@ -202,11 +211,12 @@ export class S3BlobStore implements BlobStore {
   }
 
   async close(): Promise<void> {
-    this.client.destroy();
+    this.#sdk?.client.destroy();
+    this.#sdk = undefined;
   }
 
   private async delete(key: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: key }));
+    await this.client.send(new this.sdk.s3.DeleteObjectCommand({ Bucket: this.options.bucket, Key: key }));
   }
 
   private copySource(key: string): string {
@@ -217,16 +227,20 @@ export class S3BlobStore implements BlobStore {
   private async copy(from: string, to: string, size: number): Promise<void> {
     const Bucket = this.options.bucket;
     if (size <= MAX_SINGLE_COPY_BYTES) {
-      await this.client.send(new CopyObjectCommand({ Bucket, Key: to, CopySource: this.copySource(from) }));
+      await this.client.send(
+        new this.sdk.s3.CopyObjectCommand({ Bucket, Key: to, CopySource: this.copySource(from) }),
+      );
       return;
     }
-    const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket, Key: to }));
+    const { UploadId } = await this.client.send(
+      new this.sdk.s3.CreateMultipartUploadCommand({ Bucket, Key: to }),
+    );
     try {
       const parts = [];
       for (let start = 0, part = 1; start < size; start += COPY_PART_BYTES, part++) {
         const end = Math.min(start + COPY_PART_BYTES, size) - 1;
         const copied = await this.client.send(
-          new UploadPartCopyCommand({
+          new this.sdk.s3.UploadPartCopyCommand({
             Bucket,
             Key: to,
             UploadId,
@@ -238,11 +252,16 @@ export class S3BlobStore implements BlobStore {
         parts.push({ PartNumber: part, ETag: copied.CopyPartResult?.ETag });
       }
       await this.client.send(
-        new CompleteMultipartUploadCommand({ Bucket, Key: to, UploadId, MultipartUpload: { Parts: parts } }),
+        new this.sdk.s3.CompleteMultipartUploadCommand({
+          Bucket,
+          Key: to,
+          UploadId,
+          MultipartUpload: { Parts: parts },
+        }),
       );
     } catch (error) {
       await this.client
-        .send(new AbortMultipartUploadCommand({ Bucket, Key: to, UploadId }))
+        .send(new this.sdk.s3.AbortMultipartUploadCommand({ Bucket, Key: to, UploadId }))
         .catch(() => undefined);
       throw error;
     }
@@ -264,7 +283,7 @@ class S3RangeSource implements RangeSource {
     let object: GetObjectCommandOutput;
     try {
       object = await this.store.client.send(
-        new GetObjectCommand({
+        new this.store.sdk.s3.GetObjectCommand({
           Bucket: this.store.options.bucket,
           Key: this.key,
           Range: `bytes=${position}-${last}`,

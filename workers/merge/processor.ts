@@ -23,7 +23,7 @@ function connect(): Promise<ProcessorDependencies> {
   dependencies ??= (async () => {
     const config = loadConfig(process.env);
     if (!config.redisUrl) throw new Error('the merge processor needs REDIS_URL');
-    const redis = createWorkerRedis(config.redisUrl);
+    const redis = createWorkerRedis(config.redisUrl, undefined, config.redis);
     const store = new ArtifactStore({
       redis,
       dataDir: config.dataDir,
