@@ -18,22 +18,72 @@ export interface UploadLimits {
   maxFieldBytes: number;
 }
 
+/** Where artifact blobs live (records are always in Redis). */
+export type BlobStoreConfig =
+  | { kind: 'fs' }
+  | {
+      kind: 's3';
+      bucket: string;
+      /** '' or ending in '/'. */
+      prefix: string;
+      region: string;
+      endpoint?: string;
+      forcePathStyle: boolean;
+      /** Multipart part size, bytes. */
+      partSize: number;
+      /** Parts in flight per upload. */
+      queueSize: number;
+    };
+
+/** The queues a worker process can serve (the names of src/queue's contract). */
+export const WORKER_QUEUES = ['merge', 'finetune', 'evaluate'] as const;
+export type WorkerQueue = (typeof WORKER_QUEUES)[number];
+
+/** Which queues one `lorafuse worker` process takes jobs from, and how many of each at once. */
+export interface WorkerPlan {
+  queues: WorkerQueue[];
+  concurrency: Record<WorkerQueue, number>;
+}
+
+/**
+ * How to reach Redis beyond REDIS_URL: a single server (the URL's host), a Sentinel group that names
+ * the current master, or a Cluster seeded by the URL's host and REDIS_CLUSTER_NODES. REDIS_URL always
+ * carries the credentials, the database and TLS (rediss://).
+ */
+export type RedisDeployment =
+  | { mode: 'standalone' }
+  | {
+      mode: 'sentinel';
+      sentinels: Array<{ host: string; port: number }>;
+      /** The master group name the sentinels monitor (REDIS_SENTINEL_NAME). */
+      name: string;
+      sentinelPassword?: string;
+      /** TLS to the sentinels themselves (REDIS_SENTINEL_TLS). */
+      sentinelTls: boolean;
+    }
+  | { mode: 'cluster'; nodes: Array<{ host: string; port: number }> };
+
 export interface Config {
   port: number;
   host: string;
   /** Undefined: `lorafuse dev` starts a private redis-server; serve/worker refuse to start. */
   redisUrl: string | undefined;
+  /** Sentinel or Cluster (REDIS_SENTINELS / REDIS_CLUSTER); standalone by default. */
+  redis: RedisDeployment;
   dataDir: string;
   logLevel: LogLevel;
   /** Prefix of every BullMQ key and record key, so several deployments (or tests) share one Redis. */
   queuePrefix: string;
-  /** Merge jobs one worker process runs at once. */
+  /** Merge jobs one worker process runs at once (same as worker.concurrency.merge). */
   workerConcurrency: number;
   /** Worker threads of one large merge; undefined: one per core (at most 8) for merges of 32M+ elements. */
   mergeWorkers: number | undefined;
   /** The tfjs runtime of fine-tuning and evaluation. */
   runtime: RuntimeSettings;
+  /** LORAFUSE_WORKER_QUEUES and LORAFUSE_WORKER_CONCURRENCY (the CLI's --queues/--concurrency override them). */
+  worker: WorkerPlan;
   uploads: UploadLimits;
+  blobStore: BlobStoreConfig;
 }
 
 /** The backends the model runtime can run on (LORAFUSE_BACKEND), or `auto` for the fastest available. */
@@ -107,27 +157,213 @@ export function loadRuntimeSettings(env: NodeJS.ProcessEnv = process.env): Runti
   return { backend: backend as BackendPreference, simdKernels: simd !== '0' };
 }
 
+/** `host:port,host:port` (port defaulting to `defaultPort`), for sentinels and cluster seeds. */
+function hostList(raw: string, name: string, defaultPort: number): Array<{ host: string; port: number }> {
+  return raw.split(',').map((entry) => {
+    const text = entry.trim();
+    const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+)(?::(\d{1,5}))?$/.exec(text);
+    const port = match?.[2] === undefined ? defaultPort : Number(match[2]);
+    if (!match || port < 1 || port > 65535) {
+      throw new ConfigError(name, `"${text}" is not host:port`);
+    }
+    return { host: match[1].replace(/^\[|\]$/g, ''), port };
+  });
+}
+
+/**
+ * REDIS_SENTINELS=host:26379,... with REDIS_SENTINEL_NAME (and REDIS_SENTINEL_PASSWORD,
+ * REDIS_SENTINEL_TLS), or REDIS_CLUSTER=true (seeds: REDIS_URL's host plus REDIS_CLUSTER_NODES).
+ */
+function redisDeployment(env: NodeJS.ProcessEnv, url: string | undefined): RedisDeployment {
+  const sentinels = env.REDIS_SENTINELS?.trim();
+  const clusterNodes = env.REDIS_CLUSTER_NODES?.trim();
+  const cluster = booleanFlag(env, 'REDIS_CLUSTER', false) || Boolean(clusterNodes);
+  if (sentinels && cluster) {
+    throw new ConfigError(
+      'REDIS_SENTINELS',
+      'Sentinel and Cluster modes exclude each other (REDIS_CLUSTER is set)',
+    );
+  }
+  if ((sentinels || cluster) && !url) {
+    throw new ConfigError(
+      'REDIS_URL',
+      `required with ${sentinels ? 'REDIS_SENTINELS' : 'REDIS_CLUSTER'}: it carries the credentials, database and TLS`,
+    );
+  }
+  if (sentinels) {
+    const name = env.REDIS_SENTINEL_NAME?.trim();
+    if (!name)
+      throw new ConfigError('REDIS_SENTINEL_NAME', 'required with REDIS_SENTINELS (the master group name)');
+    return {
+      mode: 'sentinel',
+      sentinels: hostList(sentinels, 'REDIS_SENTINELS', 26379),
+      name,
+      sentinelPassword: env.REDIS_SENTINEL_PASSWORD || undefined,
+      sentinelTls: booleanFlag(env, 'REDIS_SENTINEL_TLS', false),
+    };
+  }
+  if (cluster) {
+    if (url && !['', '0'].includes(new URL(url).pathname.replace('/', ''))) {
+      throw new ConfigError('REDIS_URL', 'Redis Cluster has only database 0');
+    }
+    const seed = url ? [{ host: new URL(url).hostname, port: Number(new URL(url).port || 6379) }] : [];
+    return {
+      mode: 'cluster',
+      nodes: [...seed, ...(clusterNodes ? hostList(clusterNodes, 'REDIS_CLUSTER_NODES', 6379) : [])],
+    };
+  }
+  return { mode: 'standalone' };
+}
+
+function booleanFlag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes'].includes(raw)) return true;
+  if (['0', 'false', 'no'].includes(raw)) return false;
+  throw new ConfigError(name, `expected true or false, got "${env[name]}"`);
+}
+
+/**
+ * LORAFUSE_BLOB_STORE=fs (default: the data directory) or s3 with LORAFUSE_S3_BUCKET (required),
+ * LORAFUSE_S3_ENDPOINT (an S3-compatible server; path-style URLs then by default), LORAFUSE_S3_REGION
+ * (else AWS_REGION, else us-east-1), LORAFUSE_S3_PREFIX. Credentials: the AWS SDK's usual chain.
+ */
+function blobStore(env: NodeJS.ProcessEnv): BlobStoreConfig {
+  const kind = (env.LORAFUSE_BLOB_STORE ?? 'fs').trim().toLowerCase();
+  if (kind === 'fs' || kind === '') return { kind: 'fs' };
+  if (kind !== 's3')
+    throw new ConfigError('LORAFUSE_BLOB_STORE', `expected fs or s3, got "${env.LORAFUSE_BLOB_STORE}"`);
+  const bucket = env.LORAFUSE_S3_BUCKET?.trim() ?? '';
+  // S3's bucket naming rules (lowercase, digits, dots, hyphens; 3 to 63 characters).
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+    throw new ConfigError(
+      'LORAFUSE_S3_BUCKET',
+      bucket === '' ? 'required when LORAFUSE_BLOB_STORE=s3' : `"${bucket}" is not a valid bucket name`,
+    );
+  }
+  const endpointRaw = env.LORAFUSE_S3_ENDPOINT?.trim();
+  let endpoint: string | undefined;
+  if (endpointRaw) {
+    let url: URL;
+    try {
+      url = new URL(endpointRaw);
+    } catch {
+      throw new ConfigError(
+        'LORAFUSE_S3_ENDPOINT',
+        `not a URL: "${endpointRaw}" (expected http(s)://host:port)`,
+      );
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new ConfigError('LORAFUSE_S3_ENDPOINT', `expected http: or https:, got "${url.protocol}"`);
+    }
+    endpoint = endpointRaw;
+  }
+  let prefix = (env.LORAFUSE_S3_PREFIX ?? '').trim().replace(/^\/+/, '');
+  if (prefix !== '' && !prefix.endsWith('/')) prefix += '/';
+  if (prefix.length > 512) throw new ConfigError('LORAFUSE_S3_PREFIX', 'at most 512 characters');
+  const mib = 1024 * 1024;
+  return {
+    kind: 's3',
+    bucket,
+    prefix,
+    region: env.LORAFUSE_S3_REGION?.trim() || env.AWS_REGION?.trim() || 'us-east-1',
+    endpoint,
+    forcePathStyle: booleanFlag(env, 'LORAFUSE_S3_FORCE_PATH_STYLE', endpoint !== undefined),
+    partSize: integer(env, 'LORAFUSE_S3_PART_MB', 16, 5, 5 * 1024) * mib,
+    queueSize: integer(env, 'LORAFUSE_S3_UPLOAD_QUEUE', 4, 1, 64),
+  };
+}
+
+/**
+ * `merge,evaluate`: the queues to serve, each at most once. `label` names the setting in errors
+ * (the environment variable or the CLI option).
+ */
+export function parseWorkerQueues(raw: string, label: string): WorkerQueue[] {
+  const queues: WorkerQueue[] = [];
+  for (const part of raw.split(',').map((entry) => entry.trim().toLowerCase())) {
+    if (!(WORKER_QUEUES as readonly string[]).includes(part)) {
+      throw new ConfigError(label, `unknown queue "${part}" (expected some of ${WORKER_QUEUES.join(', ')})`);
+    }
+    if (queues.includes(part as WorkerQueue)) throw new ConfigError(label, `"${part}" is named twice`);
+    queues.push(part as WorkerQueue);
+  }
+  return queues;
+}
+
+/**
+ * `4` (merge and evaluate jobs 4 at a time, fine-tunes 1: training already uses every core) or
+ * per queue, `merge=2,finetune=1`; both may be mixed (`4,finetune=2`). Unnamed queues keep `base`.
+ */
+export function parseWorkerConcurrency(
+  raw: string,
+  label: string,
+  base: Record<WorkerQueue, number> = { merge: 1, finetune: 1, evaluate: 1 },
+): Record<WorkerQueue, number> {
+  const concurrency = { ...base };
+  const count = (text: string): number => {
+    if (!/^\d+$/.test(text)) throw new ConfigError(label, `expected a whole number, got "${text}"`);
+    const value = Number(text);
+    if (value < 1 || value > 64) throw new ConfigError(label, `must be between 1 and 64, got ${value}`);
+    return value;
+  };
+  for (const part of raw.split(',').map((entry) => entry.trim())) {
+    const [name, value] = part.includes('=') ? part.split('=', 2).map((side) => side.trim()) : [null, part];
+    if (name === null) {
+      concurrency.merge = concurrency.evaluate = count(value);
+      continue;
+    }
+    const queue = name.toLowerCase();
+    if (!(WORKER_QUEUES as readonly string[]).includes(queue)) {
+      throw new ConfigError(label, `unknown queue "${name}" (expected ${WORKER_QUEUES.join(', ')})`);
+    }
+    concurrency[queue as WorkerQueue] = count(value);
+  }
+  return concurrency;
+}
+
+function workerPlan(env: NodeJS.ProcessEnv): WorkerPlan {
+  const queues = env.LORAFUSE_WORKER_QUEUES?.trim();
+  const concurrency = env.LORAFUSE_WORKER_CONCURRENCY?.trim();
+  return {
+    queues: queues ? parseWorkerQueues(queues, 'LORAFUSE_WORKER_QUEUES') : [...WORKER_QUEUES],
+    concurrency: concurrency
+      ? parseWorkerConcurrency(concurrency, 'LORAFUSE_WORKER_CONCURRENCY')
+      : { merge: 1, finetune: 1, evaluate: 1 },
+  };
+}
+
 /** Reads and validates the configuration; throws ConfigError naming the bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = (env.LOG_LEVEL ?? 'info').toLowerCase() as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `expected one of ${LOG_LEVELS.join(', ')}, got "${env.LOG_LEVEL}"`);
   }
-  const queuePrefix = env.LORAFUSE_QUEUE_PREFIX ?? 'lorafuse';
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(queuePrefix)) {
-    throw new ConfigError('LORAFUSE_QUEUE_PREFIX', 'letters, digits, "_", "." and "-" only, at most 64');
+  let queuePrefix = env.LORAFUSE_QUEUE_PREFIX ?? 'lorafuse';
+  // `{name}` is the hash-tag form Redis Cluster needs (every key of a deployment in one slot).
+  if (!/^(\{[A-Za-z0-9_.-]{1,64}\}|[A-Za-z0-9_.-]{1,64})$/.test(queuePrefix)) {
+    throw new ConfigError(
+      'LORAFUSE_QUEUE_PREFIX',
+      'letters, digits, "_", "." and "-" only, at most 64 (optionally inside {} as a hash tag)',
+    );
   }
+  const url = redisUrl(env);
+  const redis = redisDeployment(env, url);
+  // BullMQ's Lua scripts and our own touch several keys at once: in a cluster they must share a slot.
+  if (redis.mode === 'cluster' && !queuePrefix.startsWith('{')) queuePrefix = `{${queuePrefix}}`;
   const host = env.HOST ?? '127.0.0.1';
   if (host.trim() === '') throw new ConfigError('HOST', 'must not be empty');
   const mib = 1024 * 1024;
+  const worker = workerPlan(env);
   return {
     port: integer(env, 'PORT', 8080, 0, 65535),
     host,
-    redisUrl: redisUrl(env),
+    redisUrl: url,
+    redis,
     dataDir: path.resolve(env.LORAFUSE_DATA_DIR ?? './data'),
     logLevel,
     queuePrefix,
-    workerConcurrency: integer(env, 'LORAFUSE_WORKER_CONCURRENCY', 1, 1, 64),
+    workerConcurrency: worker.concurrency.merge,
+    worker,
     mergeWorkers: loadMergeWorkers(env),
     runtime: loadRuntimeSettings(env),
     uploads: {
@@ -137,5 +373,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxJsonBodyBytes: mib,
       maxFieldBytes: 1024,
     },
+    blobStore: blobStore(env),
   };
 }

@@ -1,5 +1,6 @@
-// The finetune queue's worker host. One job at a time per process: training uses every core the
-// model runtime is given, and two runs side by side would only slow each other down. It also
+// The finetune queue's worker host. One job at a time per process by default: training uses every
+// core the model runtime is given, and two runs side by side would only slow each other down (a
+// machine with several GPUs may ask for more with --concurrency finetune=N). It also
 // sweeps the folders of jobs that ended without a processor to clean up after them.
 import type { Logger } from 'pino';
 import { sweepFinishedJobDirs } from './finetune/sweep-job-dirs.ts';
@@ -7,8 +8,13 @@ import { type QueueWorkerHandle, type QueueWorkerOptions, startQueueWorker } fro
 
 const PROCESSOR = new URL('./finetune/processor.ts', import.meta.url);
 
-export function startFinetuneWorker(options: Omit<QueueWorkerOptions, 'concurrency'>): QueueWorkerHandle {
-  const handle = startQueueWorker('finetune', PROCESSOR, { ...options, concurrency: 1 });
+export function startFinetuneWorker(
+  options: Omit<QueueWorkerOptions, 'concurrency'> & { concurrency?: number },
+): QueueWorkerHandle {
+  const handle = startQueueWorker('finetune', PROCESSOR, {
+    ...options,
+    concurrency: options.concurrency ?? 1,
+  });
   const sweep = (logger?: Logger) =>
     sweepFinishedJobDirs(handle.worker, options.dataDir)
       .then((ids) => ids.length > 0 && logger?.info({ jobs: ids }, 'removed folders of finished fine-tunes'))

@@ -3,7 +3,7 @@
 import type { Redis } from 'ioredis';
 import { loadConfig, type RuntimeSettings } from '../src/config.ts';
 import { createWorkerRedis } from '../src/queue/index.ts';
-import { ArtifactStore } from '../src/store/index.ts';
+import { ArtifactStore, createBlobStore } from '../src/store/index.ts';
 
 export interface ProcessorDependencies {
   redis: Redis;
@@ -32,8 +32,13 @@ export function processorDependencies(queue: string): Promise<ProcessorDependenc
   dependencies ??= (async () => {
     const config = loadConfig(process.env);
     if (!config.redisUrl) throw new Error(`the ${queue} processor needs REDIS_URL`);
-    const redis = createWorkerRedis(config.redisUrl);
-    const store = new ArtifactStore({ redis, dataDir: config.dataDir, prefix: config.queuePrefix });
+    const redis = createWorkerRedis(config.redisUrl, undefined, config.redis);
+    const store = new ArtifactStore({
+      redis,
+      dataDir: config.dataDir,
+      prefix: config.queuePrefix,
+      blobs: createBlobStore(config),
+    });
     await store.init();
     return {
       redis,

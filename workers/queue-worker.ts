@@ -5,10 +5,13 @@ import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createWorkerRedis, type JobType, QUEUE_NAMES } from '../src/queue/index.ts';
+import type { RedisDeployment } from '../src/config.ts';
 import type { WorkerSettings } from './worker-settings.ts';
 
 export interface QueueWorkerOptions {
   redisUrl: string;
+  /** Sentinel or Cluster (the sandboxed children read it from the environment they inherit). */
+  deployment?: RedisDeployment;
   prefix: string;
   dataDir: string;
   concurrency: number;
@@ -31,11 +34,15 @@ export function startQueueWorker(
   options: QueueWorkerOptions,
 ): QueueWorkerHandle {
   let lastError = 0;
-  const connection: Redis = createWorkerRedis(options.redisUrl, (error) => {
-    if (Date.now() - lastError < 10_000) return;
-    lastError = Date.now();
-    options.logger?.warn({ err: error.message }, `${type} worker: Redis connection error (retrying)`);
-  });
+  const connection: Redis = createWorkerRedis(
+    options.redisUrl,
+    (error) => {
+      if (Date.now() - lastError < 10_000) return;
+      lastError = Date.now();
+      options.logger?.warn({ err: error.message }, `${type} worker: Redis connection error (retrying)`);
+    },
+    options.deployment,
+  );
   const worker = new Worker(QUEUE_NAMES[type], processor, {
     connection,
     prefix: options.prefix,

@@ -64,7 +64,7 @@ export const lorafuseApi = fp<AppDependencies>(
     await app.register(problemsPlugin);
     await app.register(configPlugin, { config: deps.config });
     await app.register(redisPlugin, { redis: deps.redis, close });
-    await app.register(storePlugin, { store: deps.store });
+    await app.register(storePlugin, { store: deps.store, close });
     await app.register(jobsPlugin, { jobs: deps.jobs, close });
     await app.register(multipart, {
       limits: {

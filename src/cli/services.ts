@@ -3,10 +3,9 @@
 import type { FastifyServerOptions } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { buildApp, closeApp, type LorafuseApp, loggerOptions } from '../api/index.ts';
-import type { Config } from '../config.ts';
+import type { Config, WorkerPlan } from '../config.ts';
 import { createApiRedis, JobService } from '../queue/index.ts';
-import { ArtifactStore } from '../store/index.ts';
-import type { Worker } from 'bullmq';
+import { ArtifactStore, createBlobStore } from '../store/index.ts';
 import { startEvaluateWorker } from '../../workers/evaluate-worker.ts';
 import { startFinetuneWorker } from '../../workers/finetune-worker.ts';
 import { startMergeWorker } from '../../workers/merge-worker.ts';
@@ -43,10 +42,16 @@ export async function startApi(
   const redis = createApiRedis(
     redisUrl,
     redisErrorLogger(logger === false ? undefined : createLogger(config), 'api'),
+    config.redis,
   );
   try {
     // The API's store plugin runs store.init() (once, as the app starts).
-    const store = new ArtifactStore({ redis, dataDir: config.dataDir, prefix: config.queuePrefix });
+    const store = new ArtifactStore({
+      redis,
+      dataDir: config.dataDir,
+      prefix: config.queuePrefix,
+      blobs: createBlobStore(config),
+    });
     const jobs = new JobService({ redis, prefix: config.queuePrefix });
     const app = await buildApp({ config, redis, store, jobs, logger });
     const url = await app.listen({ port: config.port, host: config.host });
@@ -57,33 +62,42 @@ export async function startApi(
   }
 }
 
-/** One worker per queue (merge, finetune, evaluate), started and stopped together. */
+/** One worker per served queue (merge, finetune, evaluate), started and stopped together. */
 export interface WorkerGroup {
-  /** The merge queue's worker. */
-  worker: Worker;
   workers: QueueWorkerHandle[];
   waitUntilReady(): Promise<void>;
   /** Stops every worker; `false` when one still had a job past the grace period. */
   close(graceMs?: number): Promise<boolean>;
 }
 
-/** Merge and evaluate jobs run `config.workerConcurrency` at a time; fine-tunes one at a time. */
-export function startWorker(config: Config, redisUrl: string, logger?: Logger): WorkerGroup {
+/**
+ * Workers for `plan.queues` (default: config.worker, from LORAFUSE_WORKER_QUEUES and
+ * LORAFUSE_WORKER_CONCURRENCY), each running `plan.concurrency[queue]` jobs at once.
+ */
+export function startWorker(
+  config: Config,
+  redisUrl: string,
+  logger?: Logger,
+  plan: WorkerPlan = config.worker,
+): WorkerGroup {
   // A bad LORAFUSE_TRAIN_RUNTIMES or LORAFUSE_RUNTIME_IDLE_MS fails here, not in the first fine-tune job.
   loadTrainingRuntimes();
   idleMilliseconds();
   const options = {
     redisUrl,
+    deployment: config.redis,
     prefix: config.queuePrefix,
     dataDir: config.dataDir,
-    concurrency: config.workerConcurrency,
     settings: loadWorkerSettings(),
     logger,
   };
-  const merge = startMergeWorker(options);
-  const workers = [merge, startFinetuneWorker(options), startEvaluateWorker(options)];
+  const starters = {
+    merge: () => startMergeWorker({ ...options, concurrency: plan.concurrency.merge }),
+    finetune: () => startFinetuneWorker({ ...options, concurrency: plan.concurrency.finetune }),
+    evaluate: () => startEvaluateWorker({ ...options, concurrency: plan.concurrency.evaluate }),
+  };
+  const workers = plan.queues.map((queue) => starters[queue]());
   return {
-    worker: merge.worker,
     workers,
     async waitUntilReady() {
       await Promise.all(workers.map((handle) => handle.worker.waitUntilReady()));

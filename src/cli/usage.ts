@@ -13,11 +13,32 @@ Stops on Ctrl-C or SIGTERM after in-flight requests finish.`,
 
 export const WORKER_SPEC: CommandSpec = {
   command: 'worker',
-  summary: `Runs the merge, finetune and evaluate workers: each job in a sandboxed child process, merges
-LORAFUSE_WORKER_CONCURRENCY at once, fine-tunes one at a time.
+  summary: `Runs queue workers: each job in a sandboxed child process. Any number of worker processes on any
+number of machines may share one Redis (and one S3 bucket, LORAFUSE_BLOB_STORE=s3).
 Needs REDIS_URL. SIGTERM/Ctrl-C: finish active jobs within LORAFUSE_SHUTDOWN_GRACE_MS (60000),
 then exit; a job still running then goes back to the queue once its lock expires.`,
-  options: {},
+  options: {
+    queues: {
+      type: 'string',
+      value: 'LIST',
+      description:
+        'queues to take jobs from, comma-separated: merge, finetune, evaluate (CPU machines: merge; GPU machines: finetune,evaluate)',
+      default: 'all three, or LORAFUSE_WORKER_QUEUES',
+    },
+    concurrency: {
+      type: 'string',
+      value: 'SPEC',
+      description:
+        'jobs at once: N (merge and evaluate; fine-tunes stay at 1) or per queue, merge=2,finetune=1,evaluate=2',
+      default: '1 each, or LORAFUSE_WORKER_CONCURRENCY',
+    },
+    health: {
+      type: 'boolean',
+      description:
+        'exit 0 when the worker running with this data directory refreshed its heartbeat file (LORAFUSE_WORKER_HEARTBEAT_FILE or $LORAFUSE_DATA_DIR/worker.heartbeat) in the last 30 s, 1 otherwise: a container health check',
+      default: 'off',
+    },
+  },
 };
 
 export const DEV_SPEC: CommandSpec = {

@@ -1,6 +1,11 @@
 // The queue layer's public face: the contract, the job service and the connection helpers.
 export * from './contract.ts';
-export { createApiRedis, createWorkerRedis } from './connections.ts';
+export {
+  createApiRedis,
+  createWorkerRedis,
+  type RedisConnectionPlan,
+  redisConnectionPlan,
+} from './connections.ts';
 export {
   hashBody,
   IdempotencyKeyReuseError,

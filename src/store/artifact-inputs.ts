@@ -2,7 +2,7 @@
 // is read), for the API's pre-queue validation and the merge worker alike. The classes satisfy the
 // merge planner's InputResolver structurally, so the store needs nothing of src/merge.
 // Every checkpoint opened is tracked so that a failed plan still closes them all.
-import { Checkpoint } from '../tensors/index.ts';
+import { Checkpoint, type FileRef } from '../tensors/index.ts';
 import {
   ADAPTER_CONFIG,
   ADAPTER_WEIGHTS,
@@ -66,21 +66,21 @@ export class ArtifactInputs {
     }
   }
 
-  private async open(files: Record<string, string>, stem?: string): Promise<Checkpoint> {
+  private async open(files: Record<string, FileRef>, stem?: string): Promise<Checkpoint> {
     const checkpoint = await Checkpoint.openFiles(files, stem);
     this.opened.push(checkpoint);
     return checkpoint;
   }
 
   async openModel(ref: string): Promise<StoredModelSource> {
-    const paths = this.store.filePaths(await this.record(ref, 'model'));
+    const paths = this.store.fileRefs(await this.record(ref, 'model'));
     const config = paths[MODEL_CONFIG] ? await readJsonObject(paths[MODEL_CONFIG], MODEL_CONFIG) : undefined;
     delete paths[MODEL_CONFIG];
     return { checkpoint: await this.open(paths), config };
   }
 
   async openAdapter(ref: string): Promise<StoredAdapterSource> {
-    const paths = this.store.filePaths(await this.record(ref, 'adapter'));
+    const paths = this.store.fileRefs(await this.record(ref, 'adapter'));
     const source: StoredAdapterSource = {
       config: await readJsonObject(paths[ADAPTER_CONFIG], ADAPTER_CONFIG),
       weights: await this.open({ [ADAPTER_WEIGHTS]: paths[ADAPTER_WEIGHTS] }, 'adapter_model'),

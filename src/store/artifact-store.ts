@@ -1,14 +1,19 @@
 // Artifact records in Redis (one JSON record per artifact, a per-kind index ordered by creation
-// time) and their files in the content-addressed blob store. Blob reference counts live in Redis
-// beside the records, so a blob shared by several artifacts is removed only with its last user.
+// time) and their files in the content-addressed blob store (the data directory or an S3 bucket).
+// Blob reference counts live in Redis beside the records, so a blob shared by several artifacts is
+// removed only with its last user. Files are staged and validated in the local scratch directory
+// before anything is stored.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
+import type { FileRef } from '../tensors/index.ts';
 import { isAllowedFileName, allowedFileNames } from './artifact-layout.ts';
 import { artifactDigest } from './artifact-digest.ts';
 import { isArtifactId, kindOfId, newArtifactId } from './artifact-id.ts';
-import { BlobStore, type HashedFile } from './blob-store.ts';
+import type { BlobStore } from './blob-store.ts';
+import { FsBlobStore } from './fs-blob-store.ts';
+import { type HashedFile, LocalScratch } from './local-scratch.ts';
 import { ArtifactValidationError } from './errors.ts';
 import { inspectAdapter } from './inspect-adapter.ts';
 import { inspectDataset } from './inspect-dataset.ts';
@@ -17,8 +22,11 @@ import type { ArtifactRecord, ArtifactSummary, Lineage, StoredArtifactKind } fro
 
 export interface ArtifactStoreOptions {
   redis: Redis;
+  /** Local scratch (tmp/) for staging; also the blobs' home when `blobs` is not given. */
   dataDir: string;
   prefix: string;
+  /** Where blobs live; the data directory (FsBlobStore) by default. */
+  blobs?: BlobStore;
 }
 
 export interface ArtifactPage {
@@ -63,33 +71,32 @@ for i, file in ipairs(record.files) do
 end
 return {json, orphans}`;
 
-/** Temporary files older than this were left by a crashed process and are swept at start. */
-const STALE_TMP_MS = 24 * 3600 * 1000;
-
 export class ArtifactStore {
   readonly blobs: BlobStore;
+  readonly scratch: LocalScratch;
   private readonly redis: Redis;
   private readonly prefix: string;
 
   constructor(options: ArtifactStoreOptions) {
     this.redis = options.redis;
     this.prefix = options.prefix;
-    this.blobs = new BlobStore(options.dataDir);
+    this.scratch = new LocalScratch(options.dataDir);
+    this.blobs = options.blobs ?? new FsBlobStore(options.dataDir);
   }
 
   get dataDir(): string {
-    return this.blobs.dataDir;
+    return this.scratch.dataDir;
   }
 
-  /** Creates the data directories and sweeps temporary files a crashed process left behind. */
+  /** Readies the blob store and sweeps temporary files a crashed process left behind. */
   async init(): Promise<void> {
     await this.blobs.init();
-    const now = Date.now();
-    for (const entry of await fs.readdir(this.blobs.tmpDir)) {
-      const entryPath = path.join(this.blobs.tmpDir, entry);
-      const stat = await fs.stat(entryPath).catch(() => null);
-      if (stat && now - stat.mtimeMs > STALE_TMP_MS) await fs.rm(entryPath, { recursive: true, force: true });
-    }
+    await this.scratch.init();
+  }
+
+  /** Releases the blob store's connections (S3); Redis belongs to the caller. */
+  async close(): Promise<void> {
+    await this.blobs.close();
   }
 
   private recordKey(id: string): string {
@@ -133,7 +140,7 @@ export class ArtifactStore {
           { file: entry.name },
         );
       }
-      files.set(entry.name, await this.blobs.hashFile(path.join(dir, entry.name)));
+      files.set(entry.name, await this.scratch.hashFile(path.join(dir, entry.name)));
     }
     const summary = await this.inspect(kind, pathsOf(files));
     return this.commit(kind, files, summary, { lineage, baseModel: options.baseModel ?? null });
@@ -292,24 +299,47 @@ export class ArtifactStore {
     return true;
   }
 
-  /** file name -> absolute blob path, for Checkpoint.openFiles and downloads. */
+  /**
+   * file name -> how to read it (Checkpoint.openFiles, readJsonObject): a blob path on disk, or a
+   * RangeSource reading byte ranges from S3. Nothing is fetched here.
+   */
+  fileRefs(record: ArtifactRecord): Record<string, FileRef> {
+    const refs: Record<string, FileRef> = {};
+    for (const file of record.files) refs[file.name] = this.blobs.ref(file.sha256, file.size, file.name);
+    return refs;
+  }
+
+  /** file name -> absolute blob path; only for the local blob store (tests and tools on one machine). */
   filePaths(record: ArtifactRecord): Record<string, string> {
+    if (!(this.blobs instanceof FsBlobStore)) {
+      throw new Error(`blob paths exist only for the local blob store, not ${this.blobs.location}`);
+    }
     const paths: Record<string, string> = {};
     for (const file of record.files) paths[file.name] = this.blobs.pathOf(file.sha256);
     return paths;
   }
 
   /**
-   * Gives a stored artifact its file names back: a folder of symbolic links to its blobs, for code
-   * that reads Hugging Face folders by path (the model runtime). Replaces what `dir` held.
+   * Gives a stored artifact its file names back as a local folder, for code that reads Hugging Face
+   * folders by path (the model runtime): symbolic links to the blobs (fs), or the files downloaded
+   * (s3; the folder then costs the artifact's size in local disk). Replaces what `dir` held.
    */
   async linkFolder(record: ArtifactRecord, dir: string): Promise<string> {
     await fs.rm(dir, { recursive: true, force: true });
     await fs.mkdir(dir, { recursive: true });
-    for (const [name, blob] of Object.entries(this.filePaths(record))) {
-      await fs.symlink(blob, path.join(dir, name));
-    }
+    for (const file of record.files) await this.blobs.materialize(file.sha256, path.join(dir, file.name));
     return dir;
+  }
+
+  /** One file of a stored artifact as a local path: the blob itself (fs) or a download into `dir` (s3). */
+  async localFile(record: ArtifactRecord, name: string, dir: string): Promise<string> {
+    const file = record.files.find((candidate) => candidate.name === name);
+    if (!file) throw new Error(`${record.id} has no file ${name}`);
+    if (this.blobs instanceof FsBlobStore) return this.blobs.pathOf(file.sha256);
+    await fs.mkdir(dir, { recursive: true });
+    const target = path.join(dir, `${record.id}-${name}`);
+    await this.blobs.materialize(file.sha256, target);
+    return target;
   }
 
   /** How many records use each digest (0 when none). */
@@ -332,7 +362,7 @@ export class ArtifactStore {
       const aside = await this.blobs.moveAside(sha);
       if (!aside) continue;
       if ((await this.referenceCount(sha)) > 0) await this.blobs.restore(aside, sha);
-      else await fs.rm(aside, { force: true });
+      else await this.blobs.dropAside(aside);
     }
   }
 }
@@ -361,8 +391,13 @@ export class StagedUpload {
       source.resume();
       throw new ArtifactValidationError('duplicate-file', `${name} was sent twice`, { file: name });
     }
-    this.stagingDir ??= await this.store.blobs.makeStagingDir();
-    const file = await this.store.blobs.writeHashed(source, path.join(this.stagingDir, name), name, maxBytes);
+    this.stagingDir ??= await this.store.scratch.makeStagingDir();
+    const file = await this.store.scratch.writeHashed(
+      source,
+      path.join(this.stagingDir, name),
+      name,
+      maxBytes,
+    );
     this.files.set(name, file);
     return file;
   }

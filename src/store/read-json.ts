@@ -1,10 +1,11 @@
 // JSON side files (config.json, adapter_config.json, the shard index) are small: read whole,
 // decoded as strict UTF-8 and required to be a JSON object.
-import fs from 'node:fs/promises';
+import { type FileRef, readWhole } from '../tensors/index.ts';
 import { ArtifactValidationError } from './errors.ts';
 
-export async function readJsonObject(filePath: string, name: string): Promise<Record<string, unknown>> {
-  const bytes = await fs.readFile(filePath);
+/** `file`: a path, or a stored blob's RangeSource (read whole: these files are small). */
+export async function readJsonObject(file: FileRef, name: string): Promise<Record<string, unknown>> {
+  const bytes = await readWhole(file);
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));

@@ -1,11 +1,12 @@
 // A model checkpoint as Hugging Face lays it out: `<stem>.safetensors`, or shards listed by
 // `<stem>.safetensors.index.json`. The index is checked against the shards before anything is read.
 
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Tensor, TensorInfo } from './dtypes.ts';
 import { SafetensorsError } from './errors.ts';
 import { SafetensorsFile } from './file-reader.ts';
+import { type FileRef, readWhole, refName } from './range-source.ts';
 import { isJsonObject, type JsonValue, parseStrictJson } from './strict-json.ts';
 
 export class Checkpoint {
@@ -30,8 +31,11 @@ export class Checkpoint {
     return Checkpoint.openFiles(files, stem);
   }
 
-  /** Same as openFolder over an explicit file-name -> path map (for content-addressed blob stores). */
-  static async openFiles(files: Record<string, string>, stem = 'model'): Promise<Checkpoint> {
+  /**
+   * Same as openFolder over an explicit file-name -> path map (for content-addressed blob stores);
+   * a value may also be a RangeSource (an object store's ranged reads).
+   */
+  static async openFiles(files: Record<string, FileRef>, stem = 'model'): Promise<Checkpoint> {
     const single = `${stem}.safetensors`;
     const indexName = `${stem}.safetensors.index.json`;
     if (Object.hasOwn(files, single)) {
@@ -45,8 +49,8 @@ export class Checkpoint {
         `neither ${single} nor ${indexName} is present`,
       );
     }
-    const indexPath = files[indexName];
-    const weightMap = parseIndex(await readFile(indexPath, 'utf8'), indexPath);
+    const indexPath = refName(files[indexName]);
+    const weightMap = parseIndex(new TextDecoder().decode(await readWhole(files[indexName])), indexPath);
     const shardNames = [...new Set(weightMap.values())];
     const opened: SafetensorsFile[] = [];
     try {

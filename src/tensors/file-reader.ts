@@ -1,12 +1,12 @@
 // SafetensorsFile: validates the header on open, then reads one tensor at a time at its offset
 // (never the whole file), so a multi-GB checkpoint costs only the tensor in hand.
 
-import { type FileHandle, open } from 'node:fs/promises';
 import { HOST_IS_LITTLE_ENDIAN, swapBytesInPlace } from './byte-order.ts';
 import { DTYPE_BYTES, type Tensor, type TensorInfo, viewBytesAs } from './dtypes.ts';
 import { SafetensorsError } from './errors.ts';
 import { decodeIntoFloat32 } from './float-conversion.ts';
 import { MAX_HEADER_BYTES, parseHeaderJson, validateHeader } from './header.ts';
+import { type FileRef, openFileRange, type RangeSource } from './range-source.ts';
 
 /** One read() call moves at most this much (Node caps a single read near 2 GiB). */
 const MAX_READ_CHUNK = 1 << 30;
@@ -40,7 +40,7 @@ export class SafetensorsFile {
   /** Byte length of the header JSON (padding included), as stored in the first 8 bytes. */
   readonly headerLength: number;
   readonly fileSize: number;
-  #handle: FileHandle | null;
+  #handle: RangeSource | null;
   readonly #tensors: Map<string, TensorInfo>;
   readonly #dataStart: number;
   /** Tensors in file (offset) order, and each name's position in it, for sequential readahead. */
@@ -52,7 +52,7 @@ export class SafetensorsFile {
 
   private constructor(
     path: string,
-    handle: FileHandle,
+    handle: RangeSource,
     headerLength: number,
     fileSize: number,
     tensors: TensorInfo[],
@@ -71,10 +71,12 @@ export class SafetensorsFile {
     this.#readahead = readahead;
   }
 
-  static async open(filePath: string, options: OpenOptions = {}): Promise<SafetensorsFile> {
-    const handle = await open(filePath, 'r');
+  /** `file`: a path, or a RangeSource (e.g. an object store's ranged reads); closed with this reader. */
+  static async open(file: FileRef, options: OpenOptions = {}): Promise<SafetensorsFile> {
+    const handle = typeof file === 'string' ? await openFileRange(file) : file;
+    const filePath = handle.name;
     try {
-      const { size } = await handle.stat();
+      const size = handle.size;
       if (size < 8) {
         throw new SafetensorsError(
           'file_too_small',
@@ -274,7 +276,7 @@ export class SafetensorsFile {
 
 /** Fills `target` from `position`; a short read means the file shrank under us. */
 async function readExactly(
-  handle: FileHandle,
+  handle: RangeSource,
   target: Uint8Array,
   position: number,
   file: string,
@@ -283,7 +285,7 @@ async function readExactly(
   let done = 0;
   while (done < target.length) {
     const length = Math.min(target.length - done, MAX_READ_CHUNK);
-    const { bytesRead } = await handle.read(target, done, length, position + done);
+    const bytesRead = await handle.read(target, done, length, position + done);
     if (bytesRead === 0) {
       throw new SafetensorsError(
         'file_truncated',

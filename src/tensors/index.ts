@@ -27,4 +27,5 @@ export {
   float32ToF16,
 } from './float-conversion.ts';
 export { MAX_HEADER_BYTES } from './header.ts';
+export { type FileRef, openFileRange, type RangeSource, readWhole, refName } from './range-source.ts';
 export { seededUniform } from './seeded-uniform.ts';

@@ -79,7 +79,7 @@ describe('the app', () => {
     assert.deepEqual(health.json(), { status: 'ok' });
     const ready = await api.app.inject({ method: 'GET', url: '/readyz' });
     assert.equal(ready.statusCode, 200, ready.body);
-    assert.deepEqual(ready.json(), { status: 'ok', checks: { redis: 'ok', dataDir: 'ok' } });
+    assert.deepEqual(ready.json(), { status: 'ok', checks: { redis: 'ok', dataDir: 'ok', blobStore: 'ok' } });
   });
 
   it('is not ready when the data directory cannot be written', async () => {
@@ -90,7 +90,7 @@ describe('the app', () => {
     assert.equal(response.statusCode, 503);
     assert.equal(response.headers['content-type'], PROBLEM);
     assert.equal(response.json().type, 'https://lorafuse.dev/problems/not-ready');
-    assert.deepEqual(response.json().checks, { redis: 'ok', dataDir: 'not writable' });
+    assert.deepEqual(response.json().checks, { redis: 'ok', dataDir: 'not writable', blobStore: 'ok' });
     await fs.rm(tmp);
     await fs.mkdir(tmp);
   });

@@ -58,7 +58,8 @@ export async function runEvaluateJob(
     const datasets = [];
     for (const id of data.datasets) {
       const record = await requireArtifact(deps.store, id, 'dataset');
-      datasets.push({ id, dataset: await readDataset(deps.store.filePaths(record)[DATASET_FILE]) });
+      const file = await deps.store.localFile(record, DATASET_FILE, path.join(workDir, 'datasets'));
+      datasets.push({ id, dataset: await readDataset(file) });
     }
     await initBackend({ ...backendOptions(deps.runtime), log: () => undefined });
     const model = await loadModel(await deps.store.linkFolder(modelRecord, path.join(workDir, 'model')));

@@ -87,7 +87,7 @@ export async function runFinetuneJob(
     const runtimes = backend.tfBackend === 'wasm' ? loadTrainingRuntimes() : 1;
     const trained = await finetune({
       modelDir,
-      dataset: deps.store.filePaths(dataset)[DATASET_FILE],
+      dataset: await deps.store.localFile(dataset, DATASET_FILE, path.join(jobDir, 'dataset')),
       mode: data.mode,
       outDir,
       rank: hp.rank,

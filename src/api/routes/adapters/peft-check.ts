@@ -22,7 +22,7 @@ export async function checkPeftAdapter(
   try {
     const layout = describeAdapter(config, weights);
     if (!base) return;
-    const basePaths = store.filePaths(base);
+    const basePaths = store.fileRefs(base);
     delete basePaths[MODEL_CONFIG];
     const model = await Checkpoint.openFiles(basePaths);
     try {

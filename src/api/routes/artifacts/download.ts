@@ -1,7 +1,7 @@
 // Streams one artifact file: Content-Length, a strong ETag (the sha256), If-None-Match -> 304,
 // and single byte ranges (206 / 416). Several ranges are answered with the whole file, as RFC 9110
 // allows, rather than with multipart/byteranges.
-import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ArtifactFile } from '../../../store/index.ts';
 import { ApiProblem } from '../../errors.ts';
@@ -32,12 +32,15 @@ function etagMatches(header: string, etag: string): boolean {
     .some((tag) => tag === '*' || tag === etag);
 }
 
-export function sendArtifactFile(
+/** Opens the file's bytes, or the inclusive `range` of them (a local file or a ranged GET from S3). */
+export type OpenBlob = (range?: { start: number; end: number }) => Promise<Readable>;
+
+export async function sendArtifactFile(
   request: FastifyRequest,
   reply: FastifyReply,
   file: ArtifactFile,
-  blobPath: string,
-): FastifyReply {
+  open: OpenBlob,
+): Promise<FastifyReply> {
   const etag = `"${file.sha256}"`;
   reply
     .header('etag', etag)
@@ -58,9 +61,9 @@ export function sendArtifactFile(
       .code(206)
       .header('content-range', `bytes ${range.start}-${range.end}/${file.size}`)
       .header('content-length', range.end - range.start + 1);
-    return reply.send(createReadStream(blobPath, { start: range.start, end: range.end }));
+    return reply.send(await open(range));
   }
   reply.header('content-length', file.size);
   if (file.size === 0) return reply.send('');
-  return reply.send(createReadStream(blobPath));
+  return reply.send(await open());
 }

@@ -124,7 +124,9 @@ export const artifactReadRoutes: FastifyPluginAsyncTypebox<ArtifactRoutesOptions
           file: request.params.name,
         });
       }
-      return sendArtifactFile(request, reply, file, app.store.blobs.pathOf(file.sha256));
+      return sendArtifactFile(request, reply, file, (range) =>
+        app.store.blobs.readStream(file.sha256, range),
+      );
     },
   );
 };

@@ -1,4 +1,5 @@
-// /healthz: the process answers. /readyz: Redis answers PING and the data directory is writable.
+// /healthz: the process answers. /readyz: Redis answers PING, the local data directory is writable
+// and the blob store (the data directory or the S3 bucket) answers.
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -20,7 +21,7 @@ function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
 const Status = Type.Object({ status: Type.Literal('ok') });
 const Readiness = Type.Object({
   status: Type.Literal('ok'),
-  checks: Type.Object({ redis: Type.String(), dataDir: Type.String() }),
+  checks: Type.Object({ redis: Type.String(), dataDir: Type.String(), blobStore: Type.String() }),
 });
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -35,19 +36,19 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         tags: ['health'],
-        summary: 'Redis answers and the data directory is writable',
+        summary: 'Redis answers, the data directory is writable and the blob store answers',
         response: { 200: Readiness, ...problemResponses(503) },
       },
     },
     async (request) => {
-      const checks = { redis: 'ok', dataDir: 'ok' };
+      const checks = { redis: 'ok', dataDir: 'ok', blobStore: 'ok' };
       try {
         await withTimeout(app.redis.ping(), 'PING');
       } catch (error) {
         request.log.warn({ err: error }, 'readiness: redis');
         checks.redis = 'unavailable';
       }
-      const probe = path.join(app.store.blobs.tmpDir, `ready-${randomUUID()}`);
+      const probe = path.join(app.store.scratch.tmpDir, `ready-${randomUUID()}`);
       try {
         await withTimeout(fs.writeFile(probe, 'ok'), 'write');
       } catch (error) {
@@ -56,7 +57,13 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
       } finally {
         await fs.rm(probe, { force: true }).catch(() => undefined);
       }
-      if (checks.redis !== 'ok' || checks.dataDir !== 'ok') {
+      try {
+        await withTimeout(app.store.blobs.probe(), 'blob store');
+      } catch (error) {
+        request.log.warn({ err: error }, 'readiness: blob store');
+        checks.blobStore = 'unavailable';
+      }
+      if (checks.redis !== 'ok' || checks.dataDir !== 'ok' || checks.blobStore !== 'ok') {
         throw new ApiProblem('not-ready', 'a dependency is unavailable', { checks });
       }
       return { status: 'ok' as const, checks };
