@@ -27,4 +27,5 @@ export {
   float32ToF16,
 } from './float-conversion.ts';
 export { MAX_HEADER_BYTES } from './header.ts';
+export { moduleSpellings, VIT_MODULE_RENAMES } from './module-renames.ts';
 export { seededUniform } from './seeded-uniform.ts';
