@@ -19,11 +19,14 @@ import routeTablePlugin from './plugins/route-table.ts';
 import storePlugin from './plugins/store.ts';
 import adapterRoutes from './routes/adapters/index.ts';
 import datasetRoutes from './routes/datasets/index.ts';
+import headRoutes from './routes/heads/index.ts';
+import reportRoutes from './routes/reports/index.ts';
 import evaluationRoutes from './routes/evaluations/index.ts';
 import finetuneRoutes from './routes/finetunes/index.ts';
 import { Artifact } from './routes/artifacts/schemas.ts';
 import healthRoutes from './routes/health/index.ts';
 import { Job } from './routes/jobs/schemas.ts';
+import { Report } from './routes/jobs/report-schema.ts';
 import jobRoutes from './routes/jobs/index.ts';
 import mergeRoutes from './routes/merges/index.ts';
 import methodRoutes from './routes/methods/index.ts';
@@ -66,6 +69,7 @@ export async function buildApp(deps: AppDependencies): Promise<LorafuseApp> {
   app.addSchema(Problem);
   app.addSchema(Artifact);
   app.addSchema(Job);
+  app.addSchema(Report);
 
   await app.register(routeTablePlugin);
   await app.register(problemsPlugin);
@@ -85,6 +89,8 @@ export async function buildApp(deps: AppDependencies): Promise<LorafuseApp> {
   await app.register(modelRoutes);
   await app.register(adapterRoutes);
   await app.register(datasetRoutes);
+  await app.register(headRoutes);
+  await app.register(reportRoutes);
   await app.register(mergeRoutes);
   await app.register(finetuneRoutes);
   await app.register(evaluationRoutes);

@@ -5,9 +5,15 @@ import { rmSync } from 'node:fs';
 import type { SandboxedJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config.ts';
-import { createWorkerRedis, type MergeJobPayload, type MergeJobResult } from '../../src/queue/index.ts';
+import {
+  createWorkerRedis,
+  type MergeJobPayload,
+  type MergeJobResult,
+  type MergeProgress,
+} from '../../src/queue/index.ts';
 import { ArtifactStore } from '../../src/store/index.ts';
 import { jobWorkDir, runMergeJob } from './run-merge-job.ts';
+import { runSearchJob } from './run-search-job.ts';
 
 interface ProcessorDependencies {
   redis: Redis;
@@ -48,10 +54,16 @@ export default async function processMergeJob(
   const workDir = jobWorkDir(deps.dataDir, id);
   activeWorkDirs.add(workDir);
   try {
-    return await runMergeJob(
-      { id, data: job.data, updateProgress: (progress) => job.updateProgress(progress) },
-      { ...deps, signal },
-    );
+    const context = {
+      id,
+      data: job.data,
+      updateProgress: (progress: MergeProgress) => job.updateProgress(progress),
+      childrenValues: () => job.getChildrenValues(),
+    };
+    // A search's parent runs once all its grid points (child merge jobs) completed.
+    return job.data.search
+      ? await runSearchJob(context, { ...deps, signal })
+      : await runMergeJob(context, { ...deps, signal });
   } finally {
     activeWorkDirs.delete(workDir);
   }
