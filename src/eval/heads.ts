@@ -3,7 +3,12 @@
 // head (head.safetensors), a model's own classifier, or a merged artifact's per-task heads file. Heads are
 // never averaged: each task keeps its own.
 import * as tf from '@tensorflow/tfjs';
-import { type HostTensor, readCheckpoint, readSafetensors, writeSafetensorsFile } from '../model/io/host-tensors.ts';
+import {
+  type HostTensor,
+  readCheckpoint,
+  readSafetensors,
+  writeSafetensorsFile,
+} from '../model/io/host-tensors.ts';
 
 /** The module a head replaces in every architecture lorafuse runs (vit, clip_vision_model, bert, mlp). */
 export const HEAD_MODULE = 'classifier';
@@ -17,7 +22,8 @@ export interface TaskHead {
 function headOf(tensors: Map<string, HostTensor>, weightKey: string, biasKey: string): TaskHead | null {
   const weight = tensors.get(weightKey);
   if (!weight) return null;
-  if (weight.shape.length !== 2) throw new Error(`${weightKey} is [${weight.shape}], not [classes, features]`);
+  if (weight.shape.length !== 2)
+    throw new Error(`${weightKey} is [${weight.shape}], not [classes, features]`);
   return { weight, bias: tensors.get(biasKey) ?? null };
 }
 
@@ -42,7 +48,10 @@ export async function readModelHead(modelDir: string): Promise<TaskHead | null> 
 }
 
 /** Writes lorafuse_heads.safetensors: `<task>.weight` and `<task>.bias` per task, the task names in metadata. */
-export async function writeTaskHeads(file: string, heads: Array<{ task: string; head: TaskHead }>): Promise<void> {
+export async function writeTaskHeads(
+  file: string,
+  heads: Array<{ task: string; head: TaskHead }>,
+): Promise<void> {
   const entries: Array<[string, HostTensor]> = [];
   for (const { task, head } of heads) {
     entries.push([`${task}.weight`, head.weight]);

@@ -164,6 +164,8 @@ export interface EvaluateJobPayload {
   model: string;
   adapters: string[];
   datasets: string[];
+  /** Dataset id → the head it is read through (`adapter:<id>`, `head:<id>`, `model:<id>`); absent: as loaded. */
+  heads?: Record<string, string>;
   inputs: string[];
 }
 
@@ -177,6 +179,8 @@ export interface EvaluateProgress {
 export interface EvaluationEntry {
   adapter: string | null;
   dataset: string;
+  /** The head the dataset was read through; null: the model's (or the adapter's) own classifier. */
+  head?: string | null;
   task: string;
   split: string;
   examples: number;

@@ -25,7 +25,13 @@ export const TASK_HEADS_FILE = 'lorafuse_heads.safetensors';
 export const REPORT_JSON = 'report.json';
 export const REPORT_HTML = 'report.html';
 
-const ADAPTER_FILES = new Set([ADAPTER_CONFIG, ADAPTER_WEIGHTS, LORAFUSE_EXTRAS, LORAFUSE_INIT, TASK_HEADS_FILE]);
+const ADAPTER_FILES = new Set([
+  ADAPTER_CONFIG,
+  ADAPTER_WEIGHTS,
+  LORAFUSE_EXTRAS,
+  LORAFUSE_INIT,
+  TASK_HEADS_FILE,
+]);
 
 export function isAllowedFileName(kind: StoredArtifactKind, name: string): boolean {
   if (kind === 'adapter') return ADAPTER_FILES.has(name);

@@ -30,14 +30,19 @@ export function checkHeadTensors(
   }
   const [classes, features] = weight.shape;
   if (bias && (!FLOAT_DTYPES.has(bias.dtype) || bias.shape.length !== 1 || bias.shape[0] !== classes)) {
-    throw invalid(file, `${names.bias} must be floating point [${classes}], got ${bias.dtype} [${bias.shape}]`, names.bias);
+    throw invalid(
+      file,
+      `${names.bias} must be floating point [${classes}], got ${bias.dtype} [${bias.shape}]`,
+      names.bias,
+    );
   }
   return { classes, features, bias: bias !== undefined };
 }
 
 /** `files`: file name -> path of a head artifact. */
 export async function inspectHead(files: Record<string, string>): Promise<ArtifactSummary> {
-  if (!files[HEAD_FILE]) throw new ArtifactValidationError('missing-file', `a head needs ${HEAD_FILE}`, { file: HEAD_FILE });
+  if (!files[HEAD_FILE])
+    throw new ArtifactValidationError('missing-file', `a head needs ${HEAD_FILE}`, { file: HEAD_FILE });
   let file: SafetensorsFile | undefined;
   try {
     file = await SafetensorsFile.open(files[HEAD_FILE]);
@@ -68,9 +73,12 @@ export async function validateTaskHeads(files: Record<string, string>): Promise<
     file = await SafetensorsFile.open(files[TASK_HEADS_FILE]);
     const opened = file;
     const infos = new Map(opened.names().map((name) => [name, opened.info(name)]));
-    const tasks = [...infos.keys()].filter((n) => n.endsWith('.weight')).map((n) => n.slice(0, -'.weight'.length));
+    const tasks = [...infos.keys()]
+      .filter((n) => n.endsWith('.weight'))
+      .map((n) => n.slice(0, -'.weight'.length));
     for (const name of infos.keys()) {
-      if (!/\.(weight|bias)$/.test(name)) throw invalid(TASK_HEADS_FILE, `${name} is not <task>.weight or <task>.bias`, name);
+      if (!/\.(weight|bias)$/.test(name))
+        throw invalid(TASK_HEADS_FILE, `${name} is not <task>.weight or <task>.bias`, name);
     }
     for (const task of tasks) {
       checkHeadTensors(TASK_HEADS_FILE, infos.get(`${task}.weight`), infos.get(`${task}.bias`), {

@@ -13,9 +13,16 @@ import { loadConfig } from '../../src/config.ts';
 import { buildMnistDataset, type MnistTask } from '../../src/eval/datasets/mnist.ts';
 import type { Report } from '../../src/eval/report/report-types.ts';
 import { readDataset, selectRows, writeDataset } from '../../src/model/train/dataset.ts';
-import { createApiRedis, JobService, type JobView, type MergeJobResult } from '../../src/queue/index.ts';
+import {
+  createApiRedis,
+  type EvaluateJobResult,
+  JobService,
+  type JobView,
+  type MergeJobResult,
+} from '../../src/queue/index.ts';
 import { ArtifactStore, DATASET_FILE } from '../../src/store/index.ts';
 import { seededUniform, writeSafetensors } from '../../src/tensors/index.ts';
+import { startEvaluateWorker } from '../../workers/evaluate-worker.ts';
 import { startFinetuneWorker } from '../../workers/finetune-worker.ts';
 import { startMergeWorker } from '../../workers/merge-worker.ts';
 import type { QueueWorkerHandle } from '../../workers/queue-worker.ts';
@@ -40,7 +47,13 @@ async function writeMnistMlp(dir: string): Promise<void> {
   ]);
   writeFileSync(
     path.join(dir, 'config.json'),
-    JSON.stringify({ model_type: 'mlp', input_size: 784, hidden_sizes: [HIDDEN], num_labels: 2, hidden_act: 'relu' }),
+    JSON.stringify({
+      model_type: 'mlp',
+      input_size: 784,
+      hidden_sizes: [HIDDEN],
+      num_labels: 2,
+      hidden_act: 'relu',
+    }),
   );
 }
 
@@ -54,14 +67,22 @@ describe('merge with evaluation and search over fine-tuned MNIST adapters (HTTP 
 
   before(async () => {
     server = await startTestRedis();
-    const config = loadConfig({ LORAFUSE_DATA_DIR: data.dir, LORAFUSE_QUEUE_PREFIX: prefix, REDIS_URL: server.url });
+    const config = loadConfig({
+      LORAFUSE_DATA_DIR: data.dir,
+      LORAFUSE_QUEUE_PREFIX: prefix,
+      REDIS_URL: server.url,
+    });
     const redis = createApiRedis(server.url);
     const store = new ArtifactStore({ redis, dataDir: data.dir, prefix });
     await store.init();
     app = await buildApp({ config, redis, store, jobs: new JobService({ redis, prefix }), logger: false });
     const settings = { lockDurationMs: 60_000, stalledIntervalMs: 60_000, shutdownGraceMs: 10_000 };
     const options = { redisUrl: server.url, prefix, dataDir: data.dir, settings };
-    workers = [startFinetuneWorker(options), startMergeWorker({ ...options, concurrency: 1 })];
+    workers = [
+      startFinetuneWorker(options),
+      startMergeWorker({ ...options, concurrency: 1 }),
+      startEvaluateWorker({ ...options, concurrency: 1 }),
+    ];
   });
   after(async () => {
     await Promise.all(workers.map((worker) => worker.close(10_000)));
@@ -118,7 +139,16 @@ describe('merge with evaluation and search over fine-tuned MNIST adapters (HTTP 
     for (const [name, task] of Object.entries(tasks)) {
       const queued = await http()
         .post('/v1/finetunes')
-        .send({ model, dataset: task.train, mode: 'lora', rank: 4, steps: 30, batch_size: 32, learning_rate: 0.02, seed: 3 })
+        .send({
+          model,
+          dataset: task.train,
+          mode: 'lora',
+          rank: 4,
+          steps: 30,
+          batch_size: 32,
+          learning_rate: 0.02,
+          seed: 3,
+        })
         .expect(202);
       const job = await finished(queued.body.id);
       assert.equal(job.state, 'completed', JSON.stringify(job.error));
@@ -154,7 +184,10 @@ describe('merge with evaluation and search over fine-tuned MNIST adapters (HTTP 
     assert.match(html, /^<!doctype html>/);
     assert.ok(html.includes(report.answer.summary.replace(/&/g, '&amp;')));
     assert.equal(report.kind, 'search');
-    assert.equal(result.report?.id, (await http().get(`/v1/reports/${result.report?.id}`).expect(200)).body.id);
+    assert.equal(
+      result.report?.id,
+      (await http().get(`/v1/reports/${result.report?.id}`).expect(200)).body.id,
+    );
 
     // Recompute every evaluation's accuracy from its predictions and the dataset's labels.
     const labels = new Map<string, Int32Array>();
@@ -206,7 +239,10 @@ describe('merge with evaluation and search over fine-tuned MNIST adapters (HTTP 
       const artifact = (childJob.result as MergeJobResult).artifact.id;
       const perTask = Object.entries(tasks).map(([name, t]) => {
         const head = `adapter:${adapters[name]}`;
-        return accuracy.get(key(artifact, head, t.validation))! / accuracy.get(key(adapters[name], head, t.validation))!;
+        return (
+          accuracy.get(key(artifact, head, t.validation))! /
+          accuracy.get(key(adapters[name], head, t.validation))!
+        );
       });
       assert.ok(Math.abs(scores[i] - (perTask[0] + perTask[1]) / 2) < 1e-12, `point ${i}`);
       // keep: best (the default): only the chosen point's artifact stays.
@@ -223,6 +259,23 @@ describe('merge with evaluation and search over fine-tuned MNIST adapters (HTTP 
     const merged = await app.store.get(result.artifact.id);
     assert.ok(merged!.files.some((f) => f.name === 'lorafuse_heads.safetensors'));
 
+    // POST /v1/evaluations reads a dataset through a chosen head the same way: the base model through the parity
+    // adapter's head gives the report's base row.
+    const evaluation = await http()
+      .post('/v1/evaluations')
+      .send({
+        model,
+        datasets: [{ dataset: tasks.parity.test, head: adapters.parity }, tasks.magnitude.test],
+      })
+      .expect(202);
+    const evaluated = await finished(evaluation.body.id);
+    assert.equal(evaluated.state, 'completed', JSON.stringify(evaluated.error));
+    const [throughHead, ownClassifier] = (evaluated.result as EvaluateJobResult).results;
+    assert.equal(throughHead.head, `adapter:${adapters.parity}`);
+    assert.equal(ownClassifier.head, null);
+    const parityRow = report.tasks.find((r) => r.task === 'parity')!;
+    assert.equal(throughHead.accuracy, accuracy.get(parityRow.base!.test!));
+
     // A plain evaluated merge over the same inputs reads every reference and base evaluation from the cache.
     const again = await http()
       .post('/v1/merges')
@@ -231,9 +284,12 @@ describe('merge with evaluation and search over fine-tuned MNIST adapters (HTTP 
     const second = await finished(again.body.id);
     assert.equal(second.state, 'completed', JSON.stringify(second.error));
     const secondReport = (await http().get(`/v1/jobs/${again.body.id}/report`).expect(200)).body as Report;
-    const notMerged = secondReport.evaluations.filter((e) => e.artifact !== (second.result as MergeJobResult).artifact.id);
+    const notMerged = secondReport.evaluations.filter(
+      (e) => e.artifact !== (second.result as MergeJobResult).artifact.id,
+    );
     assert.equal(notMerged.length, 8, 'references and base rows, 2 tasks × 2 splits each');
     assert.equal((second.result as MergeJobResult).cacheHits, notMerged.length);
-    for (const e of notMerged) assert.deepEqual(e.predictions, report.evaluations.find((r) => r.key === e.key)?.predictions);
+    for (const e of notMerged)
+      assert.deepEqual(e.predictions, report.evaluations.find((r) => r.key === e.key)?.predictions);
   });
 });

@@ -4,14 +4,7 @@
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { type CachedEvaluation, EvaluationCache, evaluationKey } from '../../src/eval/evaluation-cache.ts';
-import {
-  headOverrides,
-  readAdapterHead,
-  readModelHead,
-  readStoredHead,
-  readTaskHeads,
-  type TaskHead,
-} from '../../src/eval/heads.ts';
+import { headOverrides, readTaskHeads, type TaskHead } from '../../src/eval/heads.ts';
 import type { ReportEvaluation } from '../../src/eval/report/report-types.ts';
 import { initBackend } from '../../src/model/backend.ts';
 import { evaluateModel } from '../../src/model/evaluate-model.ts';
@@ -21,15 +14,14 @@ import { type LoadedAdapter, loadAdapter } from '../../src/model/lora/peft-adapt
 import { type Dataset, readDataset } from '../../src/model/train/dataset.ts';
 import type { EvaluationTask } from '../../src/queue/index.ts';
 import {
-  ADAPTER_WEIGHTS,
   type ArtifactRecord,
   type ArtifactStore,
   DATASET_FILE,
-  HEAD_FILE,
   requireArtifact,
   TASK_HEADS_FILE,
 } from '../../src/store/index.ts';
 import { InvalidJobInputError } from '../job-failure.ts';
+import { resolveHead } from '../resolve-head.ts';
 
 export type Split = 'validation' | 'test';
 
@@ -81,7 +73,14 @@ function subjectsOf(options: EvaluateMergeOptions): Subject[] {
       // The base read through the task's own head (its "zero-shot" row); with the model's own classifier it
       // would answer some other task, so it is left out.
       if (options.baseModel && task.head !== 'model') {
-        out.push({ artifact: options.baseModel, head: task.head, dataset, task, split, fromTaskHeads: false });
+        out.push({
+          artifact: options.baseModel,
+          head: task.head,
+          dataset,
+          task,
+          split,
+          fromTaskHeads: false,
+        });
       }
     }
   }
@@ -98,7 +97,9 @@ export async function evaluateMerge(options: EvaluateMergeOptions): Promise<Merg
   const { store } = options;
   const cache = new EvaluationCache(options.redis, options.prefix);
   const subjects = subjectsOf(options);
-  const records = new Map<string, ArtifactRecord>(options.merged ? [[options.merged.id, options.merged]] : []);
+  const records = new Map<string, ArtifactRecord>(
+    options.merged ? [[options.merged.id, options.merged]] : [],
+  );
   const record = async (id: string) => {
     if (!records.has(id)) {
       const found = await store.get(id);
@@ -111,7 +112,8 @@ export async function evaluateMerge(options: EvaluateMergeOptions): Promise<Merg
   const models = new Map<string, LoadedModel>();
   const adapters = new Map<string, LoadedAdapter>();
   let folders = 0;
-  const linked = async (r: ArtifactRecord) => store.linkFolder(r, path.join(options.workDir, `eval-${folders++}`));
+  const linked = async (r: ArtifactRecord) =>
+    store.linkFolder(r, path.join(options.workDir, `eval-${folders++}`));
   let backendReady = false;
 
   const modelFor = async (id: string): Promise<LoadedModel> => {
@@ -184,31 +186,4 @@ export async function evaluateMerge(options: EvaluateMergeOptions): Promise<Merg
     for (const model of models.values()) model.dispose();
   }
   return { evaluations, cacheHits: cache.hits };
-}
-
-/** The head a task names (`adapter:<id>`, `head:<id>`, `model:<id>`), or null for `model` (no override). */
-export async function resolveHead(
-  store: ArtifactStore,
-  head: string,
-  linked: (record: ArtifactRecord) => Promise<string>,
-): Promise<TaskHead | null> {
-  if (head === 'model') return null;
-  const [kind, id] = [head.slice(0, head.indexOf(':')), head.slice(head.indexOf(':') + 1)];
-  if (kind === 'adapter') {
-    const r = await requireArtifact(store, id, 'adapter');
-    const found = await readAdapterHead(store.filePaths(r)[ADAPTER_WEIGHTS]);
-    if (!found) throw new InvalidJobInputError(`adapter ${id} carries no classifier head (modules_to_save)`);
-    return found;
-  }
-  if (kind === 'head') {
-    const r = await requireArtifact(store, id, 'head');
-    return readStoredHead(store.filePaths(r)[HEAD_FILE]);
-  }
-  if (kind === 'model') {
-    const r = await requireArtifact(store, id, 'model');
-    const found = await readModelHead(await linked(r));
-    if (!found) throw new InvalidJobInputError(`model ${id} has no classifier to read as a head`);
-    return found;
-  }
-  throw new InvalidJobInputError(`unknown head ${head}`);
 }

@@ -16,7 +16,7 @@ import {
   REPORT_JSON,
   TASK_HEADS_FILE,
 } from '../../src/store/index.ts';
-import { resolveHead } from './evaluate-merge.ts';
+import { resolveHead } from '../resolve-head.ts';
 
 /**
  * Writes lorafuse_heads.safetensors into the merged folder: each task's head under the task's name, so the merged
@@ -53,7 +53,9 @@ export interface WriteReportInput {
 }
 
 /** Builds the report from the evaluations, renders it, and stores both files as one `report` artifact. */
-export async function writeReport(input: WriteReportInput): Promise<{ report: Report; record: ArtifactRecord }> {
+export async function writeReport(
+  input: WriteReportInput,
+): Promise<{ report: Report; record: ArtifactRecord }> {
   const evaluation = input.data.evaluation!;
   const recipe = input.data.recipe;
   const method = typeof recipe.merge_method === 'string' ? recipe.merge_method : null;

@@ -116,7 +116,13 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
           timings,
           signal: cancelled.signal,
           progress: (done, total) =>
-            report({ phase: 'evaluating', tensorsDone: tensorsTotal, tensorsTotal, evaluationsDone: done, evaluationsTotal: total }),
+            report({
+              phase: 'evaluating',
+              tensorsDone: tensorsTotal,
+              tensorsTotal,
+              evaluationsDone: done,
+              evaluationsTotal: total,
+            }),
         }),
       );
     }

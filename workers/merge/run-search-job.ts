@@ -30,13 +30,21 @@ async function pointResults(job: MergeJobContext, expected: number): Promise<Poi
   const values = Object.values(await job.childrenValues()) as MergeJobResult[];
   const points = values
     .filter((v) => v?.point !== undefined)
-    .map((v) => ({ point: v.point!, artifact: v.artifact.id, evaluations: (v.evaluations ?? []) as ReportEvaluation[] }))
+    .map((v) => ({
+      point: v.point!,
+      artifact: v.artifact.id,
+      evaluations: (v.evaluations ?? []) as ReportEvaluation[],
+    }))
     .sort((a, b) => a.point.index - b.point.index);
-  if (points.length !== expected) throw new Error(`the search has ${points.length} finished points of ${expected}`);
+  if (points.length !== expected)
+    throw new Error(`the search has ${points.length} finished points of ${expected}`);
   return points;
 }
 
-export async function runSearchJob(job: MergeJobContext, deps: MergeJobDependencies): Promise<MergeJobResult> {
+export async function runSearchJob(
+  job: MergeJobContext,
+  deps: MergeJobDependencies,
+): Promise<MergeJobResult> {
   const { search, evaluation } = job.data;
   if (!search || !evaluation) throw new UnrecoverableError('a search job needs search and evaluation');
   const scratch = `${jobWorkDir(deps.dataDir, job.id)}-scratch`;
@@ -46,9 +54,21 @@ export async function runSearchJob(job: MergeJobContext, deps: MergeJobDependenc
   try {
     await rm(scratch, { recursive: true, force: true });
     if ((await deps.redis.exists(keys.cancel(job.id))) === 1) throw new UnrecoverableError(CANCELLED_REASON);
-    await job.updateProgress({ phase: 'searching', tensorsDone: 0, tensorsTotal: 0, pointsDone: expected, pointsTotal: expected });
+    await job.updateProgress({
+      phase: 'searching',
+      tensorsDone: 0,
+      tensorsTotal: 0,
+      pointsDone: expected,
+      pointsTotal: expected,
+    });
     const points = await pointResults(job, expected);
-    const common = { store: deps.store, redis: deps.redis, prefix: deps.prefix, tasks: evaluation.tasks, baseModel: evaluation.baseModel };
+    const common = {
+      store: deps.store,
+      redis: deps.redis,
+      prefix: deps.prefix,
+      tasks: evaluation.tasks,
+      baseModel: evaluation.baseModel,
+    };
     // References (and base rows) on validation: what every point's normalized accuracy divides by.
     const references = await evaluateMerge({
       ...common,
@@ -74,10 +94,15 @@ export async function runSearchJob(job: MergeJobContext, deps: MergeJobDependenc
         timings: {},
         versions: {},
       });
-      return { ...p, averageAccuracy: report.averages.validationAccuracy, normalized: report.averages.validationNormalizedAccuracy };
+      return {
+        ...p,
+        averageAccuracy: report.averages.validationAccuracy,
+        normalized: report.averages.validationNormalizedAccuracy,
+      };
     });
     // Selection on validation only: average normalized accuracy (average accuracy when no reference was measured).
-    const score = (s: (typeof scored)[number]) => s.normalized ?? s.averageAccuracy ?? Number.NEGATIVE_INFINITY;
+    const score = (s: (typeof scored)[number]) =>
+      s.normalized ?? s.averageAccuracy ?? Number.NEGATIVE_INFINITY;
     let chosen = 0;
     for (const [i, s] of scored.entries()) if (score(s) > score(scored[chosen])) chosen = i;
     const best = scored[chosen];
@@ -107,12 +132,19 @@ export async function runSearchJob(job: MergeJobContext, deps: MergeJobDependenc
     };
     // The report records every point's validation predictions too, so the grid is reproducible from it alone.
     const byKey = new Map<string, ReportEvaluation>();
-    for (const e of [...final.evaluations, ...scored.flatMap((s) => s.evaluations)]) if (!byKey.has(e.key)) byKey.set(e.key, e);
+    for (const e of [...final.evaluations, ...scored.flatMap((s) => s.evaluations)])
+      if (!byKey.has(e.key)) byKey.set(e.key, e);
     const { report, record } = await writeReport({
       store: deps.store,
       dir: `${scratch}/report`,
       jobId: job.id,
-      data: { ...job.data, recipe: { ...job.data.recipe, parameters: { ...((job.data.recipe.parameters as object) ?? {}), ...best.point.params } } },
+      data: {
+        ...job.data,
+        recipe: {
+          ...job.data.recipe,
+          parameters: { ...((job.data.recipe.parameters as object) ?? {}), ...best.point.params },
+        },
+      },
       merged: { kind: bestRecord.kind, id: bestRecord.id },
       evaluations: [...byKey.values()],
       params: best.point.params,
@@ -121,21 +153,34 @@ export async function runSearchJob(job: MergeJobContext, deps: MergeJobDependenc
       extraParents: scored.filter((_, i) => kept(i)).map((s) => s.artifact),
     });
     if (search.keep !== 'all') {
-      for (const [i, s] of scored.entries()) if (i !== chosen) await deps.store.delete(s.artifact).catch(() => undefined);
+      for (const [i, s] of scored.entries())
+        if (i !== chosen) await deps.store.delete(s.artifact).catch(() => undefined);
     }
-    await job.updateProgress({ phase: 'done', tensorsDone: 0, tensorsTotal: 0, pointsDone: expected, pointsTotal: expected });
+    await job.updateProgress({
+      phase: 'done',
+      tensorsDone: 0,
+      tensorsTotal: 0,
+      pointsDone: expected,
+      pointsTotal: expected,
+    });
     return {
       artifact: { kind: bestRecord.kind, id: bestRecord.id },
       report: { kind: 'report', id: record.id },
       evaluation: headline(report),
-      chosen: { index: best.point.index, params: best.point.params, job: JobService.childId(job.id, best.point.index) },
+      chosen: {
+        index: best.point.index,
+        params: best.point.params,
+        job: JobService.childId(job.id, best.point.index),
+      },
       cacheHits: references.cacheHits + final.cacheHits,
     };
   } catch (error) {
     if (error instanceof UnrecoverableError) throw error;
     if ((error as Error)?.name === 'InvalidJobInputError') {
       const message = (error as Error).message;
-      await deps.redis.set(keys.error(job.id), JSON.stringify({ type: JOB_ERROR_TYPES.invalidInput, message })).catch(() => undefined);
+      await deps.redis
+        .set(keys.error(job.id), JSON.stringify({ type: JOB_ERROR_TYPES.invalidInput, message }))
+        .catch(() => undefined);
       throw new UnrecoverableError(message);
     }
     throw error;

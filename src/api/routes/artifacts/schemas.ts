@@ -30,7 +30,8 @@ export const Lineage = Type.Object(
 export const Artifact = Type.Object(
   {
     id: Type.String({
-      description: 'mdl_... for models, adp_... for adapters, dst_... for datasets, hed_... for heads, rpt_... for reports.',
+      description:
+        'mdl_... for models, adp_... for adapters, dst_... for datasets, hed_... for heads, rpt_... for reports.',
     }),
     kind: Type.Union([
       Type.Literal('model'),

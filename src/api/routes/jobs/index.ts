@@ -107,7 +107,8 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ['jobs'],
         summary: "The job's report.html",
-        description: 'A self-contained page (no script, no external resource): the answer line and the per-task table.',
+        description:
+          'A self-contained page (no script, no external resource): the answer line and the per-task table.',
         params: JobParams,
         produces: ['text/html'],
         response: {

@@ -10,7 +10,7 @@ const Split = Type.Union([Type.Literal('validation'), Type.Literal('test'), Type
 
 const ReportEvaluation = Type.Object(
   {
-    key: Type.String({ description: '`${artifact}|${head}|${dataset}`: the evaluation cache key.' }),
+    key: Type.String({ description: 'artifact|head|dataset: the evaluation cache key.' }),
     artifact: Type.String(),
     head: Type.String({ description: '`adapter:<id>`, `head:<id>`, `model:<id>` or `model`.' }),
     dataset: Type.String(),
@@ -73,12 +73,19 @@ const ReportAnalysis = Type.Object(
 export const Report = Type.Object(
   {
     schemaVersion: Type.Literal(1),
-    kind: Type.Union([Type.Literal('merge'), Type.Literal('search'), Type.Literal('analysis'), Type.Literal('study')]),
+    kind: Type.Union([
+      Type.Literal('merge'),
+      Type.Literal('search'),
+      Type.Literal('analysis'),
+      Type.Literal('study'),
+    ]),
     title: Type.String(),
     createdAt: Type.String({ format: 'date-time' }),
     job: NullableString,
     answer: Type.Object({
-      summary: Type.String({ description: 'The one-line answer: what to ship and its average normalized accuracy.' }),
+      summary: Type.String({
+        description: 'The one-line answer: what to ship and its average normalized accuracy.',
+      }),
       artifact: NullableString,
       method: NullableString,
       params: Type.Union([NumberMap, Type.Null()]),

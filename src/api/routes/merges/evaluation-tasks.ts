@@ -13,8 +13,13 @@ const TASK_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
 
 export const EvaluationTaskBody = Type.Object(
   {
-    name: Type.String({ pattern: TASK_NAME.source, description: 'Unique per merge; names the task everywhere.' }),
-    validation: Type.String({ description: 'Dataset id: the split searches select on (never a test split).' }),
+    name: Type.String({
+      pattern: TASK_NAME.source,
+      description: 'Unique per merge; names the task everywhere.',
+    }),
+    validation: Type.String({
+      description: 'Dataset id: the split searches select on (never a test split).',
+    }),
     test: Type.String({ description: 'Dataset id: the split reported for the chosen merge.' }),
     head: Type.Optional(
       Type.String({
@@ -40,7 +45,10 @@ export const MergeEvaluationBody = Type.Object(
       description: 'One task per recipe input, in recipe order.',
     }),
   },
-  { additionalProperties: false, description: 'Evaluate the merged artifact per task and write a report artifact.' },
+  {
+    additionalProperties: false,
+    description: 'Evaluate the merged artifact per task and write a report artifact.',
+  },
 );
 
 function invalid(path: string, message: string): ApiProblem {
@@ -51,7 +59,12 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-async function stored(store: ArtifactStore, id: unknown, path: string, kinds: string[]): Promise<ArtifactRecord> {
+async function stored(
+  store: ArtifactStore,
+  id: unknown,
+  path: string,
+  kinds: string[],
+): Promise<ArtifactRecord> {
   if (typeof id !== 'string' || id === '') throw invalid(path, 'must be an artifact id');
   const record = await store.get(id);
   if (!record || !kinds.includes(record.kind)) {
@@ -69,7 +82,8 @@ function adapterHasHead(adapter: ArtifactRecord): boolean {
   return Array.isArray(saved) && saved.includes('classifier');
 }
 
-function headOf(record: ArtifactRecord): string {
+/** The head spec of a stored artifact named as a head: its modules_to_save, the stored head, or its classifier. */
+export function headOf(record: ArtifactRecord): string {
   if (record.kind === 'adapter') return `adapter:${record.id}`;
   if (record.kind === 'head') return `head:${record.id}`;
   return `model:${record.id}`;
@@ -81,9 +95,11 @@ export async function resolveEvaluation(
   body: unknown,
 ): Promise<MergeEvaluation> {
   if (!isObject(body)) throw invalid('evaluation', 'must be an object {tasks: [...]}');
-  for (const key of Object.keys(body)) if (key !== 'tasks') throw invalid(`evaluation.${key}`, 'unknown field');
+  for (const key of Object.keys(body))
+    if (key !== 'tasks') throw invalid(`evaluation.${key}`, 'unknown field');
   const tasks = body.tasks;
-  if (!Array.isArray(tasks) || tasks.length === 0) throw invalid('evaluation.tasks', 'must be a non-empty list');
+  if (!Array.isArray(tasks) || tasks.length === 0)
+    throw invalid('evaluation.tasks', 'must be a non-empty list');
   if (tasks.length !== recipe.models.length) {
     throw invalid(
       'evaluation.tasks',
@@ -97,7 +113,8 @@ export async function resolveEvaluation(
     const path = `evaluation.tasks[${i}]`;
     if (!isObject(task)) throw invalid(path, 'must be an object');
     for (const key of Object.keys(task)) {
-      if (!['name', 'validation', 'test', 'head', 'reference'].includes(key)) throw invalid(`${path}.${key}`, 'unknown field');
+      if (!['name', 'validation', 'test', 'head', 'reference'].includes(key))
+        throw invalid(`${path}.${key}`, 'unknown field');
     }
     if (typeof task.name !== 'string' || !TASK_NAME.test(task.name)) {
       throw invalid(`${path}.name`, 'must be 1-100 letters, digits, _ or -, starting with a letter or digit');
@@ -106,25 +123,37 @@ export async function resolveEvaluation(
     names.add(task.name);
     const validation = await stored(store, task.validation, `${path}.validation`, ['dataset']);
     const test = await stored(store, task.test, `${path}.test`, ['dataset']);
-    if (validation.split === 'test') throw invalid(`${path}.validation`, `${validation.id} is a test split: never select on test`);
+    if (validation.split === 'test')
+      throw invalid(`${path}.validation`, `${validation.id} is a test split: never select on test`);
     if (validation.id === test.id) throw invalid(`${path}.test`, 'must be another dataset than validation');
     const input = recipe.models[i];
     const inputId = (input.adapter ?? input.model)!;
     const inputRecord = await stored(store, inputId, `models[${i}]`, ['adapter', 'model']);
     let head: string;
     if (task.head === 'model') head = 'model';
-    else if (task.head !== undefined) head = headOf(await stored(store, task.head, `${path}.head`, ['adapter', 'head', 'model']));
-    else if (inputRecord.kind === 'adapter') head = adapterHasHead(inputRecord) ? `adapter:${inputRecord.id}` : 'model';
+    else if (task.head !== undefined)
+      head = headOf(await stored(store, task.head, `${path}.head`, ['adapter', 'head', 'model']));
+    else if (inputRecord.kind === 'adapter')
+      head = adapterHasHead(inputRecord) ? `adapter:${inputRecord.id}` : 'model';
     else head = `model:${inputRecord.id}`;
     if (head.startsWith('adapter:')) {
       const headAdapter = await stored(store, head.slice('adapter:'.length), `${path}.head`, ['adapter']);
-      if (!adapterHasHead(headAdapter)) throw invalid(`${path}.head`, `adapter ${headAdapter.id} saves no classifier head (modules_to_save)`);
+      if (!adapterHasHead(headAdapter))
+        throw invalid(`${path}.head`, `adapter ${headAdapter.id} saves no classifier head (modules_to_save)`);
     }
     const reference =
-      task.reference === undefined ? inputRecord : await stored(store, task.reference, `${path}.reference`, ['adapter', 'model']);
+      task.reference === undefined
+        ? inputRecord
+        : await stored(store, task.reference, `${path}.reference`, ['adapter', 'model']);
     if (reference.kind === 'model') requireRunnable(reference, `${path}.reference`);
     if (reference.kind === 'adapter' || inputRecord.kind === 'adapter') needsBase = true;
-    resolved.push({ name: task.name, validation: validation.id, test: test.id, head, reference: reference.id });
+    resolved.push({
+      name: task.name,
+      validation: validation.id,
+      test: test.id,
+      head,
+      reference: reference.id,
+    });
   }
   let baseModel: string | null = recipe.base_model ?? null;
   if (baseModel === null && needsBase) {
@@ -137,7 +166,10 @@ export async function resolveEvaluation(
       }
     }
     if (baseModel === null) {
-      throw invalid('base_model', 'evaluating adapters needs a base model: set base_model, or upload the adapters with one');
+      throw invalid(
+        'base_model',
+        'evaluating adapters needs a base model: set base_model, or upload the adapters with one',
+      );
     }
   }
   if (baseModel !== null) {
@@ -146,4 +178,3 @@ export async function resolveEvaluation(
   }
   return { tasks: resolved, baseModel };
 }
-

@@ -3,7 +3,12 @@ import { randomInt } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifySchemaCompiler } from 'fastify';
 import { getMethod, parseRecipe, recipeJsonSchema } from '../../../merge/index.ts';
-import { hashBody, type MergeEvaluation, type MergeJobPayload, type MergeSearch } from '../../../queue/index.ts';
+import {
+  hashBody,
+  type MergeEvaluation,
+  type MergeJobPayload,
+  type MergeSearch,
+} from '../../../queue/index.ts';
 import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
 import {
@@ -77,13 +82,22 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const recipe: Record<string, unknown> = { ...recipeBody, seed };
       const allInputs = [...new Set([...inputs, ...evaluationInputs(evaluation)])];
       if (searchBody !== undefined) {
-        if (!evaluation) throw new ApiProblem('invalid-evaluation', 'search: needs evaluation (it selects on the tasks\' validation splits)', { path: 'search' });
+        if (!evaluation)
+          throw new ApiProblem(
+            'invalid-evaluation',
+            "search: needs evaluation (it selects on the tasks' validation splits)",
+            { path: 'search' },
+          );
         search = parseSearch(searchBody);
         const method = getMethod(String(recipe.merge_method));
         const known = new Set(method?.parameters.map((p) => p.name) ?? []);
         for (const name of Object.keys(search.grid)) {
           if (!known.has(name)) {
-            throw new ApiProblem('invalid-evaluation', `search.grid.${name}: ${recipe.merge_method} has no parameter ${name}`, { path: `search.grid.${name}` });
+            throw new ApiProblem(
+              'invalid-evaluation',
+              `search.grid.${name}: ${recipe.merge_method} has no parameter ${name}`,
+              { path: `search.grid.${name}` },
+            );
           }
         }
         children = [];

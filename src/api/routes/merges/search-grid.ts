@@ -32,24 +32,31 @@ function invalid(path: string, message: string): ApiProblem {
 }
 
 export function parseSearch(body: unknown): MergeSearch {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('search', 'must be an object {grid, keep?}');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw invalid('search', 'must be an object {grid, keep?}');
   const { grid, keep, ...rest } = body as Record<string, unknown>;
   for (const key of Object.keys(rest)) throw invalid(`search.${key}`, 'unknown field (grid, keep)');
-  if (keep !== undefined && keep !== 'best' && keep !== 'all') throw invalid('search.keep', "must be 'best' or 'all'");
+  if (keep !== undefined && keep !== 'best' && keep !== 'all')
+    throw invalid('search.keep', "must be 'best' or 'all'");
   if (typeof grid !== 'object' || grid === null || Array.isArray(grid) || Object.keys(grid).length === 0) {
     throw invalid('search.grid', 'must map at least one parameter to its values');
   }
   const out: Record<string, number[]> = {};
   let points = 1;
   for (const [name, values] of Object.entries(grid)) {
-    if (!Array.isArray(values) || values.length === 0 || !values.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+    if (
+      !Array.isArray(values) ||
+      values.length === 0 ||
+      !values.every((v) => typeof v === 'number' && Number.isFinite(v))
+    ) {
       throw invalid(`search.grid.${name}`, 'must be a non-empty list of finite numbers');
     }
     if (new Set(values).size !== values.length) throw invalid(`search.grid.${name}`, 'lists a value twice');
     out[name] = values as number[];
     points *= values.length;
   }
-  if (points > MAX_GRID_POINTS) throw invalid('search.grid', `has ${points} points; at most ${MAX_GRID_POINTS}`);
+  if (points > MAX_GRID_POINTS)
+    throw invalid('search.grid', `has ${points} points; at most ${MAX_GRID_POINTS}`);
   return { grid: out, keep: keep ?? 'best' };
 }
 
@@ -63,7 +70,10 @@ export function gridPoints(grid: Record<string, number[]>): Array<Record<string,
 }
 
 /** The recipe of one point: its values as global parameters, per-input values of those names removed. */
-export function pointRecipe(recipe: Record<string, unknown>, params: Record<string, number>): Record<string, unknown> {
+export function pointRecipe(
+  recipe: Record<string, unknown>,
+  params: Record<string, number>,
+): Record<string, unknown> {
   const globals = { ...((recipe.parameters as Record<string, unknown> | undefined) ?? {}), ...params };
   const models = (recipe.models as Array<Record<string, unknown>>).map((input) => {
     const own = input.parameters as Record<string, unknown> | undefined;
