@@ -238,5 +238,10 @@ describe('merge evaluation and search requests', () => {
     const listed = (await api.jobs.list({ limit: 100 })).items.map((job) => job.id);
     assert.equal(listed[0], parent.id, 'the parent lists above its points');
     assert.equal(listed.length, 7);
+    // Cancelling the queued search takes its points off the queue with it.
+    const cancelled = await api.app.inject({ method: 'DELETE', url: `/v1/jobs/${parent.id}` });
+    assert.equal(cancelled.statusCode, 200, cancelled.body);
+    assert.equal(cancelled.json().state, 'cancelled');
+    assert.equal(await api.jobs.queue('merge').getJob(`${parent.id}-p0`), undefined);
   });
 });
