@@ -13,7 +13,6 @@ import {
 } from '../../src/queue/index.ts';
 import { ArtifactStore } from '../../src/store/index.ts';
 import { jobWorkDir, runMergeJob } from './run-merge-job.ts';
-import { runSearchJob } from './run-search-job.ts';
 
 interface ProcessorDependencies {
   redis: Redis;
@@ -61,9 +60,9 @@ export default async function processMergeJob(
       childrenValues: () => job.getChildrenValues(),
     };
     // A search's parent runs once all its grid points (child merge jobs) completed.
-    return job.data.search
-      ? await runSearchJob(context, { ...deps, signal })
-      : await runMergeJob(context, { ...deps, signal });
+    if (!job.data.search) return await runMergeJob(context, { ...deps, signal });
+    const { runSearchJob } = await import('./run-search-job.ts');
+    return await runSearchJob(context, { ...deps, signal });
   } finally {
     activeWorkDirs.delete(workDir);
   }

@@ -22,8 +22,6 @@ import {
   MissingArtifactError,
 } from '../../src/store/index.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
-import { evaluateMerge } from './evaluate-merge.ts';
-import { keepTaskHeads, writeReport } from './merge-report.ts';
 
 export interface MergeJobContext {
   id: string;
@@ -95,7 +93,10 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     plan = undefined;
     const timings: Record<string, number> = { mergeMs: Date.now() - started };
     // Heads are never averaged: each task's head is kept under its name beside the merged weights.
-    if (job.data.evaluation) await keepTaskHeads(deps.store, workDir, job.data.evaluation.tasks, scratchDir);
+    if (job.data.evaluation) {
+      const { keepTaskHeads } = await import('./merge-report.ts');
+      await keepTaskHeads(deps.store, workDir, job.data.evaluation.tasks, scratchDir);
+    }
     // The last point where a cancel still wins: after this the artifact exists.
     if (cancelled.signal.aborted || (await userCancelled())) throw new UnrecoverableError(CANCELLED_REASON);
     report({ phase: 'storing', tensorsDone: tensorsTotal, tensorsTotal }, true);
@@ -168,6 +169,11 @@ async function evaluateMergedArtifact(
     progress: (done: number, total: number) => void;
   },
 ): Promise<Partial<MergeJobResult>> {
+  // The model runtime (tfjs) loads only for merges that evaluate: plain merges start as fast as before.
+  const [{ evaluateMerge }, { writeReport }] = await Promise.all([
+    import('./evaluate-merge.ts'),
+    import('./merge-report.ts'),
+  ]);
   const evaluation = job.data.evaluation!;
   const child = job.data.point !== undefined;
   const evaluatingFrom = Date.now();
