@@ -21,6 +21,7 @@ import routeTablePlugin from './plugins/route-table.ts';
 import storePlugin from './plugins/store.ts';
 import { Artifact } from './routes/artifacts/schemas.ts';
 import healthRoutes from './routes/health/index.ts';
+import { Report } from './routes/jobs/report-schema.ts';
 import { Job } from './routes/jobs/schemas.ts';
 import v1Routes from './routes/v1.ts';
 import { Problem } from './schemas.ts';
@@ -57,6 +58,7 @@ export const lorafuseApi = fp<AppDependencies>(
     app.addSchema(Problem);
     app.addSchema(Artifact);
     app.addSchema(Job);
+    app.addSchema(Report);
     // One component for the recipe, which POST /v1/merges documents under two media types.
     app.addSchema({ ...recipeJsonSchema, $id: 'Recipe' });
 

@@ -23,6 +23,7 @@ export const PROBLEMS = {
   'artifact-not-found': { status: 404, title: 'Artifact not found' },
   'job-not-found': { status: 404, title: 'Job not found' },
   'file-not-found': { status: 404, title: 'File not found' },
+  'report-not-found': { status: 404, title: 'Report not found' },
   'invalid-request': { status: 400, title: 'Invalid request' },
   'invalid-cursor': { status: 400, title: 'Invalid cursor' },
   'invalid-upload': { status: 400, title: 'Invalid upload' },
@@ -38,6 +39,9 @@ export const PROBLEMS = {
   'ambiguous-checkpoint': { status: 422, title: 'Ambiguous checkpoint' },
   'invalid-adapter': { status: 422, title: 'Invalid adapter' },
   'invalid-dataset': { status: 422, title: 'Invalid dataset' },
+  'invalid-head': { status: 422, title: 'Invalid head' },
+  'invalid-report': { status: 422, title: 'Invalid report' },
+  'invalid-evaluation': { status: 422, title: 'Invalid evaluation or search' },
   'model-not-runnable': { status: 422, title: 'Model cannot be run' },
   'invalid-finetune': { status: 422, title: 'Invalid fine-tune request' },
   'adapter-base-mismatch': { status: 422, title: 'Adapter does not fit the base model' },
@@ -100,6 +104,8 @@ const STORE_CODES = new Set<string>([
   'ambiguous-checkpoint',
   'invalid-adapter',
   'invalid-dataset',
+  'invalid-head',
+  'invalid-report',
 ]);
 
 interface FastifyLikeError extends Error {

@@ -23,6 +23,7 @@ export const COLLECTIONS: Record<ArtifactKind, string> = {
   model: 'models',
   adapter: 'adapters',
   dataset: 'datasets',
+  head: 'heads',
 };
 
 export interface Operation {

@@ -1,7 +1,7 @@
 // What the lorafuse API sends and takes, as TypeScript types for dashboards and pipelines. Written to
 // match openapi.yaml; test/client/openapi-contract.test.ts fails when a field or its optionality drifts.
 
-export type ArtifactKind = 'model' | 'adapter' | 'dataset';
+export type ArtifactKind = 'model' | 'adapter' | 'dataset' | 'head';
 export type JobState = 'queued' | 'active' | 'completed' | 'failed' | 'cancelled';
 export type JobType = 'merge' | 'finetune' | 'evaluate';
 

@@ -9,6 +9,7 @@ import { countLayers, gradientPosition } from './layers.ts';
 import {
   type AdapterLayout,
   type AdapterModule,
+  baseModuleName,
   checkAdapterAgainstBase,
   describeAdapter,
   PEFT_PREFIX,
@@ -331,7 +332,10 @@ function planDeltaSpace(
       t,
       global,
       perModel,
-      baseWeight: base ? weightName : undefined,
+      // The base may spell the module the other transformers way (checked at plan time, so it resolves).
+      baseWeight: base
+        ? `${baseModuleName(first.module, base.checkpoint) ?? first.module}.weight`
+        : undefined,
     });
   }
   const tensors: PlannedTensor[] = [];

@@ -13,11 +13,46 @@ export type JobType = keyof typeof QUEUE_NAMES;
 /** The life of every job as users see it (BullMQ's own states are mapped onto these). */
 export type JobState = 'queued' | 'active' | 'completed' | 'failed' | 'cancelled';
 
-export type ArtifactKind = 'model' | 'adapter' | 'dataset' | 'report';
+export type ArtifactKind = 'model' | 'adapter' | 'dataset' | 'head' | 'report';
 
 export interface ArtifactRef {
   kind: ArtifactKind;
   id: string;
+}
+
+/**
+ * One task of an evaluated merge, as the API resolved it: task i belongs to the recipe's input i. `head` says how
+ * the shared body is read: `adapter:<id>` (that adapter's modules_to_save head), `head:<id>` (a stored head),
+ * `model:<id>` (that model's own classifier) or `model` (the evaluated model's own classifier).
+ */
+export interface EvaluationTask {
+  name: string;
+  validation: string;
+  test: string;
+  head: string;
+  /** The individually fine-tuned artifact (adapter or model) whose accuracy normalizes the merged one. */
+  reference: string | null;
+}
+
+/** `evaluation` of a merge: the tasks, and the runnable model adapters are evaluated over. */
+export interface MergeEvaluation {
+  tasks: EvaluationTask[];
+  /** The model the merged adapter, the reference adapters and the base row run on (null: model inputs only). */
+  baseModel: string | null;
+}
+
+/** `search` of a merge: a grid over method parameters (global ones), one child merge per point. */
+export interface MergeSearch {
+  grid: Record<string, number[]>;
+  /** `best`: only the chosen point's artifact stays; `all`: every point's artifact is kept. */
+  keep: 'best' | 'all';
+}
+
+/** A search child: which point of its parent's grid it merges (its recipe already carries the values). */
+export interface MergeSearchPoint {
+  /** Position in the grid (the child job is `<parent id>-p<index>`). */
+  index: number;
+  params: Record<string, number>;
 }
 
 /** What the API puts on the merge queue: the recipe with artifact ids in place of paths. */
@@ -27,18 +62,47 @@ export interface MergeJobPayload {
   inputs: string[];
   /** The seed random methods use (also written into the recipe); stored so a run can be repeated. */
   seed: number;
+  /** Evaluate the merged artifact per task and write a report. */
+  evaluation?: MergeEvaluation;
+  /** Set on a search's parent job: its children merge the grid's points. */
+  search?: MergeSearch;
+  /** Set on a search's child job: it evaluates validation only, and writes no report. */
+  point?: MergeSearchPoint;
 }
 
 export interface MergeProgress {
-  phase: 'queued' | 'planning' | 'merging' | 'storing' | 'done';
+  phase: 'queued' | 'planning' | 'merging' | 'storing' | 'evaluating' | 'reporting' | 'searching' | 'done';
   tensorsDone: number;
   tensorsTotal: number;
+  /** While evaluating: evaluations made (or read from the cache) and to make. */
+  evaluationsDone?: number;
+  evaluationsTotal?: number;
+  /** A search's parent: grid points merged and evaluated so far, of all. */
+  pointsDone?: number;
+  pointsTotal?: number;
 }
 
 export interface MergeJobResult {
   artifact: ArtifactRef;
   /** Per-module diagnostics a method reports (e.g. relative SVD error), when it has any. */
   diagnostics?: Record<string, unknown>;
+  /** The report artifact (report.json + report.html) of an evaluated merge or a search. */
+  report?: ArtifactRef;
+  /** The headline numbers of the report (test split; a search child: validation). */
+  evaluation?: {
+    averageAccuracy: number | null;
+    averageNormalizedAccuracy: number | null;
+    validationAverageAccuracy: number | null;
+    validationAverageNormalizedAccuracy: number | null;
+  };
+  /** A search's chosen point. */
+  chosen?: { index: number; params: Record<string, number>; job: string | null };
+  /** A search child: its grid point. */
+  point?: MergeSearchPoint;
+  /** A search child: the evaluations it made (validation split), for the parent's report. */
+  evaluations?: unknown[];
+  /** Evaluations served from the (artifact, head, dataset) cache instead of run. */
+  cacheHits?: number;
 }
 
 export type FinetuneMode = 'lora' | 'llora' | 'full';
@@ -100,6 +164,8 @@ export interface EvaluateJobPayload {
   model: string;
   adapters: string[];
   datasets: string[];
+  /** Dataset id → the head it is read through (`adapter:<id>`, `head:<id>`, `model:<id>`); absent: as loaded. */
+  heads?: Record<string, string>;
   inputs: string[];
 }
 
@@ -113,6 +179,8 @@ export interface EvaluateProgress {
 export interface EvaluationEntry {
   adapter: string | null;
   dataset: string;
+  /** The head the dataset was read through; null: the model's (or the adapter's) own classifier. */
+  head?: string | null;
   task: string;
   split: string;
   examples: number;

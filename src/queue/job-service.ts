@@ -1,7 +1,7 @@
 // The API's and the CLI's view of jobs: submits them (one BullMQ queue per job type, ids chosen by
 // us), reads them back as JobView, lists them newest first with a stable cursor, and cancels them.
 import { createHash, randomUUID } from 'node:crypto';
-import { Job, Queue } from 'bullmq';
+import { FlowProducer, Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   DEFAULT_JOB_OPTIONS,
@@ -73,6 +73,12 @@ export interface SubmitOptions {
   idempotencyKey?: string;
   /** Hash of the request as the client sent it; defaults to hashBody(payload). */
   bodyHash?: string;
+  /**
+   * Child jobs on the same queue (a search's grid points): the job and its children go in as one BullMQ flow.
+   * The parent waits until every child completed (a failed child fails it); completed children are never
+   * re-run, so a crash resumes where it stopped. Each child is a job of its own: `<id>-p<index>`.
+   */
+  children?: object[];
 }
 
 interface CancelledRecord {
@@ -97,11 +103,14 @@ export class JobService {
   private readonly redis: Redis;
   private readonly queues: Record<JobType, Queue>;
   private readonly keys: ReturnType<typeof jobKeys>;
+  private readonly connection: Redis;
+  private flows: FlowProducer | undefined;
 
   constructor(options: { redis: Redis; prefix: string; onError?: (error: Error) => void }) {
     this.redis = options.redis;
     this.prefix = options.prefix;
     this.keys = jobKeys(options.prefix);
+    this.connection = options.redis;
     this.queues = Object.fromEntries(
       JOB_TYPES.map((type) => {
         const queue = new Queue(QUEUE_NAMES[type], {
@@ -159,22 +168,48 @@ export class JobService {
         await this.redis.set(key, JSON.stringify({ jobId, bodyHash }), 'EX', FLAG_TTL_SECONDS);
       }
     }
-    return { job: await this.add(type, jobId, payload), created: true };
+    return { job: await this.add(type, jobId, payload, options.children), created: true };
   }
 
-  private async add(type: JobType, jobId: string, payload: object): Promise<JobView> {
-    const sequence = await this.redis.incr(this.keys.sequence);
-    await this.redis
-      .multi()
-      .hset(this.keys.types, jobId, type)
-      .zadd(this.keys.index, sequence, jobId)
-      .zadd(this.keys.typeIndex(type), sequence, jobId)
-      .exec();
+  /** The child job ids of a job submitted with children, in order. */
+  static childId(parentId: string, index: number): string {
+    return `${parentId}-p${index}`;
+  }
+
+  private async add(type: JobType, jobId: string, payload: object, children?: object[]): Promise<JobView> {
+    const ids = [jobId, ...(children ?? []).map((_, i) => JobService.childId(jobId, i))];
+    // Children first in the index, so listings (newest first) show the parent above its points.
+    for (const id of [...ids.slice(1), jobId]) {
+      const sequence = await this.redis.incr(this.keys.sequence);
+      await this.redis
+        .multi()
+        .hset(this.keys.types, id, type)
+        .zadd(this.keys.index, sequence, id)
+        .zadd(this.keys.typeIndex(type), sequence, id)
+        .exec();
+    }
     try {
-      const job = await this.queues[type].add(type, payload, { jobId });
-      return toJobView(type, job, 'waiting', null, false);
+      if (!children) {
+        const job = await this.queues[type].add(type, payload, { jobId });
+        return toJobView(type, job, 'waiting', null, false);
+      }
+      this.flows ??= new FlowProducer({ connection: this.connection, prefix: this.prefix });
+      const queueName = QUEUE_NAMES[type];
+      const node = await this.flows.add({
+        name: type,
+        queueName,
+        data: payload,
+        opts: { ...DEFAULT_JOB_OPTIONS, jobId },
+        children: children.map((data, i) => ({
+          name: type,
+          queueName,
+          data,
+          opts: { ...DEFAULT_JOB_OPTIONS, jobId: ids[i + 1], failParentOnFailure: true },
+        })),
+      });
+      return toJobView(type, node.job, 'waiting-children', null, false);
     } catch (err) {
-      await this.forget(type, jobId).catch(() => undefined);
+      for (const id of ids) await this.forget(type, id).catch(() => undefined);
       throw err;
     }
   }
@@ -333,5 +368,6 @@ export class JobService {
     ]);
     clearTimeout(timer);
     await Promise.all(queues.map((queue) => queue.close()));
+    await this.flows?.close();
   }
 }

@@ -17,6 +17,8 @@ import { type HashedFile, LocalScratch } from './local-scratch.ts';
 import { ArtifactValidationError } from './errors.ts';
 import { inspectAdapter } from './inspect-adapter.ts';
 import { inspectDataset } from './inspect-dataset.ts';
+import { inspectHead } from './inspect-head.ts';
+import { inspectReport } from './inspect-report.ts';
 import { inspectModel } from './inspect-model.ts';
 import type { ArtifactRecord, ArtifactSummary, Lineage, StoredArtifactKind } from './types.ts';
 
@@ -149,6 +151,8 @@ export class ArtifactStore {
   /** Validates files (name -> path) of an artifact of `kind`; throws ArtifactValidationError. */
   inspect(kind: StoredArtifactKind, files: Record<string, string>): Promise<ArtifactSummary> {
     if (kind === 'dataset') return inspectDataset(files);
+    if (kind === 'head') return inspectHead(files);
+    if (kind === 'report') return inspectReport(files);
     return kind === 'model' ? inspectModel(files) : inspectAdapter(files);
   }
 
@@ -180,6 +184,7 @@ export class ArtifactStore {
       record.config = summary.config;
     }
     if (kind === 'dataset' && summary.dataset) Object.assign(record, summary.dataset);
+    if (kind === 'head' && summary.head) record.head = summary.head;
     const digests = record.files.map((file) => file.sha256);
     // Count the references before the blobs exist: a concurrent delete of the last other user then
     // sees a live count and keeps (or restores) the blob.

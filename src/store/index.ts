@@ -19,6 +19,7 @@ export type { LoraModuleShape } from './inspect-adapter.ts';
 export { LORAFUSE_VERSION } from './version.ts';
 export { DATASET_SPLITS } from './types.ts';
 export type {
+  HeadSummary,
   ArtifactFile,
   ArtifactRecord,
   ArtifactSummary,

@@ -3,6 +3,7 @@
 import { Checkpoint, SafetensorsFile } from '../tensors/index.ts';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, LORAFUSE_EXTRAS, LORAFUSE_INIT } from './artifact-layout.ts';
 import { ArtifactValidationError } from './errors.ts';
+import { validateTaskHeads } from './inspect-head.ts';
 import { readJsonObject } from './read-json.ts';
 import { asValidationError, summariseTensors } from './tensor-summary.ts';
 import type { ArtifactSummary } from './types.ts';
@@ -93,6 +94,7 @@ export async function inspectAdapter(files: Record<string, string>): Promise<Art
   const rank = checkConfig(config);
   if (files[LORAFUSE_EXTRAS]) await readJsonObject(files[LORAFUSE_EXTRAS], LORAFUSE_EXTRAS);
   if (files[LORAFUSE_INIT]) await validateSafetensors(files, LORAFUSE_INIT);
+  await validateTaskHeads(files);
   let weights: Checkpoint;
   try {
     weights = await Checkpoint.openFiles({ [ADAPTER_WEIGHTS]: files[ADAPTER_WEIGHTS] }, 'adapter_model');

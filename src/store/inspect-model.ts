@@ -10,6 +10,7 @@ import {
   MODEL_WEIGHTS,
 } from './artifact-layout.ts';
 import { ArtifactValidationError } from './errors.ts';
+import { validateTaskHeads } from './inspect-head.ts';
 import { readJsonObject } from './read-json.ts';
 import { asValidationError, summariseTensors } from './tensor-summary.ts';
 import type { ArtifactSummary } from './types.ts';
@@ -42,6 +43,7 @@ export async function inspectModel(files: Record<string, string>): Promise<Artif
   const shards = names.filter((name) => MODEL_SHARD_PATTERN.test(name));
   if (files[MODEL_CONFIG]) await readJsonObject(files[MODEL_CONFIG], MODEL_CONFIG);
   if (files[LORAFUSE_EXTRAS]) await readJsonObject(files[LORAFUSE_EXTRAS], LORAFUSE_EXTRAS);
+  await validateTaskHeads(files);
   if (files[MODEL_WEIGHTS] && (files[MODEL_INDEX] || shards.length > 0)) {
     throw new ArtifactValidationError(
       'ambiguous-checkpoint',

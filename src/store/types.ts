@@ -1,6 +1,7 @@
 // The artifact record as clients and workers see it; the blobs it names live in the blob store.
 
-export type StoredArtifactKind = 'model' | 'adapter' | 'dataset';
+/** `head`: a stored linear task head; `report`: report.json + report.html of an evaluated merge or search. */
+export type StoredArtifactKind = 'model' | 'adapter' | 'dataset' | 'head' | 'report';
 
 export interface ArtifactFile {
   name: string;
@@ -58,6 +59,15 @@ export interface ArtifactRecord {
   task?: string;
   classes?: string[];
   inputs?: DatasetInput[];
+  /* heads only: */
+  head?: HeadSummary;
+}
+
+/** A stored task head: logits = x·weightᵀ + bias, weight [classes, features]. */
+export interface HeadSummary {
+  classes: number;
+  features: number;
+  bias: boolean;
 }
 
 /** What inspecting an artifact's files tells us (everything in a record but identity and lineage). */
@@ -69,4 +79,5 @@ export interface ArtifactSummary {
   targets?: string[];
   config?: Record<string, unknown>;
   dataset?: DatasetSummary;
+  head?: HeadSummary;
 }

@@ -27,5 +27,6 @@ export {
   float32ToF16,
 } from './float-conversion.ts';
 export { MAX_HEADER_BYTES } from './header.ts';
+export { moduleSpellings, VIT_MODULE_RENAMES } from './module-renames.ts';
 export { type FileRef, openFileRange, type RangeSource, readWhole, refName } from './range-source.ts';
 export { seededUniform } from './seeded-uniform.ts';

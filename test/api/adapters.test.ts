@@ -64,6 +64,31 @@ describe('adapters API', () => {
     assert.equal(response.json().baseModel, baseId);
   });
 
+  // transformers 5 renamed ViT's modules (vit.layers.0.attention.q_proj) while its checkpoints on disk keep the
+  // 4.x names (vit.encoder.layer.0.attention.attention.query): PEFT adapters come in both spellings.
+  for (const [naming, folder] of [
+    ['transformers-5', 'adapter'],
+    ['transformers-4', 'adapter_t4'],
+  ] as const) {
+    it(`accepts a ViT adapter in ${naming} naming against the checkpoint it was made for`, async () => {
+      const vit = path.join(import.meta.dirname, '..', 'fixtures', 'model', 'vit');
+      const model = await api.app.inject({
+        method: 'POST',
+        url: '/v1/models',
+        ...multipart(await folderParts(path.join(vit, 'model'))),
+      });
+      assert.equal(model.statusCode, 201, model.body);
+      const parts = await folderParts(path.join(vit, folder));
+      const response = await upload([...parts, { name: 'base_model', data: model.json().id }]);
+      assert.equal(response.statusCode, 201, response.body);
+      assert.equal(response.json().baseModel, model.json().id);
+      // The same adapter against a model it does not fit is still refused.
+      const wrong = await upload([...parts, { name: 'base_model', data: baseId }]);
+      assert.equal(wrong.statusCode, 422, wrong.body);
+      assert.match(wrong.json().type, /adapter-base-mismatch$/);
+    });
+  }
+
   it('accepts lorafuse extras beside the PEFT files', async () => {
     const dir = await writeAdapterFolder(path.join(api.workDir, 'llora'));
     await fs.writeFile(path.join(dir, 'lorafuse.json'), JSON.stringify({ mode: 'l-lora', seed: 3 }));

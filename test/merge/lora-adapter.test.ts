@@ -4,6 +4,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { AdapterError } from '../../src/merge/errors.ts';
 import {
+  baseModuleName,
   checkAdapterAgainstBase,
   describeAdapter,
   moduleScaling,
@@ -136,4 +137,42 @@ test('saved modules and embeddings are recognised; the base must have every modu
     () => checkAdapterAgainstBase(layout, fakeWeights({ 'embed.weight': [100, 16], 'fc.weight': [16, 8] })),
     /expects fc.weight of shape \[8,16\] but the base has \[16,8\]/,
   );
+});
+
+test('the base check finds a module under either transformers naming, and still refuses a missing one', () => {
+  const layout = (module: string) => ({
+    modules: [
+      {
+        module,
+        aKey: `base_model.model.${module}.lora_A.weight`,
+        bKey: `base_model.model.${module}.lora_B.weight`,
+        rank: 2,
+        inFeatures: 8,
+        outFeatures: 8,
+        scaling: 1,
+        embedding: false,
+        fanInFanOut: false,
+      },
+    ],
+    savedModules: [],
+  });
+  // ViT checkpoints on disk keep the transformers-4 names; transformers-5 PEFT writes the new ones.
+  const base = fakeWeights({ 'vit.encoder.layer.0.attention.attention.query.weight': [8, 8] });
+  checkAdapterAgainstBase(layout('vit.layers.0.attention.q_proj'), base);
+  checkAdapterAgainstBase(layout('vit.encoder.layer.0.attention.attention.query'), base);
+  assert.equal(
+    baseModuleName('vit.layers.0.attention.q_proj', base),
+    'vit.encoder.layer.0.attention.attention.query',
+  );
+  assert.throws(
+    () => checkAdapterAgainstBase(layout('vit.layers.0.attention.k_proj'), base),
+    (error: AdapterError) =>
+      error.code === 'base_mismatch' &&
+      /vit\.layers\.0\.attention\.k_proj\.weight \(nor vit\.encoder\.layer\.0\.attention\.attention\.key\.weight\)/.test(
+        error.message,
+      ),
+  );
+  // A base written in transformers-5 names accepts a transformers-4 adapter too.
+  const base5 = fakeWeights({ 'vit.layers.0.attention.q_proj.weight': [8, 8] });
+  checkAdapterAgainstBase(layout('vit.encoder.layer.0.attention.attention.query'), base5);
 });

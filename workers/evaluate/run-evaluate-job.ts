@@ -6,6 +6,8 @@ import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
 import { backendOptions, initBackend } from '../../src/model/backend.ts';
 import { evaluateModel } from '../../src/model/evaluate-model.ts';
+import { headOverrides } from '../../src/eval/heads.ts';
+import { ForwardContext } from '../../src/model/forward-context.ts';
 import { contextFor } from '../../src/model/inference.ts';
 import { loadModel } from '../../src/model/load-model.ts';
 import { type LoadedAdapter, loadAdapter } from '../../src/model/lora/peft-adapter.ts';
@@ -17,8 +19,9 @@ import {
   type EvaluateProgress,
   type EvaluationEntry,
 } from '../../src/queue/index.ts';
-import { DATASET_FILE, MODEL_CONFIG, requireArtifact } from '../../src/store/index.ts';
+import { type ArtifactRecord, DATASET_FILE, MODEL_CONFIG, requireArtifact } from '../../src/store/index.ts';
 import { watchCancel } from '../cancel-watch.ts';
+import { resolveHead } from '../resolve-head.ts';
 import { failJob, InvalidJobInputError } from '../job-failure.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
 
@@ -65,6 +68,9 @@ export async function runEvaluateJob(
     const model = await loadModel(await deps.store.linkFolder(modelRecord, path.join(workDir, 'model')));
     disposers.push(() => model.dispose());
     const results: EvaluationEntry[] = [];
+    let folders = 0;
+    const linked = (record: ArtifactRecord) =>
+      deps.store.linkFolder(record, path.join(workDir, `head-${folders++}`));
     for (const [i, adapterId] of adapters.entries()) {
       let adapter: LoadedAdapter | null = null;
       if (adapterId) {
@@ -79,10 +85,26 @@ export async function runEvaluateJob(
       const ctx = contextFor(model, adapter);
       for (const { id, dataset } of datasets) {
         if (cancel.signal.aborted) throw new Error('evaluation stopped');
-        const measured = await evaluateModel(model, ctx, dataset);
+        const headSpec = data.heads?.[id] ?? null;
+        const head = headSpec ? await resolveHead(deps.store, headSpec, linked) : null;
+        const extra = head ? headOverrides(head) : null;
+        const measured = await evaluateModel(
+          model,
+          extra
+            ? new ForwardContext(
+                model.params,
+                adapter?.modules,
+                new Map([...(adapter?.overrides ?? []), ...extra]),
+              )
+            : ctx,
+          dataset,
+        ).finally(() => {
+          for (const t of extra?.values() ?? []) t.dispose();
+        });
         results.push({
           adapter: adapterId,
           dataset: id,
+          head: headSpec,
           task: dataset.task,
           split: dataset.split,
           examples: measured.examples,

@@ -3,7 +3,7 @@
 // environment the worker host passes down (REDIS_URL, LORAFUSE_DATA_DIR, LORAFUSE_QUEUE_PREFIX).
 import { rmSync } from 'node:fs';
 import type { SandboxedJob } from 'bullmq';
-import type { MergeJobPayload, MergeJobResult } from '../../src/queue/index.ts';
+import type { MergeJobPayload, MergeJobResult, MergeProgress } from '../../src/queue/index.ts';
 import { processorDependencies } from '../processor-dependencies.ts';
 import { jobWorkDir, runMergeJob } from './run-merge-job.ts';
 
@@ -26,10 +26,16 @@ export default async function processMergeJob(
   const workDir = jobWorkDir(deps.dataDir, id);
   activeWorkDirs.add(workDir);
   try {
-    return await runMergeJob(
-      { id, data: job.data, updateProgress: (progress) => job.updateProgress(progress) },
-      { ...deps, signal },
-    );
+    const context = {
+      id,
+      data: job.data,
+      updateProgress: (progress: MergeProgress) => job.updateProgress(progress),
+      childrenValues: () => job.getChildrenValues(),
+    };
+    // A search's parent runs once all its grid points (child merge jobs) completed.
+    if (!job.data.search) return await runMergeJob(context, { ...deps, signal });
+    const { runSearchJob } = await import('./run-search-job.ts');
+    return await runSearchJob(context, { ...deps, signal });
   } finally {
     activeWorkDirs.delete(workDir);
   }

@@ -13,13 +13,22 @@ import {
   type MergeJobResult,
   type MergeProgress,
 } from '../../src/queue/index.ts';
-import { ArtifactInputs, kindOfId, LORAFUSE_VERSION, MissingArtifactError } from '../../src/store/index.ts';
+import type { Report } from '../../src/eval/report/report-types.ts';
+import {
+  ArtifactInputs,
+  type ArtifactRecord,
+  kindOfId,
+  LORAFUSE_VERSION,
+  MissingArtifactError,
+} from '../../src/store/index.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
 
 export interface MergeJobContext {
   id: string;
   data: MergeJobPayload;
   updateProgress(progress: MergeProgress): Promise<void>;
+  /** A flow parent's children results, keyed by BullMQ job key (a search reads its points from them). */
+  childrenValues?: () => Promise<Record<string, unknown>>;
 }
 
 export type MergeJobDependencies = JobRunDependencies;
@@ -31,6 +40,7 @@ const INVALID_INPUT_ERRORS = new Set([
   'AdapterError',
   'SafetensorsError',
   'ArtifactValidationError',
+  'InvalidJobInputError',
 ]);
 
 /** The private folder of one job's attempts (removed before and after each attempt). */
@@ -41,6 +51,8 @@ export function jobWorkDir(dataDir: string, jobId: string): string {
 export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependencies): Promise<MergeJobResult> {
   const keys = jobKeys(deps.prefix);
   const workDir = jobWorkDir(deps.dataDir, job.id);
+  const scratchDir = `${workDir}-scratch`;
+  const started = Date.now();
   const cancelled = new AbortController();
   const userCancelled = async () => (await deps.redis.exists(keys.cancel(job.id))) === 1;
   const poll = setInterval(() => {
@@ -52,6 +64,7 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
   deps.signal?.addEventListener('abort', forwardAbort, { once: true });
   const inputs = new ArtifactInputs(deps.store);
   let plan: MergePlan | undefined;
+  let stored: string | undefined;
   let lastReport = 0;
   let tensorsTotal = 0;
   const report = (progress: MergeProgress, force = false) => {
@@ -63,6 +76,7 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
   try {
     // A killed earlier attempt may have left its folder behind.
     await rm(workDir, { recursive: true, force: true });
+    await rm(scratchDir, { recursive: true, force: true });
     if (await userCancelled()) throw new UnrecoverableError(CANCELLED_REASON);
     report({ phase: 'planning', tensorsDone: 0, tensorsTotal: 0 }, true);
     const recipe = parseRecipe(job.data.recipe);
@@ -78,6 +92,12 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     });
     await closePlan(plan);
     plan = undefined;
+    const timings: Record<string, number> = { mergeMs: Date.now() - started };
+    // Heads are never averaged: each task's head is kept under its name beside the merged weights.
+    if (job.data.evaluation) {
+      const { keepTaskHeads } = await import('./merge-report.ts');
+      await keepTaskHeads(deps.store, workDir, job.data.evaluation.tasks, scratchDir);
+    }
     // The last point where a cancel still wins: after this the artifact exists.
     if (cancelled.signal.aborted || (await userCancelled())) throw new UnrecoverableError(CANCELLED_REASON);
     report({ phase: 'storing', tensorsDone: tensorsTotal, tensorsTotal }, true);
@@ -87,11 +107,32 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
       jobId: job.id,
       lorafuseVersion: LORAFUSE_VERSION,
     });
-    await job.updateProgress({ phase: 'done', tensorsDone: tensorsTotal, tensorsTotal });
+    stored = record.id;
     const output: MergeJobResult = { artifact: { kind: record.kind, id: record.id } };
     if (result.diagnostics) output.diagnostics = result.diagnostics;
+    if (job.data.evaluation) {
+      Object.assign(
+        output,
+        await evaluateMergedArtifact(job, deps, record, {
+          scratchDir,
+          timings,
+          signal: cancelled.signal,
+          progress: (done, total) =>
+            report({
+              phase: 'evaluating',
+              tensorsDone: tensorsTotal,
+              tensorsTotal,
+              evaluationsDone: done,
+              evaluationsTotal: total,
+            }),
+        }),
+      );
+    }
+    await job.updateProgress({ phase: 'done', tensorsDone: tensorsTotal, tensorsTotal });
     return output;
   } catch (error) {
+    // An evaluation that fails after the merge was stored takes the merged artifact with it: a retry makes it anew.
+    if (stored) await deps.store.delete(stored).catch(() => undefined);
     if (cancelled.signal.reason === CANCELLED_REASON || (await userCancelled().catch(() => false))) {
       throw new UnrecoverableError(CANCELLED_REASON);
     }
@@ -110,5 +151,69 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     if (plan) await closePlan(plan).catch(() => undefined);
     await inputs.closeAll();
     await rm(workDir, { recursive: true, force: true });
+    await rm(scratchDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * After the merged artifact is stored: its evaluations per task (a search child: validation only, no references),
+ * then, unless a search parent will, the report artifact. Returns what the job result adds.
+ */
+async function evaluateMergedArtifact(
+  job: MergeJobContext,
+  deps: MergeJobDependencies,
+  merged: ArtifactRecord,
+  context: {
+    scratchDir: string;
+    timings: Record<string, number>;
+    signal: AbortSignal;
+    progress: (done: number, total: number) => void;
+  },
+): Promise<Partial<MergeJobResult>> {
+  // The model runtime (tfjs) loads only for merges that evaluate: plain merges start as fast as before.
+  const [{ evaluateMerge }, { writeReport }] = await Promise.all([
+    import('./evaluate-merge.ts'),
+    import('./merge-report.ts'),
+  ]);
+  const evaluation = job.data.evaluation!;
+  const child = job.data.point !== undefined;
+  const evaluatingFrom = Date.now();
+  const { evaluations, cacheHits } = await evaluateMerge({
+    store: deps.store,
+    redis: deps.redis,
+    prefix: deps.prefix,
+    runtime: deps.runtime,
+    workDir: path.join(context.scratchDir, 'evaluate'),
+    merged,
+    tasks: evaluation.tasks,
+    baseModel: evaluation.baseModel,
+    splits: child ? ['validation'] : ['validation', 'test'],
+    references: !child,
+    signal: context.signal,
+    onProgress: context.progress,
+  });
+  context.timings.evaluationMs = Date.now() - evaluatingFrom;
+  if (child) return { evaluations, cacheHits, point: job.data.point };
+  const reportingFrom = Date.now();
+  const { report, record } = await writeReport({
+    store: deps.store,
+    dir: path.join(context.scratchDir, 'report'),
+    jobId: job.id,
+    data: job.data,
+    merged: { kind: merged.kind, id: merged.id },
+    evaluations,
+    params: null,
+    timings: { ...context.timings, reportMs: Date.now() - reportingFrom },
+  });
+  return { report: { kind: 'report', id: record.id }, evaluation: headline(report), cacheHits };
+}
+
+/** The report's averages as the job result carries them. */
+export function headline(report: Report): NonNullable<MergeJobResult['evaluation']> {
+  return {
+    averageAccuracy: report.averages.accuracy,
+    averageNormalizedAccuracy: report.averages.normalizedAccuracy,
+    validationAverageAccuracy: report.averages.validationAccuracy,
+    validationAverageNormalizedAccuracy: report.averages.validationNormalizedAccuracy,
+  };
 }

@@ -99,7 +99,8 @@ async function downloadArtifact(
   dir: string,
 ): Promise<{ dir: string; files: string[] }> {
   const kind = kindOfId(id);
-  if (!kind) throw new ClientInputError(`"${id}" is not an artifact id (mdl_..., adp_..., dst_...)`);
+  if (!kind) throw new ClientInputError(`"${id}" is not an artifact id (mdl_..., adp_..., dst_..., hed_...)`);
+  if (kind === 'report') throw new ClientInputError(`${id} is a report: lorafuse client report JOB reads it`);
   const artifact = await ctx.client.getArtifact(kind, id);
   mkdirSync(dir, { recursive: true });
   const written: string[] = [];

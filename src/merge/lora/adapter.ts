@@ -1,7 +1,7 @@
 // PEFT LoRA adapter folders: adapter_config.json parsing, the module layout of adapter_model.safetensors
 // (base_model.model.<module>.lora_A.weight [r,in], .lora_B.weight [out,r], lora_embedding_A/B for
 // embeddings, modules_to_save stored whole) and the check of an adapter against its base model.
-import type { Checkpoint } from '../../tensors/index.ts';
+import { type Checkpoint, moduleSpellings } from '../../tensors/index.ts';
 import { AdapterError } from '../errors.ts';
 
 export const PEFT_PREFIX = 'base_model.model.';
@@ -239,17 +239,29 @@ export function baseWeightShape(module: AdapterModule): [number, number] {
     : [module.outFeatures, module.inFeatures];
 }
 
-/** Checks that the base model has `<module>.weight` with the shape every LoRA module expects. */
+/**
+ * The base model's name for an adapter module: the module itself, or its other transformers spelling (a
+ * transformers-5 ViT adapter names `vit.layers.0.attention.q_proj` what the checkpoint on disk calls
+ * `vit.encoder.layer.0.attention.attention.query`). Undefined when the base holds neither.
+ */
+export function baseModuleName(module: string, base: Pick<Checkpoint, 'has'>): string | undefined {
+  return moduleSpellings(module).find((name) => base.has(`${name}.weight`));
+}
+
+/** Checks that the base model has the weight of every LoRA module (under either naming) with the expected shape. */
 export function checkAdapterAgainstBase(layout: AdapterLayout, base: Pick<Checkpoint, 'has' | 'info'>): void {
   for (const module of layout.modules) {
-    const key = `${module.module}.weight`;
-    if (!base.has(key)) {
+    const baseModule = baseModuleName(module.module, base);
+    if (baseModule === undefined) {
+      const [own, ...others] = moduleSpellings(module.module).map((name) => `${name}.weight`);
+      const alsoTried = others.length > 0 ? ` (nor ${others.join(', ')})` : '';
       throw new AdapterError(
         'base_mismatch',
-        `the base model has no ${key} for LoRA module ${module.module}`,
+        `the base model has no ${own}${alsoTried} for LoRA module ${module.module}`,
         module.module,
       );
     }
+    const key = `${baseModule}.weight`;
     const shape = base.info(key).shape;
     const expected = baseWeightShape(module);
     if (shape.length !== 2 || shape[0] !== expected[0] || shape[1] !== expected[1]) {

@@ -3,47 +3,9 @@
  * keys under the in-memory names, so one layer has two adapter spellings. The runtime works in checkpoint (4.x)
  * names; these maps translate adapter module names both ways.
  */
-export type AdapterNaming = 'transformers5' | 'transformers4';
+import { VIT_MODULE_RENAMES as VIT_RENAMES } from '../../tensors/module-renames.ts';
 
-const VIT_RENAMES: Array<[RegExp, string, RegExp, string]> = [
-  // [4.x pattern, its 5.x spelling, 5.x pattern, its 4.x spelling]
-  [
-    /^vit\.encoder\.layer\.(\d+)\.attention\.attention\.query$/,
-    'vit.layers.$1.attention.q_proj',
-    /^vit\.layers\.(\d+)\.attention\.q_proj$/,
-    'vit.encoder.layer.$1.attention.attention.query',
-  ],
-  [
-    /^vit\.encoder\.layer\.(\d+)\.attention\.attention\.key$/,
-    'vit.layers.$1.attention.k_proj',
-    /^vit\.layers\.(\d+)\.attention\.k_proj$/,
-    'vit.encoder.layer.$1.attention.attention.key',
-  ],
-  [
-    /^vit\.encoder\.layer\.(\d+)\.attention\.attention\.value$/,
-    'vit.layers.$1.attention.v_proj',
-    /^vit\.layers\.(\d+)\.attention\.v_proj$/,
-    'vit.encoder.layer.$1.attention.attention.value',
-  ],
-  [
-    /^vit\.encoder\.layer\.(\d+)\.attention\.output\.dense$/,
-    'vit.layers.$1.attention.o_proj',
-    /^vit\.layers\.(\d+)\.attention\.o_proj$/,
-    'vit.encoder.layer.$1.attention.output.dense',
-  ],
-  [
-    /^vit\.encoder\.layer\.(\d+)\.intermediate\.dense$/,
-    'vit.layers.$1.mlp.fc1',
-    /^vit\.layers\.(\d+)\.mlp\.fc1$/,
-    'vit.encoder.layer.$1.intermediate.dense',
-  ],
-  [
-    /^vit\.encoder\.layer\.(\d+)\.output\.dense$/,
-    'vit.layers.$1.mlp.fc2',
-    /^vit\.layers\.(\d+)\.mlp\.fc2$/,
-    'vit.encoder.layer.$1.output.dense',
-  ],
-];
+export type AdapterNaming = 'transformers5' | 'transformers4';
 
 /** An adapter's module name (either spelling) → the checkpoint name the runtime uses. */
 export function toCheckpointName(modelType: string, adapterModule: string): string {

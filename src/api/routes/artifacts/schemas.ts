@@ -30,8 +30,17 @@ export const Lineage = Type.Object(
 
 export const Artifact = Type.Object(
   {
-    id: Type.String({ description: 'mdl_... for models, adp_... for adapters, dst_... for datasets.' }),
-    kind: Type.Union([Type.Literal('model'), Type.Literal('adapter'), Type.Literal('dataset')]),
+    id: Type.String({
+      description:
+        'mdl_... for models, adp_... for adapters, dst_... for datasets, hed_... for heads, rpt_... for reports.',
+    }),
+    kind: Type.Union([
+      Type.Literal('model'),
+      Type.Literal('adapter'),
+      Type.Literal('dataset'),
+      Type.Literal('head'),
+      Type.Literal('report'),
+    ]),
     files: Type.Array(ArtifactFile),
     tensorCount: Type.Integer(),
     parameterCount: Type.Integer(),
@@ -69,6 +78,12 @@ export const Artifact = Type.Object(
       Type.Array(
         Type.Object({ name: Type.String(), dtype: Type.String(), shape: Type.Array(Type.Integer()) }),
         { description: 'Datasets: the model inputs (Hugging Face names), with dtype and shape.' },
+      ),
+    ),
+    head: Type.Optional(
+      Type.Object(
+        { classes: Type.Integer(), features: Type.Integer(), bias: Type.Boolean() },
+        { description: 'Heads: weight [classes, features], and whether a bias is stored.' },
       ),
     ),
   },

@@ -3,7 +3,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { type EvaluateJobPayload, hashBody } from '../../../queue/index.ts';
+import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
+import { headOf } from '../merges/evaluation-tasks.ts';
 import { requireArtifacts, requireRunnable } from '../jobs/job-inputs.ts';
 import {
   IdempotencyHeaders,
@@ -26,7 +28,28 @@ const EvaluationBody = Type.Object(
           'Each adapter is evaluated on its own over the model; without adapters, the model alone.',
       }),
     ),
-    datasets: Type.Array(ArtifactId, { minItems: 1, maxItems: 32, uniqueItems: true }),
+    datasets: Type.Array(
+      Type.Union([
+        ArtifactId,
+        Type.Object(
+          {
+            dataset: ArtifactId,
+            head: Type.Optional(
+              Type.String({
+                description:
+                  'Read this dataset through a head: an adapter id (its modules_to_save classifier), a head id (POST /v1/heads) or a model id (its classifier), as merge evaluation tasks take it.',
+              }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+      ]),
+      {
+        minItems: 1,
+        maxItems: 32,
+        description: 'Dataset ids, or {dataset, head} to read that dataset through a task head.',
+      },
+    ),
   },
   { additionalProperties: false },
 );
@@ -39,7 +62,7 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['evaluations'],
         summary: 'Queue an evaluation',
         description:
-          'Accuracy and mean cross-entropy per (adapter, dataset) in the job result: {model, results: [{adapter, dataset, task, split, examples, accuracy, loss}]}. Unknown ids or a model without config.json are a 422.',
+          'Accuracy and mean cross-entropy per (adapter, dataset) in the job result: {model, results: [{adapter, dataset, head, task, split, examples, accuracy, loss}]}. A dataset given as {dataset, head} is read through that head (as a merge evaluation task is). Unknown ids or a model without config.json are a 422.',
         body: EvaluationBody,
         headers: IdempotencyHeaders,
         response: { ...JobCreatedResponses, ...problemResponses(400, 409, 415, 422) },
@@ -49,19 +72,42 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const body = request.body as Static<typeof EvaluationBody>;
       const idempotencyKey = idempotencyKeyOf(request);
       const adapters = body.adapters ?? [];
+      const entries = body.datasets.map((entry) => (typeof entry === 'string' ? { dataset: entry } : entry));
+      const datasets = entries.map((entry) => entry.dataset);
+      if (new Set(datasets).size !== datasets.length) {
+        throw new ApiProblem('invalid-request', 'datasets: a dataset is listed twice', { path: 'datasets' });
+      }
       const [model] = await requireArtifacts(app.store, [
         { field: 'model', id: body.model, kind: 'model' },
         ...adapters.map((id, i) => ({ field: `adapters[${i}]`, id, kind: 'adapter' as const })),
-        ...body.datasets.map((id, i) => ({ field: `datasets[${i}]`, id, kind: 'dataset' as const })),
+        ...datasets.map((id, i) => ({ field: `datasets[${i}]`, id, kind: 'dataset' as const })),
       ]);
       requireRunnable(model, 'model');
+      const heads: Record<string, string> = {};
+      for (const [i, entry] of entries.entries()) {
+        if (entry.head === undefined) continue;
+        const record = await app.store.get(entry.head);
+        if (!record || !['adapter', 'head', 'model'].includes(record.kind)) {
+          throw new ApiProblem(
+            'unknown-artifact',
+            `datasets[${i}].head: ${entry.head} is not a stored adapter, head or model`,
+            {
+              artifacts: [entry.head],
+              fields: [`datasets[${i}].head`],
+            },
+          );
+        }
+        heads[entry.dataset] = headOf(record);
+      }
+      const headIds = Object.values(heads).map((spec) => spec.slice(spec.indexOf(':') + 1));
       const payload: EvaluateJobPayload = {
         recipe: { ...body },
         model: model.id,
         adapters,
-        datasets: body.datasets,
-        inputs: [model.id, ...adapters, ...body.datasets],
+        datasets,
+        inputs: [...new Set([model.id, ...adapters, ...datasets, ...headIds])],
       };
+      if (Object.keys(heads).length > 0) payload.heads = heads;
       const { job, created } = await submitJob(app, 'evaluate', payload, payload.inputs, {
         idempotencyKey,
         bodyHash: hashBody({ type: 'evaluate', body }),

@@ -1,6 +1,8 @@
 // GET /v1/jobs, GET /v1/jobs/:id and DELETE /v1/jobs/:id (cancel).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { readFile } from 'node:fs/promises';
+import { REPORT_HTML, REPORT_JSON } from '../../../store/index.ts';
 import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
 import { JobListQuery, JobPage, JobParams } from './schemas.ts';
@@ -58,6 +60,66 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const job = await app.jobs.cancel(request.params.id);
       return reply.code(job.state === 'cancelled' ? 200 : 202).send(job);
+    },
+  );
+
+  /** The report file a job's result names; 404 until the job completed with one. */
+  async function reportFile(id: string, name: string): Promise<string> {
+    const job = await app.jobs.get(id);
+    if (!job) throw new ApiProblem('job-not-found', `no job with id ${id}`, { id });
+    const reportId = (job.result as { report?: { id?: string } } | null)?.report?.id;
+    const record = reportId ? await app.store.get(reportId) : null;
+    if (!record) {
+      throw new ApiProblem(
+        'report-not-found',
+        job.state === 'completed'
+          ? `job ${id} wrote no report (a merge needs an evaluation block)`
+          : `job ${id} is ${job.state}: its report exists once it completed`,
+        { id, state: job.state },
+      );
+    }
+    const file = app.store.filePaths(record)[name];
+    if (!file) throw new ApiProblem('report-not-found', `report ${record.id} has no ${name}`, { id });
+    return file;
+  }
+
+  app.get(
+    '/jobs/:id/report',
+    {
+      schema: {
+        tags: ['jobs'],
+        summary: "The job's report.json",
+        description:
+          'Of a merge with evaluation or search: per task accuracy, loss, reference and normalized accuracy, averages, the search grid, the raw predictions and timings. The report is also an artifact of its own (result.report, /v1/reports/{id}).',
+        params: JobParams,
+        response: { 200: Type.Ref('Report', { description: 'report.json.' }), ...problemResponses(404) },
+      },
+    },
+    async (request, reply) => {
+      const json = await readFile(await reportFile(request.params.id, REPORT_JSON), 'utf8');
+      return reply.type('application/json').send(json);
+    },
+  );
+
+  app.get(
+    '/jobs/:id/report.html',
+    {
+      schema: {
+        tags: ['jobs'],
+        summary: "The job's report.html",
+        description:
+          'A self-contained page (no script, no external resource): the answer line and the per-task table.',
+        params: JobParams,
+        produces: ['text/html'],
+        response: {
+          200: Type.String({ description: 'report.html' }),
+          ...problemResponses(404),
+        },
+      },
+    },
+    async (request, reply) => {
+      const html = await readFile(await reportFile(request.params.id, REPORT_HTML), 'utf8');
+      return reply.type('text/html; charset=utf-8').send(html);
     },
   );
 };

@@ -1,0 +1,96 @@
+// The evaluation half of an evaluated merge: the per-task heads kept beside the merged weights (before ingest),
+// then, once the merged artifact exists, its evaluations, report.json + report.html, and the report artifact.
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { writeTaskHeads } from '../../src/eval/heads.ts';
+import { buildReport } from '../../src/eval/report/build-report.ts';
+import { renderReportHtml } from '../../src/eval/report/render-html.ts';
+import type { Report, ReportEvaluation, ReportSearch } from '../../src/eval/report/report-types.ts';
+import type { ArtifactRef, EvaluationTask, MergeJobPayload } from '../../src/queue/index.ts';
+import {
+  type ArtifactRecord,
+  type ArtifactStore,
+  kindOfId,
+  LORAFUSE_VERSION,
+  REPORT_HTML,
+  REPORT_JSON,
+  TASK_HEADS_FILE,
+} from '../../src/store/index.ts';
+import { resolveHead } from '../resolve-head.ts';
+
+/**
+ * Writes lorafuse_heads.safetensors into the merged folder: each task's head under the task's name, so the merged
+ * artifact carries what every task needs to be read (heads are never averaged across tasks).
+ */
+export async function keepTaskHeads(
+  store: ArtifactStore,
+  outDir: string,
+  tasks: EvaluationTask[],
+  scratch: string,
+): Promise<void> {
+  const heads = [];
+  let folders = 0;
+  const linked = (r: ArtifactRecord) => store.linkFolder(r, path.join(scratch, `head-${folders++}`));
+  for (const task of tasks) {
+    const head = await resolveHead(store, task.head, linked);
+    if (head) heads.push({ task: task.name, head });
+  }
+  if (heads.length > 0) await writeTaskHeads(path.join(outDir, TASK_HEADS_FILE), heads);
+}
+
+export interface WriteReportInput {
+  store: ArtifactStore;
+  dir: string;
+  jobId: string;
+  data: MergeJobPayload;
+  merged: ArtifactRef;
+  evaluations: ReportEvaluation[];
+  params: Record<string, number> | null;
+  search?: ReportSearch;
+  timings: Record<string, number>;
+  /** Artifacts the report was made from, besides the job's inputs. */
+  extraParents?: string[];
+}
+
+/** Builds the report from the evaluations, renders it, and stores both files as one `report` artifact. */
+export async function writeReport(
+  input: WriteReportInput,
+): Promise<{ report: Report; record: ArtifactRecord }> {
+  const evaluation = input.data.evaluation!;
+  const recipe = input.data.recipe;
+  const method = typeof recipe.merge_method === 'string' ? recipe.merge_method : null;
+  const report = buildReport({
+    kind: input.search ? 'search' : 'merge',
+    title: input.search
+      ? `Search over ${Object.keys(input.search.grid).join(' × ')} (${method})`
+      : `Merge evaluation (${method})`,
+    job: input.jobId,
+    artifact: input.merged.id,
+    method,
+    params: input.params,
+    tasks: evaluation.tasks,
+    baseModel: evaluation.baseModel,
+    evaluations: input.evaluations,
+    search: input.search,
+    recipe,
+    lineage: {
+      inputs: input.data.inputs,
+      merged: input.merged,
+      tasks: evaluation.tasks.map((t) => ({ name: t.name, head: t.head, reference: t.reference })),
+    },
+    timings: input.timings,
+    versions: { lorafuse: LORAFUSE_VERSION, node: process.version },
+  });
+  await mkdir(input.dir, { recursive: true });
+  await writeFile(path.join(input.dir, REPORT_JSON), `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(path.join(input.dir, REPORT_HTML), await renderReportHtml(report));
+  const parents = [input.merged.id, ...input.data.inputs, ...(input.extraParents ?? [])];
+  for (const task of evaluation.tasks) parents.push(task.validation, task.test);
+  const record = await input.store.ingestDirectory('report', input.dir, {
+    parents: [...new Set(parents)].map((id) => ({ kind: kindOfId(id) ?? 'unknown', id })),
+    recipe,
+    jobId: input.jobId,
+    lorafuseVersion: LORAFUSE_VERSION,
+  });
+  return { report, record };
+}
