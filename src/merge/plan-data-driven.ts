@@ -134,9 +134,13 @@ function checkInputKind(
 ): void {
   if (inputKind === 'models') {
     if (!method.inputs.models) {
-      throw new MergePlanError('wrong_input_kind', `${method.name} merges LoRA adapters: list adapter inputs`, {
-        parameter: 'models',
-      });
+      throw new MergePlanError(
+        'wrong_input_kind',
+        `${method.name} merges LoRA adapters: list adapter inputs`,
+        {
+          parameter: 'models',
+        },
+      );
     }
     const use = method.baseModel.models;
     if (use === 'required' && recipe.base_model === undefined) {
@@ -257,7 +261,10 @@ async function checkAdapters(
     try {
       checkAdapterAgainstBase(adapter.layout, base.checkpoint);
     } catch (error) {
-      throw new MergePlanError('adapter_base_mismatch', `adapter ${adapter.ref}: ${(error as Error).message}`);
+      throw new MergePlanError(
+        'adapter_base_mismatch',
+        `adapter ${adapter.ref}: ${(error as Error).message}`,
+      );
     }
     for (const module of adapter.layout.modules) {
       if (module.embedding || module.fanInFanOut) {

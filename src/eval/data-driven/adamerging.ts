@@ -192,7 +192,10 @@ export async function runAdamerging(run: MethodRun): Promise<MethodOutput> {
       coefficients: coefficients.lambdas.map((row) => row.reduce((s, x) => s + x, 0) / row.length),
       layerCoefficients:
         groups.length > 1
-          ? groups.map((names, k) => ({ tensor: names[0], lambdas: coefficients.lambdas.map((row) => row[k]) }))
+          ? groups.map((names, k) => ({
+              tensor: names[0],
+              lambdas: coefficients.lambdas.map((row) => row[k]),
+            }))
           : undefined,
       objective,
       details: { granularity: String(params.granularity), init: Number(params.init), steps },
@@ -202,4 +205,3 @@ export async function runAdamerging(run: MethodRun): Promise<MethodOutput> {
     for (const vectors of tau) disposeAll(vectors.values());
   }
 }
-

@@ -21,10 +21,7 @@ export async function diagonalFisher(
   const model = inputs.runtime;
   const names = theta.names();
   const variables = names.map((name) => tf.variable(theta.get(name), true));
-  const store = storeLike(
-    theta,
-    new Map(names.map((name, i) => [name, variables[i] as tf.Tensor])),
-  );
+  const store = storeLike(theta, new Map(names.map((name, i) => [name, variables[i] as tf.Tensor])));
   const ctx = new ForwardContext(store);
   const sums = new Map(names.map((name) => [name, tf.zerosLike(theta.get(name))]));
   const count = examples.labels.length;
@@ -32,7 +29,11 @@ export async function diagonalFisher(
     for (let n = 0; n < count; n++) {
       checkAborted(signal);
       const { value, grads } = tf.variableGrads(() => {
-        const { logits } = model.architecture.forward(ctx, batchInputs(examples.inputs, n, n + 1), model.config);
+        const { logits } = model.architecture.forward(
+          ctx,
+          batchInputs(examples.inputs, n, n + 1),
+          model.config,
+        );
         if (!logits) throw new Error('the model produced no logits (a CLIP model needs a classifier head)');
         return crossEntropy(logits, tf.tensor1d(examples.labels.subarray(n, n + 1), 'int32'));
       }, variables);
@@ -41,7 +42,10 @@ export async function diagonalFisher(
         const g = grads[variables[i].name];
         if (!g) return;
         const previous = sums.get(name)!;
-        sums.set(name, tf.tidy(() => tf.add(previous, tf.square(g))));
+        sums.set(
+          name,
+          tf.tidy(() => tf.add(previous, tf.square(g))),
+        );
         previous.dispose();
         g.dispose();
       });
@@ -49,7 +53,10 @@ export async function diagonalFisher(
       if (n % 16 === 15) await new Promise((resolve) => setImmediate(resolve));
     }
     for (const [name, sum] of sums) {
-      sums.set(name, tf.tidy(() => tf.div(sum, Math.max(count, 1))));
+      sums.set(
+        name,
+        tf.tidy(() => tf.div(sum, Math.max(count, 1))),
+      );
       sum.dispose();
     }
     return sums;
@@ -93,7 +100,13 @@ export async function runFisherMerging(run: MethodRun): Promise<MethodOutput> {
   try {
     for (let i = 0; i < inputs.dense.length; i++) {
       fishers.push(
-        await diagonalFisher(inputs, inputs.dense[i], examples[i], () => run.progress(++done, total), run.signal),
+        await diagonalFisher(
+          inputs,
+          inputs.dense[i],
+          examples[i],
+          () => run.progress(++done, total),
+          run.signal,
+        ),
       );
     }
     const weights = run.perModel.map((p) => Number(p.weight ?? 1));

@@ -37,7 +37,11 @@ export function taskArithmeticStore(inputs: DataDrivenInputs, weights: readonly 
 }
 
 /** anchor + Σ wᵢ(xᵢ − anchor); the anchor is the expansion point (zero for plain LoRA). */
-function combine(parts: readonly tf.Tensor[], anchor: tf.Tensor | undefined, weights: readonly number[]): tf.Tensor {
+function combine(
+  parts: readonly tf.Tensor[],
+  anchor: tf.Tensor | undefined,
+  weights: readonly number[],
+): tf.Tensor {
   return tf.tidy(() => {
     let merged: tf.Tensor = anchor ?? tf.zerosLike(parts[0]);
     parts.forEach((x, i) => {
@@ -48,7 +52,10 @@ function combine(parts: readonly tf.Tensor[], anchor: tf.Tensor | undefined, wei
 }
 
 /** The adapters' LoRA modules combined in parameter space (the first adapter's rank, scale and expansion point). */
-export function combinedLoraModules(inputs: DataDrivenInputs, weights: readonly number[]): Map<string, LoraModule> {
+export function combinedLoraModules(
+  inputs: DataDrivenInputs,
+  weights: readonly number[],
+): Map<string, LoraModule> {
   const modules = new Map<string, LoraModule>();
   for (const [module, first] of inputs.adapters[0].modules) {
     const all = inputs.adapters.map((adapter) => adapter.modules.get(module)!);

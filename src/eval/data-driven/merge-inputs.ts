@@ -158,7 +158,11 @@ export function sampledRows(dataset: Dataset, count: number, seed: number): Data
  * Writes a model folder: config.json of the reference, the merged float tensors in HF layout and the
  * reference's non-float tensors (position ids), in the reference checkpoint's order.
  */
-export async function writeModelFolder(outDir: string, store: ParamStore, referenceDir: string): Promise<string[]> {
+export async function writeModelFolder(
+  outDir: string,
+  store: ParamStore,
+  referenceDir: string,
+): Promise<string[]> {
   const reference = await readCheckpoint(referenceDir);
   const entries: Array<[string, HostTensor]> = [];
   for (const [name, host] of reference) {

@@ -137,7 +137,13 @@ export function regmeanKernel(
       }
     }
   });
-  return solveGram(s, r, n, m, (row, col) => kernels.reduce((acc, k) => acc + k[row * m + col], 0) / kernels.length);
+  return solveGram(
+    s,
+    r,
+    n,
+    m,
+    (row, col) => kernels.reduce((acc, k) => acc + k[row * m + col], 0) / kernels.length,
+  );
 }
 
 export async function runRegmean(run: MethodRun): Promise<MethodOutput> {
@@ -158,9 +164,14 @@ export async function runRegmean(run: MethodRun): Promise<MethodOutput> {
     const module = name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : '';
     const kernel = reference.get(name);
     const closedForm =
-      linearModules.has(module) && kernel.rank === 2 && grams.every((g) => g.get(module)?.size === kernel.shape[0]);
+      linearModules.has(module) &&
+      kernel.rank === 2 &&
+      grams.every((g) => g.get(module)?.size === kernel.shape[0]);
     if (!closedForm) {
-      tensors.set(name, tf.tidy(() => tf.div(tf.addN(thetas.map((t) => t.get(name))), thetas.length)));
+      tensors.set(
+        name,
+        tf.tidy(() => tf.div(tf.addN(thetas.map((t) => t.get(name))), thetas.length)),
+      );
       continue;
     }
     const [inFeatures, outFeatures] = kernel.shape;

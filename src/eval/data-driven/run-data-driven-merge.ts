@@ -45,10 +45,13 @@ export async function runDataDrivenMerge(request: DataDrivenMergeRequest): Promi
   const runner = RUNNERS[plan.method.name];
   if (!runner) throw new Error(`no implementation for the data-driven method ${plan.method.name}`);
   if (request.tasks.length !== request.inputDirs.length) {
-    throw new Error(`${plan.method.name}: ${request.tasks.length} tasks for ${request.inputDirs.length} inputs`);
+    throw new Error(
+      `${plan.method.name}: ${request.tasks.length} tasks for ${request.inputDirs.length} inputs`,
+    );
   }
   for (const task of request.tasks) {
-    if (task.validation.labels.length === 0) throw new Error(`task ${task.name}: the validation split is empty`);
+    if (task.validation.labels.length === 0)
+      throw new Error(`task ${task.name}: the validation split is empty`);
   }
   const parameterSpace = plan.inputKind === 'adapters' && plan.output === 'adapter';
   const inputs = await loadDataDrivenInputs({

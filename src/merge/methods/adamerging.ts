@@ -10,7 +10,7 @@ export const adamerging: DataDrivenMergeMethod = {
     'Task-wise or layer-wise task-arithmetic coefficients learned by entropy minimisation on unlabeled inputs.',
   paper: 'https://arxiv.org/abs/2310.02575',
   notes:
-    'Layer-wise means one coefficient per task and parameter tensor, as the paper\'s code does. dL/dλ = Σ ⟨dL/dW, τ⟩ over the tensors λ scales, with Adam. Each task\'s entropy is measured with that task\'s own head. Adapters are merged in delta space (τᵢ = sᵢBᵢAᵢ plus the head change) and written as a model. The learned coefficients are in the job result.',
+    "Layer-wise means one coefficient per task and parameter tensor, as the paper's code does. dL/dλ = Σ ⟨dL/dW, τ⟩ over the tensors λ scales, with Adam. Each task's entropy is measured with that task's own head. Adapters are merged in delta space (τᵢ = sᵢBᵢAᵢ plus the head change) and written as a model. The learned coefficients are in the job result.",
   baseModel: { models: 'required', adapters: 'required' },
   random: true,
   minModels: 2,
@@ -74,7 +74,8 @@ export const adamerging: DataDrivenMergeMethod = {
       required: false,
       minimum: 1,
       maximum: 1000000,
-      description: 'At most this many validation inputs per task (batches are drawn from them with the seed).',
+      description:
+        'At most this many validation inputs per task (batches are drawn from them with the seed).',
     },
   ],
 };

@@ -44,7 +44,8 @@ export const fisherMerging: DataDrivenMergeMethod = {
       required: false,
       minimum: 0,
       maximum: 1,
-      description: 'Added to every Fisher value; keeps the weighted average defined where all Fishers are zero.',
+      description:
+        'Added to every Fisher value; keeps the weighted average defined where all Fishers are zero.',
     },
   ],
 };

@@ -25,7 +25,8 @@ export const lorahub: DataDrivenMergeMethod = {
       required: false,
       minimum: 2,
       maximum: 10000,
-      description: 'Budget of objective evaluations (forward passes over the examples), the start point included.',
+      description:
+        'Budget of objective evaluations (forward passes over the examples), the start point included.',
     },
     {
       name: 'examples',

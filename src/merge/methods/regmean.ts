@@ -9,7 +9,7 @@ export const regmean: DataDrivenMergeMethod = {
   description: 'Closed-form least-squares merge of every linear layer from its input Gram matrices.',
   paper: 'https://arxiv.org/abs/2212.09849',
   notes:
-    'G̃ᵢ = alpha·Gᵢ + (1 − alpha)·diag(Gᵢ) (the paper\'s non-diagonal scaling; alpha = 1 is the exact least-squares solution). Solved in float64. Biases, norms and embeddings are plainly averaged, as in the paper. Adapters are merged as their dense models W₀ + sᵢBᵢAᵢ and written as a model.',
+    "G̃ᵢ = alpha·Gᵢ + (1 − alpha)·diag(Gᵢ) (the paper's non-diagonal scaling; alpha = 1 is the exact least-squares solution). Solved in float64. Biases, norms and embeddings are plainly averaged, as in the paper. Adapters are merged as their dense models W₀ + sᵢBᵢAᵢ and written as a model.",
   baseModel: { models: 'none', adapters: 'required' },
   random: false,
   minModels: 2,
@@ -24,7 +24,7 @@ export const regmean: DataDrivenMergeMethod = {
       required: false,
       minimum: 0,
       maximum: 1,
-      description: 'Scale of the Gram matrices\' off-diagonal entries (1: exact least squares; 0: diagonal).',
+      description: "Scale of the Gram matrices' off-diagonal entries (1: exact least squares; 0: diagonal).",
     },
     {
       name: 'examples',

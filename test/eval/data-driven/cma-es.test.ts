@@ -25,7 +25,9 @@ describe('CMA-ES', () => {
     });
     assert.equal(result.evaluations, 600);
     assert.equal(result.history.length, 600);
-    result.best.forEach((x, i) => assert.ok(Math.abs(x - target[i]) < 1e-3, `x${i} = ${x}, want ${target[i]}`));
+    result.best.forEach((x, i) => {
+      assert.ok(Math.abs(x - target[i]) < 1e-3, `x${i} = ${x}, want ${target[i]}`);
+    });
     assert.ok(result.bestValue < 1e-6, `f = ${result.bestValue}`);
   });
 
@@ -39,7 +41,10 @@ describe('CMA-ES', () => {
       seed: 1,
     });
     for (const { point } of result.history) for (const x of point) assert.ok(x >= -1.5 && x <= 1.5);
-    assert.ok(Math.abs(result.best[0] - 1.5) < 1e-3 && Math.abs(result.best[1] + 0.5) < 1e-2, `${result.best}`);
+    assert.ok(
+      Math.abs(result.best[0] - 1.5) < 1e-3 && Math.abs(result.best[1] + 0.5) < 1e-2,
+      `${result.best}`,
+    );
   });
 
   it('is reproducible from its seed, evaluates the start first and never returns worse than it', async () => {

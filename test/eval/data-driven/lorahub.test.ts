@@ -34,7 +34,11 @@ describe('lorahub', () => {
     assert.ok(Math.min(...rest) < start);
 
     const merged = await scoreMerged(adapters, { adapter: result.outDir }, 'adapters');
-    const average = await scoreMerged(adapters, { adapter: await plainAverage(adapters, 'adapter') }, 'adapters');
+    const average = await scoreMerged(
+      adapters,
+      { adapter: await plainAverage(adapters, 'adapter') },
+      'adapters',
+    );
     assert.ok(
       merged.meanAccuracy > average.meanAccuracy + 0.02,
       `lorahub ${merged.accuracy} vs averaging ${average.accuracy}`,

@@ -2,8 +2,9 @@
 // MLP fixture (48 inputs, 4 classes) learns task A from inputs 0..23 and task B from inputs 24..47 (the other
 // half is zero), each with its own random linear labelling. Each fine-tuned model keeps its task head, so
 // task t is always read with head t. Also the merge evaluation the tests compare methods with.
+import { copyFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { fileResolver } from '../../../src/cli/merge-command.ts';
 import { headOverrides, loadDataDrivenInputs } from '../../../src/eval/data-driven/merge-inputs.ts';
 import type { TaskData } from '../../../src/eval/data-driven/method-run.ts';
@@ -11,9 +12,16 @@ import {
   type DataDrivenMergeResult,
   runDataDrivenMerge,
 } from '../../../src/eval/data-driven/run-data-driven-merge.ts';
-import { closePlan, executeMerge, parseRecipe, planDataDrivenMerge, planMerge } from '../../../src/merge/index.ts';
+import {
+  closePlan,
+  executeMerge,
+  parseRecipe,
+  planDataDrivenMerge,
+  planMerge,
+} from '../../../src/merge/index.ts';
 import { evaluateModel } from '../../../src/model/evaluate-model.ts';
 import { ForwardContext } from '../../../src/model/forward-context.ts';
+import { type HostTensor, readCheckpoint, writeSafetensorsFile } from '../../../src/model/io/host-tensors.ts';
 import { loadModel } from '../../../src/model/load-model.ts';
 import { loadAdapter } from '../../../src/model/lora/peft-adapter.ts';
 import { seededUniform } from '../../../src/model/random.ts';
@@ -100,6 +108,26 @@ export async function buildTaskCase(
   };
 }
 
+/** Models near the base (θ₀ + seeded noise of the given scale), for tests of the math rather than of merging. */
+export async function perturbedModels(count: number, scale: number): Promise<string[]> {
+  const dir = scratchDir();
+  const base = await readCheckpoint(MLP_BASE);
+  const dirs: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const uniform = seededUniform(500 + i);
+    const out = path.join(dir, `perturbed-${i}`);
+    await mkdir(out, { recursive: true });
+    const entries: Array<[string, HostTensor]> = [...base].map(([name, t]) => [
+      name,
+      { ...t, data: Float32Array.from(t.data as Float32Array, (v) => v + scale * (uniform() * 2 - 1)) },
+    ]);
+    await writeSafetensorsFile(path.join(out, 'model.safetensors'), entries);
+    await copyFile(path.join(MLP_BASE, 'config.json'), path.join(out, 'config.json'));
+    dirs.push(out);
+  }
+  return dirs;
+}
+
 /** Runs a data-driven method on the case (task i ↔ input i), as the worker does. */
 export async function runMethod(
   setup: TaskCase,
@@ -128,7 +156,10 @@ export async function plainAverage(
 ): Promise<string> {
   const recipe = parseRecipe({
     merge_method: 'linear',
-    models: setup.inputs.map((input) => ({ [kind]: path.relative(setup.dir, input), parameters: { weight: 1 } })),
+    models: setup.inputs.map((input) => ({
+      [kind]: path.relative(setup.dir, input),
+      parameters: { weight: 1 },
+    })),
     ...extra,
   });
   const plan = await planMerge(recipe, fileResolver(setup.dir));
@@ -158,7 +189,11 @@ export async function scoreMerged(
 ): Promise<Scores> {
   const model = await loadModel(merged.model ?? MLP_BASE);
   const adapter = merged.adapter ? await loadAdapter(merged.adapter, model) : null;
-  const heads = await loadDataDrivenInputs({ kind, inputDirs: setup.inputs, baseDir: kind === 'adapters' ? MLP_BASE : undefined });
+  const heads = await loadDataDrivenInputs({
+    kind,
+    inputDirs: setup.inputs,
+    baseDir: kind === 'adapters' ? MLP_BASE : undefined,
+  });
   try {
     const accuracy: number[] = [];
     const loss: number[] = [];

@@ -33,7 +33,11 @@ const DataNeeds = Type.Object(
       }),
     ),
     adapterOutput: Type.Optional(Type.Union([Type.Literal('adapter'), Type.Literal('model')])),
-    baseModelForModels: Type.Union([Type.Literal('required'), Type.Literal('optional'), Type.Literal('none')]),
+    baseModelForModels: Type.Union([
+      Type.Literal('required'),
+      Type.Literal('optional'),
+      Type.Literal('none'),
+    ]),
   },
   {
     description:
@@ -45,7 +49,7 @@ const Method = Type.Object({
   name: Type.String(),
   kind: Type.Union([Type.Literal('tensor'), Type.Literal('adapter'), Type.Literal('data-driven')], {
     description:
-      'tensor: mergekit-style per-tensor method; adapter: PEFT add_weighted_adapter-style; data-driven: reads each task\'s validation data (needs evaluation.tasks; not runnable by `lorafuse merge`).',
+      "tensor: mergekit-style per-tensor method; adapter: PEFT add_weighted_adapter-style; data-driven: reads each task's validation data (needs evaluation.tasks; not runnable by `lorafuse merge`).",
   }),
   description: Type.String(),
   paper: Type.Optional(Type.String()),
