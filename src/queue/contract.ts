@@ -27,6 +27,32 @@ export interface MergeJobPayload {
   inputs: string[];
   /** The seed random methods use (also written into the recipe); stored so a run can be repeated. */
   seed: number;
+  /** The request's evaluation block: data-driven methods read task i's validation split for input i. */
+  evaluation?: MergeEvaluation;
+}
+
+/** One task of a merge's evaluation: dataset ids for its splits, and optionally its head and reference. */
+export interface MergeEvaluationTask {
+  name: string;
+  validation: string;
+  test: string;
+  head?: string;
+  reference?: string;
+}
+
+export interface MergeEvaluation {
+  tasks: MergeEvaluationTask[];
+}
+
+/** What a data-driven merge learned (LoraHub weights, AdaMerging λ, ...), for the result and the report. */
+export interface DataDrivenMergeSummary {
+  method: string;
+  /** Validation examples read per task, in task order. */
+  examples: number[];
+  coefficients?: number[];
+  layerCoefficients?: Array<{ tensor: string; lambdas: number[] }>;
+  objective?: Array<{ step: number; value: number }>;
+  details?: Record<string, unknown>;
 }
 
 export interface MergeProgress {
@@ -39,6 +65,8 @@ export interface MergeJobResult {
   artifact: ArtifactRef;
   /** Per-module diagnostics a method reports (e.g. relative SVD error), when it has any. */
   diagnostics?: Record<string, unknown>;
+  /** Data-driven methods: what they learned from the tasks' validation data. */
+  dataDriven?: DataDrivenMergeSummary;
 }
 
 export type FinetuneMode = 'lora' | 'llora' | 'full';

@@ -4,7 +4,14 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
-import { closePlan, executeMerge, type MergePlan, parseRecipe, planMerge } from '../../src/merge/index.ts';
+import {
+  closePlan,
+  executeMerge,
+  getMethod,
+  type MergePlan,
+  parseRecipe,
+  planMerge,
+} from '../../src/merge/index.ts';
 import {
   CANCELLED_REASON,
   JOB_ERROR_TYPES,
@@ -15,6 +22,7 @@ import {
 } from '../../src/queue/index.ts';
 import { ArtifactInputs, kindOfId, LORAFUSE_VERSION, MissingArtifactError } from '../../src/store/index.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
+import { runDataDrivenStep } from './run-data-driven-step.ts';
 
 export interface MergeJobContext {
   id: string;
@@ -66,17 +74,38 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     if (await userCancelled()) throw new UnrecoverableError(CANCELLED_REASON);
     report({ phase: 'planning', tensorsDone: 0, tensorsTotal: 0 }, true);
     const recipe = parseRecipe(job.data.recipe);
-    plan = await planMerge(recipe, inputs);
-    const result = await executeMerge(plan, {
-      outDir: workDir,
-      signal: cancelled.signal,
-      onProgress: (p) => {
-        tensorsTotal = p.tensorsTotal;
-        report({ phase: 'merging', tensorsDone: p.tensorsDone, tensorsTotal }, p.tensorsDone === 0);
-      },
-    });
-    await closePlan(plan);
-    plan = undefined;
+    let result: { kind: 'model' | 'adapter'; diagnostics?: Record<string, unknown> };
+    let dataDriven: MergeJobResult['dataDriven'];
+    if (getMethod(recipe.merge_method)?.kind === 'data-driven') {
+      // Data-driven methods run the model on the tasks' validation data (progress counts their own steps).
+      const step = await runDataDrivenStep({
+        recipe,
+        evaluation: job.data.evaluation,
+        seed: job.data.seed,
+        store: deps.store,
+        outDir: workDir,
+        scratchDir: `${workDir}-inputs`,
+        signal: cancelled.signal,
+        onProgress: (done, total) => {
+          tensorsTotal = total;
+          report({ phase: 'merging', tensorsDone: done, tensorsTotal: total }, done === 0);
+        },
+      });
+      result = { kind: step.kind };
+      dataDriven = step.report;
+    } else {
+      plan = await planMerge(recipe, inputs);
+      result = await executeMerge(plan, {
+        outDir: workDir,
+        signal: cancelled.signal,
+        onProgress: (p) => {
+          tensorsTotal = p.tensorsTotal;
+          report({ phase: 'merging', tensorsDone: p.tensorsDone, tensorsTotal }, p.tensorsDone === 0);
+        },
+      });
+      await closePlan(plan);
+      plan = undefined;
+    }
     // The last point where a cancel still wins: after this the artifact exists.
     if (cancelled.signal.aborted || (await userCancelled())) throw new UnrecoverableError(CANCELLED_REASON);
     report({ phase: 'storing', tensorsDone: tensorsTotal, tensorsTotal }, true);
@@ -89,6 +118,7 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     await job.updateProgress({ phase: 'done', tensorsDone: tensorsTotal, tensorsTotal });
     const output: MergeJobResult = { artifact: { kind: record.kind, id: record.id } };
     if (result.diagnostics) output.diagnostics = result.diagnostics;
+    if (dataDriven) output.dataDriven = dataDriven;
     return output;
   } catch (error) {
     if (cancelled.signal.reason === CANCELLED_REASON || (await userCancelled().catch(() => false))) {

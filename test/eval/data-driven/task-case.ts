@@ -58,7 +58,7 @@ export function blockTask(index: number, count: number, n: number, split: string
     labels,
     task: `task-${index}`,
     split,
-    classNames: null,
+    classNames: ['c0', 'c1', 'c2', 'c3'],
   };
 }
 

@@ -13,6 +13,7 @@ import {
   sendJob,
   submitJob,
 } from '../jobs/submission.ts';
+import { evaluationJsonSchema, parseEvaluation } from './evaluation.ts';
 import { validateMerge } from './validate-merge.ts';
 
 /**
@@ -42,8 +43,15 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['merges'],
         summary: 'Queue a merge',
         description:
-          'The body is a mergekit recipe with artifact ids in place of paths. Structure, artifact ids, method, parameters and shapes are checked before queueing (422 otherwise). Without a seed, one is chosen and written into the recipe. With an Idempotency-Key, the same key and body return the same job (200); the same key with another body is a 409.',
-        body: { ...recipeJsonSchema, $id: undefined },
+          "The body is a mergekit recipe with artifact ids in place of paths, plus an optional `evaluation` block. Data-driven methods (lorahub, adamerging, fisher, regmean) need `evaluation.tasks`, one task per input in recipe order, and read each task's validation dataset (422 invalid-merge, code needs_task_data, without them). Structure, artifact ids, method, parameters (with their declared ranges) and shapes are checked before queueing (422 otherwise). Without a seed, one is chosen and written into the recipe. With an Idempotency-Key, the same key and body return the same job (200); the same key with another body is a 409.",
+        body: {
+          ...recipeJsonSchema,
+          $id: undefined,
+          properties: {
+            ...(recipeJsonSchema.properties as Record<string, unknown>),
+            evaluation: evaluationJsonSchema,
+          },
+        },
         headers: IdempotencyHeaders,
         response: { ...JobCreatedResponses, ...problemResponses(400, 409, 415, 422) },
       },
@@ -51,11 +59,15 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const body = request.body as Record<string, unknown>;
       const idempotencyKey = idempotencyKeyOf(request);
-      const { inputs } = await validateMerge(app.store, body);
+      // The body is the recipe plus the request's own `evaluation` block.
+      const { evaluation: evaluationBlock, ...recipeBody } = body;
+      const evaluation = parseEvaluation(evaluationBlock);
+      const { inputs } = await validateMerge(app.store, recipeBody, evaluation);
       // The seed is part of the recipe so that a rerun reproduces random methods exactly.
-      const seed = typeof body.seed === 'number' ? body.seed : randomInt(0, 2 ** 31 - 1);
-      const recipe = { ...body, seed };
-      const { job, created } = await submitJob(app, 'merge', { recipe, inputs, seed }, inputs, {
+      const seed = typeof recipeBody.seed === 'number' ? recipeBody.seed : randomInt(0, 2 ** 31 - 1);
+      const recipe = { ...recipeBody, seed };
+      const payload = evaluation ? { recipe, inputs, seed, evaluation } : { recipe, inputs, seed };
+      const { job, created } = await submitJob(app, 'merge', payload, inputs, {
         idempotencyKey,
         bodyHash: hashBody({ type: 'merge', body }),
       });
