@@ -134,6 +134,11 @@ describe('data-driven merges over the API and a merge worker', () => {
       'invalid-merge',
     );
     assert.equal(base.code, 'unused_base_model');
+    const onTest = await expectRefused(
+      { ...lorahub, evaluation: { tasks: [{ ...tasks()[0], validation: ids.test[0] }, tasks()[1]] } },
+      'invalid-merge',
+    );
+    assert.equal(onTest.code, 'test_split_for_selection');
     const shape = await expectRefused(
       { ...lorahub, evaluation: { tasks: [{ name: 'x' }] } },
       'invalid-recipe',
@@ -200,6 +205,56 @@ describe('data-driven merges over the API and a merge worker', () => {
     const lorahubResult = lorahub.result as MergeJobResult;
     assert.equal(lorahubResult.dataDriven?.coefficients?.length, 2);
     assert.equal(lorahubResult.dataDriven?.objective?.length, 8);
+    assert.deepEqual(leftoverWorkDirs(api.dataDir), []);
+  });
+
+  it('a validation dataset the model cannot read fails the job at once as invalid input', async () => {
+    const file = path.join(api.workDir, 'narrow.safetensors');
+    const narrow = blockTask(0, 2, 16, 'validation', 5);
+    const pixels = narrow.inputs.get('pixel_values')!;
+    // 16 values per example where the MLP reads 48
+    narrow.inputs.set('pixel_values', {
+      ...pixels,
+      shape: [16, 1, 4, 4],
+      data: (pixels.data as Float32Array).slice(0, 16 * 16),
+    });
+    await writeDataset(file, narrow);
+    const upload = await api.app.inject({
+      method: 'POST',
+      url: '/v1/datasets',
+      ...multipart([filePart('dataset.safetensors', await fs.readFile(file))]),
+    });
+    assert.equal(upload.statusCode, 201, upload.body);
+    const response = await api.app.inject({
+      method: 'POST',
+      url: '/v1/merges',
+      payload: {
+        merge_method: 'regmean',
+        models: ids.models.map((model) => ({ model })),
+        evaluation: { tasks: [{ ...tasks()[0], validation: upload.json().id }, tasks()[1]] },
+      },
+    });
+    assert.equal(response.statusCode, 202, response.body);
+    worker = startMergeWorker({
+      redisUrl: server.url,
+      prefix: api.config.queuePrefix,
+      dataDir: api.dataDir,
+      concurrency: 1,
+      settings: { lockDurationMs: 60_000, stalledIntervalMs: 60_000, shutdownGraceMs: 10_000 },
+    });
+    const id = response.json().id as string;
+    const failed = await waitFor<JobView>(
+      'the job to fail',
+      async () => {
+        const view = (await api.app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json() as JobView;
+        return view.state === 'failed' || view.state === 'completed' ? view : null;
+      },
+      60_000,
+    );
+    assert.equal(failed.state, 'failed');
+    assert.equal(failed.attempts, 1, 'not retried');
+    assert.match(JSON.stringify(failed.error), /invalid_input/);
+    assert.match(JSON.stringify(failed.error), /regmean/);
     assert.deepEqual(leftoverWorkDirs(api.dataDir), []);
   });
 });

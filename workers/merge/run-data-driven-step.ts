@@ -5,11 +5,12 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { DataDrivenReport } from '../../src/eval/data-driven/run-data-driven-merge.ts';
 import { runDataDrivenMerge } from '../../src/eval/data-driven/run-data-driven-merge.ts';
-import { needsTaskData, planDataDrivenMerge, type Recipe } from '../../src/merge/index.ts';
+import { MergePlanError, needsTaskData, planDataDrivenMerge, type Recipe } from '../../src/merge/index.ts';
 import { initBackend } from '../../src/model/backend.ts';
 import { readDataset } from '../../src/model/train/dataset.ts';
 import type { MergeEvaluation } from '../../src/queue/index.ts';
 import { type ArtifactStore, ArtifactInputs, DATASET_FILE, requireArtifact } from '../../src/store/index.ts';
+import { isTransient } from '../job-failure.ts';
 
 export interface DataDrivenStep {
   recipe: Recipe;
@@ -56,17 +57,24 @@ export async function runDataDrivenStep(
       tasks.push({ name: task.name, validation: await readDataset(store.filePaths(record)[DATASET_FILE]) });
     }
     await initBackend({ log: () => undefined });
-    const result = await runDataDrivenMerge({
-      plan,
-      inputDirs,
-      baseDir,
-      tasks,
-      seed: step.seed,
-      outDir: step.outDir,
-      signal: step.signal,
-      onProgress: ({ done, total }) => step.onProgress(done, total),
-    });
-    return { kind: result.kind, report: result.report };
+    try {
+      const result = await runDataDrivenMerge({
+        plan,
+        inputDirs,
+        baseDir,
+        tasks,
+        seed: step.seed,
+        outDir: step.outDir,
+        signal: step.signal,
+        onProgress: ({ done, total }) => step.onProgress(done, total),
+      });
+      return { kind: result.kind, report: result.report };
+    } catch (error) {
+      // The runtime's own errors (a dataset the model cannot read) are deterministic: fail at once as bad
+      // input. A stop (cancel, shutdown) and system faults keep their way through the job's handler.
+      if (step.signal.aborted || isTransient(error)) throw error;
+      throw new MergePlanError('data_driven_input', `${recipe.merge_method}: ${(error as Error).message}`);
+    }
   } finally {
     await rm(step.scratchDir, { recursive: true, force: true });
   }

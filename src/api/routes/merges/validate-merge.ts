@@ -4,6 +4,7 @@
 import {
   closePlan,
   getMethod,
+  MergePlanError,
   needsTaskData,
   parseRecipe,
   planDataDrivenMerge,
@@ -51,6 +52,7 @@ export async function validateMerge(
       },
     );
   }
+  if (dataDriven) await checkSelectionSplits(store, evaluation!);
   const resolver = new ArtifactInputs(store);
   if (dataDriven) {
     try {
@@ -69,4 +71,18 @@ export async function validateMerge(
   }
   await closePlan(plan);
   return { inputs: [...references.models, ...references.adapters, ...datasets] };
+}
+
+/** A data-driven method fits the merge to the `validation` datasets: a test split there would select on test. */
+async function checkSelectionSplits(store: ArtifactStore, evaluation: MergeEvaluation): Promise<void> {
+  for (const [i, task] of evaluation.tasks.entries()) {
+    const record = await store.get(task.validation);
+    if (record?.split === 'test') {
+      throw new MergePlanError(
+        'test_split_for_selection',
+        `evaluation.tasks[${i}].validation is ${task.validation}, a test split: a data-driven method fits the merge to it, which would select on test`,
+        { parameter: `evaluation.tasks[${i}].validation` },
+      );
+    }
+  }
 }
