@@ -2,6 +2,12 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { sampledRows } from '../../../src/eval/data-driven/merge-inputs.ts';
+import { evaluateModel } from '../../../src/model/evaluate-model.ts';
+import { ForwardContext } from '../../../src/model/forward-context.ts';
+import { loadModel } from '../../../src/model/load-model.ts';
+import { loadAdapter } from '../../../src/model/lora/peft-adapter.ts';
+import { deriveSeed } from '../../../src/model/random.ts';
 import { removeScratchDirs, testBackend } from '../../model/helpers.ts';
 import { buildTaskCase, MLP_BASE, plainAverage, runMethod, scoreMerged, type TaskCase } from './task-case.ts';
 
@@ -43,6 +49,49 @@ describe('lorahub', () => {
       merged.meanAccuracy > average.meanAccuracy + 0.02,
       `lorahub ${merged.accuracy} vs averaging ${average.accuracy}`,
     );
+  });
+
+  it('L-LoRA adapters: the written adapter (expansion point kept) reproduces the best objective of the search', async () => {
+    const llora = await buildTaskCase('llora', 2);
+    const rel = (p: string) => path.relative(llora.dir, p);
+    const seed = 4;
+    const result = await runMethod(
+      llora,
+      {
+        merge_method: 'lorahub',
+        base_model: rel(MLP_BASE),
+        models: llora.inputs.map((input) => ({ adapter: rel(input) })),
+        parameters: { max_evaluations: 10, examples: 24 },
+      },
+      seed,
+    );
+    assert.ok(existsSync(path.join(result.outDir, 'lorafuse_init.safetensors')));
+    const model = await loadModel(MLP_BASE);
+    const merged = await loadAdapter(result.outDir, model);
+    const inputs = await Promise.all(llora.inputs.map((dir) => loadAdapter(dir, model)));
+    try {
+      assert.ok(
+        [...merged.modules.values()].every((m) => m.linearized),
+        'loaded as L-LoRA',
+      );
+      let loss = 0;
+      for (let t = 0; t < 2; t++) {
+        const examples = sampledRows(
+          llora.tasks[t].validation,
+          24,
+          deriveSeed(seed, `lorahub-examples-${t}`),
+        );
+        const ctx = new ForwardContext(model.params, merged.modules, inputs[t].overrides);
+        loss += (await evaluateModel(model, ctx, examples)).loss / 2;
+      }
+      const w = result.report.coefficients!;
+      const penalty = (0.05 * (Math.abs(w[0]) + Math.abs(w[1]))) / 2;
+      const best = result.report.details!.bestObjective as number;
+      assert.ok(Math.abs(loss + penalty - best) < 1e-5, `${loss + penalty} vs ${best}`);
+    } finally {
+      for (const a of [merged, ...inputs]) a.dispose();
+      model.dispose();
+    }
   });
 
   it('full models (θ₀ + Σ wᵢτᵢ): beats plain averaging, and the same seed gives the same weights', async () => {
