@@ -4,7 +4,7 @@
 // task t is always read with head t. Also the merge evaluation the tests compare methods with.
 import { copyFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { fileResolver } from '../../../src/cli/merge-command.ts';
 import { headOverrides, loadDataDrivenInputs } from '../../../src/eval/data-driven/merge-inputs.ts';
 import type { TaskData } from '../../../src/eval/data-driven/method-run.ts';
@@ -137,6 +137,7 @@ export async function runMethod(
   const parsed = parseRecipe(recipe);
   const plan = await planDataDrivenMerge(parsed, fileResolver(setup.dir), setup.tasks.length);
   const outDir = path.join(setup.dir, `out-${plan.method.name}-${Math.random().toString(36).slice(2)}`);
+  const tensorsBefore = tf.memory().numTensors;
   const result = await runDataDrivenMerge({
     plan,
     inputDirs: plan.inputs.map((ref) => path.resolve(setup.dir, ref)),
@@ -145,6 +146,9 @@ export async function runMethod(
     seed,
     outDir,
   });
+  // Every tensor a method makes (merged weights, variables, gradients, Grams, Fishers) is released.
+  const leaked = tf.memory().numTensors - tensorsBefore;
+  if (leaked !== 0) throw new Error(`${plan.method.name} left ${leaked} tensors allocated`);
   return { ...result, outDir };
 }
 
