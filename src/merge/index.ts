@@ -16,6 +16,9 @@ export {
 export type {
   AdapterMergeMethod,
   BaseModelUse,
+  DataDrivenInputSupport,
+  DataDrivenMergeMethod,
+  DataRequirement,
   LoraModuleInput,
   LoraModuleOutput,
   MergeMethod,
@@ -28,6 +31,7 @@ export type {
 } from './method.ts';
 export { evaluateSetting, interpolateGradient } from './parameters.ts';
 export { closePlan, planMerge } from './plan.ts';
+export { type DataDrivenPlan, needsTaskData, planDataDrivenMerge } from './plan-data-driven.ts';
 export type { MergePlan, PlannedInput, PlannedModule, PlannedTensor } from './plan-types.ts';
 export {
   type ConditionalSetting,

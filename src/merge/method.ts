@@ -21,6 +21,10 @@ export interface ParameterSpec {
   description: string;
   /** For string parameters: the accepted values. */
   enum?: readonly string[];
+  /** For number and integer parameters: the smallest accepted value (inclusive). */
+  minimum?: number;
+  /** For number and integer parameters: the largest accepted value (inclusive). */
+  maximum?: number;
 }
 
 /** One input of a tensor merge, in mergekit's order (recipe order; an unlisted base model last). */
@@ -148,4 +152,36 @@ export interface AdapterMergeMethod extends MethodDeclaration {
   mergeModule(ctx: AdapterMergeContext): LoraModuleOutput;
 }
 
-export type MergeMethod = TensorMergeMethod | AdapterMergeMethod;
+/** The data a data-driven method reads per task (task i is recipe input i). */
+export interface DataRequirement {
+  /** The split read: always the validation split (selection on test is never allowed). */
+  split: 'validation';
+  /** labeled: inputs and labels (a loss); unlabeled: inputs only (labels, when present, are not read). */
+  labels: 'labeled' | 'unlabeled';
+}
+
+/** What a data-driven method accepts as inputs and how it treats each kind. */
+export interface DataDrivenInputSupport {
+  /** Full fine-tuned models (with base_model as θ₀ where the method needs task vectors). */
+  models: boolean;
+  /** LoRA adapters over base_model, and the space the method combines them in. */
+  adapters: false | { space: 'parameters' | 'delta'; output: 'adapter' | 'model' };
+}
+
+/**
+ * A method that needs the model runtime and per-task data (LoraHub, AdaMerging, Fisher, RegMean): the
+ * declaration lives here (validation, GET /v1/methods, docs); the math runs in src/eval/data-driven, which
+ * may use the tfjs runtime that src/merge never imports. `lorafuse merge` cannot run these (no data).
+ */
+export interface DataDrivenMergeMethod extends MethodDeclaration {
+  kind: 'data-driven';
+  /** θ₀: required where the method combines task vectors, optional where it averages whole weights. */
+  baseModel: { models: BaseModelUse; adapters: 'required' };
+  /** Seeded (the recipe's seed): sampling of examples, batches or candidates. */
+  random: boolean;
+  minModels: number;
+  data: DataRequirement;
+  inputs: DataDrivenInputSupport;
+}
+
+export type MergeMethod = TensorMergeMethod | AdapterMergeMethod | DataDrivenMergeMethod;

@@ -58,10 +58,10 @@ function checkType(
   switch (spec.type) {
     case 'number':
       if (typeof value !== 'number') throw fail('a number');
-      return value;
+      return checkRange(spec, value, fail);
     case 'integer':
       if (typeof value !== 'number' || !Number.isInteger(value)) throw fail('an integer');
-      return value;
+      return checkRange(spec, value, fail);
     case 'boolean':
       if (typeof value !== 'number' && typeof value !== 'boolean') throw fail('a boolean');
       return value;
@@ -70,6 +70,17 @@ function checkType(
       if (spec.enum && !spec.enum.includes(value)) throw fail(`one of ${spec.enum.join(', ')}`);
       return value;
   }
+}
+
+/** A declared range is part of the method's contract: a value outside it is refused at plan time. */
+function checkRange(spec: ParameterSpec, value: number, fail: (expected: string) => Error): number {
+  const { minimum, maximum } = spec;
+  if ((minimum !== undefined && value < minimum) || (maximum !== undefined && value > maximum)) {
+    const low = minimum === undefined ? '' : `>= ${minimum}`;
+    const high = maximum === undefined ? '' : `<= ${maximum}`;
+    throw fail([low, high].filter(Boolean).join(' and '));
+  }
+  return value;
 }
 
 export interface ResolvedParameters {

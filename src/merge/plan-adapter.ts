@@ -31,7 +31,7 @@ import type { MergePlan, PlannedInput, PlannedModule, PlannedTensor } from './pl
 import type { Recipe } from './recipe.ts';
 import type { AdapterSource, InputResolver, ModelSource, TensorRead, TensorSource } from './sources.ts';
 
-interface OpenedAdapter {
+export interface OpenedAdapter {
   ref: string;
   source: AdapterSource;
   config: AdapterConfig;
@@ -47,7 +47,7 @@ function asPlanError(ref: string, error: unknown): unknown {
   return error;
 }
 
-async function openAdapters(
+export async function openAdapters(
   refs: readonly string[],
   resolver: InputResolver,
   opened: MergePlan['opened'],
@@ -83,7 +83,7 @@ async function openAdapters(
 }
 
 /** Every adapter must adapt the same modules and save the same whole modules. */
-function checkSameModules(adapters: readonly OpenedAdapter[]): void {
+export function checkSameModules(adapters: readonly OpenedAdapter[]): void {
   const first = adapters[0];
   const modules = new Set(first.layout.modules.map((m) => m.module));
   const saved = new Set(first.layout.savedModules);

@@ -5,6 +5,7 @@ import { MergePlanError } from './errors.ts';
 import { countLayers, gradientPosition } from './layers.ts';
 import type { TensorMergeMethod } from './method.ts';
 import { type ResolveInput, resolveParameters, unusedParameterNames } from './parameters.ts';
+import { needsTaskData } from './plan-data-driven.ts';
 import { planAdapterMerge } from './plan-adapter.ts';
 import {
   checkInputCount,
@@ -23,6 +24,7 @@ import type { InputResolver, TensorSource } from './sources.ts';
 /** Plans a merge; the caller must closePlan(plan) (executeMerge does not). */
 export async function planMerge(recipe: Recipe, resolver: InputResolver): Promise<MergePlan> {
   const method = lookupMethod(recipe);
+  if (method.kind === 'data-driven') throw needsTaskData(method.name);
   if (recipe.models.some((input) => input.adapter !== undefined))
     return planAdapterMerge(recipe, method, resolver);
   if (method.kind !== 'tensor') {

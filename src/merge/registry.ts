@@ -24,6 +24,10 @@ import { peftTies } from './methods/peft-ties.ts';
 import { peftTiesSvd } from './methods/peft-ties-svd.ts';
 import { peftMagnitudePrune } from './methods/peft-magnitude-prune.ts';
 import { peftMagnitudePruneSvd } from './methods/peft-magnitude-prune-svd.ts';
+import { adamerging } from './methods/adamerging.ts';
+import { fisherMerging } from './methods/fisher-merging.ts';
+import { lorahub } from './methods/lorahub.ts';
+import { regmean } from './methods/regmean.ts';
 
 /** Every method lorafuse runs, in the order GET /v1/methods lists them (one line per method). */
 export const MERGE_METHODS: readonly MergeMethod[] = [
@@ -55,6 +59,11 @@ export const MERGE_METHODS: readonly MergeMethod[] = [
   peftTiesSvd,
   peftMagnitudePrune,
   peftMagnitudePruneSvd,
+  // data-driven methods: they read each task's validation split (run through the API, not `lorafuse merge`)
+  lorahub,
+  adamerging,
+  fisherMerging,
+  regmean,
 ];
 
 export function getMethod(name: string): MergeMethod | undefined {

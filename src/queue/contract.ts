@@ -70,6 +70,17 @@ export interface MergeJobPayload {
   point?: MergeSearchPoint;
 }
 
+/** What a data-driven merge learned (LoraHub weights, AdaMerging λ, ...), for the result and the report. */
+export interface DataDrivenMergeSummary {
+  method: string;
+  /** Validation examples read per task, in task order. */
+  examples: number[];
+  coefficients?: number[];
+  layerCoefficients?: Array<{ tensor: string; lambdas: number[] }>;
+  objective?: Array<{ step: number; value: number }>;
+  details?: Record<string, unknown>;
+}
+
 export interface MergeProgress {
   phase: 'queued' | 'planning' | 'merging' | 'storing' | 'evaluating' | 'reporting' | 'searching' | 'done';
   tensorsDone: number;
@@ -103,6 +114,8 @@ export interface MergeJobResult {
   evaluations?: unknown[];
   /** Evaluations served from the (artifact, head, dataset) cache instead of run. */
   cacheHits?: number;
+  /** Data-driven methods: what they learned from the tasks' validation data. */
+  dataDriven?: DataDrivenMergeSummary;
 }
 
 export type FinetuneMode = 'lora' | 'llora' | 'full';

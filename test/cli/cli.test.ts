@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -74,6 +76,25 @@ describe('lorafuse CLI', () => {
     const predict = await run(['predict', '--help']);
     assert.equal(predict.code, 0, predict.stderr);
     assert.match(predict.stdout, /lorafuse predict --model DIR/);
+  });
+
+  it('refuses a data-driven method in `lorafuse merge` (no task data) with exit 1 and what to do instead', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'lorafuse-cli-'));
+    try {
+      const recipe = path.join(dir, 'recipe.yaml');
+      await writeFile(
+        recipe,
+        'merge_method: lorahub\nbase_model: base\nmodels:\n  - model: a\n  - model: b\n',
+      );
+      const out = path.join(dir, 'out');
+      const result = await run(['merge', recipe, '--out', out]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /error: lorahub is a data-driven method/);
+      assert.match(result.stderr, /POST \/v1\/merges with evaluation\.tasks/);
+      assert.equal(existsSync(out), false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('exits 2 with the variable named on a configuration error', async () => {

@@ -47,6 +47,8 @@ export interface WriteReportInput {
   evaluations: ReportEvaluation[];
   params: Record<string, number> | null;
   search?: ReportSearch;
+  /** What a data-driven method learned, for the report's `learned` section. */
+  learned?: Record<string, unknown>;
   timings: Record<string, number>;
   /** Artifacts the report was made from, besides the job's inputs. */
   extraParents?: string[];
@@ -72,6 +74,7 @@ export async function writeReport(
     baseModel: evaluation.baseModel,
     evaluations: input.evaluations,
     search: input.search,
+    learned: input.learned,
     recipe,
     lineage: {
       inputs: input.data.inputs,

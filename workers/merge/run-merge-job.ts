@@ -4,7 +4,14 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
-import { closePlan, executeMerge, type MergePlan, parseRecipe, planMerge } from '../../src/merge/index.ts';
+import {
+  closePlan,
+  executeMerge,
+  getMethod,
+  type MergePlan,
+  parseRecipe,
+  planMerge,
+} from '../../src/merge/index.ts';
 import {
   CANCELLED_REASON,
   JOB_ERROR_TYPES,
@@ -22,6 +29,7 @@ import {
   MissingArtifactError,
 } from '../../src/store/index.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
+import { runDataDrivenStep } from './run-data-driven-step.ts';
 
 export interface MergeJobContext {
   id: string;
@@ -80,18 +88,40 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     if (await userCancelled()) throw new UnrecoverableError(CANCELLED_REASON);
     report({ phase: 'planning', tensorsDone: 0, tensorsTotal: 0 }, true);
     const recipe = parseRecipe(job.data.recipe);
-    plan = await planMerge(recipe, inputs);
-    const result = await executeMerge(plan, {
-      outDir: workDir,
-      signal: cancelled.signal,
-      workers: deps.mergeWorkers,
-      onProgress: (p) => {
-        tensorsTotal = p.tensorsTotal;
-        report({ phase: 'merging', tensorsDone: p.tensorsDone, tensorsTotal }, p.tensorsDone === 0);
-      },
-    });
-    await closePlan(plan);
-    plan = undefined;
+    let result: { kind: 'model' | 'adapter'; diagnostics?: Record<string, unknown> };
+    let dataDriven: MergeJobResult['dataDriven'];
+    if (getMethod(recipe.merge_method)?.kind === 'data-driven') {
+      // Data-driven methods run the model on the tasks' validation data (progress counts their own steps).
+      const step = await runDataDrivenStep({
+        recipe,
+        evaluation: job.data.evaluation,
+        seed: job.data.seed,
+        store: deps.store,
+        runtime: deps.runtime,
+        outDir: workDir,
+        scratchDir: `${workDir}-inputs`,
+        signal: cancelled.signal,
+        onProgress: (done, total) => {
+          tensorsTotal = total;
+          report({ phase: 'merging', tensorsDone: done, tensorsTotal: total }, done === 0);
+        },
+      });
+      result = { kind: step.kind };
+      dataDriven = step.report;
+    } else {
+      plan = await planMerge(recipe, inputs);
+      result = await executeMerge(plan, {
+        outDir: workDir,
+        signal: cancelled.signal,
+        workers: deps.mergeWorkers,
+        onProgress: (p) => {
+          tensorsTotal = p.tensorsTotal;
+          report({ phase: 'merging', tensorsDone: p.tensorsDone, tensorsTotal }, p.tensorsDone === 0);
+        },
+      });
+      await closePlan(plan);
+      plan = undefined;
+    }
     const timings: Record<string, number> = { mergeMs: Date.now() - started };
     // Heads are never averaged: each task's head is kept under its name beside the merged weights.
     if (job.data.evaluation) {
@@ -110,12 +140,14 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     stored = record.id;
     const output: MergeJobResult = { artifact: { kind: record.kind, id: record.id } };
     if (result.diagnostics) output.diagnostics = result.diagnostics;
+    if (dataDriven) output.dataDriven = dataDriven;
     if (job.data.evaluation) {
       Object.assign(
         output,
         await evaluateMergedArtifact(job, deps, record, {
           scratchDir,
           timings,
+          learned: dataDriven as Record<string, unknown> | undefined,
           signal: cancelled.signal,
           progress: (done, total) =>
             report({
@@ -166,6 +198,7 @@ async function evaluateMergedArtifact(
   context: {
     scratchDir: string;
     timings: Record<string, number>;
+    learned?: Record<string, unknown>;
     signal: AbortSignal;
     progress: (done: number, total: number) => void;
   },
@@ -203,6 +236,7 @@ async function evaluateMergedArtifact(
     merged: { kind: merged.kind, id: merged.id },
     evaluations,
     params: null,
+    learned: context.learned,
     timings: { ...context.timings, reportMs: Date.now() - reportingFrom },
   });
   return { report: { kind: 'report', id: record.id }, evaluation: headline(report), cacheHits };

@@ -24,6 +24,8 @@ export interface BuildReportInput {
   baseModel: string | null;
   evaluations: ReportEvaluation[];
   search?: ReportSearch;
+  /** What a data-driven method learned (its weights or coefficients). */
+  learned?: Record<string, unknown>;
   recipe: Record<string, unknown> | null;
   lineage: Record<string, unknown>;
   timings: Record<string, number>;
@@ -115,6 +117,7 @@ export function buildReport(input: BuildReportInput): Report {
     averages,
     evaluations: input.evaluations,
     ...(input.search ? { search: input.search } : {}),
+    ...(input.learned ? { learned: input.learned } : {}),
     recipe: input.recipe,
     lineage: input.lineage,
     timings: input.timings,

@@ -62,6 +62,8 @@ export function mergeLoraModule(args: {
     return { a: merged.a, b: merged.b, rank: merged.rank, relativeError: 0 };
   }
 
+  if (method.kind === 'data-driven')
+    throw new Error(`${method.name} is data-driven: it is not planned per module`);
   if (!delta) {
     throw new MergePlanError(
       'lora_space',

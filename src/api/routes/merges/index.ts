@@ -79,7 +79,7 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['merges'],
         summary: 'Queue a merge',
         description:
-          "The body is a mergekit recipe with artifact ids in place of paths, as application/json or application/yaml (the same recipe; also accepted as application/x-yaml or text/yaml); any other type is a 415 naming the accepted ones. Structure, artifact ids, method, parameters and shapes are checked before queueing (422 otherwise). Without a seed, one is chosen and written into the recipe. With an Idempotency-Key, the same key and body return the same job (200); the same key with another body is a 409. With `evaluation`, the job then evaluates the merged artifact per task (its head, validation and test splits), each reference and the base, and writes a report artifact (result.report; GET /v1/jobs/{id}/report). With `search`, every grid point is a child job (`<id>-p<i>`) of this one; the job's artifact is the point with the best average normalized validation accuracy.",
+          "The body is a mergekit recipe with artifact ids in place of paths, as application/json or application/yaml (the same recipe; also accepted as application/x-yaml or text/yaml); any other type is a 415 naming the accepted ones. Structure, artifact ids, method, parameters and shapes are checked before queueing (422 otherwise). Without a seed, one is chosen and written into the recipe. With an Idempotency-Key, the same key and body return the same job (200); the same key with another body is a 409. Data-driven methods (lorahub, adamerging, fisher, regmean) need `evaluation.tasks`, one task per input in recipe order, and read each task's validation dataset (422 invalid-merge, code needs_task_data, without them). With `evaluation`, the job then evaluates the merged artifact per task (its head, validation and test splits), each reference and the base, and writes a report artifact (result.report; GET /v1/jobs/{id}/report). With `search`, every grid point is a child job (`<id>-p<i>`) of this one; the job's artifact is the point with the best average normalized validation accuracy.",
         body: {
           content: Object.fromEntries(RECIPE_MEDIA_TYPES.map((type) => [type, { schema: mergeBodySchema }])),
         },
@@ -91,11 +91,12 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const body = request.body as Record<string, unknown>;
       const idempotencyKey = idempotencyKeyOf(request);
       const { evaluation: evaluationBody, search: searchBody, ...recipeBody } = body;
-      const { inputs } = await validateMerge(app.store, recipeBody);
       let evaluation: MergeEvaluation | undefined;
       if (evaluationBody !== undefined) {
         evaluation = await resolveEvaluation(app.store, parseRecipe(recipeBody), evaluationBody);
       }
+      // Data-driven methods read the tasks' validation data: validateMerge refuses them without it.
+      const { inputs } = await validateMerge(app.store, recipeBody, evaluation);
       let search: MergeSearch | undefined;
       let children: MergeJobPayload[] | undefined;
       // The seed is part of the recipe so that a rerun reproduces random methods exactly.
@@ -124,7 +125,7 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         children = [];
         for (const [index, params] of gridPoints(search.grid).entries()) {
           const point = pointRecipe(recipe, params);
-          await validateMerge(app.store, point); // a value out of its declared range is a 422 now, not a failed child
+          await validateMerge(app.store, point, evaluation); // a value out of its declared range is a 422 now, not a failed child
           children.push({ recipe: point, inputs: allInputs, seed, evaluation, point: { index, params } });
         }
       }

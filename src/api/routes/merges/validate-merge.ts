@@ -1,25 +1,42 @@
 // A merge request is checked completely before it is queued: the recipe's structure (RecipeError),
 // that every artifact id exists with the right kind, and the plan itself (method, parameters,
 // shapes: MergePlanError), which reads only safetensors headers.
-import { closePlan, parseRecipe, planMerge, recipeReferences } from '../../../merge/index.ts';
+import {
+  closePlan,
+  getMethod,
+  MergePlanError,
+  needsTaskData,
+  parseRecipe,
+  planDataDrivenMerge,
+  planMerge,
+  recipeReferences,
+} from '../../../merge/index.ts';
+import type { MergeEvaluation } from '../../../queue/index.ts';
 import { ArtifactInputs, type ArtifactStore } from '../../../store/index.ts';
 import { ApiProblem } from '../../errors.ts';
 
 export interface ValidatedMerge {
-  /** Every artifact id the recipe reads, base included. */
+  /** Every artifact id the job reads: the recipe's (base included) and the evaluation's datasets. */
   inputs: string[];
 }
 
 export async function validateMerge(
   store: ArtifactStore,
   body: Record<string, unknown>,
+  evaluation?: MergeEvaluation,
 ): Promise<ValidatedMerge> {
   const recipe = parseRecipe(body);
+  // A data-driven method without its tasks is refused before anything is opened.
+  const dataDriven = getMethod(recipe.merge_method)?.kind === 'data-driven';
+  if (dataDriven && !evaluation) throw needsTaskData(recipe.merge_method);
   const references = recipeReferences(recipe);
+  // Only the datasets here: heads and references are checked where the evaluation is resolved.
+  const datasets = [...new Set(evaluation?.tasks.flatMap((t) => [t.validation, t.test]) ?? [])];
   const unknown: string[] = [];
   for (const [kind, ids] of [
     ['model', references.models],
     ['adapter', references.adapters],
+    ['dataset', datasets],
   ] as const) {
     for (const id of ids) {
       const record = await store.get(id);
@@ -35,7 +52,16 @@ export async function validateMerge(
       },
     );
   }
+  if (dataDriven) await checkSelectionSplits(store, evaluation!);
   const resolver = new ArtifactInputs(store);
+  if (dataDriven) {
+    try {
+      await planDataDrivenMerge(recipe, resolver, evaluation!.tasks.length);
+    } finally {
+      await resolver.closeAll();
+    }
+    return { inputs: [...references.models, ...references.adapters, ...datasets] };
+  }
   let plan: Awaited<ReturnType<typeof planMerge>>;
   try {
     plan = await planMerge(recipe, resolver);
@@ -44,5 +70,19 @@ export async function validateMerge(
     throw error;
   }
   await closePlan(plan);
-  return { inputs: [...references.models, ...references.adapters] };
+  return { inputs: [...references.models, ...references.adapters, ...datasets] };
+}
+
+/** A data-driven method fits the merge to the `validation` datasets: a test split there would select on test. */
+async function checkSelectionSplits(store: ArtifactStore, evaluation: MergeEvaluation): Promise<void> {
+  for (const [i, task] of evaluation.tasks.entries()) {
+    const record = await store.get(task.validation);
+    if (record?.split === 'test') {
+      throw new MergePlanError(
+        'test_split_for_selection',
+        `evaluation.tasks[${i}].validation is ${task.validation}, a test split: a data-driven method fits the merge to it, which would select on test`,
+        { parameter: `evaluation.tasks[${i}].validation` },
+      );
+    }
+  }
 }

@@ -16,12 +16,40 @@ const Parameter = Type.Object({
   required: Type.Boolean(),
   description: Type.String(),
   enum: Type.Optional(Type.Array(Type.String())),
+  minimum: Type.Optional(Type.Number({ description: 'Smallest accepted value (inclusive).' })),
+  maximum: Type.Optional(Type.Number({ description: 'Largest accepted value (inclusive).' })),
 });
+
+const DataNeeds = Type.Object(
+  {
+    split: Type.Literal('validation'),
+    labels: Type.Union([Type.Literal('labeled'), Type.Literal('unlabeled')]),
+    inputs: Type.Array(Type.Union([Type.Literal('models'), Type.Literal('adapters')]), {
+      description: 'The input kinds the method merges.',
+    }),
+    adapterSpace: Type.Optional(
+      Type.Union([Type.Literal('parameters'), Type.Literal('delta')], {
+        description: 'How adapters are combined: lora_A/lora_B directly, or their dense deltas sᵢBᵢAᵢ.',
+      }),
+    ),
+    adapterOutput: Type.Optional(Type.Union([Type.Literal('adapter'), Type.Literal('model')])),
+    baseModelForModels: Type.Union([
+      Type.Literal('required'),
+      Type.Literal('optional'),
+      Type.Literal('none'),
+    ]),
+  },
+  {
+    description:
+      'Data-driven methods only: the data they read per task (task i is recipe input i; given as evaluation.tasks of POST /v1/merges).',
+  },
+);
 
 const Method = Type.Object({
   name: Type.String(),
-  kind: Type.Union([Type.Literal('tensor'), Type.Literal('adapter')], {
-    description: 'tensor: mergekit-style per-tensor method; adapter: PEFT add_weighted_adapter-style.',
+  kind: Type.Union([Type.Literal('tensor'), Type.Literal('adapter'), Type.Literal('data-driven')], {
+    description:
+      "tensor: mergekit-style per-tensor method; adapter: PEFT add_weighted_adapter-style; data-driven: reads each task's validation data (needs evaluation.tasks; not runnable by `lorafuse merge`).",
   }),
   description: Type.String(),
   paper: Type.Optional(Type.String()),
@@ -31,9 +59,33 @@ const Method = Type.Object({
   minModels: Type.Optional(Type.Integer()),
   maxModels: Type.Optional(Type.Integer()),
   parameters: Type.Array(Parameter),
+  data: Type.Optional(DataNeeds),
 });
 
 export const MethodList = Type.Object({ items: Type.Array(Method) });
+
+function dataNeeds(method: MergeMethod) {
+  if (method.kind !== 'data-driven') return undefined;
+  const adapters = method.inputs.adapters;
+  return {
+    split: method.data.split,
+    labels: method.data.labels,
+    inputs: [
+      ...(method.inputs.models ? (['models'] as const) : []),
+      ...(adapters ? (['adapters'] as const) : []),
+    ],
+    adapterSpace: adapters ? adapters.space : undefined,
+    adapterOutput: adapters ? adapters.output : undefined,
+    baseModelForModels: method.baseModel.models,
+  };
+}
+
+/** base_model for a data-driven method: required as soon as either input kind needs it. */
+function baseModelUse(method: MergeMethod) {
+  if (method.kind === 'tensor') return method.baseModel;
+  if (method.kind === 'adapter') return 'none' as const;
+  return method.baseModel.models === 'none' ? ('optional' as const) : method.baseModel.models;
+}
 
 function describeMethod(method: MergeMethod) {
   return {
@@ -42,14 +94,15 @@ function describeMethod(method: MergeMethod) {
     description: method.description,
     paper: method.paper,
     notes: method.notes,
-    baseModel: method.kind === 'tensor' ? method.baseModel : ('none' as const),
-    random: method.kind === 'tensor' ? method.random : false,
-    minModels: method.kind === 'tensor' ? method.minModels : undefined,
+    baseModel: baseModelUse(method),
+    random: method.kind === 'adapter' ? false : method.random,
+    minModels: method.kind === 'adapter' ? undefined : method.minModels,
     maxModels: method.kind === 'tensor' ? method.maxModels : undefined,
     parameters: method.parameters.map((parameter) => ({
       ...parameter,
       enum: parameter.enum ? [...parameter.enum] : undefined,
     })),
+    data: dataNeeds(method),
   };
 }
 
