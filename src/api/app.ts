@@ -18,6 +18,7 @@ import redisPlugin from './plugins/redis.ts';
 import routeTablePlugin from './plugins/route-table.ts';
 import storePlugin from './plugins/store.ts';
 import adapterRoutes from './routes/adapters/index.ts';
+import analysisRoutes from './routes/analyses/index.ts';
 import datasetRoutes from './routes/datasets/index.ts';
 import evaluationRoutes from './routes/evaluations/index.ts';
 import finetuneRoutes from './routes/finetunes/index.ts';
@@ -88,6 +89,7 @@ export async function buildApp(deps: AppDependencies): Promise<LorafuseApp> {
   await app.register(mergeRoutes);
   await app.register(finetuneRoutes);
   await app.register(evaluationRoutes);
+  await app.register(analysisRoutes);
   await app.register(jobRoutes);
   await app.register(methodRoutes);
 

@@ -40,6 +40,7 @@ export const PROBLEMS = {
   'invalid-dataset': { status: 422, title: 'Invalid dataset' },
   'model-not-runnable': { status: 422, title: 'Model cannot be run' },
   'invalid-finetune': { status: 422, title: 'Invalid fine-tune request' },
+  'invalid-analysis': { status: 422, title: 'Invalid analysis request' },
   'adapter-base-mismatch': { status: 422, title: 'Adapter does not fit the base model' },
   'invalid-recipe': { status: 422, title: 'Invalid recipe' },
   'unknown-artifact': { status: 422, title: 'Unknown artifact' },

@@ -7,6 +7,7 @@ import type { Config } from '../config.ts';
 import { createApiRedis, JobService } from '../queue/index.ts';
 import { ArtifactStore } from '../store/index.ts';
 import type { Worker } from 'bullmq';
+import { startAnalyzeWorker } from '../../workers/analyze-worker.ts';
 import { startEvaluateWorker } from '../../workers/evaluate-worker.ts';
 import { startFinetuneWorker } from '../../workers/finetune-worker.ts';
 import { startMergeWorker } from '../../workers/merge-worker.ts';
@@ -57,7 +58,7 @@ export async function startApi(
   }
 }
 
-/** One worker per queue (merge, finetune, evaluate), started and stopped together. */
+/** One worker per queue (merge, finetune, evaluate, analyze), started and stopped together. */
 export interface WorkerGroup {
   /** The merge queue's worker. */
   worker: Worker;
@@ -81,7 +82,12 @@ export function startWorker(config: Config, redisUrl: string, logger?: Logger): 
     logger,
   };
   const merge = startMergeWorker(options);
-  const workers = [merge, startFinetuneWorker(options), startEvaluateWorker(options)];
+  const workers = [
+    merge,
+    startFinetuneWorker(options),
+    startEvaluateWorker(options),
+    startAnalyzeWorker(options),
+  ];
   return {
     worker: merge.worker,
     workers,

@@ -5,9 +5,14 @@ import type { StoredArtifactKind } from './types.ts';
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 
-export const ID_PREFIX: Record<StoredArtifactKind, string> = { model: 'mdl', adapter: 'adp', dataset: 'dst' };
+export const ID_PREFIX: Record<StoredArtifactKind, string> = {
+  model: 'mdl',
+  adapter: 'adp',
+  dataset: 'dst',
+  report: 'rpt',
+};
 
-const ID_PATTERN = /^(mdl|adp|dst)_[0-9a-hjkmnp-tv-z]{26}$/;
+const ID_PATTERN = /^(mdl|adp|dst|rpt)_[0-9a-hjkmnp-tv-z]{26}$/;
 
 let lastTime = -1;
 let lastRandom: number[] = [];

@@ -14,11 +14,16 @@ export const LORAFUSE_INIT = 'lorafuse_init.safetensors';
 
 export const DATASET_FILE = 'dataset.safetensors';
 
+/** A report: the JSON document and the page rendered from it alone. */
+export const REPORT_JSON = 'report.json';
+export const REPORT_HTML = 'report.html';
+
 const ADAPTER_FILES = new Set([ADAPTER_CONFIG, ADAPTER_WEIGHTS, LORAFUSE_EXTRAS, LORAFUSE_INIT]);
 
 export function isAllowedFileName(kind: StoredArtifactKind, name: string): boolean {
   if (kind === 'adapter') return ADAPTER_FILES.has(name);
   if (kind === 'dataset') return name === DATASET_FILE;
+  if (kind === 'report') return name === REPORT_JSON || name === REPORT_HTML;
   // lorafuse.json: a fully fine-tuned model's training record.
   return (
     name === MODEL_WEIGHTS ||
@@ -37,5 +42,6 @@ export function isJsonFileName(name: string): boolean {
 export function allowedFileNames(kind: StoredArtifactKind): string {
   if (kind === 'adapter') return [...ADAPTER_FILES].join(', ');
   if (kind === 'dataset') return DATASET_FILE;
+  if (kind === 'report') return `${REPORT_JSON}, ${REPORT_HTML}`;
   return `${MODEL_WEIGHTS}, ${MODEL_INDEX}, model-NNNNN-of-NNNNN.safetensors, ${MODEL_CONFIG}, ${LORAFUSE_EXTRAS}`;
 }

@@ -12,6 +12,7 @@ import { ArtifactValidationError } from './errors.ts';
 import { inspectAdapter } from './inspect-adapter.ts';
 import { inspectDataset } from './inspect-dataset.ts';
 import { inspectModel } from './inspect-model.ts';
+import { inspectReport } from './inspect-report.ts';
 import type { ArtifactRecord, ArtifactSummary, Lineage, StoredArtifactKind } from './types.ts';
 
 export interface ArtifactStoreOptions {
@@ -132,6 +133,7 @@ export class ArtifactStore {
   /** Validates files (name -> path) of an artifact of `kind`; throws ArtifactValidationError. */
   inspect(kind: StoredArtifactKind, files: Record<string, string>): Promise<ArtifactSummary> {
     if (kind === 'dataset') return inspectDataset(files);
+    if (kind === 'report') return inspectReport(files);
     return kind === 'model' ? inspectModel(files) : inspectAdapter(files);
   }
 

@@ -1,6 +1,6 @@
 // The artifact record as clients and workers see it; the blobs it names live in the blob store.
 
-export type StoredArtifactKind = 'model' | 'adapter' | 'dataset';
+export type StoredArtifactKind = 'model' | 'adapter' | 'dataset' | 'report';
 
 export interface ArtifactFile {
   name: string;

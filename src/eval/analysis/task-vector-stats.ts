@@ -132,11 +132,14 @@ export class TaskVectorAccumulator {
   }
 }
 
-/** Cosine similarity from a Gram matrix; 0 where either vector is zero. */
+/** Cosine similarity from a Gram matrix: 1 on the diagonal, 0 where either vector is zero. */
 export function cosineFromGram(gram: number[][]): number[][] {
   const norms = gram.map((row, i) => Math.sqrt(Math.max(0, row[i])));
   return gram.map((row, i) =>
-    row.map((g, j) => (norms[i] > 0 && norms[j] > 0 ? clamp(g / (norms[i] * norms[j])) : i === j ? 1 : 0)),
+    row.map((g, j) => {
+      if (i === j) return norms[i] > 0 ? 1 : 0; // exactly 1, not 1 − ε from rounding
+      return norms[i] > 0 && norms[j] > 0 ? clamp(g / (norms[i] * norms[j])) : 0;
+    }),
   );
 }
 
