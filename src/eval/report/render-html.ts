@@ -53,57 +53,101 @@ function json(value: unknown): string {
   return `<pre>${escapeHtml(JSON.stringify(value, null, 2))}</pre>`;
 }
 
-const TASK_COLUMNS: Array<{ field: keyof ReportTaskRow | 'baseAccuracy'; title: string }> = [
-  { field: 'accuracy', title: 'merged acc. (test)' },
-  { field: 'referenceAccuracy', title: 'reference acc. (test)' },
-  { field: 'normalizedAccuracy', title: 'normalized (test)' },
-  { field: 'baseAccuracy', title: 'base acc. (test)' },
-  { field: 'validationAccuracy', title: 'merged acc. (validation)' },
-  { field: 'validationNormalizedAccuracy', title: 'normalized (validation)' },
-];
+type Split = 'test' | 'validation';
+
+/** One number of a task row, per split: test first (the reported split), validation beside it. */
+const TASK_FIELDS: Record<
+  Split,
+  Array<{ field: string; title: string; value: (r: Report, row: ReportTaskRow) => number | null }>
+> = {
+  test: [
+    { field: 'accuracy', title: 'merged', value: (_, row) => row.accuracy },
+    {
+      field: 'referenceAccuracy',
+      title: 'reference',
+      value: (r, row) => row.referenceAccuracy ?? evaluationAccuracy(r, row.reference?.test),
+    },
+    { field: 'normalizedAccuracy', title: 'normalized', value: (_, row) => row.normalizedAccuracy },
+    { field: 'baseAccuracy', title: 'base', value: (r, row) => evaluationAccuracy(r, row.base?.test) },
+  ],
+  validation: [
+    { field: 'validationAccuracy', title: 'merged', value: (_, row) => row.validationAccuracy },
+    {
+      field: 'referenceValidationAccuracy',
+      title: 'reference',
+      value: (r, row) => evaluationAccuracy(r, row.reference?.validation),
+    },
+    {
+      field: 'validationNormalizedAccuracy',
+      title: 'normalized',
+      value: (_, row) => row.validationNormalizedAccuracy,
+    },
+    {
+      field: 'baseValidationAccuracy',
+      title: 'base',
+      value: (r, row) => evaluationAccuracy(r, row.base?.validation),
+    },
+  ],
+};
+
+const AVERAGE_FIELDS: Record<string, keyof Report['averages']> = {
+  accuracy: 'accuracy',
+  normalizedAccuracy: 'normalizedAccuracy',
+  validationAccuracy: 'validationAccuracy',
+  validationNormalizedAccuracy: 'validationNormalizedAccuracy',
+};
 
 function evaluationAccuracy(report: Report, key: string | null | undefined): number | null {
   if (!key) return null;
   return report.evaluations.find((e) => e.key === key)?.accuracy ?? null;
 }
 
-function baseAccuracy(report: Report, row: ReportTaskRow): number | null {
-  return evaluationAccuracy(report, row.base?.test) ?? evaluationAccuracy(report, row.base?.validation);
+/** The splits any row has numbers for, test first. */
+function splitsShown(report: Report): Split[] {
+  return (['test', 'validation'] as const).filter((split) =>
+    report.tasks.some((row) => TASK_FIELDS[split].some((c) => c.value(report, row) !== null)),
+  );
 }
 
 function taskTable(report: Report): string {
-  const head = `<tr><th>task</th><th>head</th>${TASK_COLUMNS.map((c) => `<th>${escapeHtml(c.title)}</th>`).join('')}</tr>`;
+  const splits = splitsShown(report);
+  const groupHead = splits
+    .map((split) => `<th colspan="${TASK_FIELDS[split].length}" scope="colgroup">${split}</th>`)
+    .join('');
+  const columnHead = splits
+    .flatMap((split) => TASK_FIELDS[split].map((c) => `<th>${escapeHtml(c.title)}</th>`))
+    .join('');
+  const head = `<tr><th rowspan="2">task</th><th rowspan="2">head</th>${groupHead}</tr><tr>${columnHead}</tr>`;
   const rows = report.tasks.map((row) => {
-    const cells = TASK_COLUMNS.map(({ field }) => {
-      const value = field === 'baseAccuracy' ? baseAccuracy(report, row) : (row[field] as number | null);
-      return cell(value, { task: row.task, field });
-    });
+    const cells = splits.flatMap((split) =>
+      TASK_FIELDS[split].map(({ field, value }) => cell(value(report, row), { task: row.task, field })),
+    );
     return `<tr data-task="${escapeHtml(row.task)}"><th scope="row">${escapeHtml(row.task)}</th><td><code>${escapeHtml(row.head)}</code></td>${cells.join('')}</tr>`;
   });
-  const a = report.averages;
-  const average = `<tr class="average" data-task="average"><th scope="row">average</th><td></td>${[
-    cell(a.accuracy, { task: 'average', field: 'accuracy' }),
-    '<td></td>',
-    cell(a.normalizedAccuracy, { task: 'average', field: 'normalizedAccuracy' }),
-    '<td></td>',
-    cell(a.validationAccuracy, { task: 'average', field: 'validationAccuracy' }),
-    cell(a.validationNormalizedAccuracy, { task: 'average', field: 'validationNormalizedAccuracy' }),
-  ].join('')}</tr>`;
+  const averageCells = splits.flatMap((split) =>
+    TASK_FIELDS[split].map(({ field }) => {
+      const key = AVERAGE_FIELDS[field];
+      return key ? cell(report.averages[key], { task: 'average', field }) : '<td></td>';
+    }),
+  );
+  const average = `<tr class="average" data-task="average"><th scope="row">average</th><td></td>${averageCells.join('')}</tr>`;
   return `<table class="tasks" data-table="tasks"><thead>${head}</thead><tbody>${rows.join('')}${average}</tbody></table>`;
 }
 
 async function taskChart(report: Report): Promise<string> {
+  const split = splitsShown(report)[0];
+  if (!split) return '';
+  const [merged, reference, , base] = TASK_FIELDS[split];
   const groups = report.tasks.map((row) => ({
     group: row.task,
     values: [
-      { series: 'reference', value: row.referenceAccuracy },
-      { series: 'merged', value: row.accuracy ?? row.validationAccuracy },
-      { series: 'base', value: baseAccuracy(report, row) },
+      { series: 'reference', value: reference.value(report, row) },
+      { series: 'merged', value: merged.value(report, row) },
+      { series: 'base', value: base.value(report, row) },
     ],
   }));
-  if (!groups.some((g) => g.values.some((v) => v.value !== null))) return '';
   const svg = await groupedBarChart({
-    title: 'Accuracy per task',
+    title: `Accuracy per task (${split})`,
     yTitle: 'accuracy',
     series: ['reference', 'merged', 'base'],
     groups,
@@ -111,7 +155,7 @@ async function taskChart(report: Report): Promise<string> {
   });
   return figure(
     'tasks',
-    'Per task: the individually fine-tuned reference, the merged model, the base model (test split where measured).',
+    `Per task, on the ${split} split: the individually fine-tuned reference, the merged model, and the base model read through the task's head.`,
     svg,
   );
 }
