@@ -8,7 +8,7 @@ Stops on Ctrl-C or SIGTERM after in-flight requests finish.
 
 export const WORKER_USAGE = `usage: lorafuse worker
 
-Runs the merge, finetune and evaluate workers: each job in a sandboxed child process, merges
+Runs the merge, finetune, evaluate and analyze workers: each job in a sandboxed child process, merges
 LORAFUSE_WORKER_CONCURRENCY at once, fine-tunes one at a time.
 Needs REDIS_URL. SIGTERM/Ctrl-C: finish active jobs within LORAFUSE_SHUTDOWN_GRACE_MS (60000),
 then exit; a job still running then goes back to the queue once its lock expires.
@@ -16,7 +16,7 @@ then exit; a job still running then goes back to the queue once its lock expires
 
 export const DEV_USAGE = `usage: lorafuse dev
 
-Runs the API and the merge, finetune and evaluate workers in one process group. Without REDIS_URL, starts a private
+Runs the API and the merge, finetune, evaluate and analyze workers in one process group. Without REDIS_URL, starts a private
 redis-server (AOF on, noeviction) with its data under $LORAFUSE_DATA_DIR/redis. Ctrl-C stops all.
 `;
 

@@ -5,11 +5,12 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { adapterPair, weightDisentanglement } from '../../src/eval/analysis/disentanglement.ts';
+import { adapterPair, modelPair, weightDisentanglement } from '../../src/eval/analysis/disentanglement.ts';
 import { disentanglementError } from '../../src/eval/metrics.ts';
 import { evaluateModel } from '../../src/model/evaluate-model.ts';
 import { ForwardContext } from '../../src/model/forward-context.ts';
 import { type LoadedModel, loadModel } from '../../src/model/load-model.ts';
+import { ParamStore } from '../../src/model/params.ts';
 import { type LoadedAdapter, loadAdapter } from '../../src/model/lora/peft-adapter.ts';
 import type { Dataset } from '../../src/model/train/dataset.ts';
 import { mlpTask } from '../store/dataset-fixtures.ts';
@@ -103,5 +104,45 @@ describe('weight disentanglement on the runtime', () => {
     );
     // one pass per task per λ for the single-task models, then two per off-axis grid point
     assert.equal(fast.forwardPasses, 2 * grid.length + 2 * (grid.length - 1) * grid.length);
+  });
+
+  it('fine-tuned models (W + s·B·A, their own heads) give the same ξ as the adapters they were made from', async () => {
+    const datasets: [Dataset, Dataset] = [dataset(5, 32), dataset(6, 32)];
+    const grid = [-1, 0, 1, 2];
+    const models = adapters.map((adapter): LoadedModel => {
+      const params = new ParamStore();
+      for (const name of model.params.names()) {
+        const module = name.replace(/\.(weight|bias)$/, '');
+        const lora = name.endsWith('.weight') ? adapter.modules.get(module) : undefined;
+        const head = adapter.overrides.get(name);
+        params.tensors.set(
+          name,
+          tf.tidy(() =>
+            head
+              ? tf.clone(head)
+              : lora
+                ? tf.add(model.params.get(name), tf.mul(tf.matMul(lora.aT, lora.bT), lora.scale))
+                : tf.clone(model.params.get(name)),
+          ),
+        );
+      }
+      return { ...model, params, dispose: () => params.dispose() };
+    }) as [LoadedModel, LoadedModel];
+    const fromAdapters = adapterPair(model, adapters);
+    const fromModels = modelPair(model, models);
+    const a = await weightDisentanglement({ model, pair: fromAdapters, datasets, grid });
+    const m = await weightDisentanglement({ model, pair: fromModels, datasets, grid });
+    fromAdapters.dispose();
+    fromModels.dispose();
+    for (const x of models) x.dispose();
+    for (let i = 0; i < grid.length; i++) {
+      for (let j = 0; j < grid.length; j++) {
+        assert.ok(Math.abs(a.error[i][j] - m.error[i][j]) <= 2 / 32 + 1e-12, `ξ(${grid[i]}, ${grid[j]})`);
+      }
+    }
+    assert.ok(
+      m.error.flat().some((v) => v > 0),
+      'the models interfere too',
+    );
   });
 });

@@ -129,6 +129,11 @@ export async function heatmap(options: HeatmapOptions): Promise<string> {
   const ySort = (options.rowsUpward ?? numericRows) ? [...ys].reverse() : ys;
   const cellSize = Math.max(12, Math.min(48, Math.floor(420 / Math.max(xs.length, ys.length))));
   const showLabels = options.cellLabels ?? xs.length * ys.length <= 144;
+  // Names wider than a cell (input names on a cosine matrix) are slanted instead of overlapping.
+  const xLabelAngle =
+    options.xValues.some((x) => typeof x === 'string') && Math.max(...xs.map((x) => x.length)) * 6 > cellSize
+      ? -40
+      : 0;
   const scale: Record<string, unknown> =
     options.scheme === 'diverging'
       ? { scheme: 'redblue', reverse: true, domainMid: 0 }
@@ -161,7 +166,7 @@ export async function heatmap(options: HeatmapOptions): Promise<string> {
     width: cellSize * xs.length,
     height: cellSize * ys.length,
     encoding: {
-      x: { field: 'x', type: 'ordinal', sort: xs, title: options.xTitle, axis: { labelAngle: 0 } },
+      x: { field: 'x', type: 'ordinal', sort: xs, title: options.xTitle, axis: { labelAngle: xLabelAngle } },
       y: { field: 'y', type: 'ordinal', sort: ySort, title: options.yTitle },
     },
     layer: layers,

@@ -222,7 +222,7 @@ async function analysisSection(analysis: ReportAnalysis): Promise<string> {
   const parts: string[] = [];
   const names = analysis.inputs;
   parts.push(
-    `<table data-table="norms"><thead><tr><th>input</th><th>‖τ‖ (parameters)</th></tr></thead><tbody>${names
+    `<table data-table="norms"><thead><tr><th>input</th><th>norm of τ (parameters)</th></tr></thead><tbody>${names
       .map(
         (name, i) =>
           `<tr><th scope="row">${escapeHtml(name)}</th>${cell(analysis.norms[i], { input: name, field: 'norm' }, (v) => formatNumber(v))}</tr>`,
