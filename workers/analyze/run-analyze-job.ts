@@ -5,11 +5,6 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
 import {
-  analyzeAdapters,
-  analyzeModels,
-  type CheckpointAnalysis,
-} from '../../src/eval/analysis/analyze-checkpoints.ts';
-import {
   adapterPair,
   firstExamples,
   modelPair,
@@ -19,7 +14,6 @@ import {
 import { type AnalysisTaskEvaluations, buildAnalysisReport } from '../../src/eval/report/analysis-report.ts';
 import { renderReportHtml } from '../../src/eval/report/render-html.ts';
 import type { ReportEvaluation } from '../../src/eval/report/report-types.ts';
-import { architectureFor, type ModelConfig } from '../../src/model/architectures/index.ts';
 import { initBackend } from '../../src/model/backend.ts';
 import { evaluateModel } from '../../src/model/evaluate-model.ts';
 import { type LoadedModel, loadModel } from '../../src/model/load-model.ts';
@@ -42,6 +36,7 @@ import {
   requireArtifact,
 } from '../../src/store/index.ts';
 import { watchCancel } from '../cancel-watch.ts';
+import { analyzeStoredInputs } from './analyze-stored.ts';
 import { failJob, InvalidJobInputError } from '../job-failure.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
 
@@ -73,32 +68,17 @@ export async function runAnalyzeJob(
     await rm(workDir, { recursive: true, force: true });
     if (await cancel.userCancelled()) throw new UnrecoverableError(CANCELLED_REASON);
     await job.updateProgress({ phase: 'loading', done: 0, total: 0 });
-    const base = await inputs.openModel(data.baseModel);
-    const modelType = typeof base.config?.model_type === 'string' ? base.config.model_type : null;
     const onStep = async (done: number, total: number) => {
       stopIfCancelled();
       if (done === total || done % 16 === 0) await job.updateProgress({ phase: 'analyzing', done, total });
     };
-    let analysis: CheckpointAnalysis;
-    if (data.kind === 'adapter') {
-      const opened = [];
-      for (const id of data.artifacts) opened.push({ id, ...(await inputs.openAdapter(id)) });
-      analysis = await analyzeAdapters({
-        modelType,
-        inputs: opened,
-        options: { density: data.density, onStep },
-      });
-    } else {
-      const models = [];
-      for (const id of data.artifacts)
-        models.push({ id, checkpoint: (await inputs.openModel(id)).checkpoint });
-      analysis = await analyzeModels({
-        base: base.checkpoint,
-        inputs: models,
-        exclude: headModules(base.config),
-        options: { density: data.density, onStep },
-      });
-    }
+    const analysis = await analyzeStoredInputs(inputs, {
+      baseModel: data.baseModel,
+      kind: data.kind,
+      artifacts: data.artifacts,
+      density: data.density,
+      onStep,
+    });
     await inputs.closeAll();
     timings.analysisSeconds = (performance.now() - started) / 1000;
 
@@ -230,15 +210,6 @@ export async function runAnalyzeJob(
     await inputs.closeAll();
     for (const dispose of disposers.reverse()) dispose();
     await rm(workDir, { recursive: true, force: true });
-  }
-}
-
-function headModules(config: Record<string, unknown> | undefined): string[] {
-  if (!config || typeof config.model_type !== 'string') return [];
-  try {
-    return architectureFor(config.model_type).headModules(config as ModelConfig);
-  } catch {
-    return []; // an architecture the runtime does not run: analyse every shared tensor
   }
 }
 
