@@ -36,7 +36,7 @@ export type BlobStoreConfig =
     };
 
 /** The queues a worker process can serve (the names of src/queue's contract). */
-export const WORKER_QUEUES = ['merge', 'finetune', 'evaluate'] as const;
+export const WORKER_QUEUES = ['merge', 'finetune', 'evaluate', 'analyze'] as const;
 export type WorkerQueue = (typeof WORKER_QUEUES)[number];
 
 /** Which queues one `lorafuse worker` process takes jobs from, and how many of each at once. */
@@ -297,7 +297,7 @@ export function parseWorkerQueues(raw: string, label: string): WorkerQueue[] {
 export function parseWorkerConcurrency(
   raw: string,
   label: string,
-  base: Record<WorkerQueue, number> = { merge: 1, finetune: 1, evaluate: 1 },
+  base: Record<WorkerQueue, number> = { merge: 1, finetune: 1, evaluate: 1, analyze: 1 },
 ): Record<WorkerQueue, number> {
   const concurrency = { ...base };
   const count = (text: string): number => {
@@ -309,7 +309,7 @@ export function parseWorkerConcurrency(
   for (const part of raw.split(',').map((entry) => entry.trim())) {
     const [name, value] = part.includes('=') ? part.split('=', 2).map((side) => side.trim()) : [null, part];
     if (name === null) {
-      concurrency.merge = concurrency.evaluate = count(value);
+      concurrency.merge = concurrency.evaluate = concurrency.analyze = count(value);
       continue;
     }
     const queue = name.toLowerCase();
@@ -328,7 +328,7 @@ function workerPlan(env: NodeJS.ProcessEnv): WorkerPlan {
     queues: queues ? parseWorkerQueues(queues, 'LORAFUSE_WORKER_QUEUES') : [...WORKER_QUEUES],
     concurrency: concurrency
       ? parseWorkerConcurrency(concurrency, 'LORAFUSE_WORKER_CONCURRENCY')
-      : { merge: 1, finetune: 1, evaluate: 1 },
+      : { merge: 1, finetune: 1, evaluate: 1, analyze: 1 },
   };
 }
 

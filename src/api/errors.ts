@@ -44,6 +44,7 @@ export const PROBLEMS = {
   'invalid-evaluation': { status: 422, title: 'Invalid evaluation or search' },
   'model-not-runnable': { status: 422, title: 'Model cannot be run' },
   'invalid-finetune': { status: 422, title: 'Invalid fine-tune request' },
+  'invalid-analysis': { status: 422, title: 'Invalid analysis request' },
   'adapter-base-mismatch': { status: 422, title: 'Adapter does not fit the base model' },
   'invalid-recipe': { status: 422, title: 'Invalid recipe' },
   'unknown-artifact': { status: 422, title: 'Unknown artifact' },

@@ -80,7 +80,7 @@ export async function runDev(argv: string[]): Promise<number> {
     throw error;
   }
   process.stdout.write(
-    `lorafuse dev: API on ${stack.api.url} (docs at ${stack.api.url}/docs), merge, finetune and evaluate workers, data in ${config.dataDir}\n`,
+    `lorafuse dev: API on ${stack.api.url} (docs at ${stack.api.url}/docs), merge, finetune, evaluate and analyze workers, data in ${config.dataDir}\n`,
   );
   onShutdown(async () => {
     process.stdout.write('lorafuse dev: stopping (worker, API, Redis)\n');

@@ -6,6 +6,7 @@ import { buildApp, closeApp, type LorafuseApp, loggerOptions } from '../api/inde
 import type { Config, WorkerPlan } from '../config.ts';
 import { createApiRedis, JobService } from '../queue/index.ts';
 import { ArtifactStore, createBlobStore } from '../store/index.ts';
+import { startAnalyzeWorker } from '../../workers/analyze-worker.ts';
 import { startEvaluateWorker } from '../../workers/evaluate-worker.ts';
 import { startFinetuneWorker } from '../../workers/finetune-worker.ts';
 import { startMergeWorker } from '../../workers/merge-worker.ts';
@@ -62,7 +63,7 @@ export async function startApi(
   }
 }
 
-/** One worker per served queue (merge, finetune, evaluate), started and stopped together. */
+/** One worker per served queue (merge, finetune, evaluate, analyze), started and stopped together. */
 export interface WorkerGroup {
   workers: QueueWorkerHandle[];
   waitUntilReady(): Promise<void>;
@@ -95,6 +96,7 @@ export function startWorker(
     merge: () => startMergeWorker({ ...options, concurrency: plan.concurrency.merge }),
     finetune: () => startFinetuneWorker({ ...options, concurrency: plan.concurrency.finetune }),
     evaluate: () => startEvaluateWorker({ ...options, concurrency: plan.concurrency.evaluate }),
+    analyze: () => startAnalyzeWorker({ ...options, concurrency: plan.concurrency.analyze }),
   };
   const workers = plan.queues.map((queue) => starters[queue]());
   return {

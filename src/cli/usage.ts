@@ -22,14 +22,14 @@ then exit; a job still running then goes back to the queue once its lock expires
       type: 'string',
       value: 'LIST',
       description:
-        'queues to take jobs from, comma-separated: merge, finetune, evaluate (CPU machines: merge; GPU machines: finetune,evaluate)',
-      default: 'all three, or LORAFUSE_WORKER_QUEUES',
+        'queues to take jobs from, comma-separated: merge, finetune, evaluate, analyze (CPU machines: merge,analyze; GPU machines: finetune,evaluate)',
+      default: 'all four, or LORAFUSE_WORKER_QUEUES',
     },
     concurrency: {
       type: 'string',
       value: 'SPEC',
       description:
-        'jobs at once: N (merge and evaluate; fine-tunes stay at 1) or per queue, merge=2,finetune=1,evaluate=2',
+        'jobs at once: N (merge, evaluate and analyze; fine-tunes stay at 1) or per queue, merge=2,finetune=1,evaluate=2',
       default: '1 each, or LORAFUSE_WORKER_CONCURRENCY',
     },
     health: {
@@ -43,7 +43,7 @@ then exit; a job still running then goes back to the queue once its lock expires
 
 export const DEV_SPEC: CommandSpec = {
   command: 'dev',
-  summary: `Runs the API and the merge, finetune and evaluate workers in one process group. Without REDIS_URL, starts a private
+  summary: `Runs the API and the merge, finetune, evaluate and analyze workers in one process group. Without REDIS_URL, starts a private
 redis-server (AOF on, noeviction) with its data under $LORAFUSE_DATA_DIR/redis. Ctrl-C stops all.`,
   options: {},
 };

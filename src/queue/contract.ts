@@ -6,6 +6,8 @@ export const QUEUE_NAMES = {
   merge: 'merge',
   finetune: 'finetune',
   evaluate: 'evaluate',
+  /** Label-free analyses of task vectors (POST /v1/analyses): their own queue, so a long disentanglement grid never holds up evaluations. */
+  analyze: 'analyze',
 } as const;
 
 export type JobType = keyof typeof QUEUE_NAMES;
@@ -206,13 +208,59 @@ export interface EvaluateJobResult {
   results: EvaluationEntry[];
 }
 
+/** One task of a weight-disentanglement analysis: which input is its task vector, which dataset its examples. */
+export interface AnalyzeTask {
+  name: string;
+  /** Index into AnalyzeJobPayload.artifacts. */
+  input: number;
+  dataset: string;
+}
+
+/** What POST /v1/analyses puts on the analyze queue. */
+export interface AnalyzeJobPayload {
+  /** The request as accepted, defaults filled: the job's recipe. */
+  recipe: Record<string, unknown>;
+  baseModel: string;
+  kind: 'adapter' | 'model';
+  /** The adapters or models analysed, in matrix order. */
+  artifacts: string[];
+  /** Display names in matrix order (task names, else the ids). */
+  names: string[];
+  /** TIES trim before counting sign conflicts (1: none). */
+  density: number;
+  disentanglement: { tasks: [AnalyzeTask, AnalyzeTask]; grid: number[]; maxExamples: number } | null;
+  inputs: string[];
+}
+
+export interface AnalyzeProgress {
+  phase: 'queued' | 'loading' | 'analyzing' | 'disentangling' | 'storing' | 'done';
+  done: number;
+  total: number;
+}
+
+export interface AnalyzeJobResult {
+  /** The report artifact (report.json + report.html, kind `analysis`). */
+  artifact: ArtifactRef;
+  summary: string;
+  meanOffDiagonalCosine: number;
+  meanOffDiagonalDeltaCosine: number | null;
+  /** Mean of ξ over the grid, when a disentanglement was asked for. */
+  meanDisentanglementError: number | null;
+}
+
 /** The job record every client reads (GET /v1/jobs/:id). */
 export interface JobView {
   id: string;
   type: JobType;
   state: JobState;
   progress: Record<string, unknown> | null;
-  result: MergeJobResult | FinetuneJobResult | EvaluateJobResult | Record<string, unknown> | null;
+  result:
+    | MergeJobResult
+    | FinetuneJobResult
+    | EvaluateJobResult
+    | AnalyzeJobResult
+    | Record<string, unknown>
+    | null;
   error: { type: string; message: string } | null;
   recipe: Record<string, unknown> | null;
   attempts: number;

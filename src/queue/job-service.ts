@@ -5,6 +5,7 @@ import { FlowProducer, Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   DEFAULT_JOB_OPTIONS,
+  type AnalyzeJobPayload,
   type EvaluateJobPayload,
   type FinetuneJobPayload,
   type JobState,
@@ -140,7 +141,12 @@ export class JobService {
    */
   async submit(
     type: JobType,
-    payload: MergeJobPayload | FinetuneJobPayload | EvaluateJobPayload | Record<string, unknown>,
+    payload:
+      | MergeJobPayload
+      | FinetuneJobPayload
+      | EvaluateJobPayload
+      | AnalyzeJobPayload
+      | Record<string, unknown>,
     options: SubmitOptions = {},
   ): Promise<{ job: JobView; created: boolean }> {
     const jobId = `job_${randomUUID()}`;

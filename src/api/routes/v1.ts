@@ -2,6 +2,7 @@
 // shape), so a route file names only its own path and a `/v2` would be one more registration.
 import type { FastifyPluginAsync } from 'fastify';
 import adapterRoutes from './adapters/index.ts';
+import analysisRoutes from './analyses/index.ts';
 import datasetRoutes from './datasets/index.ts';
 import evaluationRoutes from './evaluations/index.ts';
 import finetuneRoutes from './finetunes/index.ts';
@@ -21,6 +22,7 @@ const v1Routes: FastifyPluginAsync = async (app) => {
   await app.register(mergeRoutes);
   await app.register(finetuneRoutes);
   await app.register(evaluationRoutes);
+  await app.register(analysisRoutes);
   await app.register(jobRoutes);
   await app.register(methodRoutes);
 };

@@ -12,7 +12,12 @@ const JobStateSchema = Type.Union(
   { description: 'queued -> active -> completed | failed | cancelled' },
 );
 
-const JobTypeSchema = Type.Union([Type.Literal('merge'), Type.Literal('finetune'), Type.Literal('evaluate')]);
+const JobTypeSchema = Type.Union([
+  Type.Literal('merge'),
+  Type.Literal('finetune'),
+  Type.Literal('evaluate'),
+  Type.Literal('analyze'),
+]);
 
 const FreeObject = Type.Object({}, { additionalProperties: true });
 
