@@ -133,6 +133,8 @@ export function toProblem(error: unknown): ApiProblem | null {
       code: error.code,
       tensor: error.tensor,
       parameter: error.parameter,
+      model: error.model,
+      path: error.path,
     });
   }
   if (error instanceof AdapterError) {

@@ -26,6 +26,7 @@ export type {
   RandomStream,
   TensorMergeMethod,
 } from './method.ts';
+export { checkRecipeParameters, describeRange, isTrue } from './parameter-ranges.ts';
 export { evaluateSetting, interpolateGradient } from './parameters.ts';
 export { closePlan, planMerge } from './plan.ts';
 export type { MergePlan, PlannedInput, PlannedModule, PlannedTensor } from './plan-types.ts';

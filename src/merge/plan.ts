@@ -4,6 +4,7 @@
 import { MergePlanError } from './errors.ts';
 import { countLayers, gradientPosition } from './layers.ts';
 import type { TensorMergeMethod } from './method.ts';
+import { checkRecipeParameters } from './parameter-ranges.ts';
 import { type ResolveInput, resolveParameters, unusedParameterNames } from './parameters.ts';
 import { planAdapterMerge } from './plan-adapter.ts';
 import {
@@ -23,6 +24,8 @@ import type { InputResolver, TensorSource } from './sources.ts';
 /** Plans a merge; the caller must closePlan(plan) (executeMerge does not). */
 export async function planMerge(recipe: Recipe, resolver: InputResolver): Promise<MergePlan> {
   const method = lookupMethod(recipe);
+  // Every value the recipe sets, whichever tensors it reaches, before any input is opened.
+  checkRecipeParameters(method, recipe);
   if (recipe.models.some((input) => input.adapter !== undefined))
     return planAdapterMerge(recipe, method, resolver);
   if (method.kind !== 'tensor') {
@@ -137,7 +140,7 @@ async function planModelMerge(
       continue;
     }
     const t = gradientPosition(name, layerCount);
-    const { global, perModel } = resolveParameters(method, recipe, resolveInputs, name, t);
+    const { global, perModel } = resolveParameters(method, recipe, resolveInputs, name, t, info.numel);
     tensors.push({
       name,
       shape: info.shape,
