@@ -1,6 +1,7 @@
 // Configuration comes from environment variables only, validated once at start so a typo fails
 // loudly with the variable's name instead of surfacing later as a confusing runtime error.
 import path from 'node:path';
+import { MAX_JSON_BYTES } from './tensors/index.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -18,6 +19,14 @@ export interface UploadLimits {
   maxFieldBytes: number;
 }
 
+/** Caps on what one request may ask for, so one request cannot hold a worker or Redis hostage. */
+export interface RequestLimits {
+  /** Most inputs under `models` in one merge recipe. */
+  maxRecipeModels: number;
+  /** Most (adapter, dataset) pairs one evaluation job runs. */
+  maxEvaluationTasks: number;
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -30,6 +39,7 @@ export interface Config {
   /** Merge jobs one worker process runs at once. */
   workerConcurrency: number;
   uploads: UploadLimits;
+  limits: RequestLimits;
 }
 
 export class ConfigError extends Error {
@@ -93,9 +103,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     uploads: {
       maxFileBytes: integer(env, 'LORAFUSE_MAX_UPLOAD_MB', 20 * 1024, 1, 1024 * 1024) * mib,
       maxFiles: integer(env, 'LORAFUSE_MAX_UPLOAD_FILES', 256, 1, 10000),
-      maxJsonBytes: 16 * mib,
+      // Every JSON side file is also held to MAX_JSON_DEPTH (src/tensors/bounded-json.ts).
+      maxJsonBytes: MAX_JSON_BYTES,
       maxJsonBodyBytes: mib,
       maxFieldBytes: 1024,
+    },
+    limits: {
+      maxRecipeModels: integer(env, 'LORAFUSE_MAX_RECIPE_MODELS', 64, 1, 4096),
+      maxEvaluationTasks: integer(env, 'LORAFUSE_MAX_EVALUATION_TASKS', 64, 1, 4096),
     },
   };
 }

@@ -20,7 +20,7 @@ import {
   planMerge,
   RecipeError,
 } from '../merge/index.ts';
-import { Checkpoint, SafetensorsError } from '../tensors/index.ts';
+import { Checkpoint, JsonLimitError, parseBoundedJson, SafetensorsError } from '../tensors/index.ts';
 
 const USAGE = `usage: lorafuse merge RECIPE --out PATH [--dry-run] [--max-shard-size 5GB]
 
@@ -55,7 +55,7 @@ export function parseSize(text: string): number {
 
 async function readJsonIfPresent(file: string): Promise<Record<string, unknown> | undefined> {
   if (!existsSync(file)) return undefined;
-  const value = JSON.parse(await readFile(file, 'utf8'));
+  const value = parseBoundedJson(await readFile(file, 'utf8'));
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new Error(`${file} is not a JSON object`);
   }
@@ -96,7 +96,9 @@ function isUserError(error: unknown): boolean {
     error instanceof RecipeError ||
     error instanceof MergePlanError ||
     error instanceof AdapterError ||
-    error instanceof SafetensorsError
+    error instanceof SafetensorsError ||
+    error instanceof JsonLimitError ||
+    error instanceof SyntaxError
   );
 }
 
@@ -132,7 +134,8 @@ export async function runMergeCommand(argv: string[]): Promise<number> {
   };
   process.once('SIGINT', onSigint);
   try {
-    const recipe = parseRecipe(await readFile(recipePath, 'utf8'));
+    // Local files on the user's own machine: no cap on the number of inputs (size and depth still apply).
+    const recipe = parseRecipe(await readFile(recipePath, 'utf8'), { maxModels: Number.POSITIVE_INFINITY });
     const plan = await planMerge(recipe, fileResolver(path.dirname(path.resolve(recipePath))));
     try {
       if (args.values['dry-run']) {

@@ -33,10 +33,12 @@ export type { MergePlan, PlannedInput, PlannedModule, PlannedTensor } from './pl
 export {
   type ConditionalSetting,
   type LoraOptions,
+  DEFAULT_RECIPE_LIMITS,
   type ParameterSetting,
   parseRecipe,
   type Recipe,
   type RecipeInput,
+  type RecipeLimits,
   recipeReferences,
 } from './recipe.ts';
 export { recipeJsonSchema } from './recipe-schema.ts';

@@ -1,13 +1,14 @@
 // JSON side files (config.json, adapter_config.json, the shard index) are small: read whole,
-// decoded as strict UTF-8 and required to be a JSON object.
+// decoded as strict UTF-8, held to the JSON size and depth limits and required to be a JSON object.
 import fs from 'node:fs/promises';
+import { parseBoundedJson } from '../tensors/index.ts';
 import { ArtifactValidationError } from './errors.ts';
 
 export async function readJsonObject(filePath: string, name: string): Promise<Record<string, unknown>> {
   const bytes = await fs.readFile(filePath);
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    value = parseBoundedJson(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch (error) {
     throw new ArtifactValidationError(
       'invalid-json',

@@ -65,7 +65,8 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     await rm(workDir, { recursive: true, force: true });
     if (await userCancelled()) throw new UnrecoverableError(CANCELLED_REASON);
     report({ phase: 'planning', tensorsDone: 0, tensorsTotal: 0 }, true);
-    const recipe = parseRecipe(job.data.recipe);
+    // The API applied its configured caps before queueing; a worker never second-guesses them.
+    const recipe = parseRecipe(job.data.recipe, { maxModels: Number.POSITIVE_INFINITY });
     plan = await planMerge(recipe, inputs);
     const result = await executeMerge(plan, {
       outDir: workDir,

@@ -1,6 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { parseBoundedJson } from '../../tensors/index.ts';
 import { type HostTensor, readSafetensors, writeSafetensorsFile } from '../io/host-tensors.ts';
 import type { LoadedModel } from '../load-model.ts';
 import type { LoraModule } from './lora-module.ts';
@@ -43,7 +44,9 @@ export async function loadAdapter(
   model: LoadedModel,
   options: { asPlainLora?: boolean } = {},
 ): Promise<LoadedAdapter> {
-  const config = JSON.parse(await readFile(path.join(dir, 'adapter_config.json'), 'utf8')) as PeftLoraConfig;
+  const config = parseBoundedJson(
+    await readFile(path.join(dir, 'adapter_config.json'), 'utf8'),
+  ) as PeftLoraConfig;
   if (config.peft_type !== 'LORA') throw new Error(`${dir}: peft_type ${config.peft_type} is not LORA`);
   if (config.use_dora) throw new Error(`${dir}: DoRA adapters are not supported`);
   if (config.fan_in_fan_out) throw new Error(`${dir}: fan_in_fan_out (Conv1D) adapters are not supported`);
@@ -126,7 +129,7 @@ function transposed(host: HostTensor): tf.Tensor2D {
 
 async function readExtras(dir: string): Promise<LorafuseExtras | null> {
   try {
-    return JSON.parse(await readFile(path.join(dir, 'lorafuse.json'), 'utf8')) as LorafuseExtras;
+    return parseBoundedJson(await readFile(path.join(dir, 'lorafuse.json'), 'utf8')) as LorafuseExtras;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw error;

@@ -1,3 +1,4 @@
+import { parseBoundedJson } from '../../tensors/index.ts';
 import type { HostTensor } from '../io/host-tensors.ts';
 import { readSafetensors, writeSafetensorsFile } from '../io/host-tensors.ts';
 import { seededUniform, shuffled } from '../random.ts';
@@ -35,7 +36,7 @@ export async function readDataset(filePath: string): Promise<Dataset> {
     labels: Int32Array.from(labels.data as BigInt64Array, (v) => Number(v)),
     task: metadata.task ?? 'task',
     split: metadata.split ?? 'train',
-    classNames: metadata.class_names ? (JSON.parse(metadata.class_names) as string[]) : null,
+    classNames: metadata.class_names ? (parseBoundedJson(metadata.class_names) as string[]) : null,
   };
 }
 

@@ -3,6 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { type EvaluateJobPayload, hashBody } from '../../../queue/index.ts';
+import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
 import { requireArtifacts, requireRunnable } from '../jobs/job-inputs.ts';
 import {
@@ -39,7 +40,7 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['evaluations'],
         summary: 'Queue an evaluation',
         description:
-          'Accuracy and mean cross-entropy per (adapter, dataset) in the job result: {model, results: [{adapter, dataset, task, split, examples, accuracy, loss}]}. Unknown ids or a model without config.json are a 422.',
+          'Accuracy and mean cross-entropy per (adapter, dataset) in the job result: {model, results: [{adapter, dataset, task, split, examples, accuracy, loss}]}. Unknown ids, a model without config.json, or more (adapter, dataset) pairs than LORAFUSE_MAX_EVALUATION_TASKS are a 422.',
         body: EvaluationBody,
         headers: IdempotencyHeaders,
         response: { ...JobCreatedResponses, ...problemResponses(400, 409, 415, 422) },
@@ -49,6 +50,14 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const body = request.body as Static<typeof EvaluationBody>;
       const idempotencyKey = idempotencyKeyOf(request);
       const adapters = body.adapters ?? [];
+      const tasks = Math.max(adapters.length, 1) * body.datasets.length;
+      if (tasks > app.config.limits.maxEvaluationTasks) {
+        throw new ApiProblem(
+          'limit-exceeded',
+          `${tasks} (adapter, dataset) evaluations is over the limit of ${app.config.limits.maxEvaluationTasks} per job (LORAFUSE_MAX_EVALUATION_TASKS)`,
+          { limit: app.config.limits.maxEvaluationTasks, value: tasks },
+        );
+      }
       const [model] = await requireArtifacts(app.store, [
         { field: 'model', id: body.model, kind: 'model' },
         ...adapters.map((id, i) => ({ field: `adapters[${i}]`, id, kind: 'adapter' as const })),

@@ -1,4 +1,5 @@
-// /healthz: the process answers. /readyz: Redis answers PING and the data directory is writable.
+// /healthz: the process answers. /readyz: Redis answers PING and the data directory is writable;
+// its 503 names the dependency that is down (redis: unavailable; dataDir: full or not writable).
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -52,7 +53,8 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
         await withTimeout(fs.writeFile(probe, 'ok'), 'write');
       } catch (error) {
         request.log.warn({ err: error }, 'readiness: data directory');
-        checks.dataDir = 'not writable';
+        const code = (error as NodeJS.ErrnoException).code;
+        checks.dataDir = code === 'ENOSPC' || code === 'EDQUOT' ? 'full' : 'not writable';
       } finally {
         await fs.rm(probe, { force: true }).catch(() => undefined);
       }

@@ -51,7 +51,9 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const body = request.body as Record<string, unknown>;
       const idempotencyKey = idempotencyKeyOf(request);
-      const { inputs } = await validateMerge(app.store, body);
+      const { inputs } = await validateMerge(app.store, body, {
+        maxModels: app.config.limits.maxRecipeModels,
+      });
       // The seed is part of the recipe so that a rerun reproduces random methods exactly.
       const seed = typeof body.seed === 'number' ? body.seed : randomInt(0, 2 ** 31 - 1);
       const recipe = { ...body, seed };

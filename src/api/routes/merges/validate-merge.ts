@@ -1,7 +1,13 @@
 // A merge request is checked completely before it is queued: the recipe's structure (RecipeError),
 // that every artifact id exists with the right kind, and the plan itself (method, parameters,
 // shapes: MergePlanError), which reads only safetensors headers.
-import { closePlan, parseRecipe, planMerge, recipeReferences } from '../../../merge/index.ts';
+import {
+  closePlan,
+  parseRecipe,
+  planMerge,
+  type RecipeLimits,
+  recipeReferences,
+} from '../../../merge/index.ts';
 import { ArtifactInputs, type ArtifactStore } from '../../../store/index.ts';
 import { ApiProblem } from '../../errors.ts';
 
@@ -13,8 +19,9 @@ export interface ValidatedMerge {
 export async function validateMerge(
   store: ArtifactStore,
   body: Record<string, unknown>,
+  limits: Partial<RecipeLimits> = {},
 ): Promise<ValidatedMerge> {
-  const recipe = parseRecipe(body);
+  const recipe = parseRecipe(body, limits);
   const references = recipeReferences(recipe);
   const unknown: string[] = [];
   for (const [kind, ids] of [
