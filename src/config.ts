@@ -1,6 +1,7 @@
 // Configuration comes from environment variables only, validated once at start so a typo fails
 // loudly with the variable's name instead of surfacing later as a confusing runtime error.
 import path from 'node:path';
+import type { JobRetention } from './queue/contract.ts';
 import { MAX_JSON_BYTES } from './tensors/index.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -40,6 +41,8 @@ export interface Config {
   workerConcurrency: number;
   uploads: UploadLimits;
   limits: RequestLimits;
+  /** How long finished jobs stay readable before BullMQ removes them (their artifacts stay). */
+  jobRetention: JobRetention;
 }
 
 export class ConfigError extends Error {
@@ -107,6 +110,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxJsonBytes: MAX_JSON_BYTES,
       maxJsonBodyBytes: mib,
       maxFieldBytes: 1024,
+    },
+    jobRetention: {
+      completed: {
+        age: integer(env, 'LORAFUSE_COMPLETED_JOBS_MAX_AGE_S', 7 * 86_400, 1, 10 * 365 * 86_400),
+        count: integer(env, 'LORAFUSE_COMPLETED_JOBS_MAX_COUNT', 10_000, 1, 10_000_000),
+      },
+      failed: {
+        age: integer(env, 'LORAFUSE_FAILED_JOBS_MAX_AGE_S', 30 * 86_400, 1, 10 * 365 * 86_400),
+        count: integer(env, 'LORAFUSE_FAILED_JOBS_MAX_COUNT', 10_000, 1, 10_000_000),
+      },
     },
     limits: {
       maxRecipeModels: integer(env, 'LORAFUSE_MAX_RECIPE_MODELS', 64, 1, 4096),

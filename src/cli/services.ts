@@ -47,7 +47,7 @@ export async function startApi(
   try {
     const store = new ArtifactStore({ redis, dataDir: config.dataDir, prefix: config.queuePrefix });
     await store.init();
-    const jobs = new JobService({ redis, prefix: config.queuePrefix });
+    const jobs = new JobService({ redis, prefix: config.queuePrefix, retention: config.jobRetention });
     const app = await buildApp({ config, redis, store, jobs, logger });
     const url = await app.listen({ port: config.port, host: config.host });
     return { app, url, close: () => closeApp(app) };

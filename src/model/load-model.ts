@@ -1,3 +1,4 @@
+import { ModelInputError } from './errors.ts';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Architecture, architectureFor, type ModelConfig } from './architectures/index.ts';
@@ -23,7 +24,8 @@ export async function loadModel(
   options: { extraWeights?: string[] } = {},
 ): Promise<LoadedModel> {
   const config = parseBoundedJson(await readFile(path.join(dir, 'config.json'), 'utf8')) as ModelConfig;
-  if (typeof config.model_type !== 'string') throw new Error(`${dir}/config.json has no model_type`);
+  if (typeof config.model_type !== 'string')
+    throw new ModelInputError(`${dir}/config.json has no model_type`);
   const architecture = architectureFor(config.model_type);
   const weights = await readCheckpoint(dir);
   for (const file of options.extraWeights ?? []) {

@@ -49,7 +49,13 @@ export default async function processMergeJob(
   activeWorkDirs.add(workDir);
   try {
     return await runMergeJob(
-      { id, data: job.data, updateProgress: (progress) => job.updateProgress(progress) },
+      {
+        id,
+        data: job.data,
+        attemptsMade: job.attemptsMade ?? 0,
+        maxAttempts: job.opts?.attempts ?? 1,
+        updateProgress: (progress) => job.updateProgress(progress),
+      },
       { ...deps, signal },
     );
   } finally {

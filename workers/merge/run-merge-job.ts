@@ -7,31 +7,25 @@ import { UnrecoverableError } from 'bullmq';
 import { closePlan, executeMerge, type MergePlan, parseRecipe, planMerge } from '../../src/merge/index.ts';
 import {
   CANCELLED_REASON,
-  JOB_ERROR_TYPES,
   jobKeys,
   type MergeJobPayload,
   type MergeJobResult,
   type MergeProgress,
 } from '../../src/queue/index.ts';
-import { ArtifactInputs, kindOfId, LORAFUSE_VERSION, MissingArtifactError } from '../../src/store/index.ts';
+import { ArtifactInputs, kindOfId, LORAFUSE_VERSION } from '../../src/store/index.ts';
+import { failJob } from '../job-failure.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
 
 export interface MergeJobContext {
   id: string;
   data: MergeJobPayload;
+  /** Failed attempts before this one, and how many the job has in all (absent: this is the last). */
+  attemptsMade?: number;
+  maxAttempts?: number;
   updateProgress(progress: MergeProgress): Promise<void>;
 }
 
 export type MergeJobDependencies = JobRunDependencies;
-
-/** Errors that retrying cannot fix: the job fails at once with their message. */
-const INVALID_INPUT_ERRORS = new Set([
-  'RecipeError',
-  'MergePlanError',
-  'AdapterError',
-  'SafetensorsError',
-  'ArtifactValidationError',
-]);
 
 /** The private folder of one job's attempts (removed before and after each attempt). */
 export function jobWorkDir(dataDir: string, jobId: string): string {
@@ -92,18 +86,16 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     if (result.diagnostics) output.diagnostics = result.diagnostics;
     return output;
   } catch (error) {
-    if (cancelled.signal.reason === CANCELLED_REASON || (await userCancelled().catch(() => false))) {
-      throw new UnrecoverableError(CANCELLED_REASON);
-    }
-    const name = (error as Error)?.name;
-    const missing = error instanceof MissingArtifactError || inputs.missing !== undefined;
-    if (INVALID_INPUT_ERRORS.has(name) || missing) {
-      const type = missing ? JOB_ERROR_TYPES.artifactNotFound : JOB_ERROR_TYPES.invalidInput;
-      const message = (error as Error).message;
-      await deps.redis.set(keys.error(job.id), JSON.stringify({ type, message })).catch(() => undefined);
-      throw new UnrecoverableError(message);
-    }
-    throw error;
+    return await failJob(error, {
+      redis: deps.redis,
+      prefix: deps.prefix,
+      jobId: job.id,
+      cancelledByUser:
+        cancelled.signal.reason === CANCELLED_REASON || (await userCancelled().catch(() => false)),
+      aborted: deps.signal?.aborted === true,
+      finalAttempt: (job.attemptsMade ?? 0) + 1 >= (job.maxAttempts ?? 1),
+      missingArtifact: inputs.missing !== undefined,
+    });
   } finally {
     clearInterval(poll);
     deps.signal?.removeEventListener('abort', forwardAbort);

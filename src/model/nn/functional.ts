@@ -1,3 +1,4 @@
+import { ModelInputError } from '../errors.ts';
 import * as tf from '@tensorflow/tfjs';
 import { matMulTransposed, transposeLast2 } from '../fast-gradients.ts';
 import { constant } from './constants.ts';
@@ -31,7 +32,7 @@ export function activation(name: string, x: tf.Tensor): tf.Tensor {
     case 'swish':
       return tf.mul(x, tf.sigmoid(x));
     default:
-      throw new Error(`activation ${name} is not supported`);
+      throw new ModelInputError(`activation ${name} is not supported`);
   }
 }
 

@@ -1,3 +1,4 @@
+import { ModelInputError } from '../errors.ts';
 import { parseBoundedJson } from '../../tensors/index.ts';
 import type { HostTensor } from '../io/host-tensors.ts';
 import { readSafetensors, writeSafetensorsFile } from '../io/host-tensors.ts';
@@ -18,18 +19,18 @@ export async function readDataset(filePath: string): Promise<Dataset> {
   const { tensors, metadata } = await readSafetensors(filePath);
   const labels = tensors.get('labels');
   if (labels?.dtype !== 'I64' || labels.shape.length !== 1) {
-    throw new Error(`${filePath}: a dataset needs labels I64 [N]`);
+    throw new ModelInputError(`${filePath}: a dataset needs labels I64 [N]`);
   }
   const inputs = new Map<string, HostTensor>();
   for (const name of INPUT_NAMES) {
     const t = tensors.get(name);
     if (!t) continue;
     if (t.shape[0] !== labels.shape[0])
-      throw new Error(`${filePath}: ${name} has ${t.shape[0]} rows, labels ${labels.shape[0]}`);
+      throw new ModelInputError(`${filePath}: ${name} has ${t.shape[0]} rows, labels ${labels.shape[0]}`);
     inputs.set(name, t);
   }
   if (!inputs.has('pixel_values') && !inputs.has('input_ids')) {
-    throw new Error(`${filePath}: a dataset needs pixel_values or input_ids`);
+    throw new ModelInputError(`${filePath}: a dataset needs pixel_values or input_ids`);
   }
   return {
     inputs,
