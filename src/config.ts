@@ -1,6 +1,8 @@
 // Configuration comes from environment variables only, validated once at start so a typo fails
 // loudly with the variable's name instead of surfacing later as a confusing runtime error.
 import path from 'node:path';
+import type { JobRetention } from './queue/contract.ts';
+import { MAX_JSON_BYTES } from './tensors/index.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -63,6 +65,14 @@ export type RedisDeployment =
     }
   | { mode: 'cluster'; nodes: Array<{ host: string; port: number }> };
 
+/** Caps on what one request may ask for, so one request cannot hold a worker or Redis hostage. */
+export interface RequestLimits {
+  /** Most inputs under `models` in one merge recipe. */
+  maxRecipeModels: number;
+  /** Most (adapter, dataset) pairs one evaluation job runs. */
+  maxEvaluationTasks: number;
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -84,6 +94,9 @@ export interface Config {
   worker: WorkerPlan;
   uploads: UploadLimits;
   blobStore: BlobStoreConfig;
+  limits: RequestLimits;
+  /** How long finished jobs stay readable before BullMQ removes them (their artifacts stay). */
+  jobRetention: JobRetention;
 }
 
 /** The backends the model runtime can run on (LORAFUSE_BACKEND), or `auto` for the fastest available. */
@@ -369,10 +382,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     uploads: {
       maxFileBytes: integer(env, 'LORAFUSE_MAX_UPLOAD_MB', 20 * 1024, 1, 1024 * 1024) * mib,
       maxFiles: integer(env, 'LORAFUSE_MAX_UPLOAD_FILES', 256, 1, 10000),
-      maxJsonBytes: 16 * mib,
+      // Every JSON side file is also held to MAX_JSON_DEPTH (src/tensors/bounded-json.ts).
+      maxJsonBytes: MAX_JSON_BYTES,
       maxJsonBodyBytes: mib,
       maxFieldBytes: 1024,
     },
     blobStore: blobStore(env),
+    jobRetention: {
+      completed: {
+        age: integer(env, 'LORAFUSE_COMPLETED_JOBS_MAX_AGE_S', 7 * 86_400, 1, 10 * 365 * 86_400),
+        count: integer(env, 'LORAFUSE_COMPLETED_JOBS_MAX_COUNT', 10_000, 1, 10_000_000),
+      },
+      failed: {
+        age: integer(env, 'LORAFUSE_FAILED_JOBS_MAX_AGE_S', 30 * 86_400, 1, 10 * 365 * 86_400),
+        count: integer(env, 'LORAFUSE_FAILED_JOBS_MAX_COUNT', 10_000, 1, 10_000_000),
+      },
+    },
+    limits: {
+      maxRecipeModels: integer(env, 'LORAFUSE_MAX_RECIPE_MODELS', 64, 1, 4096),
+      maxEvaluationTasks: integer(env, 'LORAFUSE_MAX_EVALUATION_TASKS', 64, 1, 4096),
+    },
   };
 }

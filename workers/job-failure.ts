@@ -1,5 +1,9 @@
-// How the model processors fail: a user's cancel and bad input are UnrecoverableError (no retry),
-// with the error kind recorded for the job view; infrastructure faults are rethrown for a retry.
+// How every job fails, one rule for all queues: a user's cancel and typed input errors are
+// UnrecoverableError (no retry) recorded as `invalid_input` (or `artifact_not_found`); infrastructure
+// faults are rethrown for a retry; anything else (a bug, an error nobody typed) is `internal`, with a
+// correlation id that is logged beside the stack and returned in the job's error, never the raw
+// internal message.
+import { randomUUID } from 'node:crypto';
 import { UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CANCELLED_REASON, JOB_ERROR_TYPES, jobKeys } from '../src/queue/index.ts';
@@ -13,9 +17,30 @@ export class InvalidJobInputError extends Error {
   }
 }
 
-/** System errors (a full disk, a lost connection) may pass; anything else the runtime throws will not. */
+/**
+ * The typed errors that mean "the job's input is wrong": deterministic, so retrying cannot help. By
+ * name, because sandboxed processors may load a second copy of a module (instanceof would miss).
+ */
+const INPUT_ERROR_NAMES = new Set([
+  'InvalidJobInputError',
+  'ModelInputError',
+  'RecipeError',
+  'MergePlanError',
+  'AdapterError',
+  'SafetensorsError',
+  'ArtifactValidationError',
+  'JsonLimitError',
+]);
+
+/**
+ * System errors (a full disk, a lost connection) may pass; anything else will not. ENOENT too: a
+ * file that vanished mid-job is a race (an input deleted, or a stalled attempt's folder removed by
+ * its successor); the next attempt either succeeds or names the missing artifact.
+ */
 const TRANSIENT_CODES = new Set([
+  'ENOENT',
   'ENOSPC',
+  'EDQUOT',
   'EIO',
   'EMFILE',
   'ENFILE',
@@ -31,29 +56,93 @@ const TRANSIENT_CODES = new Set([
 export function isTransient(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException)?.code;
   if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return true;
+  if ((error as Error)?.name === 'MaxRetriesPerRequestError') return true;
   // ioredis and BullMQ connection failures
-  return /Connection is closed|ECONNREFUSED|Redis|Missing lock/i.test((error as Error)?.message ?? '');
+  return /Connection is closed|ECONNREFUSED|Missing lock/i.test((error as Error)?.message ?? '');
 }
 
-/**
- * Maps what a model job threw to what BullMQ should do. The model runtime's own errors (shapes that do
- * not fit, an unknown architecture, a dataset the model cannot read) are deterministic: retrying
- * cannot help, so they fail the job at once as invalid input.
- */
-export async function failJob(
-  error: unknown,
-  options: { redis: Redis; prefix: string; jobId: string; cancelledByUser: boolean; aborted?: boolean },
-): Promise<never> {
+export function isInputError(error: unknown): boolean {
+  return error instanceof Error && INPUT_ERROR_NAMES.has(error.name);
+}
+
+/** What a failed job's view carries. */
+export interface JobFailure {
+  type: string;
+  message: string;
+  /** Only for `internal`: the id under which the worker logged the error and its stack. */
+  correlationId?: string;
+}
+
+/** A log line for an internal failure: pino's shape, so worker logs stay one format. */
+export type FailureLog = (entry: {
+  correlationId: string;
+  jobId: string;
+  err: { name: string; message: string; stack?: string; code?: string };
+}) => void;
+
+const stderrLog: FailureLog = (entry) => {
+  process.stderr.write(
+    `${JSON.stringify({ level: 50, time: Date.now(), msg: 'job failed on an internal error', ...entry })}\n`,
+  );
+};
+
+/** Classifies an error that will not be retried. Pure apart from the correlation id. */
+export function classifyFailure(error: unknown, options: { missingArtifact?: boolean } = {}): JobFailure {
+  if (
+    error instanceof MissingArtifactError ||
+    (error as Error)?.name === 'MissingArtifactError' ||
+    options.missingArtifact
+  ) {
+    return { type: JOB_ERROR_TYPES.artifactNotFound, message: (error as Error).message };
+  }
+  if (isInputError(error)) return { type: JOB_ERROR_TYPES.invalidInput, message: (error as Error).message };
+  const correlationId = randomUUID();
+  return {
+    type: JOB_ERROR_TYPES.internal,
+    message: `the job failed on an internal error (correlation id ${correlationId}); the worker log has the details`,
+    correlationId,
+  };
+}
+
+export interface FailJobOptions {
+  redis: Redis;
+  prefix: string;
+  jobId: string;
+  cancelledByUser: boolean;
+  /** Stopped by the worker's own shutdown: rethrown so the job is retried (and resumes). */
+  aborted?: boolean;
+  /** No retry is left: a transient fault is then recorded as `internal` too. */
+  finalAttempt?: boolean;
+  /** An input artifact disappeared while the job ran. */
+  missingArtifact?: boolean;
+  log?: FailureLog;
+}
+
+/** Maps what a job threw to what BullMQ should do, recording the failure for the job view. */
+export async function failJob(error: unknown, options: FailJobOptions): Promise<never> {
   if (options.cancelledByUser) throw new UnrecoverableError(CANCELLED_REASON);
-  // Stopped by the worker's own shutdown: the job is retried (and resumes).
   if (options.aborted) throw error;
-  if (error instanceof UnrecoverableError) throw error;
-  if (isTransient(error)) throw error;
-  const type =
-    error instanceof MissingArtifactError ? JOB_ERROR_TYPES.artifactNotFound : JOB_ERROR_TYPES.invalidInput;
-  const message = (error as Error)?.message ?? String(error);
+  if (error instanceof UnrecoverableError || (error as Error)?.name === 'UnrecoverableError') throw error;
+  const transient = isTransient(error);
+  if (transient && !options.finalAttempt) throw error;
+  const failure = classifyFailure(error, { missingArtifact: options.missingArtifact });
+  if (failure.correlationId) {
+    const err = error instanceof Error ? error : new Error(String(error));
+    (options.log ?? stderrLog)({
+      correlationId: failure.correlationId,
+      jobId: options.jobId,
+      err: {
+        name: err.name,
+        message: err.message,
+        stack: err.stack,
+        code: (err as NodeJS.ErrnoException).code,
+      },
+    });
+  }
   await options.redis
-    .set(jobKeys(options.prefix).error(options.jobId), JSON.stringify({ type, message }))
+    .set(jobKeys(options.prefix).error(options.jobId), JSON.stringify(failure))
     .catch(() => undefined);
-  throw new UnrecoverableError(message);
+  // A last transient fault still fails through BullMQ's own path (this was its final attempt).
+  if (transient) throw error;
+  throw new UnrecoverableError(failure.message);
 }

@@ -49,10 +49,13 @@ export const PROBLEMS = {
   'invalid-recipe': { status: 422, title: 'Invalid recipe' },
   'unknown-artifact': { status: 422, title: 'Unknown artifact' },
   'invalid-merge': { status: 422, title: 'Merge cannot be planned' },
+  'limit-exceeded': { status: 422, title: 'Request over a configured limit' },
   'artifact-in-use': { status: 409, title: 'Artifact in use' },
   'job-not-cancellable': { status: 409, title: 'Job cannot be cancelled' },
   'idempotency-key-reused': { status: 409, title: 'Idempotency key reused' },
   'not-ready': { status: 503, title: 'Service not ready' },
+  'dependency-unavailable': { status: 503, title: 'A dependency is unavailable' },
+  'insufficient-storage': { status: 507, title: 'Insufficient storage' },
   'internal-error': { status: 500, title: 'Internal Server Error' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
@@ -140,6 +143,8 @@ export function toProblem(error: unknown): ApiProblem | null {
       code: error.code,
       tensor: error.tensor,
       parameter: error.parameter,
+      model: error.model,
+      path: error.path,
     });
   }
   if (error instanceof AdapterError) {
@@ -161,6 +166,8 @@ export function toProblem(error: unknown): ApiProblem | null {
     return new ApiProblem('idempotency-key-reused', error.message, { jobId: error.jobId });
   }
   if (!(error instanceof Error)) return null;
+  const infrastructure = infrastructureProblem(error);
+  if (infrastructure) return infrastructure;
   const fastifyError = error as FastifyLikeError;
   if (fastifyError.validation) {
     const where = fastifyError.validationContext ?? 'request';
@@ -203,6 +210,71 @@ export function toProblem(error: unknown): ApiProblem | null {
   // A multipart body cut short by the client.
   if (/terminated early|Unexpected end of (multipart|form)|premature close/i.test(fastifyError.message)) {
     return new ApiProblem('invalid-upload', 'the upload ended before its last part was complete');
+  }
+  return null;
+}
+
+/** Seconds a client should wait before retrying a request refused for an unreachable Redis. */
+export const REDIS_RETRY_AFTER_SECONDS = 5;
+
+/** 5xx kinds whose detail is safe to send (they describe the service's state, not its internals). */
+export const PUBLIC_SERVER_PROBLEMS: ReadonlySet<ProblemKind> = new Set([
+  'not-ready',
+  'dependency-unavailable',
+  'insufficient-storage',
+]);
+
+const REDIS_DOWN_MESSAGE =
+  /^(Connection is closed\.?|Stream isn't writeable and enableOfflineQueue options is false|Reached the max retries per request limit)/;
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENOTCONN',
+]);
+const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
+
+/** The error and its causes (wrapped errors, AggregateError members), bounded against cycles. */
+function* errorChain(error: unknown): Generator<Error> {
+  const queue: unknown[] = [error];
+  for (let seen = 0; queue.length > 0 && seen < 16; seen++) {
+    const item = queue.shift();
+    if (!(item instanceof Error)) continue;
+    yield item;
+    if (item.cause !== undefined) queue.push(item.cause);
+    if (item instanceof AggregateError) queue.push(...item.errors);
+  }
+}
+
+/**
+ * Infrastructure faults are the service's state, not the request's fault nor a bug: Redis unreachable
+ * (ioredis's MaxRetriesPerRequestError, a closed connection, a refused socket) is a 503 with
+ * Retry-After; a full disk or quota on the data directory is a 507. `null` for anything else.
+ */
+export function infrastructureProblem(error: unknown): ApiProblem | null {
+  for (const item of errorChain(error)) {
+    const code = (item as NodeJS.ErrnoException).code;
+    if (code !== undefined && DISK_FULL_CODES.has(code)) {
+      return new ApiProblem(
+        'insufficient-storage',
+        'the data directory is full; nothing of this request was stored',
+        { dependency: 'dataDir' },
+      );
+    }
+    const isRedis =
+      item.name === 'MaxRetriesPerRequestError' ||
+      REDIS_DOWN_MESSAGE.test(item.message) ||
+      (code !== undefined &&
+        CONNECTION_CODES.has(code) &&
+        (item as { syscall?: string }).syscall === 'connect');
+    if (isRedis) {
+      return new ApiProblem('dependency-unavailable', 'Redis is unreachable; retry later', {
+        dependency: 'redis',
+        retryAfter: REDIS_RETRY_AFTER_SECONDS,
+      });
+    }
   }
   return null;
 }

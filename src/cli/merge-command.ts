@@ -20,7 +20,7 @@ import {
   planMerge,
   RecipeError,
 } from '../merge/index.ts';
-import { Checkpoint, SafetensorsError } from '../tensors/index.ts';
+import { Checkpoint, JsonLimitError, parseBoundedJson, SafetensorsError } from '../tensors/index.ts';
 import { type CommandSpec, prepareCommand } from './args.ts';
 
 export const MERGE_SPEC: CommandSpec = {
@@ -81,7 +81,7 @@ export function parseSize(text: string): number {
 
 async function readJsonIfPresent(file: string): Promise<Record<string, unknown> | undefined> {
   if (!existsSync(file)) return undefined;
-  const value = JSON.parse(await readFile(file, 'utf8'));
+  const value = parseBoundedJson(await readFile(file, 'utf8'));
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new Error(`${file} is not a JSON object`);
   }
@@ -122,7 +122,9 @@ function isUserError(error: unknown): boolean {
     error instanceof RecipeError ||
     error instanceof MergePlanError ||
     error instanceof AdapterError ||
-    error instanceof SafetensorsError
+    error instanceof SafetensorsError ||
+    error instanceof JsonLimitError ||
+    error instanceof SyntaxError
   );
 }
 
@@ -153,7 +155,8 @@ export async function runMergeCommand(argv: string[]): Promise<number> {
   };
   process.once('SIGINT', onSigint);
   try {
-    const recipe = parseRecipe(await readFile(recipePath, 'utf8'));
+    // Local files on the user's own machine: no cap on the number of inputs (size and depth still apply).
+    const recipe = parseRecipe(await readFile(recipePath, 'utf8'), { maxModels: Number.POSITIVE_INFINITY });
     const plan = await planMerge(recipe, fileResolver(path.dirname(path.resolve(recipePath))));
     try {
       if (values['dry-run']) {

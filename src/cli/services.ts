@@ -53,7 +53,7 @@ export async function startApi(
       prefix: config.queuePrefix,
       blobs: createBlobStore(config),
     });
-    const jobs = new JobService({ redis, prefix: config.queuePrefix });
+    const jobs = new JobService({ redis, prefix: config.queuePrefix, retention: config.jobRetention });
     const app = await buildApp({ config, redis, store, jobs, logger });
     const url = await app.listen({ port: config.port, host: config.host });
     return { app, url, close: () => closeApp(app) };

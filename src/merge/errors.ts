@@ -12,17 +12,28 @@ export class RecipeError extends Error {
   }
 }
 
-/** A recipe that does not fit the registry or its inputs; names the tensor, the shapes and the parameter. */
+/**
+ * A recipe that does not fit the registry or its inputs; names the tensor, the shapes, the parameter,
+ * the model whose value it is and the recipe path of that value, where known.
+ */
 export class MergePlanError extends Error {
   readonly code: string;
   readonly tensor?: string;
   readonly parameter?: string;
-  constructor(code: string, message: string, details: { tensor?: string; parameter?: string } = {}) {
+  readonly model?: string;
+  readonly path?: string;
+  constructor(
+    code: string,
+    message: string,
+    details: { tensor?: string; parameter?: string; model?: string; path?: string } = {},
+  ) {
     super(message);
     this.name = 'MergePlanError';
     this.code = code;
     this.tensor = details.tensor;
     this.parameter = details.parameter;
+    this.model = details.model;
+    this.path = details.path;
   }
 }
 

@@ -13,7 +13,7 @@ import {
 } from '../tensors/float-conversion.ts';
 import { countNonFinite } from './kernels/reductions.ts';
 import type { EncodedMergeContext, EncodedTensorInput, RandomStream } from './method.ts';
-import { isTrue } from './parameters.ts';
+import { isTrue } from './parameter-ranges.ts';
 import { RESCALE_EPS } from './sparsify.ts';
 
 export interface FusedGtaConfig {

@@ -3,8 +3,14 @@
 // configurations of this one routine (see methods/*.ts), with mergekit's per-method defaults.
 import { type FusedGtaConfig, mergeGtaEncoded } from './fused-gta.ts';
 import { scratchFloat32 } from './kernels/scratch.ts';
-import type { ParameterSpec, TensorMergeContext, TensorMergeMethod } from './method.ts';
-import { isTrue } from './parameters.ts';
+import type {
+  ParameterRuleInput,
+  ParameterRuleViolation,
+  ParameterSpec,
+  TensorMergeContext,
+  TensorMergeMethod,
+} from './method.ts';
+import { isTrue } from './parameter-ranges.ts';
 import {
   type SparsificationMethod,
   sparsifyBernoulli,
@@ -43,6 +49,7 @@ function gtaParameters(config: GtaConfig): ParameterSpec[] {
       type: 'number',
       default: 1,
       required: false,
+      range: { min: 0, minExclusive: true, max: 1 },
       description: config.sparsification
         ? 'Fraction of the task vector kept.'
         : 'Accepted as in mergekit; no effect without a sparsifier.',
@@ -55,6 +62,7 @@ function gtaParameters(config: GtaConfig): ParameterSpec[] {
       type: 'number',
       default: 0.01,
       required: false,
+      range: { min: 0, max: 1 },
       description: 'Fraction of the largest |δ| dropped as outliers.',
     });
   }
@@ -65,7 +73,10 @@ function gtaParameters(config: GtaConfig): ParameterSpec[] {
       type: 'number',
       default: 0.15,
       required: false,
-      description: 'Half-width of the keep probabilities around density (by magnitude rank).',
+      // density ± epsilon must stay inside (0, 1), so epsilon < min(density, 1 − density) ≤ 0.5.
+      range: { min: 0, max: 0.5, maxExclusive: true },
+      description:
+        'Half-width of the keep probabilities around density (by magnitude rank); density ± epsilon must lie inside (0, 1).',
     });
   }
   specs.push(
@@ -269,6 +280,46 @@ function fusable(
   return sparsification === undefined || sparsification === 'magnitude' || sparsification === 'random';
 }
 
+/**
+ * What ranges alone cannot say: TIES's top-k must keep at least one entry of every tensor (mergekit
+ * asserts in the worker), and DELLA's keep probabilities density ± epsilon must lie inside (0, 1).
+ */
+function checkGtaParameters(
+  config: GtaConfig,
+  input: ParameterRuleInput,
+): ParameterRuleViolation | undefined {
+  for (const { model, isBase, params } of input.models) {
+    if (isBase) continue;
+    const density = Number(params.density ?? 1);
+    if (density >= 1) continue;
+    if (config.sparsification === 'magnitude' && Math.trunc(density * input.numel) <= 0) {
+      return {
+        parameter: 'density',
+        model,
+        message: `density ${density} keeps no entry of a ${input.numel}-element tensor (${config.name} keeps int(density·numel) entries)`,
+      };
+    }
+    if (config.sparsification === 'della_magprune') {
+      const epsilon = Number(params.epsilon);
+      if (density + epsilon >= 1 || density - epsilon <= 0) {
+        return {
+          parameter: 'epsilon',
+          model,
+          message: `epsilon ${epsilon} must keep density ± epsilon inside (0, 1) (density ${density})`,
+        };
+      }
+    }
+  }
+  return undefined;
+}
+
+function gtaParameterRule(config: GtaConfig): string | undefined {
+  if (config.sparsification === 'magnitude') return 'int(density·numel) ≥ 1 for every merged tensor';
+  if (config.sparsification === 'della_magprune')
+    return '0 < density − epsilon and density + epsilon < 1 when density < 1';
+  return undefined;
+}
+
 /** A TensorMergeMethod for one GTA configuration. */
 export function createGtaMethod(config: GtaConfig): TensorMergeMethod {
   const random = config.sparsification === 'random' || config.sparsification === 'della_magprune';
@@ -286,6 +337,8 @@ export function createGtaMethod(config: GtaConfig): TensorMergeMethod {
     minModels: 1,
     linearInInputs: config.linearInInputs === true,
     parameters: gtaParameters(config),
+    parameterRule: gtaParameterRule(config),
+    checkParameters: (input) => checkGtaParameters(config, input),
     mergeTensor: (ctx) => mergeGeneralizedTaskArithmetic(config, ctx),
     // The blocked kernel covers no sparsifier, TIES's top-k and DARE's drop; the rank- and
     // outlier-based ones (DELLA, breadcrumbs) run unfused.

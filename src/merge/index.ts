@@ -29,6 +29,7 @@ export type {
   RandomStream,
   TensorMergeMethod,
 } from './method.ts';
+export { checkRecipeParameters, describeRange, isTrue } from './parameter-ranges.ts';
 export { evaluateSetting, interpolateGradient } from './parameters.ts';
 export { closePlan, planMerge } from './plan.ts';
 export { type DataDrivenPlan, needsTaskData, planDataDrivenMerge } from './plan-data-driven.ts';
@@ -36,10 +37,12 @@ export type { MergePlan, PlannedInput, PlannedModule, PlannedTensor } from './pl
 export {
   type ConditionalSetting,
   type LoraOptions,
+  DEFAULT_RECIPE_LIMITS,
   type ParameterSetting,
   parseRecipe,
   type Recipe,
   type RecipeInput,
+  type RecipeLimits,
   recipeReferences,
 } from './recipe.ts';
 export { recipeJsonSchema } from './recipe-schema.ts';

@@ -10,6 +10,18 @@ export type ParameterScope = 'per-model' | 'global';
 
 export type ParameterType = 'number' | 'integer' | 'boolean' | 'string';
 
+/**
+ * The values a number or integer parameter accepts: an interval whose ends are closed unless marked
+ * exclusive (density: {min: 0, minExclusive: true, max: 1} is (0, 1]). An absent end is unbounded;
+ * every value is finite (the recipe parser refuses NaN and infinities).
+ */
+export interface ParameterRange {
+  min?: number;
+  max?: number;
+  minExclusive?: boolean;
+  maxExclusive?: boolean;
+}
+
 export interface ParameterSpec {
   name: string;
   /** per-model: read from models[].parameters, then the top level; global: top level only (as mergekit). */
@@ -21,10 +33,32 @@ export interface ParameterSpec {
   description: string;
   /** For string parameters: the accepted values. */
   enum?: readonly string[];
-  /** For number and integer parameters: the smallest accepted value (inclusive). */
-  minimum?: number;
-  /** For number and integer parameters: the largest accepted value (inclusive). */
-  maximum?: number;
+  /** For number and integer parameters: the accepted interval (absent: any finite value). */
+  range?: ParameterRange;
+}
+
+/** One model's resolved per-model parameters for one tensor, as a cross-parameter rule sees them. */
+export interface ResolvedModelParameters {
+  /** The model's name as written in the recipe. */
+  model: string;
+  isBase: boolean;
+  params: Readonly<Record<string, ParameterValue>>;
+}
+
+/** What a method's cross-parameter rule is given: one tensor's resolved parameters. */
+export interface ParameterRuleInput {
+  tensorName: string;
+  /** Elements of the tensor (of the LoRA module's dense delta for adapter methods). */
+  numel: number;
+  global: Readonly<Record<string, ParameterValue>>;
+  models: readonly ResolvedModelParameters[];
+}
+
+/** A broken cross-parameter rule: which parameter (and model) to name in the 422, and why. */
+export interface ParameterRuleViolation {
+  parameter: string;
+  model?: string;
+  message: string;
 }
 
 /** One input of a tensor merge, in mergekit's order (recipe order; an unlisted base model last). */
@@ -92,6 +126,13 @@ interface MethodDeclaration {
   parameters: readonly ParameterSpec[];
   /** Where lorafuse knowingly differs from the reference implementation, and why. */
   notes?: string;
+  /**
+   * Rules across parameters or against the tensor's size that a per-parameter range cannot state
+   * (della: density ± epsilon inside (0, 1)); checked at plan time for every tensor, so a recipe the
+   * worker would refuse is refused before it is queued.
+   */
+  parameterRule?: string;
+  checkParameters?(input: ParameterRuleInput): ParameterRuleViolation | undefined;
 }
 
 /** A mergekit-style method: one output tensor from the same tensor of every input model. */

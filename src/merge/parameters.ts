@@ -2,6 +2,7 @@
 // values first, then the top level, then the method default; global parameters from the top level only.
 import { MergePlanError } from './errors.ts';
 import type { MergeMethod, ParameterSpec, ParameterValue } from './method.ts';
+import { parameterValueProblem } from './parameter-ranges.ts';
 import type { ParameterSetting, Recipe, SettingValue } from './recipe.ts';
 
 /** A gradient at t, in float64 and in mergekit's order of operations so the bits match. */
@@ -38,49 +39,20 @@ export function evaluateSetting(
   return evaluateValue(setting as SettingValue, t);
 }
 
-/** True for `true` and for any non-zero number (how mergekit's `if self.normalize` reads 1.0). */
-export function isTrue(value: ParameterValue | undefined): boolean {
-  return value === true || (typeof value === 'number' && value !== 0);
-}
-
 function checkType(
   spec: ParameterSpec,
   value: ParameterValue,
   tensorName: string,
-  where: string,
+  model: string | undefined,
 ): ParameterValue {
-  const fail = (expected: string) =>
-    new MergePlanError(
-      'invalid_parameter',
-      `parameter ${spec.name}${where} for ${tensorName} must be ${expected}, got ${JSON.stringify(value)}`,
-      { tensor: tensorName, parameter: spec.name },
-    );
-  switch (spec.type) {
-    case 'number':
-      if (typeof value !== 'number') throw fail('a number');
-      return checkRange(spec, value, fail);
-    case 'integer':
-      if (typeof value !== 'number' || !Number.isInteger(value)) throw fail('an integer');
-      return checkRange(spec, value, fail);
-    case 'boolean':
-      if (typeof value !== 'number' && typeof value !== 'boolean') throw fail('a boolean');
-      return value;
-    case 'string':
-      if (typeof value !== 'string') throw fail('a string');
-      if (spec.enum && !spec.enum.includes(value)) throw fail(`one of ${spec.enum.join(', ')}`);
-      return value;
-  }
-}
-
-/** A declared range is part of the method's contract: a value outside it is refused at plan time. */
-function checkRange(spec: ParameterSpec, value: number, fail: (expected: string) => Error): number {
-  const { minimum, maximum } = spec;
-  if ((minimum !== undefined && value < minimum) || (maximum !== undefined && value > maximum)) {
-    const low = minimum === undefined ? '' : `>= ${minimum}`;
-    const high = maximum === undefined ? '' : `<= ${maximum}`;
-    throw fail([low, high].filter(Boolean).join(' and '));
-  }
-  return value;
+  const problem = parameterValueProblem(spec, value);
+  if (problem === undefined) return value;
+  const owner = model === undefined ? '' : ` of ${model}`;
+  throw new MergePlanError(
+    'invalid_parameter',
+    `parameter ${spec.name}${owner} for ${tensorName} ${problem}, got ${JSON.stringify(value)}`,
+    { tensor: tensorName, parameter: spec.name, model },
+  );
 }
 
 export interface ResolvedParameters {
@@ -97,13 +69,17 @@ export interface ResolveInput {
   parameters?: Record<string, ParameterSetting>;
 }
 
-/** Resolves every declared parameter of `method` for one tensor at gradient position t. */
+/**
+ * Resolves every declared parameter of `method` for one tensor at gradient position t, each checked
+ * against its declared type and range; with `numel`, the method's cross-parameter rule too.
+ */
 export function resolveParameters(
   method: MergeMethod,
   recipe: Recipe,
   inputs: readonly ResolveInput[],
   tensorName: string,
   t: number,
+  numel?: number,
 ): ResolvedParameters {
   const top = recipe.parameters ?? {};
   const fromTop = (name: string) => (name in top ? evaluateSetting(tensorName, top[name], t) : undefined);
@@ -121,7 +97,7 @@ export function resolveParameters(
         }
         continue;
       }
-      global[spec.name] = checkType(spec, value, tensorName, '');
+      global[spec.name] = checkType(spec, value, tensorName, undefined);
       continue;
     }
     inputs.forEach((input, i) => {
@@ -133,13 +109,28 @@ export function resolveParameters(
           throw new MergePlanError(
             'missing_parameter',
             `Missing required parameter ${spec.name} for ${input.ref} (tensor ${tensorName})`,
-            { tensor: tensorName, parameter: spec.name },
+            { tensor: tensorName, parameter: spec.name, model: input.ref },
           );
         }
         return;
       }
-      perModel[i][spec.name] = checkType(spec, value, tensorName, ` of ${input.ref}`);
+      perModel[i][spec.name] = checkType(spec, value, tensorName, input.ref);
     });
+  }
+  if (numel !== undefined && method.checkParameters) {
+    const violation = method.checkParameters({
+      tensorName,
+      numel,
+      global,
+      models: inputs.map((input, i) => ({ model: input.ref, isBase: input.isBase, params: perModel[i] })),
+    });
+    if (violation) {
+      throw new MergePlanError(
+        'invalid_parameter',
+        `${violation.message} (tensor ${tensorName}${violation.model ? `, model ${violation.model}` : ''})`,
+        { tensor: tensorName, parameter: violation.parameter, model: violation.model },
+      );
+    }
   }
   return { global, perModel };
 }

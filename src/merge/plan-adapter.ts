@@ -225,7 +225,7 @@ async function planAdapters(
     const reads: TensorRead[] = adapters.map((a) => ({ source: a.source.weights as TensorSource, name }));
     if (withBase) reads.push(expansionPoint(name, info.shape, saved.has(name), init, base));
     const t = gradientPosition(name, layerCount);
-    const { global, perModel } = resolveParameters(method, recipe, resolveInputs, name, t);
+    const { global, perModel } = resolveParameters(method, recipe, resolveInputs, name, t, info.numel);
     tensors.push({ name, shape: info.shape, dtype, action: 'merge', reads, t, global, perModel });
   }
   const first = adapters[0];
@@ -323,7 +323,14 @@ function planDeltaSpace(
     }
     const weightName = `${first.module}.weight`;
     const t = gradientPosition(weightName, common.layerCount);
-    const { global, perModel } = resolveParameters(method, recipe, resolveInputs, weightName, t);
+    const { global, perModel } = resolveParameters(
+      method,
+      recipe,
+      resolveInputs,
+      weightName,
+      t,
+      first.inFeatures * first.outFeatures,
+    );
     largest = Math.max(largest, first.inFeatures * first.outFeatures);
     modules.push({
       module: first.module,
@@ -386,7 +393,7 @@ function planDeltaSpace(
       const reads: TensorRead[] = adapters.map((a) => ({ source: a.source.weights as TensorSource, name }));
       if (savedWithBase) reads.push(expansionPoint(name, info.shape, true, init, base));
       const t = gradientPosition(savedName, common.layerCount);
-      const { global, perModel } = resolveParameters(method, recipe, savedResolveInputs, name, t);
+      const { global, perModel } = resolveParameters(method, recipe, savedResolveInputs, name, t, info.numel);
       planned = { name: outName, shape: info.shape, dtype, action: 'merge', reads, t, global, perModel };
     } else {
       planned = copyTensor(

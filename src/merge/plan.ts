@@ -4,6 +4,7 @@
 import { MergePlanError } from './errors.ts';
 import { countLayers, gradientPosition } from './layers.ts';
 import type { TensorMergeMethod } from './method.ts';
+import { checkRecipeParameters } from './parameter-ranges.ts';
 import { type ResolveInput, resolveParameters, unusedParameterNames } from './parameters.ts';
 import { needsTaskData } from './plan-data-driven.ts';
 import { planAdapterMerge } from './plan-adapter.ts';
@@ -25,6 +26,8 @@ import type { InputResolver, TensorSource } from './sources.ts';
 export async function planMerge(recipe: Recipe, resolver: InputResolver): Promise<MergePlan> {
   const method = lookupMethod(recipe);
   if (method.kind === 'data-driven') throw needsTaskData(method.name);
+  // Every value the recipe sets, whichever tensors it reaches, before any input is opened.
+  checkRecipeParameters(method, recipe);
   if (recipe.models.some((input) => input.adapter !== undefined))
     return planAdapterMerge(recipe, method, resolver);
   if (method.kind !== 'tensor') {
@@ -139,7 +142,7 @@ async function planModelMerge(
       continue;
     }
     const t = gradientPosition(name, layerCount);
-    const { global, perModel } = resolveParameters(method, recipe, resolveInputs, name, t);
+    const { global, perModel } = resolveParameters(method, recipe, resolveInputs, name, t, info.numel);
     tensors.push({
       name,
       shape: info.shape,

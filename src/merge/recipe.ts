@@ -1,7 +1,24 @@
 // mergekit's config format (merge_method, base_model, models[].parameters, parameters, dtype, ...)
 // parsed into a checked Recipe. Structural checks only: the planner checks it against the registry.
 import { parse as parseYaml } from 'yaml';
+import { MAX_JSON_DEPTH, valueNestingDepth } from '../tensors/index.ts';
 import { RecipeError } from './errors.ts';
+
+/** What one recipe may hold; the API passes its configured caps, the CLI and workers the defaults. */
+export interface RecipeLimits {
+  /** Most entries under `models` (each is an input opened for every tensor). */
+  maxModels: number;
+  /** Largest recipe text (YAML or JSON), in characters. */
+  maxTextLength: number;
+  /** Deepest nesting of mappings and lists (a real recipe nests 5 levels). */
+  maxDepth: number;
+}
+
+export const DEFAULT_RECIPE_LIMITS: RecipeLimits = {
+  maxModels: 64,
+  maxTextLength: 1024 * 1024,
+  maxDepth: MAX_JSON_DEPTH,
+};
 
 /** A scalar or gradient a parameter may take (mergekit's ParameterSetting, without the conditional list). */
 export type SettingValue = number | boolean | string | number[];
@@ -188,14 +205,29 @@ function checkDtype(value: unknown, path: string): string {
 }
 
 /** Parses a mergekit-format recipe (YAML or JSON text, or an already parsed object). */
-export function parseRecipe(input: string | Record<string, unknown>): Recipe {
+export function parseRecipe(
+  input: string | Record<string, unknown>,
+  limitsIn: Partial<RecipeLimits> = {},
+): Recipe {
+  const limits = { ...DEFAULT_RECIPE_LIMITS, ...limitsIn };
   let root: unknown = input;
   if (typeof input === 'string') {
+    if (input.length > limits.maxTextLength) {
+      throw new RecipeError(
+        'too_large',
+        '',
+        `a recipe of ${input.length} characters is over the ${limits.maxTextLength} limit`,
+      );
+    }
     try {
-      root = parseYaml(input);
+      // maxAliasCount bounds YAML's "billion laughs"; nesting is checked on the result below.
+      root = parseYaml(input, { maxAliasCount: 100 });
     } catch (error) {
       throw new RecipeError('invalid_yaml', '', `not valid YAML: ${(error as Error).message}`);
     }
+  }
+  if (valueNestingDepth(root, limits.maxDepth) > limits.maxDepth) {
+    throw new RecipeError('too_deep', '', `a recipe nested deeper than ${limits.maxDepth} levels`);
   }
   if (!isPlainObject(root)) throw new RecipeError('invalid_type', '', 'a recipe is a mapping');
   const notes: string[] = [];
@@ -221,6 +253,13 @@ export function parseRecipe(input: string | Record<string, unknown>): Recipe {
   }
   if (!Array.isArray(root.models) || root.models.length === 0) {
     throw new RecipeError('missing_field', 'models', 'must be a non-empty list of inputs');
+  }
+  if (root.models.length > limits.maxModels) {
+    throw new RecipeError(
+      'too_many_models',
+      'models',
+      `${root.models.length} inputs is over the limit of ${limits.maxModels} per recipe`,
+    );
   }
   recipe.models = root.models.map((entry, i) => {
     const path = `models[${i}]`;

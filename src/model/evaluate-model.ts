@@ -1,4 +1,5 @@
 // Accuracy and loss of a model (with its adapter or head) over a labelled dataset, in batches.
+import { ModelInputError } from './errors.ts';
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext } from './forward-context.ts';
 import { batchInputs } from './inference.ts';
@@ -34,7 +35,8 @@ export async function evaluateModel(
         batchInputs(dataset.inputs, start, end),
         model.config,
       );
-      if (!logits) throw new Error('the model produced no logits (a CLIP model needs a classifier head)');
+      if (!logits)
+        throw new ModelInputError('the model produced no logits (a CLIP model needs a classifier head)');
       const labelTensor = tf.tensor1d(labels, 'int32');
       return [tf.mul(crossEntropy(logits, labelTensor), end - start), tf.argMax(logits, -1)];
     });

@@ -1,4 +1,5 @@
 // Batched prediction over host inputs (the CLI's predict and evaluation): inputs to the backend, outputs back.
+import { ModelInputError } from './errors.ts';
 import * as tf from '@tensorflow/tfjs';
 import type { ModelInputs, ModelOutputs } from './architectures/index.ts';
 import { ForwardContext } from './forward-context.ts';
@@ -15,7 +16,7 @@ export function contextFor(model: LoadedModel, adapter?: LoadedAdapter | null): 
 
 export function exampleCount(inputs: HostInputs): number {
   const first = inputs.get('pixel_values') ?? inputs.get('input_ids');
-  if (!first) throw new Error('inputs need pixel_values or input_ids');
+  if (!first) throw new ModelInputError('inputs need pixel_values or input_ids');
   return first.shape[0];
 }
 

@@ -1,7 +1,9 @@
 // Loads a Hugging Face model folder (config.json + safetensors) onto the tfjs backend for its architecture.
+import { ModelInputError } from './errors.ts';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Architecture, architectureFor, type ModelConfig } from './architectures/index.ts';
+import { parseBoundedJson } from '../tensors/index.ts';
 import { readCheckpoint, readSafetensors } from './io/host-tensors.ts';
 import { ParamStore } from './params.ts';
 
@@ -22,8 +24,9 @@ export async function loadModel(
   dir: string,
   options: { extraWeights?: string[] } = {},
 ): Promise<LoadedModel> {
-  const config = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')) as ModelConfig;
-  if (typeof config.model_type !== 'string') throw new Error(`${dir}/config.json has no model_type`);
+  const config = parseBoundedJson(await readFile(path.join(dir, 'config.json'), 'utf8')) as ModelConfig;
+  if (typeof config.model_type !== 'string')
+    throw new ModelInputError(`${dir}/config.json has no model_type`);
   const architecture = architectureFor(config.model_type);
   const weights = await readCheckpoint(dir);
   for (const file of options.extraWeights ?? []) {

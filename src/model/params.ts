@@ -1,4 +1,5 @@
 // Model weights on the backend, stored once in the layout the forward pass reads, freed with the store.
+import { ModelInputError } from './errors.ts';
 import * as tf from '@tensorflow/tfjs';
 import type { HostTensor } from './io/host-tensors.ts';
 
@@ -57,7 +58,7 @@ export class ParamStore {
 
   get(name: string): tf.Tensor {
     const t = this.tensors.get(name);
-    if (!t) throw new Error(`model weight ${name} is missing`);
+    if (!t) throw new ModelInputError(`model weight ${name} is missing`);
     return t;
   }
 

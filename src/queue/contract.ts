@@ -261,7 +261,8 @@ export interface JobView {
     | AnalyzeJobResult
     | Record<string, unknown>
     | null;
-  error: { type: string; message: string } | null;
+  /** `correlationId` only for `internal`: the id the worker logged the error's details under. */
+  error: { type: string; message: string; correlationId?: string } | null;
   recipe: Record<string, unknown> | null;
   attempts: number;
   createdAt: string;
@@ -286,14 +287,31 @@ export const JOB_ERROR_TYPES = {
 /** Message of the UnrecoverableError a processor throws when a user cancelled its job. */
 export const CANCELLED_REASON = 'cancelled by user';
 
+/** How long finished jobs are kept: BullMQ's KeepJobs (age in seconds, and the newest `count`). */
+export interface JobRetention {
+  completed: { age: number; count: number };
+  /** Failed and cancelled-while-running jobs (BullMQ's failed set). */
+  failed: { age: number; count: number };
+}
+
+export const DEFAULT_JOB_RETENTION: JobRetention = {
+  completed: { age: 7 * 24 * 3600, count: 10_000 },
+  failed: { age: 30 * 24 * 3600, count: 10_000 },
+};
+
 /**
  * Infrastructure faults (Redis blips, a full disk) are retried with exponential backoff;
- * bad input is thrown as UnrecoverableError and fails at once. Finished jobs are kept so that
- * clients and dashboards can read their records.
+ * bad input is thrown as UnrecoverableError and fails at once. Finished jobs are kept for the
+ * retention's age and count so that clients can read their records, then removed by BullMQ when a
+ * later job finishes (their artifacts stay: they are records of the store, not of the queue).
  */
-export const DEFAULT_JOB_OPTIONS: JobsOptions = {
-  attempts: 3,
-  backoff: { type: 'exponential', delay: 2000 },
-  removeOnComplete: false,
-  removeOnFail: false,
-};
+export function jobOptions(retention: JobRetention = DEFAULT_JOB_RETENTION): JobsOptions {
+  return {
+    attempts: 3,
+    backoff: { type: 'exponential', delay: 2000 },
+    removeOnComplete: { ...retention.completed },
+    removeOnFail: { ...retention.failed },
+  };
+}
+
+export const DEFAULT_JOB_OPTIONS: JobsOptions = jobOptions();

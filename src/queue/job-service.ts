@@ -4,8 +4,10 @@ import { createHash, randomUUID } from 'node:crypto';
 import { FlowProducer, Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
-  DEFAULT_JOB_OPTIONS,
   type AnalyzeJobPayload,
+  DEFAULT_JOB_RETENTION,
+  type JobRetention,
+  jobOptions,
   type EvaluateJobPayload,
   type FinetuneJobPayload,
   type JobState,
@@ -87,6 +89,8 @@ interface CancelledRecord {
 }
 
 const JOB_TYPES = Object.keys(QUEUE_NAMES) as JobType[];
+/** How long an indexed id must stay without its BullMQ job before its keys are pruned. */
+const PRUNE_GRACE_MS = 60_000;
 const PENDING_STATES = ['waiting', 'prioritized', 'delayed', 'paused', 'waiting-children', 'active'] as const;
 
 function encodeCursor(sequence: number): string {
@@ -107,8 +111,21 @@ export class JobService {
   private readonly connection: Redis;
   private flows: FlowProducer | undefined;
 
-  constructor(options: { redis: Redis; prefix: string; onError?: (error: Error) => void }) {
+  private readonly retention: JobRetention;
+  private readonly pruneGraceMs: number;
+
+  constructor(options: {
+    redis: Redis;
+    prefix: string;
+    onError?: (error: Error) => void;
+    /** How long finished jobs are kept (default DEFAULT_JOB_RETENTION). */
+    retention?: JobRetention;
+    /** How long an indexed id must miss its BullMQ job before its keys are pruned (default 60 s). */
+    pruneGraceMs?: number;
+  }) {
+    this.pruneGraceMs = options.pruneGraceMs ?? PRUNE_GRACE_MS;
     this.redis = options.redis;
+    this.retention = options.retention ?? DEFAULT_JOB_RETENTION;
     this.prefix = options.prefix;
     this.keys = jobKeys(options.prefix);
     this.connection = options.redis;
@@ -117,7 +134,7 @@ export class JobService {
         const queue = new Queue(QUEUE_NAMES[type], {
           connection: options.redis,
           prefix: options.prefix,
-          defaultJobOptions: DEFAULT_JOB_OPTIONS,
+          defaultJobOptions: jobOptions(this.retention),
         });
         // BullMQ re-emits connection failures (e.g. the connection closing while a queue is still
         // initialising) as 'error'; an EventEmitter 'error' with no listener becomes an unhandled rejection.
@@ -205,12 +222,12 @@ export class JobService {
         name: type,
         queueName,
         data: payload,
-        opts: { ...DEFAULT_JOB_OPTIONS, jobId },
+        opts: { ...jobOptions(this.retention), jobId },
         children: children.map((data, i) => ({
           name: type,
           queueName,
           data,
-          opts: { ...DEFAULT_JOB_OPTIONS, jobId: ids[i + 1], failParentOnFailure: true },
+          opts: { ...jobOptions(this.retention), jobId: ids[i + 1], failParentOnFailure: true },
         })),
       });
       return toJobView(type, node.job, 'waiting-children', null, false);
@@ -264,7 +281,7 @@ export class JobService {
       type,
       job,
       state,
-      recordedError ? (JSON.parse(recordedError) as { type: string; message: string }) : null,
+      recordedError ? (JSON.parse(recordedError) as NonNullable<JobView['error']>) : null,
       cancelFlag === 1,
     );
   }
@@ -291,6 +308,7 @@ export class JobService {
         const sequence = Number(page[i + 1]);
         below = sequence;
         const view = await this.get(id);
+        if (!view) await this.pruneRemoved(id);
         if (!view || (query.state && view.state !== query.state)) continue;
         items.push(view);
         sequences.push(sequence);
@@ -303,6 +321,26 @@ export class JobService {
       return { items, nextCursor: encodeCursor(sequences[limit - 1]) };
     }
     return { items, nextCursor: null };
+  }
+
+  /**
+   * Our own keys of a job BullMQ's retention removed (index entries, type, recorded error). A job is
+   * indexed just before BullMQ has it, so an id is dropped only when it is still missing a minute
+   * after it was first seen missing (a mark with that time).
+   */
+  private async pruneRemoved(id: string): Promise<void> {
+    const mark = this.keys.gone(id);
+    if ((await this.redis.set(mark, String(Date.now()), 'EX', 3600, 'NX')) === 'OK') return;
+    const firstSeen = Number(await this.redis.get(mark));
+    if (!(Date.now() - firstSeen >= this.pruneGraceMs)) return;
+    const type = await this.redis.hget(this.keys.types, id);
+    const multi = this.redis
+      .multi()
+      .hdel(this.keys.types, id)
+      .zrem(this.keys.index, id)
+      .del(this.keys.error(id), this.keys.cancel(id), mark);
+    if (type) multi.zrem(this.keys.typeIndex(type), id);
+    await multi.exec();
   }
 
   /**
@@ -329,7 +367,13 @@ export class JobService {
           progress: view.progress,
           finishedAt: new Date().toISOString(),
         };
-        await this.redis.set(this.keys.cancelled(id), JSON.stringify({ view: cancelled }));
+        // Kept as long as a failed job would be (BullMQ removes its own records, not ours).
+        await this.redis.set(
+          this.keys.cancelled(id),
+          JSON.stringify({ view: cancelled }),
+          'EX',
+          Math.max(1, this.retention.failed.age),
+        );
         return cancelled;
       } catch {
         // Locked: a worker took it between our read and the removal; the flag stops it.

@@ -23,7 +23,7 @@ function iso(ms: number | undefined | null): string | null {
 function errorOf(
   state: JobState,
   failedReason: string | undefined,
-  recorded: { type: string; message: string } | null,
+  recorded: JobView['error'],
 ): JobView['error'] {
   if (state !== 'failed') return null;
   if (recorded) return recorded;

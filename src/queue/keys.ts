@@ -17,6 +17,8 @@ export function jobKeys(prefix: string) {
     cancelled: (jobId: string) => `${prefix}:jobs:cancelled:${jobId}`,
     /** JSON {type, message} a processor writes before failing, so the view can name the error kind. */
     error: (jobId: string) => `${prefix}:jobs:error:${jobId}`,
+    /** Time an indexed job was first seen without its BullMQ record (removed by retention). */
+    gone: (jobId: string) => `${prefix}:jobs:gone:${jobId}`,
     /** JSON {jobId, bodyHash} for an Idempotency-Key. */
     idempotency: (key: string) => `${prefix}:idempotency:${key}`,
   };

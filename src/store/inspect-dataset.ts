@@ -1,7 +1,7 @@
 // Validates a dataset file (DESIGN.md "Artifacts"): model inputs under their Hugging Face names with
 // known dtypes and ranks, labels I64 [N] inside the class list, one N for every tensor, and the
 // split, task and class names in the safetensors metadata. Reads the header and the labels only.
-import { SafetensorsFile, type TensorInfo } from '../tensors/index.ts';
+import { parseBoundedJson, SafetensorsFile, type TensorInfo } from '../tensors/index.ts';
 import { DATASET_FILE } from './artifact-layout.ts';
 import { ArtifactValidationError } from './errors.ts';
 import { asValidationError, summariseTensors } from './tensor-summary.ts';
@@ -51,7 +51,7 @@ function classNames(metadata: Record<string, string>): string[] {
   const raw = metadataField(metadata, 'class_names');
   let parsed: unknown;
   try {
-    parsed = JSON.parse(raw);
+    parsed = parseBoundedJson(raw);
   } catch {
     throw invalid('class_names must be a JSON array of strings', { field: 'class_names' });
   }

@@ -23,10 +23,14 @@ export async function inspectReport(files: Record<string, string>): Promise<Arti
     });
   }
   if (typeof report.kind !== 'string' || !REPORT_KINDS.has(report.kind)) {
-    throw new ArtifactValidationError('invalid-report', `${REPORT_JSON}: unknown kind ${String(report.kind)}`, {
-      file: REPORT_JSON,
-      field: 'kind',
-    });
+    throw new ArtifactValidationError(
+      'invalid-report',
+      `${REPORT_JSON}: unknown kind ${String(report.kind)}`,
+      {
+        file: REPORT_JSON,
+        field: 'kind',
+      },
+    );
   }
   const head = (await readFile(files[REPORT_HTML], 'utf8')).slice(0, 200).trimStart().toLowerCase();
   if (!head.startsWith('<!doctype html')) {

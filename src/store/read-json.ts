@@ -1,6 +1,6 @@
 // JSON side files (config.json, adapter_config.json, the shard index) are small: read whole,
-// decoded as strict UTF-8 and required to be a JSON object.
-import { type FileRef, readWhole } from '../tensors/index.ts';
+// decoded as strict UTF-8, held to the JSON size and depth limits and required to be a JSON object.
+import { type FileRef, parseBoundedJson, readWhole } from '../tensors/index.ts';
 import { ArtifactValidationError } from './errors.ts';
 
 /** `file`: a path, or a stored blob's RangeSource (read whole: these files are small). */
@@ -8,7 +8,7 @@ export async function readJsonObject(file: FileRef, name: string): Promise<Recor
   const bytes = await readWhole(file);
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    value = parseBoundedJson(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch (error) {
     throw new ArtifactValidationError(
       'invalid-json',

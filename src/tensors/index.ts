@@ -26,6 +26,17 @@ export {
   float32ToBF16,
   float32ToF16,
 } from './float-conversion.ts';
+export {
+  checkJsonLimits,
+  DEFAULT_JSON_LIMITS,
+  JsonLimitError,
+  type JsonLimits,
+  jsonNestingDepth,
+  MAX_JSON_BYTES,
+  MAX_JSON_DEPTH,
+  parseBoundedJson,
+  valueNestingDepth,
+} from './bounded-json.ts';
 export { MAX_HEADER_BYTES } from './header.ts';
 export { moduleSpellings, VIT_MODULE_RENAMES } from './module-renames.ts';
 export { type FileRef, openFileRange, type RangeSource, readWhole, refName } from './range-source.ts';

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { type LorafuseApp, buildApp } from '../../src/api/app.ts';
-import { type Config, loadConfig, type UploadLimits } from '../../src/config.ts';
+import { type Config, loadConfig, type RequestLimits, type UploadLimits } from '../../src/config.ts';
 import { JobService } from '../../src/queue/index.ts';
 import { ArtifactStore } from '../../src/store/index.ts';
 import { tempDir, uniquePrefix } from '../helpers/redis.ts';
@@ -22,12 +22,21 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-export async function startApi(redisUrl: string, uploads: Partial<UploadLimits> = {}): Promise<TestApi> {
+export async function startApi(
+  redisUrl: string,
+  uploads: Partial<UploadLimits> = {},
+  limits: Partial<RequestLimits> = {},
+  options: { dataDir?: string } = {},
+): Promise<TestApi> {
   const work = tempDir('lorafuse-api');
-  const dataDir = path.join(work.dir, 'data');
+  const dataDir = options.dataDir ?? path.join(work.dir, 'data');
   const prefix = uniquePrefix('api');
   const base = loadConfig({ LORAFUSE_DATA_DIR: dataDir, LORAFUSE_QUEUE_PREFIX: prefix, REDIS_URL: redisUrl });
-  const config: Config = { ...base, uploads: { ...base.uploads, ...uploads } };
+  const config: Config = {
+    ...base,
+    uploads: { ...base.uploads, ...uploads },
+    limits: { ...base.limits, ...limits },
+  };
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   const store = new ArtifactStore({ redis, dataDir, prefix });
   const jobs = new JobService({ redis, prefix });

@@ -208,6 +208,58 @@ describe('merges and jobs API', () => {
       assert.equal(missing.parameter, 'weight');
     });
 
+    it('out-of-range parameters: 422 naming model, parameter and path, nothing queued', async () => {
+      const withDensity = (method: string, density: unknown, at: 'model' | 'top') => ({
+        merge_method: method,
+        base_model: ids.base,
+        models: [
+          { model: ids.m0, parameters: { weight: 1, ...(at === 'model' ? { density } : {}) } },
+          { model: ids.m1, parameters: { weight: 1 } },
+        ],
+        ...(at === 'top' ? { parameters: { density } } : {}),
+      });
+      const perModel = await expectProblem(withDensity('dare_ties', -1, 'model'), 422, 'invalid-merge');
+      assert.equal(perModel.parameter, 'density');
+      assert.equal(perModel.model, ids.m0);
+      assert.equal(perModel.path, 'models[0].parameters.density');
+      assert.equal(perModel.code, 'invalid_parameter');
+      const top = await expectProblem(withDensity('ties', 0, 'top'), 422, 'invalid-merge');
+      assert.equal(top.path, 'parameters.density');
+      const gradient = await expectProblem(
+        withDensity('ties', [1, 0.5, -0.5], 'model'),
+        422,
+        'invalid-merge',
+      );
+      assert.equal(gradient.path, 'models[0].parameters.density[2]');
+      const gamma = await expectProblem(
+        { ...withDensity('breadcrumbs', 0.5, 'model'), parameters: { gamma: -3 } },
+        422,
+        'invalid-merge',
+      );
+      assert.equal(gamma.parameter, 'gamma');
+      const epsilon = await expectProblem(
+        {
+          ...withDensity('della', 0.5, 'model'),
+          models: [
+            { model: ids.m0, parameters: { weight: 1, density: 0.5, epsilon: 5 } },
+            { model: ids.m1, parameters: { weight: 1, density: 0.5 } },
+          ],
+        },
+        422,
+        'invalid-merge',
+      );
+      assert.equal(epsilon.parameter, 'epsilon');
+      assert.equal(epsilon.model, ids.m0);
+    });
+
+    it('GET /v1/methods declares each range', async () => {
+      const { items } = (await api.app.inject({ method: 'GET', url: '/v1/methods' })).json();
+      const della = items.find((m: { name: string }) => m.name === 'della');
+      const density = della.parameters.find((p: { name: string }) => p.name === 'density');
+      assert.deepEqual(density.range, { min: 0, minExclusive: true, max: 1, text: '(0, 1]' });
+      assert.match(della.parameterRule, /density \+ epsilon < 1/);
+    });
+
     it('shapes: 422 naming the tensor', async () => {
       const dir = await writeModelFolder(path.join(api.workDir, 'odd'), { config: false });
       const upload = await api.app.inject({

@@ -4,7 +4,14 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileResolver } from '../../src/cli/merge-command.ts';
-import { closePlan, executeMerge, getMethod, parseRecipe, planMerge } from '../../src/merge/index.ts';
+import {
+  closePlan,
+  executeMerge,
+  getMethod,
+  MergePlanError,
+  parseRecipe,
+  planMerge,
+} from '../../src/merge/index.ts';
 import type { TensorMergeMethod } from '../../src/merge/method.ts';
 import { KeyedRandomStream, randomForTensor } from '../../src/merge/random.ts';
 import { sparsifyDella } from '../../src/merge/sparsify.ts';
@@ -93,17 +100,23 @@ test('della and della_linear run end to end with their defaults (normalize/resca
   }
 });
 
-test('linear with a zero weight sum reports the non-finite values it wrote', async () => {
-  const plan = await planMerge(
+test('linear with a zero weight sum is refused at plan time; non-finite output is still reported', async () => {
+  const recipe = (normalize: boolean) =>
     parseRecipe({
       merge_method: 'linear',
       models: [
         { model: 'm0.safetensors', parameters: { weight: 1 } },
         { model: 'm1.safetensors', parameters: { weight: -1 } },
       ],
-    }),
-    fileResolver(goldenCaseDir('mergekit_linear')),
+      parameters: { normalize },
+    });
+  await assert.rejects(
+    planMerge(recipe(true), fileResolver(goldenCaseDir('mergekit_linear'))),
+    (e: unknown) => e instanceof MergePlanError && e.code === 'invalid_parameter' && e.parameter === 'weight',
   );
+  // The executor's own guard (a method that writes inf/NaN anyway): normalize forced on after planning.
+  const plan = await planMerge(recipe(false), fileResolver(goldenCaseDir('mergekit_linear')));
+  for (const tensor of plan.tensors) if (tensor.global) tensor.global.normalize = true;
   const out = tempDir('lorafuse-linear');
   try {
     const result = await executeMerge(plan, { outDir: path.join(out.dir, 'o') });

@@ -274,12 +274,28 @@ test('cancelling between tensors throws MergeCancelledError and leaves nothing b
 });
 
 test('a failure mid-merge removes the partial output; a non-empty output folder is refused', async () => {
-  // density 0.1 keeps int(0.8) = 0 entries of the 8-element layernorm: mergekit refuses that too.
+  // density 0.1 keeps int(0.8) = 0 entries of the 8-element layernorm: the planner refuses it (below), so
+  // the value is forced into the plan afterwards to make the executor fail part-way.
+  await assert.rejects(
+    plan({
+      merge_method: 'ties',
+      base_model: 'base.safetensors',
+      models: two.map((m) => ({ ...m, parameters: { weight: 1, density: 0.1 } })),
+    }),
+    (e: unknown) =>
+      e instanceof MergePlanError &&
+      e.code === 'invalid_parameter' &&
+      e.parameter === 'density' &&
+      e.model === two[0].model &&
+      e.tensor === 'model.layers.0.input_layernorm.weight',
+  );
   const p = await plan({
     merge_method: 'ties',
     base_model: 'base.safetensors',
-    models: two.map((m) => ({ ...m, parameters: { weight: 1, density: 0.1 } })),
+    models: two.map((m) => ({ ...m, parameters: { weight: 1, density: 0.5 } })),
   });
+  const layernorm = p.tensors.find((t) => t.name === 'model.layers.0.input_layernorm.weight')!;
+  for (const params of layernorm.perModel ?? []) if ('density' in params) params.density = 0.1;
   const out = path.join(dir.dir, 'out-fail');
   try {
     await assert.rejects(

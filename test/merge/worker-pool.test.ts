@@ -4,7 +4,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileResolver } from '../../src/cli/merge-command.ts';
-import { closePlan, executeMerge, MergePlanError, parseRecipe, planMerge } from '../../src/merge/index.ts';
+import {
+  closePlan,
+  executeMerge,
+  type MergePlan,
+  MergePlanError,
+  parseRecipe,
+  planMerge,
+} from '../../src/merge/index.ts';
 import { writeSafetensors } from '../../src/tensors/index.ts';
 import { tempDir } from '../helpers/redis.ts';
 
@@ -43,6 +50,7 @@ async function mergeBytes(
   method: string,
   workers: number,
   extra: Record<string, unknown> = {},
+  afterPlanning: (plan: MergePlan) => void = () => {},
 ): Promise<Buffer> {
   const plan = await planMerge(
     parseRecipe({
@@ -57,6 +65,7 @@ async function mergeBytes(
     }),
     fileResolver(dir.dir),
   );
+  afterPlanning(plan);
   const outDir = path.join(dir.dir, `${method}-${workers}-${Object.keys(extra).join('-')}`);
   try {
     await executeMerge(plan, { outDir, workers });
@@ -74,14 +83,24 @@ test('ties, dare_ties and della give the same bytes with 2 workers as inline', a
 });
 
 test('an error in a worker fails the merge with the tensor named and leaves no output', async () => {
+  // The planner refuses epsilon 0.2 with density 0.1 (test/merge/parameter-ranges.test.ts), so the
+  // value is forced into the plan afterwards to make the worker thread fail.
+  const forceEpsilon = (plan: MergePlan) => {
+    for (const tensor of plan.tensors) for (const params of tensor.perModel) params.epsilon = 0.2;
+  };
   await assert.rejects(
-    mergeBytes('della', 2, {
-      parameters: {},
-      models: ['m0'].map((m) => ({
-        model: `${m}.safetensors`,
-        parameters: { weight: 1, density: 0.1, epsilon: 0.2 },
-      })),
-    }),
+    mergeBytes(
+      'della',
+      2,
+      {
+        parameters: {},
+        models: ['m0'].map((m) => ({
+          model: `${m}.safetensors`,
+          parameters: { weight: 1, density: 0.1, epsilon: 0.05 },
+        })),
+      },
+      forceEpsilon,
+    ),
     (e: unknown) =>
       e instanceof MergePlanError &&
       e.code === 'merge_failed' &&

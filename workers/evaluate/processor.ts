@@ -24,7 +24,13 @@ export default async function processEvaluateJob(
   activeWorkDirs.add(workDir);
   try {
     return await runEvaluateJob(
-      { id, data: job.data, updateProgress: (progress) => job.updateProgress(progress) },
+      {
+        id,
+        data: job.data,
+        attemptsMade: job.attemptsMade ?? 0,
+        maxAttempts: job.opts?.attempts ?? 1,
+        updateProgress: (progress) => job.updateProgress(progress),
+      },
       { ...deps, signal },
     );
   } finally {

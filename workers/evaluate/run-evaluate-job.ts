@@ -28,6 +28,9 @@ import type { JobRunDependencies } from '../processor-dependencies.ts';
 export interface EvaluateJobContext {
   id: string;
   data: EvaluateJobPayload;
+  /** Failed attempts before this one, and how many the job has in all (absent: this is the last). */
+  attemptsMade?: number;
+  maxAttempts?: number;
   updateProgress(progress: EvaluateProgress): Promise<void>;
 }
 
@@ -124,6 +127,7 @@ export async function runEvaluateJob(
       jobId: job.id,
       cancelledByUser: await cancel.cancelledByUser(),
       aborted: cancel.signal.aborted,
+      finalAttempt: (job.attemptsMade ?? 0) + 1 >= (job.maxAttempts ?? 1),
     });
   } finally {
     cancel.stop();

@@ -166,6 +166,7 @@ export async function runFinetuneJob(
         jobId: job.id,
         cancelledByUser,
         aborted: cancel.signal.aborted,
+        finalAttempt: job.attemptsMade + 1 >= job.maxAttempts,
       });
     } catch (failure) {
       // Checkpoints stay only for a retry that will come.

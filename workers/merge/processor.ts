@@ -29,6 +29,8 @@ export default async function processMergeJob(
     const context = {
       id,
       data: job.data,
+      attemptsMade: job.attemptsMade ?? 0,
+      maxAttempts: job.opts?.attempts ?? 1,
       updateProgress: (progress: MergeProgress) => job.updateProgress(progress),
       childrenValues: () => job.getChildrenValues(),
     };

@@ -14,7 +14,6 @@ import {
 } from '../../src/merge/index.ts';
 import {
   CANCELLED_REASON,
-  JOB_ERROR_TYPES,
   jobKeys,
   type MergeJobPayload,
   type MergeJobResult,
@@ -28,28 +27,22 @@ import {
   LORAFUSE_VERSION,
   MissingArtifactError,
 } from '../../src/store/index.ts';
+import { failJob } from '../job-failure.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
 import { runDataDrivenStep } from './run-data-driven-step.ts';
 
 export interface MergeJobContext {
   id: string;
   data: MergeJobPayload;
+  /** Failed attempts before this one, and how many the job has in all (absent: this is the last). */
+  attemptsMade?: number;
+  maxAttempts?: number;
   updateProgress(progress: MergeProgress): Promise<void>;
   /** A flow parent's children results, keyed by BullMQ job key (a search reads its points from them). */
   childrenValues?: () => Promise<Record<string, unknown>>;
 }
 
 export type MergeJobDependencies = JobRunDependencies;
-
-/** Errors that retrying cannot fix: the job fails at once with their message. */
-const INVALID_INPUT_ERRORS = new Set([
-  'RecipeError',
-  'MergePlanError',
-  'AdapterError',
-  'SafetensorsError',
-  'ArtifactValidationError',
-  'InvalidJobInputError',
-]);
 
 /** The private folder of one job's attempts (removed before and after each attempt). */
 export function jobWorkDir(dataDir: string, jobId: string): string {
@@ -87,7 +80,8 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     await rm(scratchDir, { recursive: true, force: true });
     if (await userCancelled()) throw new UnrecoverableError(CANCELLED_REASON);
     report({ phase: 'planning', tensorsDone: 0, tensorsTotal: 0 }, true);
-    const recipe = parseRecipe(job.data.recipe);
+    // The API applied its configured caps before queueing; a worker never second-guesses them.
+    const recipe = parseRecipe(job.data.recipe, { maxModels: Number.POSITIVE_INFINITY });
     let result: { kind: 'model' | 'adapter'; diagnostics?: Record<string, unknown> };
     let dataDriven: MergeJobResult['dataDriven'];
     if (getMethod(recipe.merge_method)?.kind === 'data-driven') {
@@ -165,18 +159,16 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
   } catch (error) {
     // An evaluation that fails after the merge was stored takes the merged artifact with it: a retry makes it anew.
     if (stored) await deps.store.delete(stored).catch(() => undefined);
-    if (cancelled.signal.reason === CANCELLED_REASON || (await userCancelled().catch(() => false))) {
-      throw new UnrecoverableError(CANCELLED_REASON);
-    }
-    const name = (error as Error)?.name;
-    const missing = error instanceof MissingArtifactError || inputs.missing !== undefined;
-    if (INVALID_INPUT_ERRORS.has(name) || missing) {
-      const type = missing ? JOB_ERROR_TYPES.artifactNotFound : JOB_ERROR_TYPES.invalidInput;
-      const message = (error as Error).message;
-      await deps.redis.set(keys.error(job.id), JSON.stringify({ type, message })).catch(() => undefined);
-      throw new UnrecoverableError(message);
-    }
-    throw error;
+    return await failJob(error, {
+      redis: deps.redis,
+      prefix: deps.prefix,
+      jobId: job.id,
+      cancelledByUser:
+        cancelled.signal.reason === CANCELLED_REASON || (await userCancelled().catch(() => false)),
+      aborted: deps.signal?.aborted === true,
+      finalAttempt: (job.attemptsMade ?? 0) + 1 >= (job.maxAttempts ?? 1),
+      missingArtifact: error instanceof MissingArtifactError || inputs.missing !== undefined,
+    });
   } finally {
     clearInterval(poll);
     deps.signal?.removeEventListener('abort', forwardAbort);

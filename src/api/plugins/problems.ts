@@ -1,7 +1,15 @@
 // The central error handler and the 404 handler: every error leaves as application/problem+json,
 // and a 5xx never carries the internal message (it is logged with the request id instead).
 import fp from 'fastify-plugin';
-import { ApiProblem, PROBLEM_CONTENT_TYPE, internalProblem, problemBody, toProblem } from '../errors.ts';
+import {
+  ApiProblem,
+  internalProblem,
+  PROBLEM_CONTENT_TYPE,
+  PUBLIC_SERVER_PROBLEMS,
+  problemBody,
+  REDIS_RETRY_AFTER_SECONDS,
+  toProblem,
+} from '../errors.ts';
 
 export default fp(
   async (app) => {
@@ -9,12 +17,14 @@ export default fp(
       let problem = toProblem(error);
       if (problem === null || problem.status >= 500) {
         request.log.error({ err: error }, 'request failed');
-        problem = problem?.kind === 'not-ready' ? problem : internalProblem();
+        problem = problem && PUBLIC_SERVER_PROBLEMS.has(problem.kind) ? problem : internalProblem();
       } else {
         request.log.info({ problem: problem.kind, detail: problem.message }, 'request rejected');
       }
       // An upload refused part-way leaves its body unread: close the connection rather than read on.
       if (!request.raw.readableEnded) reply.header('connection', 'close');
+      if (problem.kind === 'dependency-unavailable')
+        reply.header('retry-after', String(REDIS_RETRY_AFTER_SECONDS));
       reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(problemBody(problem, request.url));
     });
 

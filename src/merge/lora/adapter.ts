@@ -1,7 +1,7 @@
 // PEFT LoRA adapter folders: adapter_config.json parsing, the module layout of adapter_model.safetensors
 // (base_model.model.<module>.lora_A.weight [r,in], .lora_B.weight [out,r], lora_embedding_A/B for
 // embeddings, modules_to_save stored whole) and the check of an adapter against its base model.
-import { type Checkpoint, moduleSpellings } from '../../tensors/index.ts';
+import { type Checkpoint, JsonLimitError, moduleSpellings, parseBoundedJson } from '../../tensors/index.ts';
 import { AdapterError } from '../errors.ts';
 
 export const PEFT_PREFIX = 'base_model.model.';
@@ -71,9 +71,10 @@ export function parseAdapterConfig(json: unknown): AdapterConfig {
   let raw = json;
   if (typeof json === 'string') {
     try {
-      raw = JSON.parse(json);
-    } catch {
-      throw new AdapterError('invalid_config', 'adapter_config.json is not valid JSON');
+      raw = parseBoundedJson(json);
+    } catch (error) {
+      const why = error instanceof JsonLimitError ? `: ${error.message}` : '';
+      throw new AdapterError('invalid_config', `adapter_config.json is not valid JSON${why}`);
     }
   }
   if (!isObject(raw)) throw new AdapterError('invalid_config', 'adapter_config.json must be a JSON object');

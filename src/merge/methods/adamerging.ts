@@ -32,8 +32,7 @@ export const adamerging: DataDrivenMergeMethod = {
       type: 'number',
       default: 0.3,
       required: false,
-      minimum: -2,
-      maximum: 2,
+      range: { min: -2, max: 2 },
       description: 'Initial value of every λ (the paper uses 0.3).',
     },
     {
@@ -42,8 +41,7 @@ export const adamerging: DataDrivenMergeMethod = {
       type: 'integer',
       default: 100,
       required: false,
-      minimum: 1,
-      maximum: 100000,
+      range: { min: 1, max: 100000 },
       description: 'Adam steps; each reads one batch of every task.',
     },
     {
@@ -52,8 +50,7 @@ export const adamerging: DataDrivenMergeMethod = {
       type: 'number',
       default: 0.001,
       required: false,
-      minimum: 0,
-      maximum: 10,
+      range: { min: 0, max: 10 },
       description: 'Adam learning rate for λ (the paper uses 1e-3).',
     },
     {
@@ -62,8 +59,7 @@ export const adamerging: DataDrivenMergeMethod = {
       type: 'integer',
       default: 16,
       required: false,
-      minimum: 1,
-      maximum: 4096,
+      range: { min: 1, max: 4096 },
       description: 'Unlabeled inputs per task per step.',
     },
     {
@@ -72,8 +68,7 @@ export const adamerging: DataDrivenMergeMethod = {
       type: 'integer',
       default: 256,
       required: false,
-      minimum: 1,
-      maximum: 1000000,
+      range: { min: 1, max: 1000000 },
       description:
         'At most this many validation inputs per task (batches are drawn from them with the seed).',
     },

@@ -22,8 +22,7 @@ export const fisherMerging: DataDrivenMergeMethod = {
       type: 'number',
       default: 1,
       required: false,
-      minimum: 0,
-      maximum: 1000000,
+      range: { min: 0, max: 1000000 },
       description: "Scales this model's Fisher (the paper's per-model λ).",
     },
     {
@@ -32,8 +31,7 @@ export const fisherMerging: DataDrivenMergeMethod = {
       type: 'integer',
       default: 256,
       required: false,
-      minimum: 1,
-      maximum: 1000000,
+      range: { min: 1, max: 1000000 },
       description: 'At most this many validation examples per task (the first ones).',
     },
     {
@@ -42,8 +40,7 @@ export const fisherMerging: DataDrivenMergeMethod = {
       type: 'number',
       default: 1e-6,
       required: false,
-      minimum: 0,
-      maximum: 1,
+      range: { min: 0, max: 1 },
       description:
         'Added to every Fisher value; keeps the weighted average defined where all Fishers are zero.',
     },

@@ -86,6 +86,7 @@ export const karcher: TensorMergeMethod = {
       type: 'integer',
       default: 10,
       required: false,
+      range: { min: 1 },
       description: 'Maximum number of Riemannian gradient steps.',
     },
     {
@@ -94,6 +95,7 @@ export const karcher: TensorMergeMethod = {
       type: 'number',
       default: 1e-5,
       required: false,
+      range: { min: 0, minExclusive: true },
       description:
         'Convergence tolerance on the tangent norm (also the angle below which an input is skipped).',
     },

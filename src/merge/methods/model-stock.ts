@@ -2,9 +2,8 @@
 // the task vectors, then t·mean(xᵢ) + (1−t)·base; per tensor, or per row with `filter_wise`.
 import { MergePlanError } from '../errors.ts';
 import { flatLayout, lastAxisLayout } from '../linalg/vector-layout.ts';
-import type { ParameterValue, TensorMergeMethod } from '../method.ts';
-
-const isTrue = (value: ParameterValue | undefined) => value === true || value === 1 || value === 'true';
+import type { TensorMergeMethod } from '../method.ts';
+import { isTrue } from '../parameter-ranges.ts';
 
 export interface ModelStockResult {
   data: Float32Array;

@@ -1,9 +1,8 @@
 // mergekit `multislerp` (multislerp()): barycentric interpolation on the hypersphere of the (task)
 // vectors: weighted mean direction, tangent projection, exponential map, scaled by Σ wᵢ‖vᵢ‖.
 import { MergePlanError } from '../errors.ts';
-import type { ParameterValue, TensorMergeMethod } from '../method.ts';
-
-const isTrue = (value: ParameterValue | undefined) => value === true || value === 1 || value === 'true';
+import type { TensorMergeMethod } from '../method.ts';
+import { isTrue } from '../parameter-ranges.ts';
 
 /**
  * multislerp of the task vectors vⱼ = xⱼ − base (or xⱼ without a base), evaluated from their Gram matrix
@@ -103,6 +102,7 @@ export const multislerp: TensorMergeMethod = {
       type: 'number',
       default: 1e-8,
       required: false,
+      range: { min: 0, minExclusive: true },
       description: 'Small constant added to norms for numerical stability.',
     },
   ],
@@ -110,6 +110,16 @@ export const multislerp: TensorMergeMethod = {
     'Norms, dots and the interpolation are computed in float64 from the Gram matrix of the task vectors ' +
     "(mergekit: float32, elementwise). Models are taken in recipe order; mergekit's easy_define takes them " +
     'from a Python set, which only changes the float summation order.',
+  parameterRule: 'with normalize_weights, the weights must not sum to 0',
+  checkParameters({ global, models }) {
+    if (!isTrue(global.normalize_weights)) return undefined;
+    const weightSum = models.filter((m) => !m.isBase).reduce((sum, m) => sum + Number(m.params.weight), 0);
+    if (weightSum !== 0) return undefined;
+    return {
+      parameter: 'weight',
+      message: 'the weights sum to 0, so normalize_weights would divide by zero',
+    };
+  },
   mergeTensor(ctx) {
     const base = ctx.inputs.find((input) => input.isBase);
     const others = ctx.inputs.filter((input) => !input.isBase);

@@ -28,13 +28,14 @@ export const nearswap: TensorMergeMethod = {
       scope: 'global',
       type: 'number',
       required: true,
+      range: { min: 0, minExclusive: true },
       description:
         'Similarity threshold: differences up to t are taken whole, larger ones by t/|difference|.',
     },
   ],
   notes:
     'The interpolation weight is computed in float64 and the result rounded once (mergekit: float32). As in ' +
-    "mergekit's current code, t <= 0 gives the base (its older NearSwapTask raised an error).",
+    "mergekit's current code silently returns the base for t <= 0; lorafuse refuses it (as its older NearSwapTask did).",
   mergeTensor(ctx) {
     const base = ctx.inputs.find((input) => input.isBase);
     const others = ctx.inputs.filter((input) => !input.isBase);

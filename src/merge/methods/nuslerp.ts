@@ -2,9 +2,8 @@
 // of their task vectors when a base model is given; whole tensor, per row, or per column.
 import { firstAxisLayout, flatLayout, lastAxisLayout, type VectorLayout } from '../linalg/vector-layout.ts';
 import { MergePlanError } from '../errors.ts';
-import type { ParameterValue, TensorMergeMethod } from '../method.ts';
-
-const isTrue = (value: ParameterValue | undefined) => value === true || value === 1 || value === 'true';
+import type { TensorMergeMethod } from '../method.ts';
+import { isTrue } from '../parameter-ranges.ts';
 
 /** nuslerp(t, v0, v1) over each vector of `layout`: norms clamped to ≥ 1e-7, lerp where |sin θ| < 1e-8. */
 export function nuslerpVectors(

@@ -76,6 +76,7 @@ export const sce: TensorMergeMethod = {
       type: 'number',
       default: 1,
       required: false,
+      range: { min: 0, minExclusive: true, max: 1 },
       description: 'Fraction of the positions with non-zero variance across the task vectors to keep.',
     },
     {

@@ -48,6 +48,7 @@ export const slerp: TensorMergeMethod = {
       scope: 'global',
       type: 'number',
       required: true,
+      range: { min: 0, max: 1 },
       description: 'Interpolation factor: 0 gives the base model, 1 the other model.',
     },
   ],

@@ -21,6 +21,7 @@ import type {
   ParameterSpec,
   ParameterValue,
 } from '../method.ts';
+import { isTrue } from '../parameter-ranges.ts';
 import { type MajoritySignMethod, magnitudePruneMerge, tiesMerge, weightedSum } from './merge-utils.ts';
 
 export type PeftCombination =
@@ -34,8 +35,6 @@ export type PeftCombination =
 
 const PEFT_DOCS =
   'https://huggingface.co/docs/peft/main/en/package_reference/lora#peft.LoraModel.add_weighted_adapter';
-
-const isTrue = (value: ParameterValue | undefined) => value === true || value === 1 || value === 'true';
 
 /** Extra facts a PEFT merge reports besides the new factors (for tests and diagnostics). */
 export interface PeftModuleResult extends LoraModuleOutput {
@@ -211,7 +210,8 @@ const DENSITY: ParameterSpec = {
   scope: 'global',
   type: 'number',
   required: true,
-  description: 'Fraction of each tensor kept by magnitude: int(density·numel) entries (0 prunes everything).',
+  range: { min: 0, minExclusive: true, max: 1 },
+  description: 'Fraction of each tensor kept by magnitude: int(density·numel) entries.',
 };
 const MAJORITY_SIGN: ParameterSpec = {
   name: 'majority_sign_method',
@@ -229,6 +229,7 @@ const SVD_PARAMETERS: readonly ParameterSpec[] = [
     scope: 'global',
     type: 'integer',
     required: false,
+    range: { min: 1 },
     description: 'Rank of the new adapter (default: the largest input rank).',
   },
   {
@@ -236,6 +237,7 @@ const SVD_PARAMETERS: readonly ParameterSpec[] = [
     scope: 'global',
     type: 'number',
     required: false,
+    range: { min: 0, max: 1 },
     description:
       'Quantile of the signed factor values at which both factors are clamped (default: no clamp).',
   },

@@ -1,4 +1,5 @@
 // What every model family provides (HF naming, forward pass) and the config.json field readers they share.
+import { ModelInputError } from '../errors.ts';
 import type * as tf from '@tensorflow/tfjs';
 import type { ForwardContext } from '../forward-context.ts';
 
@@ -32,13 +33,13 @@ export interface Architecture {
 
 export function numberField(config: ModelConfig, key: string, fallback?: number): number {
   const value = config[key] ?? fallback;
-  if (typeof value !== 'number') throw new Error(`config.json: ${key} must be a number`);
+  if (typeof value !== 'number') throw new ModelInputError(`config.json: ${key} must be a number`);
   return value;
 }
 
 export function stringField(config: ModelConfig, key: string, fallback?: string): string {
   const value = config[key] ?? fallback;
-  if (typeof value !== 'string') throw new Error(`config.json: ${key} must be a string`);
+  if (typeof value !== 'string') throw new ModelInputError(`config.json: ${key} must be a string`);
   return value;
 }
 

@@ -1,4 +1,5 @@
 // BertForSequenceClassification's forward pass on tfjs, with transformers' weight names and numerics.
+import { ModelInputError } from '../errors.ts';
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext } from '../forward-context.ts';
 import { activation, embeddingLookup, layerNorm, multiHeadAttention } from '../nn/functional.ts';
@@ -25,7 +26,7 @@ export const bertArchitecture: Architecture = {
   },
   headModules: () => ['classifier'],
   forward(ctx: ForwardContext, inputs, config) {
-    if (!inputs.inputIds) throw new Error('bert needs input_ids');
+    if (!inputs.inputIds) throw new ModelInputError('bert needs input_ids');
     const eps = numberField(config, 'layer_norm_eps', 1e-12);
     const heads = numberField(config, 'num_attention_heads');
     const act = stringField(config, 'hidden_act', 'gelu');

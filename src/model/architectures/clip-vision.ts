@@ -1,4 +1,5 @@
 // CLIPVisionModelWithProjection's forward pass on tfjs, plus the per-task linear head given as weights.
+import { ModelInputError } from '../errors.ts';
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext } from '../forward-context.ts';
 import { activation, layerNorm, multiHeadAttention, toPatches } from '../nn/functional.ts';
@@ -31,7 +32,7 @@ export const clipVisionArchitecture: Architecture = {
   },
   headModules: () => ['classifier'],
   forward(ctx: ForwardContext, inputs, config) {
-    if (!inputs.pixelValues) throw new Error('clip_vision_model needs pixel_values');
+    if (!inputs.pixelValues) throw new ModelInputError('clip_vision_model needs pixel_values');
     const eps = numberField(config, 'layer_norm_eps', 1e-5);
     const heads = numberField(config, 'num_attention_heads');
     const act = stringField(config, 'hidden_act', 'quick_gelu');

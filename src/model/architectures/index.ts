@@ -1,4 +1,5 @@
 // The architecture registry: config.json's model_type to the family that runs it.
+import { ModelInputError } from '../errors.ts';
 import type { Architecture } from './architecture.ts';
 import { bertArchitecture } from './bert.ts';
 import { clipVisionArchitecture } from './clip-vision.ts';
@@ -18,7 +19,7 @@ export const ARCHITECTURES: readonly Architecture[] = [
 export function architectureFor(modelType: string): Architecture {
   const found = ARCHITECTURES.find((a) => a.modelType === modelType);
   if (!found) {
-    throw new Error(
+    throw new ModelInputError(
       `model_type ${modelType} is not supported (${ARCHITECTURES.map((a) => a.modelType).join(', ')})`,
     );
   }

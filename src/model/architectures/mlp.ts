@@ -1,4 +1,5 @@
 // lorafuse's small `mlp` model family (the torch twin is scripts/fixtures/lorafuse_mlp.py): weight names, forward pass.
+import { ModelInputError } from '../errors.ts';
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext } from '../forward-context.ts';
 import { activation } from '../nn/functional.ts';
@@ -15,7 +16,7 @@ export const mlpArchitecture: Architecture = {
   linearModules: (config) => [...range(hiddenSizes(config).length).map((i) => `layers.${i}`), 'classifier'],
   headModules: () => ['classifier'],
   forward(ctx: ForwardContext, inputs, config) {
-    if (!inputs.pixelValues) throw new Error('mlp needs pixel_values');
+    if (!inputs.pixelValues) throw new ModelInputError('mlp needs pixel_values');
     const act = stringField(config, 'hidden_act', 'relu');
     let x: tf.Tensor = tf.reshape(inputs.pixelValues, [
       inputs.pixelValues.shape[0],
@@ -28,6 +29,7 @@ export const mlpArchitecture: Architecture = {
 
 function hiddenSizes(config: ModelConfig): number[] {
   const sizes = config.hidden_sizes;
-  if (!Array.isArray(sizes)) throw new Error('config.json: hidden_sizes must be an array of numbers');
+  if (!Array.isArray(sizes))
+    throw new ModelInputError('config.json: hidden_sizes must be an array of numbers');
   return sizes as number[];
 }

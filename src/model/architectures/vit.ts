@@ -1,4 +1,5 @@
 // ViTForImageClassification's forward pass on tfjs, with transformers' weight names and numerics.
+import { ModelInputError } from '../errors.ts';
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext } from '../forward-context.ts';
 import { activation, layerNorm, multiHeadAttention, toPatches } from '../nn/functional.ts';
@@ -27,7 +28,7 @@ export const vitArchitecture: Architecture = {
   },
   headModules: () => ['classifier'],
   forward(ctx: ForwardContext, inputs, config) {
-    if (!inputs.pixelValues) throw new Error('vit needs pixel_values');
+    if (!inputs.pixelValues) throw new ModelInputError('vit needs pixel_values');
     const eps = numberField(config, 'layer_norm_eps', 1e-12);
     const heads = numberField(config, 'num_attention_heads');
     const act = stringField(config, 'hidden_act', 'gelu');

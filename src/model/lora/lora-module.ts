@@ -1,4 +1,5 @@
 // The LoRA and L-LoRA (linearized) updates a target linear layer adds, s·B·A·x and its first-order expansion.
+import { ModelInputError } from '../errors.ts';
 import * as tf from '@tensorflow/tfjs';
 import { constant } from '../nn/constants.ts';
 
@@ -26,7 +27,8 @@ export interface LoraModule {
  */
 export function loraUpdate(x: tf.Tensor2D, lora: LoraModule): tf.Tensor2D {
   if (!lora.linearized) return tf.matMul(tf.matMul(x, lora.aT), tf.mul(lora.bT, constant(lora.scale)));
-  if (!lora.a0T || !lora.b0T) throw new Error(`L-LoRA module ${lora.module} has no expansion point`);
+  if (!lora.a0T || !lora.b0T)
+    throw new ModelInputError(`L-LoRA module ${lora.module} has no expansion point`);
   return linearizedUpdate(x, lora.aT, lora.bT, lora.a0T, lora.b0T, lora.scale, lora.b0IsZero === true);
 }
 

@@ -1,7 +1,9 @@
 // PEFT adapter folders: loaded onto a model, and written exactly as PEFT writes them (plus lorafuse's own files).
+import { ModelInputError } from '../errors.ts';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { parseBoundedJson } from '../../tensors/index.ts';
 import { type HostTensor, readSafetensors, writeSafetensorsFile } from '../io/host-tensors.ts';
 import type { LoadedModel } from '../load-model.ts';
 import type { LoraModule } from './lora-module.ts';
@@ -44,10 +46,14 @@ export async function loadAdapter(
   model: LoadedModel,
   options: { asPlainLora?: boolean } = {},
 ): Promise<LoadedAdapter> {
-  const config = JSON.parse(await readFile(path.join(dir, 'adapter_config.json'), 'utf8')) as PeftLoraConfig;
-  if (config.peft_type !== 'LORA') throw new Error(`${dir}: peft_type ${config.peft_type} is not LORA`);
-  if (config.use_dora) throw new Error(`${dir}: DoRA adapters are not supported`);
-  if (config.fan_in_fan_out) throw new Error(`${dir}: fan_in_fan_out (Conv1D) adapters are not supported`);
+  const config = parseBoundedJson(
+    await readFile(path.join(dir, 'adapter_config.json'), 'utf8'),
+  ) as PeftLoraConfig;
+  if (config.peft_type !== 'LORA')
+    throw new ModelInputError(`${dir}: peft_type ${config.peft_type} is not LORA`);
+  if (config.use_dora) throw new ModelInputError(`${dir}: DoRA adapters are not supported`);
+  if (config.fan_in_fan_out)
+    throw new ModelInputError(`${dir}: fan_in_fan_out (Conv1D) adapters are not supported`);
   const extras = await readExtras(dir);
   const { tensors } = await readSafetensors(path.join(dir, 'adapter_model.safetensors'));
   const init =
@@ -63,15 +69,16 @@ export async function loadAdapter(
     .map((k) => moduleOf(k));
   const naming = detectNaming(modelType, adapterModules);
   for (const [key, host] of tensors) {
-    if (!key.startsWith(PREFIX)) throw new Error(`${dir}: adapter key ${key} lacks the ${PREFIX} prefix`);
+    if (!key.startsWith(PREFIX))
+      throw new ModelInputError(`${dir}: adapter key ${key} lacks the ${PREFIX} prefix`);
     if (key.endsWith('.lora_B.weight')) continue;
     if (key.endsWith('.lora_A.weight')) {
       const adapterModule = moduleOf(key);
       const module = toCheckpointName(modelType, adapterModule);
       if (!linear.has(module))
-        throw new Error(`${dir}: adapter targets ${adapterModule}, not a linear module here`);
+        throw new ModelInputError(`${dir}: adapter targets ${adapterModule}, not a linear module here`);
       const b = tensors.get(`${PREFIX}${adapterModule}.lora_B.weight`);
-      if (!b) throw new Error(`${dir}: ${adapterModule} has lora_A but no lora_B`);
+      if (!b) throw new ModelInputError(`${dir}: ${adapterModule} has lora_A but no lora_B`);
       const rank = host.shape[0];
       const lora: LoraModule = {
         module,
@@ -85,7 +92,7 @@ export async function loadAdapter(
         const a0 = init.get(key);
         const b0 = init.get(`${PREFIX}${adapterModule}.lora_B.weight`);
         if (!a0 || !b0)
-          throw new Error(`${dir}: ${extras?.init} lacks the expansion point of ${adapterModule}`);
+          throw new ModelInputError(`${dir}: ${extras?.init} lacks the expansion point of ${adapterModule}`);
         lora.linearized = true;
         lora.a0T = transposed(a0);
         lora.b0T = transposed(b0);
@@ -95,7 +102,7 @@ export async function loadAdapter(
       continue;
     }
     if (/\.lora_[A-Za-z_]+(\.|$)/.test(key))
-      throw new Error(`${dir}: adapter tensor ${key} is not supported`);
+      throw new ModelInputError(`${dir}: adapter tensor ${key} is not supported`);
     // modules_to_save: whole weights under plain keys.
     const name = toCheckpointName(modelType, key.slice(PREFIX.length));
     const module = name.slice(0, name.lastIndexOf('.'));
@@ -127,7 +134,7 @@ function transposed(host: HostTensor): tf.Tensor2D {
 
 async function readExtras(dir: string): Promise<LorafuseExtras | null> {
   try {
-    return JSON.parse(await readFile(path.join(dir, 'lorafuse.json'), 'utf8')) as LorafuseExtras;
+    return parseBoundedJson(await readFile(path.join(dir, 'lorafuse.json'), 'utf8')) as LorafuseExtras;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw error;

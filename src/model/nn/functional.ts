@@ -1,5 +1,6 @@
 // The layers the architectures share (GELU, layer norm, attention, affine), on the SIMD kernels where they fit,
 // else tf ops.
+import { ModelInputError } from '../errors.ts';
 import * as tf from '@tensorflow/tfjs';
 import { matMulTransposed, transposeLast2 } from '../fast-gradients.ts';
 import { constant } from './constants.ts';
@@ -33,7 +34,7 @@ export function activation(name: string, x: tf.Tensor): tf.Tensor {
     case 'swish':
       return tf.mul(x, tf.sigmoid(x));
     default:
-      throw new Error(`activation ${name} is not supported`);
+      throw new ModelInputError(`activation ${name} is not supported`);
   }
 }
 

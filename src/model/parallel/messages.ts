@@ -31,4 +31,5 @@ export type WorkerReply =
   | { type: 'ready' }
   | { type: 'grads'; loss: number; grads: Record<string, Float32Array> }
   | { type: 'evaluated'; lossSum: number; predictions: Int32Array }
-  | { type: 'error'; message: string };
+  /** `name` lets the pool rethrow a ModelInputError as one (input errors are not retried). */
+  | { type: 'error'; message: string; name?: string };

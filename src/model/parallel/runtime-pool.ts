@@ -2,6 +2,7 @@
 // between jobs.
 import { Worker } from 'node:worker_threads';
 import { ConfigError } from '../../config.ts';
+import { ModelInputError } from '../errors.ts';
 import type { HostTensor } from '../io/host-tensors.ts';
 import { simdKernelsEnabled } from '../simd/simd-kernels.ts';
 import type { WorkerReply, WorkerRequest } from './messages.ts';
@@ -175,8 +176,10 @@ function request(worker: Worker, message: WorkerRequest): Promise<WorkerReply> {
   return new Promise((resolve, reject) => {
     const onMessage = (reply: WorkerReply) => {
       cleanup();
-      if (reply.type === 'error') reject(new Error(`runtime worker failed: ${reply.message}`));
-      else resolve(reply);
+      if (reply.type === 'error') {
+        const message = `runtime worker failed: ${reply.message}`;
+        reject(reply.name === 'ModelInputError' ? new ModelInputError(message) : new Error(message));
+      } else resolve(reply);
     };
     const onError = (error: Error) => {
       cleanup();

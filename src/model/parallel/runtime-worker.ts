@@ -96,6 +96,7 @@ port.on('message', async (request: WorkerRequest) => {
     port.postMessage({
       type: 'error',
       message: (error as Error).stack ?? String(error),
+      name: (error as Error).name,
     } satisfies WorkerReply);
   }
 });

@@ -1,4 +1,6 @@
 // Labelled dataset files (HF input names, labels, task metadata): read, written, split and sliced by rows.
+import { ModelInputError } from '../errors.ts';
+import { parseBoundedJson } from '../../tensors/index.ts';
 import type { HostTensor } from '../io/host-tensors.ts';
 import { readSafetensors, writeSafetensorsFile } from '../io/host-tensors.ts';
 import { seededUniform, shuffled } from '../random.ts';
@@ -18,25 +20,25 @@ export async function readDataset(filePath: string): Promise<Dataset> {
   const { tensors, metadata } = await readSafetensors(filePath);
   const labels = tensors.get('labels');
   if (labels?.dtype !== 'I64' || labels.shape.length !== 1) {
-    throw new Error(`${filePath}: a dataset needs labels I64 [N]`);
+    throw new ModelInputError(`${filePath}: a dataset needs labels I64 [N]`);
   }
   const inputs = new Map<string, HostTensor>();
   for (const name of INPUT_NAMES) {
     const t = tensors.get(name);
     if (!t) continue;
     if (t.shape[0] !== labels.shape[0])
-      throw new Error(`${filePath}: ${name} has ${t.shape[0]} rows, labels ${labels.shape[0]}`);
+      throw new ModelInputError(`${filePath}: ${name} has ${t.shape[0]} rows, labels ${labels.shape[0]}`);
     inputs.set(name, t);
   }
   if (!inputs.has('pixel_values') && !inputs.has('input_ids')) {
-    throw new Error(`${filePath}: a dataset needs pixel_values or input_ids`);
+    throw new ModelInputError(`${filePath}: a dataset needs pixel_values or input_ids`);
   }
   return {
     inputs,
     labels: Int32Array.from(labels.data as BigInt64Array, (v) => Number(v)),
     task: metadata.task ?? 'task',
     split: metadata.split ?? 'train',
-    classNames: metadata.class_names ? (JSON.parse(metadata.class_names) as string[]) : null,
+    classNames: metadata.class_names ? (parseBoundedJson(metadata.class_names) as string[]) : null,
   };
 }
 

@@ -1,4 +1,5 @@
 // One batch's mean cross-entropy and its gradients for the trainable variables.
+import { ModelInputError } from '../errors.ts';
 import * as tf from '@tensorflow/tfjs';
 import type { ForwardContext } from '../forward-context.ts';
 import { batchInputs, type HostInputs } from '../inference.ts';
@@ -16,7 +17,8 @@ export function computeGradients(
   const keyOf = new Map([...variables].map(([key, v]) => [v.name, key]));
   const { value, grads } = tf.variableGrads(() => {
     const { logits } = model.architecture.forward(ctx, batchInputs(batch, 0, labels.length), model.config);
-    if (!logits) throw new Error('the model produced no logits (a CLIP model needs a classifier head)');
+    if (!logits)
+      throw new ModelInputError('the model produced no logits (a CLIP model needs a classifier head)');
     return crossEntropy(logits, tf.tensor1d(labels, 'int32'));
   }, [...variables.values()]);
   const named = new Map<string, tf.Tensor>();

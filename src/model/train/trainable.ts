@@ -1,5 +1,6 @@
 // What a fine-tuning mode trains: the target modules, the variables (LoRA factors, heads or every weight) and how
 // the model uses them.
+import { ModelInputError } from '../errors.ts';
 import * as tf from '@tensorflow/tfjs';
 import type { LoadedModel } from '../load-model.ts';
 import { initLoraFactors } from '../lora/lora-init.ts';
@@ -30,7 +31,8 @@ export function selectTargets(model: LoadedModel, targets: string[]): string[] {
     const spellings = [module, toAdapterName(modelType, module, 'transformers5')];
     return targets.some((t) => spellings.some((s) => matches(s, t)));
   });
-  if (selected.length === 0) throw new Error(`target modules ${targets.join(', ')} match no linear module`);
+  if (selected.length === 0)
+    throw new ModelInputError(`target modules ${targets.join(', ')} match no linear module`);
   return selected;
 }
 

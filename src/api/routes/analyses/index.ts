@@ -4,7 +4,6 @@
 // writes a `report` artifact (report.json + report.html).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from 'typebox';
-import { linspace } from '../../../eval/metrics.ts';
 import { type AnalyzeJobPayload, type AnalyzeTask, hashBody } from '../../../queue/index.ts';
 import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
@@ -19,7 +18,8 @@ import {
 
 const ArtifactId = Type.String({ minLength: 1, maxLength: 100 });
 const InputList = Type.Array(ArtifactId, { minItems: 2, maxItems: 32, uniqueItems: true });
-const DEFAULT_GRID = linspace(-2, 2, 21);
+// linspace(−2, 2, 21), the paper's λ grid (written out here: the API does not load src/eval).
+const DEFAULT_GRID = Array.from({ length: 21 }, (_, i) => (i === 20 ? 2 : -2 + i * 0.2));
 
 const AnalysisTask = Type.Object(
   {

@@ -62,7 +62,7 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['evaluations'],
         summary: 'Queue an evaluation',
         description:
-          'Accuracy and mean cross-entropy per (adapter, dataset) in the job result: {model, results: [{adapter, dataset, head, task, split, examples, accuracy, loss}]}. A dataset given as {dataset, head} is read through that head (as a merge evaluation task is). Unknown ids or a model without config.json are a 422.',
+          'Accuracy and mean cross-entropy per (adapter, dataset) in the job result: {model, results: [{adapter, dataset, head, task, split, examples, accuracy, loss}]}. A dataset given as {dataset, head} is read through that head (as a merge evaluation task is). Unknown ids, a model without config.json, or more (adapter, dataset) pairs than LORAFUSE_MAX_EVALUATION_TASKS are a 422.',
         body: EvaluationBody,
         headers: IdempotencyHeaders,
         response: { ...JobCreatedResponses, ...problemResponses(400, 409, 415, 422) },
@@ -76,6 +76,14 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const datasets = entries.map((entry) => entry.dataset);
       if (new Set(datasets).size !== datasets.length) {
         throw new ApiProblem('invalid-request', 'datasets: a dataset is listed twice', { path: 'datasets' });
+      }
+      const tasks = Math.max(adapters.length, 1) * body.datasets.length;
+      if (tasks > app.config.limits.maxEvaluationTasks) {
+        throw new ApiProblem(
+          'limit-exceeded',
+          `${tasks} (adapter, dataset) evaluations is over the limit of ${app.config.limits.maxEvaluationTasks} per job (LORAFUSE_MAX_EVALUATION_TASKS)`,
+          { limit: app.config.limits.maxEvaluationTasks, value: tasks },
+        );
       }
       const [model] = await requireArtifacts(app.store, [
         { field: 'model', id: body.model, kind: 'model' },

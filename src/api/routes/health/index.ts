@@ -1,5 +1,6 @@
 // /healthz: the process answers. /readyz: Redis answers PING, the local data directory is writable
-// and the blob store (the data directory or the S3 bucket) answers.
+// and the blob store (the data directory or the S3 bucket) answers; its 503 names the dependency that is
+// down (redis: unavailable; dataDir: full or not writable; blobStore: unavailable).
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -53,7 +54,8 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
         await withTimeout(fs.writeFile(probe, 'ok'), 'write');
       } catch (error) {
         request.log.warn({ err: error }, 'readiness: data directory');
-        checks.dataDir = 'not writable';
+        const code = (error as NodeJS.ErrnoException).code;
+        checks.dataDir = code === 'ENOSPC' || code === 'EDQUOT' ? 'full' : 'not writable';
       } finally {
         await fs.rm(probe, { force: true }).catch(() => undefined);
       }

@@ -28,7 +28,16 @@ export const Job = Type.Object(
     state: JobStateSchema,
     progress: Type.Union([FreeObject, Type.Null()]),
     result: Type.Union([FreeObject, Type.Null()]),
-    error: Type.Union([Type.Object({ type: Type.String(), message: Type.String() }), Type.Null()]),
+    error: Type.Union([
+      Type.Object({
+        type: Type.String(),
+        message: Type.String(),
+        correlationId: Type.Optional(
+          Type.String({ description: 'internal errors only: the id the worker logged the details under' }),
+        ),
+      }),
+      Type.Null(),
+    ]),
     recipe: Type.Union([FreeObject, Type.Null()]),
     attempts: Type.Integer(),
     createdAt: Type.String({ format: 'date-time' }),

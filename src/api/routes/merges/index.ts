@@ -96,7 +96,9 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         evaluation = await resolveEvaluation(app.store, parseRecipe(recipeBody), evaluationBody);
       }
       // Data-driven methods read the tasks' validation data: validateMerge refuses them without it.
-      const { inputs } = await validateMerge(app.store, recipeBody, evaluation);
+      const { inputs } = await validateMerge(app.store, recipeBody, evaluation, {
+        maxModels: app.config.limits.maxRecipeModels,
+      });
       let search: MergeSearch | undefined;
       let children: MergeJobPayload[] | undefined;
       // The seed is part of the recipe so that a rerun reproduces random methods exactly.
@@ -125,7 +127,9 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         children = [];
         for (const [index, params] of gridPoints(search.grid).entries()) {
           const point = pointRecipe(recipe, params);
-          await validateMerge(app.store, point, evaluation); // a value out of its declared range is a 422 now, not a failed child
+          await validateMerge(app.store, point, evaluation, {
+            maxModels: app.config.limits.maxRecipeModels,
+          }); // a value out of its declared range is a 422 now, not a failed child
           children.push({ recipe: point, inputs: allInputs, seed, evaluation, point: { index, params } });
         }
       }

@@ -9,6 +9,7 @@ import {
   parseRecipe,
   planDataDrivenMerge,
   planMerge,
+  type RecipeLimits,
   recipeReferences,
 } from '../../../merge/index.ts';
 import type { MergeEvaluation } from '../../../queue/index.ts';
@@ -24,8 +25,9 @@ export async function validateMerge(
   store: ArtifactStore,
   body: Record<string, unknown>,
   evaluation?: MergeEvaluation,
+  limits: Partial<RecipeLimits> = {},
 ): Promise<ValidatedMerge> {
-  const recipe = parseRecipe(body);
+  const recipe = parseRecipe(body, limits);
   // A data-driven method without its tasks is refused before anything is opened.
   const dataDriven = getMethod(recipe.merge_method)?.kind === 'data-driven';
   if (dataDriven && !evaluation) throw needsTaskData(recipe.merge_method);

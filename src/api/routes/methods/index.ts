@@ -1,7 +1,21 @@
 // GET /v1/methods: the merge registry as data, straight from each method's declaration.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { MERGE_METHODS, type MergeMethod } from '../../../merge/index.ts';
+import { describeRange, MERGE_METHODS, type MergeMethod } from '../../../merge/index.ts';
+
+const Range = Type.Object(
+  {
+    min: Type.Optional(Type.Number()),
+    max: Type.Optional(Type.Number()),
+    minExclusive: Type.Optional(Type.Boolean()),
+    maxExclusive: Type.Optional(Type.Boolean()),
+    text: Type.String({ description: 'The interval as written in the docs, e.g. "(0, 1]".' }),
+  },
+  {
+    description:
+      'Accepted values of a number or integer parameter; a value outside is a 422 before queueing.',
+  },
+);
 
 const Parameter = Type.Object({
   name: Type.String(),
@@ -16,8 +30,7 @@ const Parameter = Type.Object({
   required: Type.Boolean(),
   description: Type.String(),
   enum: Type.Optional(Type.Array(Type.String())),
-  minimum: Type.Optional(Type.Number({ description: 'Smallest accepted value (inclusive).' })),
-  maximum: Type.Optional(Type.Number({ description: 'Largest accepted value (inclusive).' })),
+  range: Type.Optional(Range),
 });
 
 const DataNeeds = Type.Object(
@@ -60,6 +73,9 @@ const Method = Type.Object({
   maxModels: Type.Optional(Type.Integer()),
   parameters: Type.Array(Parameter),
   data: Type.Optional(DataNeeds),
+  parameterRule: Type.Optional(
+    Type.String({ description: 'A rule across parameters, checked for every tensor before queueing.' }),
+  ),
 });
 
 export const MethodList = Type.Object({ items: Type.Array(Method) });
@@ -101,8 +117,10 @@ function describeMethod(method: MergeMethod) {
     parameters: method.parameters.map((parameter) => ({
       ...parameter,
       enum: parameter.enum ? [...parameter.enum] : undefined,
+      range: parameter.range ? { ...parameter.range, text: describeRange(parameter.range) } : undefined,
     })),
     data: dataNeeds(method),
+    parameterRule: method.parameterRule,
   };
 }
 
