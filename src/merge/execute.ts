@@ -7,6 +7,7 @@ import path from 'node:path';
 import { CheckpointWriter, encodeFromFloat32, type TypedArray, writeSafetensors } from '../tensors/index.ts';
 import { countNonFinite } from './kernels/reductions.ts';
 import { MergeCancelledError, MergePlanError } from './errors.ts';
+import { releaseFusedScratch } from './fused-gta.ts';
 import { releaseScratch } from './kernels/scratch.ts';
 import type { TensorMergeMethod } from './method.ts';
 import { recipeOutputDtype } from './plan-common.ts';
@@ -256,6 +257,7 @@ export async function writeMergedCheckpoint(
     throw error;
   } finally {
     releaseScratch();
+    releaseFusedScratch();
   }
 }
 

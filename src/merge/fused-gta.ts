@@ -57,6 +57,12 @@ export function withMaterializeLimit<T>(limit: number, body: () => T): T {
 }
 const newBlock = () => new Float32Array(BLOCK);
 
+/** Drops the pooled task vectors and masks (after a merge, so an idle thread does not hold them). */
+export function releaseFusedScratch(): void {
+  stores.length = 0;
+  keptBits.length = 0;
+}
+
 function storeFor(model: number, numel: number): Float32Array {
   let store = stores[model];
   if (!store || store.length < numel) {
