@@ -27,6 +27,7 @@ describe('many lorafuse worker processes sharing one Redis and one bucket', () =
   let s3: TestS3;
   let prefix: string;
   let scratch: { dir: string; remove(): void };
+  let redis: ReturnType<typeof createApiRedis>;
   let store: ArtifactStore;
   let jobs: JobService;
   let children: WorkerProcess[];
@@ -42,7 +43,7 @@ describe('many lorafuse worker processes sharing one Redis and one bucket', () =
   beforeEach(async () => {
     prefix = uniquePrefix('many');
     scratch = tempDir('lorafuse-many');
-    const redis = createApiRedis(server.url);
+    redis = createApiRedis(server.url);
     store = new ArtifactStore({
       redis,
       dataDir: path.join(scratch.dir, 'api'),
@@ -62,6 +63,7 @@ describe('many lorafuse worker processes sharing one Redis and one bucket', () =
     }
     await jobs.close();
     await store.close();
+    redis.disconnect();
     scratch.remove();
   });
 
