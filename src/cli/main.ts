@@ -1,6 +1,6 @@
 // The `lorafuse` command: one entry point dispatching to a module per subcommand. Config errors
 // exit 2 with the variable's name; model commands load lazily (they pull in tfjs).
-import { ConfigError, loadConfig } from '../config.ts';
+import { ConfigError, loadConfig, loadMergeWorkers, loadRuntimeSettings } from '../config.ts';
 import { VERSION } from '../version.ts';
 import { nearest, prepareCommand } from './args.ts';
 import { DEMO_SPEC, DEV_SPEC, SERVE_SPEC, WORKER_SPEC } from './usage.ts';
@@ -92,6 +92,9 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
       }
     }
+    // The settings these commands read are checked before their arguments and files, as serve's are.
+    if (name === 'merge') loadMergeWorkers();
+    if (name === 'predict' || name === 'finetune' || name === 'evaluate') loadRuntimeSettings();
     return await command(rest);
   } catch (error) {
     if (error instanceof ConfigError) {

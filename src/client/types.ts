@@ -51,6 +51,8 @@ export interface Artifact {
   task?: string;
   classes?: string[];
   inputs?: Array<{ name: string; dtype: string; shape: number[] }>;
+  /** Heads: weight [classes, features], and whether a bias is stored. */
+  head?: { classes: number; features: number; bias: boolean };
 }
 
 export interface ArtifactPage {
@@ -92,7 +94,7 @@ export interface MethodParameter {
 
 export interface MergeMethod {
   name: string;
-  kind: 'tensor' | 'adapter';
+  kind: 'tensor' | 'adapter' | 'data-driven';
   description: string;
   paper?: string;
   notes?: string;
@@ -101,6 +103,17 @@ export interface MergeMethod {
   minModels?: number;
   maxModels?: number;
   parameters: MethodParameter[];
+  /** Data-driven methods: the task data they read (the validation split of evaluation.tasks). */
+  data?: {
+    split: 'validation';
+    labels: 'labeled' | 'unlabeled';
+    inputs: Array<'models' | 'adapters'>;
+    adapterSpace?: 'parameters' | 'delta';
+    adapterOutput?: 'adapter' | 'model';
+    baseModelForModels: 'required' | 'optional' | 'none';
+  };
+  /** A rule across parameters, checked for every tensor before queueing. */
+  parameterRule?: string;
 }
 
 export interface MethodList {
@@ -113,7 +126,7 @@ export interface Health {
 
 export interface Readiness {
   status: 'ok';
-  checks: { redis: string; dataDir: string };
+  checks: { redis: string; dataDir: string; blobStore: string };
 }
 
 /** A mergekit recipe naming artifact ids (POST /v1/merges). */

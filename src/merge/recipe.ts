@@ -105,11 +105,13 @@ function checkScalarOrGradient(value: unknown, path: string): SettingValue {
   if (Array.isArray(value)) {
     if (value.length === 0)
       throw new RecipeError('invalid_value', path, 'a gradient needs at least one value');
-    value.forEach((entry, i) => {
+    // An index loop, not forEach: a sparse array's holes must be refused, not skipped.
+    for (let i = 0; i < value.length; i++) {
+      const entry = value[i];
       if (typeof entry !== 'number' || !Number.isFinite(entry)) {
         throw new RecipeError('invalid_type', `${path}[${i}]`, 'gradient entries must be finite numbers');
       }
-    });
+    }
     return value as number[];
   }
   throw new RecipeError('invalid_type', path, 'must be a number, boolean, string or a list of numbers');
@@ -125,7 +127,8 @@ function checkSetting(value: unknown, path: string): ParameterSetting {
     );
   }
   if (Array.isArray(value) && value.length > 0 && value.some((entry) => isPlainObject(entry))) {
-    return value.map((entry, i) => {
+    // Array.from visits a sparse array's holes (as undefined) where map would skip them.
+    return Array.from(value, (entry, i) => {
       const entryPath = `${path}[${i}]`;
       if (!isPlainObject(entry)) {
         throw new RecipeError('invalid_type', entryPath, 'a filter list holds only {filter, value} entries');
@@ -261,7 +264,7 @@ export function parseRecipe(
       `${root.models.length} inputs is over the limit of ${limits.maxModels} per recipe`,
     );
   }
-  recipe.models = root.models.map((entry, i) => {
+  recipe.models = Array.from(root.models as unknown[], (entry, i) => {
     const path = `models[${i}]`;
     if (!isPlainObject(entry)) throw new RecipeError('invalid_type', path, 'must be a mapping');
     for (const key of Object.keys(entry)) {

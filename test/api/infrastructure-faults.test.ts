@@ -78,7 +78,7 @@ describe('Redis unreachable: 503 with Retry-After', () => {
     }
     const ready = await api.app.inject({ method: 'GET', url: '/readyz' });
     assert.equal(ready.statusCode, 503);
-    assert.deepEqual(ready.json().checks, { redis: 'unavailable', dataDir: 'ok' });
+    assert.deepEqual(ready.json().checks, { redis: 'unavailable', dataDir: 'ok', blobStore: 'ok' });
     // The refused upload left no staging file behind.
     assert.deepEqual((await api.snapshot().catch(() => null))?.tmp ?? [], []);
   });

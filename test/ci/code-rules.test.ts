@@ -102,7 +102,7 @@ describe('import-layer rules', () => {
   it('store imports only tensors', () =>
     expect('store-imports-only-tensors', 'src/store/store.ts -> src/merge/merged.ts'));
   it('eval never imports workers', () =>
-    expect('eval-imports-only-tensors-model', 'src/eval/metric.ts -> workers/worker.ts'));
+    expect('eval-imports-only-tensors-merge-model', 'src/eval/metric.ts -> workers/worker.ts'));
   it('queue takes only types of ours', () =>
     expect('queue-imports-only-types-of-ours', 'src/queue/bad-contract.ts -> src/store/store.ts'));
   it('the API never imports the runtimes', () =>

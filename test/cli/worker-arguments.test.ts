@@ -17,24 +17,28 @@ const defaults = loadConfig({}).worker;
 describe('lorafuse worker options', () => {
   it('serves every queue, one job of each at a time, by default', () => {
     assert.deepEqual(defaults, {
-      queues: ['merge', 'finetune', 'evaluate'],
-      concurrency: { merge: 1, finetune: 1, evaluate: 1 },
+      queues: ['merge', 'finetune', 'evaluate', 'analyze'],
+      concurrency: { merge: 1, finetune: 1, evaluate: 1, analyze: 1 },
     });
     assert.deepEqual(parseWorkerArguments([], defaults), { plan: defaults, health: false });
   });
 
   it('reads --queues and --concurrency in both spellings; they override the environment', () => {
     const env = loadConfig({ LORAFUSE_WORKER_QUEUES: 'merge', LORAFUSE_WORKER_CONCURRENCY: '3' }).worker;
-    assert.deepEqual(env, { queues: ['merge'], concurrency: { merge: 3, finetune: 1, evaluate: 3 } });
+    assert.deepEqual(env, {
+      queues: ['merge'],
+      concurrency: { merge: 3, finetune: 1, evaluate: 3, analyze: 3 },
+    });
     const parsed = parseWorkerArguments(['--queues=finetune,evaluate', '--concurrency', 'finetune=2'], env);
     assert.deepEqual(parsed.plan, {
       queues: ['finetune', 'evaluate'],
-      concurrency: { merge: 3, finetune: 2, evaluate: 3 },
+      concurrency: { merge: 3, finetune: 2, evaluate: 3, analyze: 3 },
     });
     assert.deepEqual(parseWorkerArguments(['--concurrency', '4,finetune=2'], defaults).plan.concurrency, {
       merge: 4,
       finetune: 2,
       evaluate: 4,
+      analyze: 4,
     });
     assert.equal(parseWorkerArguments(['--health'], defaults).health, true);
   });

@@ -106,6 +106,15 @@ test('report.html shows the answer and every task row, escaped', async () => {
   assert.match(html, /^<!doctype html>/);
   assert.ok(html.includes('A &lt;b&gt;merge&lt;/b&gt;'));
   assert.ok(!html.includes('<script'));
-  assert.ok(html.includes('<th scope="row">a</th><td>75.00%</td><td>100.00%</td><td>75.00%</td>'));
-  assert.ok(html.includes('<th scope="row">b</th><td>50.00%</td><td>75.00%</td><td>66.67%</td>'));
+  // Every task cell carries its task, field and the JSON number behind the shown percentage.
+  const shown = (task: string, field: string) =>
+    new RegExp(`data-task="${task}" data-field="${field}" data-value="([^"]*)">([^<]*)<`)
+      .exec(html)
+      ?.slice(1);
+  assert.deepEqual(shown('a', 'accuracy'), ['0.75', '75.00%']);
+  assert.deepEqual(shown('a', 'referenceAccuracy'), ['1', '100.00%']);
+  assert.deepEqual(shown('a', 'normalizedAccuracy'), ['0.75', '75.00%']);
+  assert.deepEqual(shown('b', 'accuracy'), ['0.5', '50.00%']);
+  assert.deepEqual(shown('b', 'referenceAccuracy'), ['0.75', '75.00%']);
+  assert.deepEqual(shown('b', 'normalizedAccuracy'), [String(0.5 / 0.75), '66.67%']);
 });

@@ -175,3 +175,34 @@ test('the JSON schema accepts and rejects what parseRecipe does (Ajv, the valida
   }
   assert.ok(validate(valid), JSON.stringify(validate.errors));
 });
+
+test('sparse arrays (holes) in models, gradients and filter lists are refused, not skipped', () => {
+  const holes = (length: number, entries: Record<number, unknown>): unknown[] => {
+    const array = new Array(length);
+    for (const [i, v] of Object.entries(entries)) array[Number(i)] = v;
+    return array;
+  };
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [
+      { merge_method: 'linear', models: holes(2, { 0: { model: 'a', parameters: { weight: 1 } } }) },
+      /models\[1\]/,
+    ],
+    [
+      { merge_method: 'linear', models: [{ model: 'a', parameters: { weight: holes(2, { 0: 0.5 }) } }] },
+      /weight\[1\]/,
+    ],
+    [
+      {
+        merge_method: 'linear',
+        models: [{ model: 'a', parameters: { weight: holes(2, { 0: { filter: 'mlp', value: 1 } }) } }],
+      },
+      /weight\[1\]/,
+    ],
+  ];
+  for (const [recipe, path] of cases) {
+    assert.throws(
+      () => parseRecipe(recipe),
+      (error: unknown) => error instanceof RecipeError && path.test(error.message),
+    );
+  }
+});
