@@ -173,6 +173,7 @@ async function runFinetune(argv: string[]): Promise<void> {
     naming: naming === 't4' ? 'transformers4' : 'transformers5',
     extraWeights: values.head ? [values.head] : undefined,
     workers: runtimes,
+    runtimeIdleMs: loadRuntimeSettings().runtimeIdleMs,
     onProgress: ({ step, steps, loss }) => {
       if (step % 10 === 0 || step === steps) out.stderr(`step ${step}/${steps} loss ${loss.toFixed(4)}\n`);
     },

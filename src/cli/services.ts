@@ -3,7 +3,7 @@
 import type { FastifyServerOptions } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { buildApp, closeApp, type LorafuseApp, loggerOptions } from '../api/index.ts';
-import type { Config } from '../config.ts';
+import { type Config, loadRuntimeSettings } from '../config.ts';
 import { createApiRedis, JobService } from '../queue/index.ts';
 import { ArtifactStore } from '../store/index.ts';
 import type { Worker } from 'bullmq';
@@ -12,7 +12,6 @@ import { startFinetuneWorker } from '../../workers/finetune-worker.ts';
 import { startMergeWorker } from '../../workers/merge-worker.ts';
 import type { QueueWorkerHandle } from '../../workers/queue-worker.ts';
 import { loadTrainingRuntimes, loadWorkerSettings } from '../../workers/worker-settings.ts';
-import { idleMilliseconds } from '../model/parallel/runtime-pool.ts';
 
 export interface RunningApi {
   app: LorafuseApp;
@@ -71,7 +70,7 @@ export interface WorkerGroup {
 export function startWorker(config: Config, redisUrl: string, logger?: Logger): WorkerGroup {
   // A bad LORAFUSE_TRAIN_RUNTIMES or LORAFUSE_RUNTIME_IDLE_MS fails here, not in the first fine-tune job.
   loadTrainingRuntimes();
-  idleMilliseconds();
+  loadRuntimeSettings();
   const options = {
     redisUrl,
     prefix: config.queuePrefix,
