@@ -100,6 +100,7 @@ async function runFinetune(values: ParsedValues): Promise<void> {
     naming: naming === 't4' ? 'transformers4' : 'transformers5',
     extraWeights: text(values, 'head') ? [required(values, 'head')] : undefined,
     workers: runtimes,
+    runtimeIdleMs: loadRuntimeSettings().runtimeIdleMs,
     onProgress: ({ step, steps, loss }) => {
       if (step % 10 === 0 || step === steps) out.stderr(`step ${step}/${steps} loss ${loss.toFixed(4)}\n`);
     },

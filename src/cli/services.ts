@@ -3,7 +3,7 @@
 import type { FastifyServerOptions } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { buildApp, closeApp, type LorafuseApp, loggerOptions } from '../api/index.ts';
-import type { Config, WorkerPlan } from '../config.ts';
+import { type Config, loadRuntimeSettings, type WorkerPlan } from '../config.ts';
 import { createApiRedis, JobService } from '../queue/index.ts';
 import { ArtifactStore, createBlobStore } from '../store/index.ts';
 import { startAnalyzeWorker } from '../../workers/analyze-worker.ts';
@@ -12,7 +12,6 @@ import { startFinetuneWorker } from '../../workers/finetune-worker.ts';
 import { startMergeWorker } from '../../workers/merge-worker.ts';
 import type { QueueWorkerHandle } from '../../workers/queue-worker.ts';
 import { loadTrainingRuntimes, loadWorkerSettings } from '../../workers/worker-settings.ts';
-import { idleMilliseconds } from '../model/parallel/runtime-pool.ts';
 
 export interface RunningApi {
   app: LorafuseApp;
@@ -83,7 +82,7 @@ export function startWorker(
 ): WorkerGroup {
   // A bad LORAFUSE_TRAIN_RUNTIMES or LORAFUSE_RUNTIME_IDLE_MS fails here, not in the first fine-tune job.
   loadTrainingRuntimes();
-  idleMilliseconds();
+  loadRuntimeSettings();
   const options = {
     redisUrl,
     deployment: config.redis,

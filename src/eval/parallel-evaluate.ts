@@ -13,6 +13,8 @@ export async function evaluateParallel(options: {
   dataset: Dataset;
   workers: number;
   backend?: string;
+  /** How long the worker threads stay warm for the next job (config.runtime.runtimeIdleMs); default 60 s. */
+  runtimeIdleMs?: number;
 }): Promise<EvaluationResult> {
   const n = options.dataset.labels.length;
   const parts = Math.max(1, Math.min(options.workers, n));
@@ -22,13 +24,17 @@ export async function evaluateParallel(options: {
     const shard = selectRows(options.dataset, rows);
     return { inputs: shard.inputs, labels: shard.labels };
   });
-  const pool = await RuntimePool.start(parts, {
-    type: 'init',
-    backend: options.backend ?? 'wasm',
-    modelDir: options.modelDir,
-    adapterDir: options.adapterDir,
-    extraWeights: options.extraWeights,
-  });
+  const pool = await RuntimePool.start(
+    parts,
+    {
+      type: 'init',
+      backend: options.backend ?? 'wasm',
+      modelDir: options.modelDir,
+      adapterDir: options.adapterDir,
+      extraWeights: options.extraWeights,
+    },
+    options.runtimeIdleMs,
+  );
   try {
     const results = await pool.evaluate(shards);
     const predictions = new Int32Array(n);

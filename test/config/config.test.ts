@@ -41,6 +41,7 @@ describe('loadConfig', () => {
     ['LORAFUSE_MERGE_WORKERS', '65'],
     ['LORAFUSE_BACKEND', 'quantum'],
     ['LORAFUSE_SIMD_KERNELS', 'off'],
+    ['LORAFUSE_RUNTIME_IDLE_MS', 'soon'],
   ] as const) {
     it(`rejects ${variable}=${value} naming the variable`, () => {
       assert.throws(
@@ -54,19 +55,21 @@ describe('loadConfig', () => {
   it('parses the merge and runtime settings that src/merge and src/model are handed', () => {
     const defaults = loadConfig({});
     assert.equal(defaults.mergeWorkers, undefined, 'unset: the merge sizes its own pool');
-    assert.deepEqual(defaults.runtime, { backend: 'auto', simdKernels: true });
+    assert.deepEqual(defaults.runtime, { backend: 'auto', simdKernels: true, runtimeIdleMs: 60_000 });
     const set = loadConfig({
       LORAFUSE_MERGE_WORKERS: '0',
       LORAFUSE_BACKEND: 'CPU',
       LORAFUSE_SIMD_KERNELS: '0',
+      LORAFUSE_RUNTIME_IDLE_MS: '0',
     });
     assert.equal(set.mergeWorkers, 0, '0 is a valid choice: merge inline');
-    assert.deepEqual(set.runtime, { backend: 'cpu', simdKernels: false });
+    assert.deepEqual(set.runtime, { backend: 'cpu', simdKernels: false, runtimeIdleMs: 0 });
     assert.equal(loadMergeWorkers({ LORAFUSE_MERGE_WORKERS: '4' }), 4);
     assert.equal(loadMergeWorkers({ LORAFUSE_MERGE_WORKERS: '' }), undefined);
     assert.deepEqual(loadRuntimeSettings({ LORAFUSE_BACKEND: 'wasm', LORAFUSE_SIMD_KERNELS: '1' }), {
       backend: 'wasm',
       simdKernels: true,
+      runtimeIdleMs: 60_000,
     });
   });
 

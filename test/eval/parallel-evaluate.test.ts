@@ -8,12 +8,8 @@ import { evaluateModel } from '../../src/model/evaluate-model.ts';
 import { contextFor } from '../../src/model/inference.ts';
 import { loadModel } from '../../src/model/load-model.ts';
 import { loadAdapter } from '../../src/model/lora/peft-adapter.ts';
-import {
-  endIdleRuntimes,
-  idleMilliseconds,
-  idleRuntimeCount,
-} from '../../src/model/parallel/runtime-pool.ts';
-import { ConfigError } from '../../src/config.ts';
+import { endIdleRuntimes, idleRuntimeCount } from '../../src/model/parallel/runtime-pool.ts';
+import { ConfigError, loadRuntimeSettings } from '../../src/config.ts';
 import { selectRows } from '../../src/model/train/dataset.ts';
 
 const VIT = path.join(import.meta.dirname, '..', 'fixtures', 'model', 'vit');
@@ -93,33 +89,31 @@ describe('evaluation', () => {
     assert.equal(idleRuntimeCount(), 0);
   });
 
-  it('ends parked workers after LORAFUSE_RUNTIME_IDLE_MS, and at once when it is 0', async () => {
+  it('ends parked workers after the idle time it is given (LORAFUSE_RUNTIME_IDLE_MS), and at once when it is 0', async () => {
     const dataset = fixtureDigits();
     const modelDir = path.join(VIT, 'model');
-    const saved = process.env.LORAFUSE_RUNTIME_IDLE_MS;
     try {
-      process.env.LORAFUSE_RUNTIME_IDLE_MS = '0';
-      await evaluateParallel({ modelDir, dataset, workers: 2 });
+      const immediate = loadRuntimeSettings({ LORAFUSE_RUNTIME_IDLE_MS: '0' }).runtimeIdleMs;
+      await evaluateParallel({ modelDir, dataset, workers: 2, runtimeIdleMs: immediate });
       assert.equal(idleRuntimeCount(), 0);
-      process.env.LORAFUSE_RUNTIME_IDLE_MS = '300';
-      await evaluateParallel({ modelDir, dataset, workers: 2 });
+      const brief = loadRuntimeSettings({ LORAFUSE_RUNTIME_IDLE_MS: '300' }).runtimeIdleMs;
+      await evaluateParallel({ modelDir, dataset, workers: 2, runtimeIdleMs: brief });
       assert.equal(idleRuntimeCount(), 2);
       await new Promise((resolve) => setTimeout(resolve, 600));
       assert.equal(idleRuntimeCount(), 0);
     } finally {
-      if (saved === undefined) delete process.env.LORAFUSE_RUNTIME_IDLE_MS;
-      else process.env.LORAFUSE_RUNTIME_IDLE_MS = saved;
       await endIdleRuntimes();
     }
   });
 
-  it('reads LORAFUSE_RUNTIME_IDLE_MS, and rejects what is not whole milliseconds', () => {
-    assert.equal(idleMilliseconds({}), 60_000);
-    assert.equal(idleMilliseconds({ LORAFUSE_RUNTIME_IDLE_MS: '0' }), 0);
-    assert.equal(idleMilliseconds({ LORAFUSE_RUNTIME_IDLE_MS: '1500' }), 1500);
+  it('src/config.ts reads LORAFUSE_RUNTIME_IDLE_MS, and rejects what is not whole milliseconds', () => {
+    const idle = (env: NodeJS.ProcessEnv) => loadRuntimeSettings(env).runtimeIdleMs;
+    assert.equal(idle({}), 60_000);
+    assert.equal(idle({ LORAFUSE_RUNTIME_IDLE_MS: '0' }), 0);
+    assert.equal(idle({ LORAFUSE_RUNTIME_IDLE_MS: '1500' }), 1500);
     for (const bad of ['-1', '1.5', 'soon', '86400001']) {
       assert.throws(
-        () => idleMilliseconds({ LORAFUSE_RUNTIME_IDLE_MS: bad }),
+        () => idle({ LORAFUSE_RUNTIME_IDLE_MS: bad }),
         (err: unknown) => err instanceof ConfigError && err.message.startsWith('LORAFUSE_RUNTIME_IDLE_MS'),
         bad,
       );

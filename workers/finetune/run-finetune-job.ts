@@ -105,6 +105,7 @@ export async function runFinetuneJob(
       checkpointEvery: hp.checkpoint_every,
       checkpointDir: path.join(jobDir, 'checkpoints'),
       workers: runtimes,
+      runtimeIdleMs: deps.runtime.runtimeIdleMs,
       signal: cancel.signal,
       onProgress: ({ step, steps, loss, valAccuracy }) =>
         report(

@@ -1,7 +1,6 @@
 // A pool of runtime worker threads (one wasm runtime each) for data-parallel training and evaluation, kept warm
 // between jobs.
 import { Worker } from 'node:worker_threads';
-import { ConfigError } from '../../config.ts';
 import { ModelInputError } from '../errors.ts';
 import type { HostTensor } from '../io/host-tensors.ts';
 import { simdKernelsEnabled } from '../simd/simd-kernels.ts';
@@ -9,23 +8,10 @@ import type { WorkerReply, WorkerRequest } from './messages.ts';
 
 type InitRequest = Extract<WorkerRequest, { type: 'init' }>;
 
-/**
- * How long a runtime worker stays warm after its job (LORAFUSE_RUNTIME_IDLE_MS, default 60 s; 0 ends it at once).
- * A fresh worker runs its first hundred or so steps up to 1.7× slower while V8 compiles tfjs's code for it on the
- * same two cores (measured: 16.9 ms per step over the first 40 steps, 9.4 ms by step 400); a job that finds a warm
- * worker skips that, and pays only its model's loading.
- */
-export function idleMilliseconds(env: NodeJS.ProcessEnv = process.env): number {
-  const name = 'LORAFUSE_RUNTIME_IDLE_MS';
-  const raw = env[name];
-  if (raw === undefined || raw === '') return 60_000;
-  if (!/^\d+$/.test(raw.trim()) || Number(raw) > 24 * 3600 * 1000) {
-    throw new ConfigError(name, `expected milliseconds from 0 to 86400000, got "${raw}"`);
-  }
-  return Number(raw);
-}
+/** How long a runtime worker stays warm after its job unless the caller says (config.runtime.runtimeIdleMs). */
+export const DEFAULT_RUNTIME_IDLE_MS = 60_000;
 
-/** Warm runtime workers between jobs, by backend name; each ends itself after idleMilliseconds(). */
+/** Warm runtime workers between jobs, by backend name; each ends itself after its pool's idle time. */
 const idle = new Map<string, Array<{ worker: Worker; timer: NodeJS.Timeout }>>();
 /** Workers that exited or failed outside a request: never parked, never reused. */
 const broken = new WeakSet<Worker>();
@@ -42,8 +28,7 @@ function takeIdle(backend: string): Worker | undefined {
 }
 
 /** Parks a worker that finished its job (its session already reset), unref'd so it never holds the process open. */
-function park(backend: string, worker: Worker): void {
-  const milliseconds = idleMilliseconds();
+function park(backend: string, worker: Worker, milliseconds: number): void {
   if (milliseconds === 0 || broken.has(worker)) {
     void worker.terminate();
     return;
@@ -84,17 +69,22 @@ export class RuntimePool {
   private constructor(
     private readonly workers: Worker[],
     private readonly backend: string,
+    private readonly idleMs: number,
   ) {}
 
   get size(): number {
     return this.workers.length;
   }
 
-  static async start(count: number, init: InitRequest): Promise<RuntimePool> {
-    idleMilliseconds(); // a bad LORAFUSE_RUNTIME_IDLE_MS fails before the job's work, not when it is over
+  /** `idleMs`: how long the workers stay warm for the next pool after this one closes (0: they end with it). */
+  static async start(
+    count: number,
+    init: InitRequest,
+    idleMs = DEFAULT_RUNTIME_IDLE_MS,
+  ): Promise<RuntimePool> {
     const backend = init.backend ?? '';
     const workers = Array.from({ length: count }, () => takeIdle(backend) ?? spawnWorker());
-    const pool = new RuntimePool(workers, backend);
+    const pool = new RuntimePool(workers, backend, idleMs);
     try {
       // Threads follow this thread's SIMD setting unless the caller says otherwise.
       const withSimd = { ...init, simdKernels: init.simdKernels ?? simdKernelsEnabled() };
@@ -142,7 +132,7 @@ export class RuntimePool {
     );
   }
 
-  /** Releases every worker's session and parks the workers warm (or ends them: see idleMilliseconds). */
+  /** Releases every worker's session and parks the workers warm (or ends them when idleMs is 0). */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -152,7 +142,7 @@ export class RuntimePool {
         continue;
       }
       worker.postMessage({ type: 'reset' } satisfies WorkerRequest);
-      park(this.backend, worker);
+      park(this.backend, worker, this.idleMs);
     }
   }
 }

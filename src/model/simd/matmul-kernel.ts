@@ -4,7 +4,6 @@
 // path, and tfjs's registered gradients still apply.
 import * as tf from '@tensorflow/tfjs';
 import { MATMUL_PACK_BYTES, matmulPackABytes } from './matmul-wat.ts';
-import { readInputs } from './kernel-names.ts';
 import { type WasmBackend, offset, size, wasmBackend, withScratch } from './wasm-heap.ts';
 
 /** The matmul exports of the kernel module (see matmul-wat.ts); arguments are byte offsets or counts. */
@@ -150,8 +149,9 @@ function override(
   const original = tf.getKernel(kernelName, 'wasm');
   if (!original) throw new Error(`tfjs-backend-wasm has no ${kernelName} kernel`);
   const kernelFunc: tf.KernelFunc = (args) => {
-    const { a, b } = readInputs(kernelName, args.inputs, ['a', 'b']);
-    const { bias, preluActivationWeights } = args.inputs;
+    // Every matMul of a step passes here: plain reads, no per-call name lists.
+    const { a, b, bias, preluActivationWeights } = args.inputs;
+    if (!a || !b) throw new Error(`${kernelName}: inputs a and b are required`);
     const inputs: MatMulInputs = { a, b, bias, preluActivationWeights };
     return serve(inputs, args.attrs ?? {}, wasmBackend(args.backend)) ?? original.kernelFunc(args);
   };

@@ -72,6 +72,8 @@ export interface FinetuneOptions {
    * worker threads (so `workers` is the number of cores used); gradients are averaged by shard size.
    */
   workers?: number;
+  /** How long the worker threads stay warm for the next job (config.runtime.runtimeIdleMs); default 60 s. */
+  runtimeIdleMs?: number;
 }
 
 export interface FinetuneResult {
@@ -147,13 +149,17 @@ function resolveSettings(model: LoadedModel, options: FinetuneOptions): Training
 /** The worker threads of data-parallel training (`workers − 1` of them), each mirroring the trainable state. */
 async function startRuntimePool(options: FinetuneOptions, state: TrainableSpec): Promise<RuntimePool | null> {
   if ((options.workers ?? 1) <= 1) return null;
-  return RuntimePool.start(options.workers! - 1, {
-    type: 'init',
-    backend: tf.getBackend() === 'tensorflow' ? undefined : tf.getBackend(),
-    modelDir: options.modelDir,
-    extraWeights: options.extraWeights,
-    state,
-  });
+  return RuntimePool.start(
+    options.workers! - 1,
+    {
+      type: 'init',
+      backend: tf.getBackend() === 'tensorflow' ? undefined : tf.getBackend(),
+      modelDir: options.modelDir,
+      extraWeights: options.extraWeights,
+      state,
+    },
+    options.runtimeIdleMs,
+  );
 }
 
 /** Identifies a run, so a checkpoint resumes only the run that wrote it. */
