@@ -66,7 +66,7 @@ describe('planDataDrivenMerge', () => {
       'invalid_parameter',
     );
     assert.equal(error.parameter, 'max_evaluations');
-    assert.match(error.message, />= 2 and <= 10000/);
+    assert.match(error.message, /must be in \[2, 10000\]/);
     await refused({ merge_method: 'regmean', models, parameters: { alpha: 1.5 } }, 'invalid_parameter');
     await refused(
       { merge_method: 'adamerging', base_model: 'base', models, parameters: { granularity: 'row' } },

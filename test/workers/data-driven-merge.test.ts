@@ -74,7 +74,7 @@ describe('data-driven merges over the API and a merge worker', () => {
     const response = await api.app.inject({ method: 'POST', url: '/v1/merges', payload: body });
     assert.equal(response.statusCode, 422, response.body);
     const problem = response.json();
-    assert.equal(problem.type, `https://lorafuse.dev/problems/${type}`);
+    assert.equal(problem.type, `https://lorafuse.dev/problems/${type}`, response.body);
     assert.equal((await api.jobs.list({ limit: 100 })).items.length, before, 'nothing was queued');
     return problem;
   }
@@ -86,7 +86,7 @@ describe('data-driven merges over the API and a merge worker', () => {
       name: string;
       kind: string;
       data?: { split: string; labels: string; inputs: string[]; adapterSpace?: string };
-      parameters: Array<{ name: string; default?: unknown; minimum?: number; maximum?: number }>;
+      parameters: Array<{ name: string; default?: unknown; range?: { min?: number; max?: number } }>;
     }
     const methods = response.json().items as Described[];
     const byName = new Map(methods.map((m) => [m.name, m]));
@@ -100,7 +100,7 @@ describe('data-driven merges over the API and a merge worker', () => {
     assert.equal(byName.get('lorahub')!.data!.adapterSpace, 'parameters');
     assert.equal(byName.get('regmean')!.data!.adapterSpace, 'delta');
     const budget = byName.get('lorahub')!.parameters.find((p) => p.name === 'max_evaluations')!;
-    assert.deepEqual([budget.default, budget.minimum, budget.maximum], [40, 2, 10000]);
+    assert.deepEqual([budget.default, budget.range?.min, budget.range?.max], [40, 2, 10000]);
     assert.equal(byName.get('task_arithmetic')!.data, undefined);
   });
 
@@ -115,9 +115,10 @@ describe('data-driven merges over the API and a merge worker', () => {
     assert.match(noTasks.detail, /evaluation\.tasks/);
     const oneTask = await expectRefused(
       { ...lorahub, evaluation: { tasks: tasks().slice(0, 1) } },
-      'invalid-merge',
+      'invalid-evaluation',
     );
-    assert.equal(oneTask.code, 'task_count_mismatch');
+    assert.equal(oneTask.path, 'evaluation.tasks');
+    assert.match(oneTask.detail, /1 tasks for 2 recipe inputs/);
     const missing = 'dst_00000000000000000000000000';
     const unknown = await expectRefused(
       { ...lorahub, evaluation: { tasks: [{ ...tasks()[0], validation: missing }, tasks()[1]] } },
@@ -136,14 +137,14 @@ describe('data-driven merges over the API and a merge worker', () => {
     assert.equal(base.code, 'unused_base_model');
     const onTest = await expectRefused(
       { ...lorahub, evaluation: { tasks: [{ ...tasks()[0], validation: ids.test[0] }, tasks()[1]] } },
-      'invalid-merge',
+      'invalid-evaluation',
     );
-    assert.equal(onTest.code, 'test_split_for_selection');
+    assert.match(onTest.detail, /test split: never select on test/);
     const shape = await expectRefused(
-      { ...lorahub, evaluation: { tasks: [{ name: 'x' }] } },
-      'invalid-recipe',
+      { ...lorahub, evaluation: { tasks: [{ name: 'x' }, { name: 'y' }] } },
+      'invalid-evaluation',
     );
-    assert.equal(shape.path, 'evaluation.tasks[0].validation');
+    assert.match(shape.path, /^evaluation\.tasks\[0\]/);
   });
 
   it('runs RegMean and LoraHub in a sandboxed worker on the validation datasets and stores the merge', async () => {

@@ -131,7 +131,7 @@ describe('many lorafuse worker processes sharing one Redis and one bucket', () =
     ]);
     await Promise.all([ready(a), ready(b), ready(gpu)]);
     assert.match(gpu.output(), /"queues":\["finetune","evaluate"\]/);
-    assert.match(gpu.output(), /"concurrency":\{"merge":1,"finetune":1,"evaluate":2\}/);
+    assert.match(gpu.output(), /"concurrency":\{"merge":1,"finetune":1,"evaluate":2,"analyze":1\}/);
 
     const payload = await bigModels(store, scratch.dir, { models: 3, tensors: 8, rows: 512, cols: 512 });
     // Each merge worker runs one job at a time, so two jobs queued together land on both.
