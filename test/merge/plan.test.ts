@@ -333,7 +333,8 @@ test('lorafuse merge: dry run, usage errors and user errors as exit codes', asyn
   const bad = path.join(dir.dir, 'bad.yaml');
   writeFileSync(bad, 'merge_method: linear\nmodels: []\n');
   assert.equal(await runMergeCommand([bad, '--out', path.join(dir.dir, 'y')]), 1);
-  assert.equal(await runMergeCommand([path.join(dir.dir, 'none.yaml'), '--out', path.join(dir.dir, 'z')]), 1);
+  // A recipe file that is not there is an argument error, found before anything starts.
+  assert.equal(await runMergeCommand([path.join(dir.dir, 'none.yaml'), '--out', path.join(dir.dir, 'z')]), 2);
   const out = path.join(dir.dir, 'cli-out');
   assert.equal(await runMergeCommand([recipe, '--out', out, '--max-shard-size', '1KB']), 0);
   assert.ok(existsSync(path.join(out, 'model.safetensors.index.json')));
