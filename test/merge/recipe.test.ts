@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { parseRecipe, RecipeError, recipeJsonSchema, recipeReferences } from '../../src/merge/index.ts';
+import { GOLDEN_DIR } from '../helpers/golden.ts';
 
 function rejects(input: string | Record<string, unknown>, code: string, path: string): void {
   assert.throws(
@@ -149,7 +150,7 @@ test('the JSON schema is a plain object describing the same fields', () => {
 
 test('the JSON schema accepts and rejects what parseRecipe does (Ajv, the validator Fastify runs)', async () => {
   const validate = new Ajv({ strict: false }).compile({ ...recipeJsonSchema, $id: undefined });
-  const goldenDir = path.resolve(import.meta.dirname, '../../../shared/golden');
+  const goldenDir = GOLDEN_DIR;
   const recipes = (await readdir(goldenDir, { withFileTypes: true }))
     .filter((entry) => entry.isDirectory())
     .map((entry) => path.join(goldenDir, entry.name, 'recipe.yaml'))
