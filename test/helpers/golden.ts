@@ -1,22 +1,12 @@
 // Loads the reference cases in test/fixtures/golden (copied into the repository, see its PROVENANCE.md)
 // and compares tensors with a case's tolerance: |a − e| ≤ atol + rtol·|e| elementwise.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Checkpoint } from '../../src/tensors/index.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const GOLDEN_DIR = path.join(REPO_ROOT, 'test', 'fixtures', 'golden');
-
-/**
- * A fuller golden folder outside the repository (the cases the README holds back), when one is there:
- * LORAFUSE_GOLDEN_DIR, else ../shared/golden beside the clone. Null when neither exists, so tests that
- * need it skip with a reason rather than fail on a clone of its own.
- */
-export function externalGoldenDir(): string | null {
-  const candidate = process.env.LORAFUSE_GOLDEN_DIR || path.resolve(REPO_ROOT, '..', 'shared', 'golden');
-  return existsSync(path.join(candidate, 'index.json')) ? candidate : null;
-}
 
 export interface Tolerance {
   rtol: number;
