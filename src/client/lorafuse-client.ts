@@ -34,8 +34,6 @@ export interface Operation {
   response?: string;
   /** The type (in types.ts) of the JSON request body. */
   request?: string;
-  /** Set while the route is announced but not served by every version of the service. */
-  pending?: string;
 }
 
 /** Each client method's HTTP operation: the single place paths are written. */
@@ -59,11 +57,7 @@ export const OPERATIONS = {
   listJobs: { method: 'GET', path: '/v1/jobs', response: 'JobPage' },
   getJob: { method: 'GET', path: '/v1/jobs/{id}', response: 'Job' },
   cancelJob: { method: 'DELETE', path: '/v1/jobs/{id}', response: 'Job' },
-  jobReport: {
-    method: 'GET',
-    path: '/v1/jobs/{id}/report',
-    pending: 'the report route arrives with the evaluation reports; until then the service answers 404',
-  },
+  jobReport: { method: 'GET', path: '/v1/jobs/{id}/report' },
 } as const satisfies Record<string, Operation>;
 
 /** An answer outside 2xx: the problem document the service sent (or one made from the status). */
