@@ -2,6 +2,7 @@
 // loudly with the variable's name instead of surfacing later as a confusing runtime error.
 import path from 'node:path';
 import type { JobRetention } from './queue/contract.ts';
+import type { S3BlobStoreOptions } from './store/s3-blob-store.ts';
 import { MAX_JSON_BYTES } from './tensors/index.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -23,19 +24,8 @@ export interface UploadLimits {
 /** Where artifact blobs live (records are always in Redis). */
 export type BlobStoreConfig =
   | { kind: 'fs' }
-  | {
-      kind: 's3';
-      bucket: string;
-      /** '' or ending in '/'. */
-      prefix: string;
-      region: string;
-      endpoint?: string;
-      forcePathStyle: boolean;
-      /** Multipart part size, bytes. */
-      partSize: number;
-      /** Parts in flight per upload. */
-      queueSize: number;
-    };
+  // The store documents each S3 setting; credentials come from the AWS SDK's chain, never from this config.
+  | ({ kind: 's3' } & Omit<S3BlobStoreOptions, 'credentials'>);
 
 /** The queues a worker process can serve (the names of src/queue's contract). */
 export const WORKER_QUEUES = ['merge', 'finetune', 'evaluate', 'analyze'] as const;

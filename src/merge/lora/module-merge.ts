@@ -41,7 +41,7 @@ export function mergeLoraModule(args: {
 }): ModuleMergeResult {
   const { method, moduleName, adapters, params, delta } = args;
   if (adapters.length === 0) throw new MergePlanError('method_inputs', `no adapter has module ${moduleName}`);
-  checkShapes(moduleName, adapters);
+  checkModuleShapes(moduleName, adapters);
   const { outFeatures: out, inFeatures: inF } = adapters[0];
 
   if (method.kind === 'adapter') {
@@ -109,7 +109,8 @@ function asResult(factors: Refactored): ModuleMergeResult {
   return { a: factors.a, b: factors.b, rank: factors.rank, relativeError: factors.relativeError };
 }
 
-function checkShapes(moduleName: string, adapters: readonly LoraModuleInput[]): void {
+/** Every adapter's module has the first one's shape, and its factors the sizes its rank implies. */
+export function checkModuleShapes(moduleName: string, adapters: readonly LoraModuleInput[]): void {
   const { outFeatures, inFeatures } = adapters[0];
   for (const adapter of adapters) {
     if (adapter.outFeatures !== outFeatures || adapter.inFeatures !== inFeatures) {

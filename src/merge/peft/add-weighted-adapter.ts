@@ -8,6 +8,7 @@
 //   svd_rank (default max rᵢ) by SVD: B = U·S, A = Vᵀ. The new adapter has r = lora_alpha = new rank.
 import { MergePlanError } from '../errors.ts';
 import { concatenatedFactors, stackedFactors } from '../lora/delta-factorize.ts';
+import { checkModuleShapes } from '../lora/module-merge.ts';
 import { type DenseMatrix, matmulInto } from '../linalg/dense.ts';
 import type { SvdResult } from '../linalg/jacobi-svd.ts';
 import { productSvd, svdToLoraFactors, truncateSvd } from '../linalg/low-rank-svd.ts';
@@ -51,16 +52,7 @@ export function addWeightedAdapterModule(
 ): PeftModuleResult {
   const { adapters, params, moduleName } = ctx;
   if (adapters.length === 0) throw new MergePlanError('method_inputs', `no adapter has module ${moduleName}`);
-  const { outFeatures, inFeatures } = adapters[0];
-  for (const adapter of adapters) {
-    if (adapter.outFeatures !== outFeatures || adapter.inFeatures !== inFeatures) {
-      throw new MergePlanError(
-        'shape_mismatch',
-        `${moduleName}: adapters disagree on the module shape (${adapter.outFeatures}x${adapter.inFeatures} vs ${outFeatures}x${inFeatures})`,
-        { tensor: moduleName },
-      );
-    }
-  }
+  checkModuleShapes(moduleName, adapters);
   // PEFT: "if there is only one adapter, we can only use linear merging".
   const type = adapters.length === 1 ? 'linear' : combination;
   const weights = adapters.map((adapter) => Number(adapter.params.weight));

@@ -2,6 +2,7 @@
 // and writing tensors in place by their heap offsets, so no data is copied. Each replaces a chain of tfjs kernels
 // whose dispatch and memory passes, not arithmetic, dominated a training step: GELU was ~35 element-wise kernels
 // over the widest activation of every layer.
+import { ADAMW_ATTRS } from './kernel-names.ts';
 import { MATMUL, TRANSPOSE } from './matmul-wat.ts';
 import { CDF_CLIP, CDF_P, CDF_Q, INV_SQRT_2PI } from '../nn/normal-cdf.ts';
 import {
@@ -446,17 +447,8 @@ export const KERNELS_WAT = `(module
       vOut: get('$V'),
     },
     {
-      scalars: [
-        'stepSize',
-        'beta1',
-        'oneMinusBeta1',
-        'beta2',
-        'oneMinusBeta2',
-        'eps',
-        'decay',
-        'invSqrtCorrection2',
-        'gradScale',
-      ],
+      // The kernel's scalar parameters in the order the op wrapper passes its attributes.
+      scalars: [...ADAMW_ATTRS],
       prologue: `(local.set $b1 (f32x4.splat (local.get $beta1)))
     (local.set $b1c (f32x4.splat (local.get $oneMinusBeta1)))
     (local.set $b2 (f32x4.splat (local.get $beta2)))
