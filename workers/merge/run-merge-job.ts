@@ -230,6 +230,7 @@ async function evaluateMergedArtifact(
     params: null,
     learned: context.learned,
     timings: { ...context.timings, reportMs: Date.now() - reportingFrom },
+    signal: context.signal,
   });
   return { report: { kind: 'report', id: record.id }, evaluation: headline(report), cacheHits };
 }

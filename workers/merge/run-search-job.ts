@@ -152,6 +152,7 @@ export async function runSearchJob(
       search: searchSection,
       timings: { searchMs: Date.now() - started, chosenEvaluationMs: evaluationMs },
       extraParents: scored.filter((_, i) => kept(i)).map((s) => s.artifact),
+      signal: deps.signal,
     });
     if (search.keep !== 'all') {
       for (const [i, s] of scored.entries())
