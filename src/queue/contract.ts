@@ -93,6 +93,11 @@ export interface MergeProgress {
   /** A search's parent: grid points merged and evaluated so far, of all. */
   pointsDone?: number;
   pointsTotal?: number;
+  /**
+   * A search's parent while its points run: the finished point with the best average validation accuracy so
+   * far (the final choice divides by the references' accuracies, which the parent measures once all are done).
+   */
+  best?: { index: number; params: Record<string, number>; validationAverageAccuracy: number | null } | null;
 }
 
 export interface MergeJobResult {

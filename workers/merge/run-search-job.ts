@@ -9,6 +9,7 @@ import { buildReport } from '../../src/eval/report/build-report.ts';
 import type { ReportEvaluation, ReportSearch } from '../../src/eval/report/report-types.ts';
 import {
   CANCELLED_REASON,
+  clearSearchProgress,
   JOB_ERROR_TYPES,
   JobService,
   jobKeys,
@@ -158,6 +159,7 @@ export async function runSearchJob(
       for (const [i, s] of scored.entries())
         if (i !== chosen) await deps.store.delete(s.artifact).catch(() => undefined);
     }
+    await clearSearchProgress(deps.redis, deps.prefix, job.id);
     await job.updateProgress({
       phase: 'done',
       tensorsDone: 0,
