@@ -219,6 +219,8 @@ export interface AnalyzeTask {
   /** Index into AnalyzeJobPayload.artifacts. */
   input: number;
   dataset: string;
+  /** The head the task reads through (`adapter:<id>`, `head:<id>`, `model:<id>`); absent: its input's own. */
+  head?: string;
 }
 
 /** What POST /v1/analyses puts on the analyze queue. */
