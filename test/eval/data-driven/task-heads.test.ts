@@ -12,7 +12,7 @@ import {
   readSafetensors,
   writeSafetensorsFile,
 } from '../../../src/model/io/host-tensors.ts';
-import { removeScratchDirs, scratchDir, testBackend } from '../../model/helpers.ts';
+import { removeScratchDirs, testBackend } from '../../model/helpers.ts';
 import {
   blockTask,
   buildTaskCase,
