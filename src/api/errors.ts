@@ -42,6 +42,7 @@ export const PROBLEMS = {
   'invalid-head': { status: 422, title: 'Invalid head' },
   'invalid-report': { status: 422, title: 'Invalid report' },
   'invalid-evaluation': { status: 422, title: 'Invalid evaluation or search' },
+  'head-class-mismatch': { status: 422, title: 'Head does not answer the dataset classes' },
   'model-not-runnable': { status: 422, title: 'Model cannot be run' },
   'invalid-finetune': { status: 422, title: 'Invalid fine-tune request' },
   'invalid-analysis': { status: 422, title: 'Invalid analysis request' },

@@ -93,6 +93,11 @@ export interface MergeProgress {
   /** A search's parent: grid points merged and evaluated so far, of all. */
   pointsDone?: number;
   pointsTotal?: number;
+  /**
+   * A search's parent while its points run: the finished point with the best average validation accuracy so
+   * far (the final choice divides by the references' accuracies, which the parent measures once all are done).
+   */
+  best?: { index: number; params: Record<string, number>; validationAverageAccuracy: number | null } | null;
 }
 
 export interface MergeJobResult {
@@ -214,6 +219,8 @@ export interface AnalyzeTask {
   /** Index into AnalyzeJobPayload.artifacts. */
   input: number;
   dataset: string;
+  /** The head the task reads through (`adapter:<id>`, `head:<id>`, `model:<id>`); absent: its input's own. */
+  head?: string;
 }
 
 /** What POST /v1/analyses puts on the analyze queue. */

@@ -17,3 +17,11 @@ export {
 } from './job-service.ts';
 export { FLAG_TTL_SECONDS, jobKeys } from './keys.ts';
 export { mapState, toJobView } from './job-view.ts';
+export {
+  clearSearchProgress,
+  markSearchStarted,
+  readSearchProgress,
+  recordSearchPoint,
+  type SearchPointSummary,
+  searchParentOf,
+} from './search-progress.ts';

@@ -18,6 +18,7 @@ import {
 } from './contract.ts';
 import { toJobView } from './job-view.ts';
 import { FLAG_TTL_SECONDS, jobKeys } from './keys.ts';
+import { readSearchProgress } from './search-progress.ts';
 
 export class JobNotCancellableError extends Error {
   constructor(
@@ -277,13 +278,36 @@ export class JobService {
     if ((state === 'completed' || state === 'failed') && !job.finishedOn) {
       job = (await Job.fromId(this.queues[type], id)) ?? job;
     }
-    return toJobView(
+    const view = toJobView(
       type,
       job,
       state,
       recordedError ? (JSON.parse(recordedError) as NonNullable<JobView['error']>) : null,
       cancelFlag === 1,
     );
+    if (state === 'waiting-children') await this.showSearchProgress(view, job);
+    // A search cancelled while its points ran fails through its points (each stops on the parent's flag).
+    if (view.state === 'failed' && cancelFlag === 1 && (job.data as Partial<MergeJobPayload>)?.search) {
+      view.state = 'cancelled';
+      view.error = null;
+    }
+    return view;
+  }
+
+  /**
+   * A search parent waits in BullMQ's `waiting-children` while its points run: once one has started it is
+   * active for the user, with the points done, of all, and the best so far (what its children recorded).
+   */
+  private async showSearchProgress(view: JobView, job: Job): Promise<void> {
+    const grid = (job.data as Partial<MergeJobPayload> | undefined)?.search?.grid;
+    if (!grid) return;
+    const total = Object.values(grid).reduce((n, values) => n * values.length, 1);
+    const search = await readSearchProgress(this.redis, this.prefix, view.id, total);
+    if (!search) return;
+    view.state = 'active';
+    view.progress = search.progress as unknown as Record<string, unknown>;
+    view.startedAt = search.startedAt;
+    if (await this.redis.exists(this.keys.cancel(view.id))) view.cancelRequested = true;
   }
 
   /** Newest first. The cursor is the position after the last item, so new jobs never shift pages. */

@@ -144,6 +144,57 @@ describe('merge evaluation and search requests', () => {
     assert.equal(payload.evaluation!.tasks[0].reference, adapters[1]);
   });
 
+  it("refuses a head whose class count is not the dataset's, naming the task, before queueing", async () => {
+    const fiveClasses = path.join(api.workDir, 'five-classes.safetensors');
+    await writeDatasetFile(fiveClasses, {
+      n: 16,
+      seed: 9,
+      metadata: datasetMetadata({
+        split: 'validation',
+        class_names: JSON.stringify(['n', 'e', 's', 'w', 'x']),
+      }),
+    });
+    const uploadedSet = await api.app.inject({
+      method: 'POST',
+      url: '/v1/datasets',
+      ...multipart([filePart('dataset.safetensors', await fs.readFile(fiveClasses))]),
+    });
+    assert.equal(uploadedSet.statusCode, 201, uploadedSet.body);
+    // The adapters' own heads answer 4 classes: a 5-class validation set does not fit task b.
+    await expectProblem(
+      recipe({ evaluation: { tasks: [tasks()[0], { ...tasks()[1], validation: uploadedSet.json().id }] } }),
+      'head-class-mismatch',
+      /^task b: the head adapter:adp_\w+ answers 4 classes, but dataset dst_\w+ names 5/,
+    );
+    // A stored 3-class head on 4-class datasets: refused for merges and for single evaluations alike.
+    const headFile = path.join(api.workDir, 'three.safetensors');
+    await writeSafetensors(headFile, [
+      { name: 'weight', dtype: 'F32', shape: [3, 16], data: new Float32Array(48) },
+    ]);
+    const uploaded = await api.app.inject({
+      method: 'POST',
+      url: '/v1/heads',
+      ...multipart([filePart('head.safetensors', await fs.readFile(headFile))]),
+    });
+    assert.equal(uploaded.statusCode, 201, uploaded.body);
+    const three = uploaded.json().id as string;
+    await expectProblem(
+      recipe({ evaluation: { tasks: [{ ...tasks()[0], head: three }, tasks()[1]] } }),
+      'head-class-mismatch',
+      /^task a: the head head:hed_\w+ answers 3 classes/,
+    );
+    const evaluation = await api.app.inject({
+      method: 'POST',
+      url: '/v1/evaluations',
+      payload: { model, datasets: [{ dataset: datasets.test, head: three }] },
+    });
+    assert.equal(evaluation.statusCode, 422, evaluation.body);
+    assert.match(evaluation.json().type, /head-class-mismatch$/);
+    assert.equal(evaluation.json().field, 'datasets[0].head');
+    assert.equal(evaluation.json().headClasses, 3);
+    assert.equal(evaluation.json().datasetClasses, 4);
+  });
+
   it('refuses a head file that is not weight [classes, features] (+ bias)', async () => {
     const file = path.join(api.workDir, 'bad-head.safetensors');
     await writeSafetensors(file, [

@@ -18,6 +18,7 @@ import {
   ArtifactStore,
   DATASET_FILE,
   LORAFUSE_VERSION,
+  REPORT_HTML,
   REPORT_JSON,
   TASK_HEADS_FILE,
 } from '../../src/store/index.ts';
@@ -170,5 +171,43 @@ describe('evaluated merge of full models (in-process job)', () => {
     baseModel.dispose();
     const row = report.tasks[0];
     assert.equal(row.normalizedAccuracy, row.accuracy! / row.referenceAccuracy!);
+
+    // The task-vector analysis of the inputs against the base, recomputed here from the raw checkpoints:
+    // τᵢ = θᵢ − θ₀ over every tensor but the classifier (a head is never part of a task vector).
+    const checkpoint = async (id: string, as: string) =>
+      readCheckpoint(await store.linkFolder((await store.get(id))!, path.join(data.dir, as)));
+    const theta0 = await checkpoint(base, 'tv-base');
+    const taskVectors: number[][] = [];
+    for (const [i, input] of inputs.entries()) {
+      const theta = await checkpoint(input, `tv-${i}`);
+      const tau: number[] = [];
+      for (const [name, t] of theta) {
+        if (name.startsWith('classifier.') || !(t.data instanceof Float32Array)) continue;
+        const b = theta0.get(name)!.data as Float32Array;
+        for (let k = 0; k < t.data.length; k++) tau.push(t.data[k] - b[k]);
+      }
+      taskVectors.push(tau);
+    }
+    const dot = (a: number[], b: number[]) => a.reduce((sum, v, k) => sum + v * b[k], 0);
+    const analysis = report.analysis;
+    assert.ok(analysis, 'the merge report carries the task-vector analysis');
+    assert.deepEqual(analysis.inputs, ['t1', 't2']);
+    for (const [i, tau] of taskVectors.entries()) {
+      assert.ok(Math.abs(analysis.norms[i] - Math.sqrt(dot(tau, tau))) < 1e-6 * analysis.norms[i]);
+      for (const [j, other] of taskVectors.entries()) {
+        const cosine = dot(tau, other) / Math.sqrt(dot(tau, tau) * dot(other, other));
+        assert.ok(Math.abs(analysis.cosine.parameters[i][j] - cosine) < 1e-9, `cosine ${i},${j}`);
+      }
+    }
+    assert.ok(analysis.signConflict.length > 0);
+    for (const layer of analysis.signConflict) assert.ok(layer.rate >= 0 && layer.rate <= 1, layer.layer);
+    assert.equal(typeof report.timings.analysisMs, 'number');
+    // The page draws it: the cosine heatmap and the sign-conflict bars, as non-empty SVG.
+    const html = readFileSync(store.filePaths(reportRecord)[REPORT_HTML], 'utf8');
+    for (const chart of ['cosine-parameters', 'sign-conflicts']) {
+      const figure = html.match(new RegExp(`data-chart="${chart}">(<svg[\\s\\S]*?</svg>)`));
+      assert.ok(figure, `report.html draws ${chart}`);
+      assert.match(figure[1], /<path|<rect/, `${chart} has marks`);
+    }
   });
 });

@@ -8,9 +8,11 @@ import {
   adapterPair,
   firstExamples,
   modelPair,
+  type TaskHeadOverrides,
   type TaskPairModel,
   weightDisentanglement,
 } from '../../src/eval/analysis/disentanglement.ts';
+import { headOverrides } from '../../src/eval/heads.ts';
 import { type AnalysisTaskEvaluations, buildAnalysisReport } from '../../src/eval/report/analysis-report.ts';
 import { renderReportHtml } from '../../src/eval/report/render-html.ts';
 import type { ReportEvaluation } from '../../src/eval/report/report-types.ts';
@@ -27,6 +29,7 @@ import {
 } from '../../src/queue/index.ts';
 import {
   ArtifactInputs,
+  type ArtifactRecord,
   DATASET_FILE,
   kindOfId,
   LORAFUSE_VERSION,
@@ -38,6 +41,7 @@ import {
 import { watchCancel } from '../cancel-watch.ts';
 import { analyzeStoredInputs } from './analyze-stored.ts';
 import { failJob, InvalidJobInputError } from '../job-failure.ts';
+import { resolveHead } from '../resolve-head.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
 
 export interface AnalyzeJobContext {
@@ -103,7 +107,8 @@ export async function runAnalyzeJob(
       await initBackend({ log: () => undefined });
       const model = await loadModel(await deps.store.linkFolder(modelRecord, path.join(workDir, 'base')));
       disposers.push(() => model.dispose());
-      const pair = await openPair(data, model, workDir, deps, disposers);
+      const heads = await taskHeads(data, workDir, deps, disposers);
+      const pair = await openPair(data, model, workDir, deps, disposers, heads);
       disposers.push(() => pair.dispose());
       const result = await weightDisentanglement({
         model,
@@ -214,8 +219,34 @@ export async function runAnalyzeJob(
 }
 
 function headName(data: AnalyzeJobPayload, taskIndex: 0 | 1): string {
-  const input = data.artifacts[data.disentanglement!.tasks[taskIndex].input];
+  const task = data.disentanglement!.tasks[taskIndex];
+  if (task.head) return task.head;
+  const input = data.artifacts[task.input];
   return data.kind === 'adapter' ? `adapter:${input}` : `model:${input}`;
+}
+
+/** The heads the tasks name in place of their inputs' own, loaded on the runtime (null: the input's own). */
+async function taskHeads(
+  data: AnalyzeJobPayload,
+  workDir: string,
+  deps: JobRunDependencies,
+  disposers: Array<() => void>,
+): Promise<TaskHeadOverrides> {
+  const heads: TaskHeadOverrides = [null, null];
+  for (const index of [0, 1] as const) {
+    const spec = data.disentanglement!.tasks[index].head;
+    if (!spec) continue;
+    const linked = (record: ArtifactRecord) =>
+      deps.store.linkFolder(record, path.join(workDir, `head-${index}-${record.id}`));
+    const head = await resolveHead(deps.store, spec, linked);
+    if (!head) continue;
+    const overrides = headOverrides(head);
+    disposers.push(() => {
+      for (const t of overrides.values()) t.dispose();
+    });
+    heads[index] = overrides;
+  }
+  return heads;
 }
 
 /** Loads the two tasks' adapters (or models) onto the runtime and pairs them. */
@@ -225,6 +256,7 @@ async function openPair(
   workDir: string,
   deps: JobRunDependencies,
   disposers: Array<() => void>,
+  heads: TaskHeadOverrides,
 ): Promise<TaskPairModel> {
   const tasks = data.disentanglement!.tasks;
   if (data.kind === 'adapter') {
@@ -238,7 +270,7 @@ async function openPair(
       disposers.push(() => loaded.dispose());
       adapters.push(loaded);
     }
-    return adapterPair(model, [adapters[0], adapters[1]]);
+    return adapterPair(model, [adapters[0], adapters[1]], heads);
   }
   const models: LoadedModel[] = [];
   for (const [i, task] of tasks.entries()) {
@@ -247,5 +279,5 @@ async function openPair(
     disposers.push(() => loaded.dispose());
     models.push(loaded);
   }
-  return modelPair(model, [models[0], models[1]]);
+  return modelPair(model, [models[0], models[1]], heads);
 }

@@ -1,13 +1,22 @@
 // The evaluation half of an evaluated merge: the per-task heads kept beside the merged weights (before ingest),
-// then, once the merged artifact exists, its evaluations, report.json + report.html, and the report artifact.
+// then, once the merged artifact exists, its evaluations, the task-vector analysis of its inputs,
+// report.json + report.html, and the report artifact.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeTaskHeads } from '../../src/eval/heads.ts';
+import { reportAnalysis } from '../../src/eval/report/analysis-report.ts';
 import { buildReport } from '../../src/eval/report/build-report.ts';
 import { renderReportHtml } from '../../src/eval/report/render-html.ts';
-import type { Report, ReportEvaluation, ReportSearch } from '../../src/eval/report/report-types.ts';
+import type {
+  Report,
+  ReportAnalysis,
+  ReportEvaluation,
+  ReportSearch,
+} from '../../src/eval/report/report-types.ts';
+import { parseRecipe } from '../../src/merge/index.ts';
 import type { ArtifactRef, EvaluationTask, MergeJobPayload } from '../../src/queue/index.ts';
 import {
+  ArtifactInputs,
   type ArtifactRecord,
   type ArtifactStore,
   kindOfId,
@@ -16,6 +25,7 @@ import {
   REPORT_JSON,
   TASK_HEADS_FILE,
 } from '../../src/store/index.ts';
+import { analyzeStoredInputs } from '../analyze/analyze-stored.ts';
 import { resolveHead } from '../resolve-head.ts';
 
 /**
@@ -52,6 +62,41 @@ export interface WriteReportInput {
   timings: Record<string, number>;
   /** Artifacts the report was made from, besides the job's inputs. */
   extraParents?: string[];
+  /** Stops the task-vector analysis between tensors (a cancel or a shutdown). */
+  signal?: AbortSignal;
+}
+
+/** What the report says of the inputs' task vectors: the analysis, or why there is none. */
+type InputAnalysis = { analysis: ReportAnalysis } | { omitted: string };
+
+/**
+ * The task-vector analysis of the merge's inputs against its base (as POST /v1/analyses computes it), the
+ * inputs named by their tasks. A merge without a base model has no task vectors; an analysis that fails is
+ * reported as left out rather than failing a merge that is already stored and evaluated.
+ */
+export async function analyzeMergeInputs(
+  store: ArtifactStore,
+  data: MergeJobPayload,
+  signal?: AbortSignal,
+): Promise<InputAnalysis> {
+  const recipe = parseRecipe(data.recipe, { maxModels: Number.POSITIVE_INFINITY });
+  const baseModel = recipe.base_model ?? data.evaluation?.baseModel ?? null;
+  if (!baseModel) return { omitted: 'the merge has no base model, so its inputs have no task vectors' };
+  const kind = recipe.models.every((m) => m.adapter !== undefined) ? 'adapter' : 'model';
+  const artifacts = recipe.models.map((m) => (m.adapter ?? m.model)!);
+  if (artifacts.includes(baseModel)) return { omitted: 'the base model is also one of the inputs' };
+  const names = artifacts.map((id, i) => data.evaluation?.tasks[i]?.name ?? id);
+  const inputs = new ArtifactInputs(store);
+  const onStep = () => signal?.throwIfAborted();
+  try {
+    const analysis = await analyzeStoredInputs(inputs, { baseModel, kind, artifacts, onStep });
+    return { analysis: reportAnalysis(analysis, names) };
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    return { omitted: `the analysis failed: ${(error as Error).message}` };
+  } finally {
+    await inputs.closeAll();
+  }
 }
 
 /** Builds the report from the evaluations, renders it, and stores both files as one `report` artifact. */
@@ -60,6 +105,9 @@ export async function writeReport(
 ): Promise<{ report: Report; record: ArtifactRecord }> {
   const evaluation = input.data.evaluation!;
   const recipe = input.data.recipe;
+  const analysisFrom = Date.now();
+  const inputAnalysis = await analyzeMergeInputs(input.store, input.data, input.signal);
+  const analysisMs = Date.now() - analysisFrom;
   const method = typeof recipe.merge_method === 'string' ? recipe.merge_method : null;
   const report = buildReport({
     kind: input.search ? 'search' : 'merge',
@@ -75,15 +123,22 @@ export async function writeReport(
     evaluations: input.evaluations,
     search: input.search,
     learned: input.learned,
+    ...('analysis' in inputAnalysis ? { analysis: inputAnalysis.analysis } : {}),
     recipe,
     lineage: {
       inputs: input.data.inputs,
       merged: input.merged,
       tasks: evaluation.tasks.map((t) => ({ name: t.name, head: t.head, reference: t.reference })),
     },
-    timings: input.timings,
+    timings: { ...input.timings, analysisMs },
     versions: { lorafuse: LORAFUSE_VERSION, node: process.version },
   });
+  if ('omitted' in inputAnalysis) {
+    report.tables = [
+      ...(report.tables ?? []),
+      { title: 'Task-vector analysis left out', columns: ['why'], rows: [[inputAnalysis.omitted]] },
+    ];
+  }
   await mkdir(input.dir, { recursive: true });
   await writeFile(path.join(input.dir, REPORT_JSON), `${JSON.stringify(report, null, 2)}\n`);
   await writeFile(path.join(input.dir, REPORT_HTML), await renderReportHtml(report));

@@ -12,6 +12,7 @@ import { readDataset } from '../../src/model/train/dataset.ts';
 import type { MergeEvaluation } from '../../src/queue/index.ts';
 import { type ArtifactStore, ArtifactInputs, DATASET_FILE, requireArtifact } from '../../src/store/index.ts';
 import { isTransient } from '../job-failure.ts';
+import { resolveHead } from '../resolve-head.ts';
 
 export interface DataDrivenStep {
   recipe: Recipe;
@@ -55,9 +56,20 @@ export async function runDataDrivenStep(
         )
       : undefined;
     const tasks = [];
-    for (const task of step.evaluation.tasks) {
+    for (const [i, task] of step.evaluation.tasks.entries()) {
       const record = await requireArtifact(store, task.validation, 'dataset');
-      tasks.push({ name: task.name, validation: await readDataset(store.filePaths(record)[DATASET_FILE]) });
+      // Task i reads through its own head; its input's own (or `model`) is what the inputs already carry.
+      const own = [`adapter:${plan.inputs[i]}`, `model:${plan.inputs[i]}`, 'model'];
+      const head = own.includes(task.head)
+        ? null
+        : await resolveHead(store, task.head, (r) =>
+            store.linkFolder(r, path.join(step.scratchDir, `head-${i}`)),
+          );
+      tasks.push({
+        name: task.name,
+        validation: await readDataset(store.filePaths(record)[DATASET_FILE]),
+        head,
+      });
     }
     await initBackend({ ...backendOptions(step.runtime), log: () => undefined });
     try {

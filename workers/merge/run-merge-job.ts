@@ -15,9 +15,12 @@ import {
 import {
   CANCELLED_REASON,
   jobKeys,
+  markSearchStarted,
   type MergeJobPayload,
   type MergeJobResult,
   type MergeProgress,
+  recordSearchPoint,
+  searchParentOf,
 } from '../../src/queue/index.ts';
 import type { Report } from '../../src/eval/report/report-types.ts';
 import {
@@ -55,7 +58,10 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
   const scratchDir = `${workDir}-scratch`;
   const started = Date.now();
   const cancelled = new AbortController();
-  const userCancelled = async () => (await deps.redis.exists(keys.cancel(job.id))) === 1;
+  // A search's point also stops when its search is cancelled.
+  const cancelKeys = [keys.cancel(job.id)];
+  if (job.data.point) cancelKeys.push(keys.cancel(searchParentOf(job.id, job.data.point)));
+  const userCancelled = async () => (await deps.redis.exists(...cancelKeys)) > 0;
   const poll = setInterval(() => {
     userCancelled()
       .then((yes) => yes && cancelled.abort(CANCELLED_REASON))
@@ -79,6 +85,8 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     await rm(workDir, { recursive: true, force: true });
     await rm(scratchDir, { recursive: true, force: true });
     if (await userCancelled()) throw new UnrecoverableError(CANCELLED_REASON);
+    if (job.data.point)
+      await markSearchStarted(deps.redis, deps.prefix, searchParentOf(job.id, job.data.point));
     report({ phase: 'planning', tensorsDone: 0, tensorsTotal: 0 }, true);
     // The API applied its configured caps before queueing; a worker never second-guesses them.
     const recipe = parseRecipe(job.data.recipe, { maxModels: Number.POSITIVE_INFINITY });
@@ -218,7 +226,17 @@ async function evaluateMergedArtifact(
     onProgress: context.progress,
   });
   context.timings.evaluationMs = Date.now() - evaluatingFrom;
-  if (child) return { evaluations, cacheHits, point: job.data.point };
+  if (child) {
+    const point = job.data.point!;
+    const accuracies = evaluations.filter((e) => e.artifact === merged.id).map((e) => e.accuracy);
+    await recordSearchPoint(deps.redis, deps.prefix, searchParentOf(job.id, point), {
+      index: point.index,
+      params: point.params,
+      validationAverageAccuracy:
+        accuracies.length === 0 ? null : accuracies.reduce((a, b) => a + b, 0) / accuracies.length,
+    });
+    return { evaluations, cacheHits, point };
+  }
   const reportingFrom = Date.now();
   const { report, record } = await writeReport({
     store: deps.store,
@@ -230,6 +248,7 @@ async function evaluateMergedArtifact(
     params: null,
     learned: context.learned,
     timings: { ...context.timings, reportMs: Date.now() - reportingFrom },
+    signal: context.signal,
   });
   return { report: { kind: 'report', id: record.id }, evaluation: headline(report), cacheHits };
 }

@@ -9,6 +9,7 @@ import { buildReport } from '../../src/eval/report/build-report.ts';
 import type { ReportEvaluation, ReportSearch } from '../../src/eval/report/report-types.ts';
 import {
   CANCELLED_REASON,
+  clearSearchProgress,
   JOB_ERROR_TYPES,
   JobService,
   jobKeys,
@@ -152,11 +153,13 @@ export async function runSearchJob(
       search: searchSection,
       timings: { searchMs: Date.now() - started, chosenEvaluationMs: evaluationMs },
       extraParents: scored.filter((_, i) => kept(i)).map((s) => s.artifact),
+      signal: deps.signal,
     });
     if (search.keep !== 'all') {
       for (const [i, s] of scored.entries())
         if (i !== chosen) await deps.store.delete(s.artifact).catch(() => undefined);
     }
+    await clearSearchProgress(deps.redis, deps.prefix, job.id);
     await job.updateProgress({
       phase: 'done',
       tensorsDone: 0,

@@ -40,8 +40,21 @@ function deltaTerm(lora: LoraModule): DeltaTerm {
   });
 }
 
+/**
+ * Heads the tasks read through instead of their inputs' own (a stored head, another artifact's classifier), as
+ * forward-context overrides of the head tensors; null keeps the input's own. The caller owns the tensors.
+ */
+export type TaskHeadOverrides = [Map<string, tf.Tensor> | null, Map<string, tf.Tensor> | null];
+
 /** Two adapters on one base: per module, one rank-(R₁+R₂) LoRA module whose B side carries λ₁ and λ₂. */
-export function adapterPair(model: LoadedModel, adapters: [LoadedAdapter, LoadedAdapter]): TaskPairModel {
+export function adapterPair(
+  model: LoadedModel,
+  adapters: [LoadedAdapter, LoadedAdapter],
+  heads: TaskHeadOverrides = [null, null],
+): TaskPairModel {
+  const readAs = ([0, 1] as const).map(
+    (t) => new Map<string, tf.Tensor>([...adapters[t].overrides, ...(heads[t] ?? [])]),
+  );
   const modules = [...new Set([...adapters[0].modules.keys(), ...adapters[1].modules.keys()])].sort();
   const fixed = new Map<string, { aT: tf.Tensor2D; parts: Array<{ index: 0 | 1; bT: tf.Tensor2D }> }>();
   for (const module of modules) {
@@ -77,7 +90,7 @@ export function adapterPair(model: LoadedModel, adapters: [LoadedAdapter, Loaded
         live.push(bT);
         lora.set(module, { module, rank: aT.shape[1], scale: 1, aT, bT, linearized: false });
       }
-      return new ForwardContext(model.params, lora, adapters[task].overrides);
+      return new ForwardContext(model.params, lora, readAs[task]);
     },
     release() {
       for (const t of live) t.dispose();
@@ -95,11 +108,15 @@ export function adapterPair(model: LoadedModel, adapters: [LoadedAdapter, Loaded
 
 /**
  * Two fine-tuned models on one base: τₜ = θₜ − θ₀ for every base weight outside the head modules, held on the
- * backend; task t reads its own model's head weights.
+ * backend; task t reads its own model's head weights (or the head it is given).
  */
-export function modelPair(base: LoadedModel, models: [LoadedModel, LoadedModel]): TaskPairModel {
-  const heads = base.architecture.headModules(base.config);
-  const isHead = (name: string) => heads.some((h) => name === h || name.startsWith(`${h}.`));
+export function modelPair(
+  base: LoadedModel,
+  models: [LoadedModel, LoadedModel],
+  heads: TaskHeadOverrides = [null, null],
+): TaskPairModel {
+  const headModules = base.architecture.headModules(base.config);
+  const isHead = (name: string) => headModules.some((h) => name === h || name.startsWith(`${h}.`));
   const taskVectors = new Map<string, [tf.Tensor, tf.Tensor]>();
   const headWeights: [Map<string, tf.Tensor>, Map<string, tf.Tensor>] = [new Map(), new Map()];
   for (const name of base.params.names()) {
@@ -113,6 +130,8 @@ export function modelPair(base: LoadedModel, models: [LoadedModel, LoadedModel])
     if (own.some((t) => !t || t.shape.join() !== theta0.shape.join())) continue;
     taskVectors.set(name, [tf.sub(own[0] as tf.Tensor, theta0), tf.sub(own[1] as tf.Tensor, theta0)]);
   }
+  for (const index of [0, 1] as const)
+    for (const [name, t] of heads[index] ?? []) headWeights[index].set(name, t);
   let live: tf.Tensor[] = [];
   return {
     context(lambda1, lambda2, task) {

@@ -12,6 +12,7 @@ import { type LoadedAdapter, loadAdapter } from '../../model/lora/peft-adapter.t
 import { ParamStore } from '../../model/params.ts';
 import { shuffled, seededUniform } from '../../model/random.ts';
 import { type Dataset, selectRows } from '../../model/train/dataset.ts';
+import { headOverrides as headTensors, type TaskHead } from '../heads.ts';
 
 export interface DataDrivenInputs {
   kind: 'models' | 'adapters';
@@ -87,6 +88,39 @@ export async function loadDataDrivenInputs(options: {
   } catch (error) {
     disposeAll();
     throw error;
+  }
+}
+
+/**
+ * Puts each task's own head (when it names one) in place of its input's: in θₜ and, for adapters, in the
+ * adapter's saved modules, so every method reads task t through head t. A head must have the shape of the
+ * tensor it replaces (the runtime runs one architecture for all tasks).
+ */
+export function applyTaskHeads(
+  inputs: DataDrivenInputs,
+  heads: ReadonlyArray<TaskHead | null | undefined>,
+): void {
+  for (const [t, head] of heads.entries()) {
+    if (!head) continue;
+    const tensors = headTensors(head);
+    try {
+      for (const [name, tensor] of tensors) {
+        const current = inputs.runtime.params.has(name) ? inputs.runtime.params.get(name) : null;
+        if (!current || current.shape.join() !== tensor.shape.join()) {
+          throw new Error(
+            `task ${t + 1}'s head gives ${name} the shape [${tensor.shape}], the model has [${current?.shape ?? 'none'}]`,
+          );
+        }
+        const targets = [inputs.dense[t]?.tensors, inputs.adapters[t]?.overrides];
+        for (const target of targets) {
+          if (!target) continue;
+          target.get(name)?.dispose();
+          target.set(name, tf.clone(tensor));
+        }
+      }
+    } finally {
+      for (const tensor of tensors.values()) tensor.dispose();
+    }
   }
 }
 

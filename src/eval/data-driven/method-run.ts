@@ -5,12 +5,15 @@ import type * as tf from '@tensorflow/tfjs';
 import type { ParameterValue } from '../../merge/index.ts';
 import type { ParamStore } from '../../model/params.ts';
 import type { Dataset } from '../../model/train/dataset.ts';
+import type { TaskHead } from '../heads.ts';
 import type { DataDrivenInputs } from './merge-inputs.ts';
 
 export interface TaskData {
   name: string;
   /** The task's validation split (the method reads labels only when it declares labeled data). */
   validation: Dataset;
+  /** The head the task reads through in place of its input's own (a stored head, another artifact's). */
+  head?: TaskHead | null;
 }
 
 export interface MethodRun {

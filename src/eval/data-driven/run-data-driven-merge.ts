@@ -6,7 +6,7 @@ import type { DataDrivenPlan } from '../../merge/index.ts';
 import { runAdamerging } from './adamerging.ts';
 import { runFisherMerging } from './fisher-merging.ts';
 import { runLorahub } from './lorahub.ts';
-import { loadDataDrivenInputs, writeModelFolder } from './merge-inputs.ts';
+import { applyTaskHeads, loadDataDrivenInputs, writeModelFolder } from './merge-inputs.ts';
 import type { DataDrivenReport, MethodOutput, MethodRun, TaskData } from './method-run.ts';
 import { runRegmean } from './regmean.ts';
 
@@ -26,7 +26,7 @@ export interface DataDrivenMergeRequest {
   inputDirs: readonly string[];
   /** base_model's folder, when the recipe has one. */
   baseDir?: string;
-  /** Task i is input i's task; its validation split is read. */
+  /** Task i is input i's task; its validation split is read, through its head when it names one. */
   tasks: readonly TaskData[];
   seed: number;
   outDir: string;
@@ -61,6 +61,10 @@ export async function runDataDrivenMerge(request: DataDrivenMergeRequest): Promi
     dense: !parameterSpace,
   });
   try {
+    applyTaskHeads(
+      inputs,
+      request.tasks.map((task) => task.head),
+    );
     const output = await runner({
       inputs,
       tasks: request.tasks,

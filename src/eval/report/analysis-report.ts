@@ -2,7 +2,7 @@
 // disentanglement grid, and (when tasks are named) the evaluations behind the per-task table, where
 // "merged" is task arithmetic at λ₁ = λ₂ = 1, "reference" one task vector alone and "base" θ₀ with the task's head.
 import type { CheckpointAnalysis } from '../analysis/analyze-checkpoints.ts';
-import type { Report, ReportEvaluation, ReportTaskRow } from './report-types.ts';
+import type { Report, ReportAnalysis, ReportEvaluation, ReportTaskRow } from './report-types.ts';
 
 export interface AnalysisTaskEvaluations {
   task: string;
@@ -98,27 +98,7 @@ export function buildAnalysisReport(args: {
       ),
     },
     evaluations,
-    analysis: {
-      inputs: args.names,
-      norms: analysis.parameters.norms,
-      cosine: {
-        parameters: analysis.parameters.cosine,
-        ...(analysis.delta ? { delta: analysis.delta.cosine } : {}),
-      },
-      meanOffDiagonalCosine: analysis.parameters.meanOffDiagonalCosine,
-      signConflict: conflicts.map(({ layer, rate }) => ({ layer, rate })),
-      ...(analysis.effectiveRank
-        ? {
-            effectiveRank: analysis.effectiveRank.map((r) => ({
-              input: args.names[analysis.inputs.indexOf(r.input)] ?? r.input,
-              module: r.module,
-              rank: r.rank,
-              effectiveRank: r.effectiveRank,
-            })),
-          }
-        : {}),
-      ...(args.disentanglement ? { disentanglement: args.disentanglement } : {}),
-    },
+    analysis: reportAnalysis(analysis, args.names, args.disentanglement),
     tables: [
       {
         title: 'Task vectors',
@@ -144,5 +124,37 @@ export function buildAnalysisReport(args: {
     lineage: args.lineage,
     timings: args.timings,
     versions: args.versions,
+  };
+}
+
+/**
+ * The report's `analysis` section from what analyzeAdapters/analyzeModels measured, the inputs shown under
+ * `names` (task names, else ids): shared by analysis reports and the reports of evaluated merges and searches.
+ */
+export function reportAnalysis(
+  analysis: CheckpointAnalysis,
+  names: string[],
+  disentanglement: ReportAnalysis['disentanglement'] | null = null,
+): ReportAnalysis {
+  return {
+    inputs: names,
+    norms: analysis.parameters.norms,
+    cosine: {
+      parameters: analysis.parameters.cosine,
+      ...(analysis.delta ? { delta: analysis.delta.cosine } : {}),
+    },
+    meanOffDiagonalCosine: analysis.parameters.meanOffDiagonalCosine,
+    signConflict: analysis.parameters.signConflict.map(({ layer, rate }) => ({ layer, rate })),
+    ...(analysis.effectiveRank
+      ? {
+          effectiveRank: analysis.effectiveRank.map((r) => ({
+            input: names[analysis.inputs.indexOf(r.input)] ?? r.input,
+            module: r.module,
+            rank: r.rank,
+            effectiveRank: r.effectiveRank,
+          })),
+        }
+      : {}),
+    ...(disentanglement ? { disentanglement } : {}),
   };
 }

@@ -1,7 +1,13 @@
 // Builds report.json (report-types.ts) from the raw evaluations alone: per task the merged, reference and base
 // accuracies, normalized accuracy = merged ÷ reference, and the averages. Nothing here runs a model, so the
 // numbers are reproducible from the recorded predictions and the datasets' labels.
-import type { Report, ReportEvaluation, ReportSearch, ReportTaskRow } from './report-types.ts';
+import type {
+  Report,
+  ReportAnalysis,
+  ReportEvaluation,
+  ReportSearch,
+  ReportTaskRow,
+} from './report-types.ts';
 
 export interface ReportTask {
   name: string;
@@ -26,6 +32,8 @@ export interface BuildReportInput {
   search?: ReportSearch;
   /** What a data-driven method learned (its weights or coefficients). */
   learned?: Record<string, unknown>;
+  /** The task-vector analysis of the merge's inputs (norms, cosine matrices, sign conflicts, effective ranks). */
+  analysis?: ReportAnalysis;
   recipe: Record<string, unknown> | null;
   lineage: Record<string, unknown>;
   timings: Record<string, number>;
@@ -117,6 +125,7 @@ export function buildReport(input: BuildReportInput): Report {
     averages,
     evaluations: input.evaluations,
     ...(input.search ? { search: input.search } : {}),
+    ...(input.analysis ? { analysis: input.analysis } : {}),
     ...(input.learned ? { learned: input.learned } : {}),
     recipe: input.recipe,
     lineage: input.lineage,

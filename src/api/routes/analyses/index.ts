@@ -7,7 +7,9 @@ import { type Static, Type } from 'typebox';
 import { type AnalyzeJobPayload, type AnalyzeTask, hashBody } from '../../../queue/index.ts';
 import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
+import { requireHeadFitsDataset } from '../jobs/head-classes.ts';
 import { requireArtifacts, requireRunnable } from '../jobs/job-inputs.ts';
+import { headOf } from '../merges/evaluation-tasks.ts';
 import {
   IdempotencyHeaders,
   idempotencyKeyOf,
@@ -28,6 +30,14 @@ const AnalysisTask = Type.Object(
       description: "The task's examples (labels are used only for the per-task table).",
     }),
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    head: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 100,
+        description:
+          "How the task reads the body, as a merge evaluation task takes it: a head id (POST /v1/heads), an adapter id (its modules_to_save classifier) or a model id (its classifier). Default: the input's own head. It must answer as many classes as the dataset's class_names (else 422 head-class-mismatch).",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -160,7 +170,39 @@ async function validate(
       kind: 'dataset' as const,
     })),
   ]);
-  if (disentanglement) requireRunnable(base, 'base_model');
+  if (disentanglement) {
+    requireRunnable(base, 'base_model');
+    for (const [i, task] of disentanglement.tasks.entries()) {
+      const field = `disentanglement.tasks[${i}]`;
+      const given = body.disentanglement!.tasks[i].head;
+      if (given !== undefined) {
+        const record = await app.store.get(given);
+        if (!record || !['adapter', 'head', 'model'].includes(record.kind)) {
+          throw new ApiProblem(
+            'unknown-artifact',
+            `${field}.head: ${given} is not a stored adapter, head or model`,
+            {
+              artifacts: [given],
+              fields: [`${field}.head`],
+            },
+          );
+        }
+        task.head = headOf(record);
+      }
+      const input = artifacts[task.input];
+      const own = kind === 'model' ? await app.store.get(input) : base;
+      await requireHeadFitsDataset(app.store, {
+        spec: task.head ?? `${kind}:${input}`,
+        own,
+        dataset: (await app.store.get(task.dataset))!,
+        task: `task ${task.name}`,
+        field: given !== undefined ? `${field}.head` : `${field}.dataset`,
+      });
+    }
+  }
+  const headIds = (disentanglement?.tasks ?? [])
+    .map((t) => t.head?.slice(t.head.indexOf(':') + 1))
+    .filter((id): id is string => id !== undefined);
   const names = artifacts.map(
     (id, i) => body.names?.[i] ?? disentanglement?.tasks.find((t) => t.input === i)?.name ?? id,
   );
@@ -184,7 +226,7 @@ async function validate(
     names,
     density: body.density ?? 1,
     disentanglement,
-    inputs: [...new Set([body.base_model, ...artifacts, ...datasets])],
+    inputs: [...new Set([body.base_model, ...artifacts, ...datasets, ...headIds])],
   };
 }
 

@@ -6,6 +6,7 @@ import { type EvaluateJobPayload, hashBody } from '../../../queue/index.ts';
 import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
 import { headOf } from '../merges/evaluation-tasks.ts';
+import { requireHeadFitsDataset } from '../jobs/head-classes.ts';
 import { requireArtifacts, requireRunnable } from '../jobs/job-inputs.ts';
 import {
   IdempotencyHeaders,
@@ -62,7 +63,7 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['evaluations'],
         summary: 'Queue an evaluation',
         description:
-          'Accuracy and mean cross-entropy per (adapter, dataset) in the job result: {model, results: [{adapter, dataset, head, task, split, examples, accuracy, loss}]}. A dataset given as {dataset, head} is read through that head (as a merge evaluation task is). Unknown ids, a model without config.json, or more (adapter, dataset) pairs than LORAFUSE_MAX_EVALUATION_TASKS are a 422.',
+          'Accuracy and mean cross-entropy per (adapter, dataset) in the job result: {model, results: [{adapter, dataset, head, task, split, examples, accuracy, loss}]}. A dataset given as {dataset, head} is read through that head (as a merge evaluation task is). A head that answers another number of classes than the class_names of its dataset is a 422 head-class-mismatch. Unknown ids, a model without config.json, or more (adapter, dataset) pairs than LORAFUSE_MAX_EVALUATION_TASKS are a 422.',
         body: EvaluationBody,
         headers: IdempotencyHeaders,
         response: { ...JobCreatedResponses, ...problemResponses(400, 409, 415, 422) },
@@ -106,6 +107,13 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
           );
         }
         heads[entry.dataset] = headOf(record);
+        await requireHeadFitsDataset(app.store, {
+          spec: heads[entry.dataset],
+          own: model,
+          dataset: (await app.store.get(entry.dataset))!,
+          task: `datasets[${i}] (${entry.dataset})`,
+          field: `datasets[${i}].head`,
+        });
       }
       const headIds = Object.values(heads).map((spec) => spec.slice(spec.indexOf(':') + 1));
       const payload: EvaluateJobPayload = {

@@ -7,6 +7,7 @@ import type { Recipe } from '../../../merge/index.ts';
 import type { EvaluationTask, MergeEvaluation } from '../../../queue/index.ts';
 import type { ArtifactRecord, ArtifactStore } from '../../../store/index.ts';
 import { ApiProblem } from '../../errors.ts';
+import { requireHeadFitsDataset } from '../jobs/head-classes.ts';
 import { requireRunnable } from '../jobs/job-inputs.ts';
 
 const TASK_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
@@ -24,7 +25,7 @@ export const EvaluationTaskBody = Type.Object(
     head: Type.Optional(
       Type.String({
         description:
-          "How this task reads the merged body: an adapter id (its modules_to_save classifier), a head id (POST /v1/heads), a model id (its classifier), or 'model' (the evaluated model's own classifier). Default: the input adapter's head when it carries one, the input model's classifier.",
+          "How this task reads the merged body: an adapter id (its modules_to_save classifier), a head id (POST /v1/heads), a model id (its classifier), or 'model' (the evaluated model's own classifier). Default: the input adapter's head when it carries one, the input model's classifier. It must answer as many classes as both datasets' class_names (else 422 head-class-mismatch naming the task).",
       }),
     ),
     reference: Type.Optional(
@@ -89,6 +90,16 @@ export function headOf(record: ArtifactRecord): string {
   return `model:${record.id}`;
 }
 
+/** The model an adapter input runs on: the recipe's base_model, else the one it was uploaded against. */
+async function baseOf(
+  store: ArtifactStore,
+  recipe: Recipe,
+  adapter: ArtifactRecord,
+): Promise<ArtifactRecord | null> {
+  const id = recipe.base_model ?? adapter.baseModel;
+  return id ? await store.get(id) : null;
+}
+
 export async function resolveEvaluation(
   store: ArtifactStore,
   recipe: Recipe,
@@ -140,6 +151,20 @@ export async function resolveEvaluation(
       const headAdapter = await stored(store, head.slice('adapter:'.length), `${path}.head`, ['adapter']);
       if (!adapterHasHead(headAdapter))
         throw invalid(`${path}.head`, `adapter ${headAdapter.id} saves no classifier head (modules_to_save)`);
+    }
+    // The head must answer the task's classes; `model` reads the input model's classifier (an adapter's base's).
+    const own = inputRecord.kind === 'model' ? inputRecord : await baseOf(store, recipe, inputRecord);
+    for (const [split, dataset] of [
+      ['validation', validation],
+      ['test', test],
+    ] as const) {
+      await requireHeadFitsDataset(store, {
+        spec: head,
+        own,
+        dataset,
+        task: `task ${task.name}`,
+        field: `${path}.${split}`,
+      });
     }
     const reference =
       task.reference === undefined

@@ -1,0 +1,127 @@
+// Data-driven methods read task t through task t's head. A task that names a head (a stored head, another
+// artifact's classifier) must give exactly the merge one gets when that head is written into the task's input
+// itself, and another merge than with the input's own head: for the model methods (Fisher, RegMean) and the
+// adapter methods (LoraHub in parameter space, AdaMerging in delta space).
+import assert from 'node:assert/strict';
+import { cpSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { TaskHead } from '../../../src/eval/heads.ts';
+import {
+  type HostTensor,
+  readSafetensors,
+  writeSafetensorsFile,
+} from '../../../src/model/io/host-tensors.ts';
+import { removeScratchDirs, testBackend } from '../../model/helpers.ts';
+import {
+  blockTask,
+  buildTaskCase,
+  MLP_BASE,
+  perturbedModels,
+  runMethod,
+  type TaskCase,
+} from './task-case.ts';
+
+/** A head for the MLP fixture (4 classes over its last 16 hidden units), far from any trained one. */
+function strangeHead(): TaskHead {
+  return {
+    weight: {
+      dtype: 'F32',
+      shape: [4, 16],
+      data: Float32Array.from({ length: 64 }, (_, i) => Math.sin(i * 2.1)),
+    },
+    bias: { dtype: 'F32', shape: [4], data: Float32Array.from([0.3, -0.2, 0.1, -0.4]) },
+  };
+}
+
+/** A copy of `dir` whose checkpoint `file` carries `head` as `<prefix>classifier.*`. */
+async function withHead(dir: string, file: string, prefix: string, head: TaskHead): Promise<string> {
+  const out = `${dir}-headed`;
+  cpSync(dir, out, { recursive: true });
+  const { tensors, metadata } = await readSafetensors(path.join(dir, file));
+  const entries: Array<[string, HostTensor]> = [...tensors].map(([name, t]) => [
+    name,
+    name === `${prefix}classifier.weight`
+      ? head.weight
+      : name === `${prefix}classifier.bias`
+        ? head.bias!
+        : t,
+  ]);
+  assert.ok(tensors.has(`${prefix}classifier.weight`), `${file} carries a classifier to replace`);
+  await writeSafetensorsFile(path.join(out, file), entries, metadata);
+  return out;
+}
+
+const bytes = (dir: string, file: string) => readFileSync(path.join(dir, file));
+
+describe('data-driven methods honour each task head', () => {
+  let models: TaskCase;
+  let adapters: TaskCase;
+  before(async () => {
+    await testBackend();
+    const inputs = await perturbedModels(2, 0.2);
+    models = {
+      dir: path.dirname(inputs[0]),
+      inputs,
+      tasks: [0, 1].map((i) => ({ name: `task-${i}`, validation: blockTask(i, 2, 48, 'validation', 2) })),
+      tests: [],
+    };
+    adapters = await buildTaskCase('lora', 2);
+  });
+  after(removeScratchDirs);
+
+  /** The merge with task 1 read through the strange head, the same with it written into input 1, and without. */
+  async function threeWays(setup: TaskCase, kind: 'model' | 'adapter', recipe: Record<string, unknown>) {
+    const head = strangeHead();
+    const file = kind === 'model' ? 'model.safetensors' : 'adapter_model.safetensors';
+    const prefix = kind === 'model' ? '' : 'base_model.model.';
+    const headed = await withHead(setup.inputs[1], file, prefix, head);
+    const rel = (p: string) => path.relative(setup.dir, p);
+    const body = (inputs: string[]) => ({
+      ...recipe,
+      ...(kind === 'adapter' ? { base_model: rel(MLP_BASE) } : {}),
+      models: inputs.map((input) => ({ [kind]: rel(input) })),
+    });
+    const named = await runMethod(
+      { ...setup, tasks: setup.tasks.map((t, i) => (i === 1 ? { ...t, head } : t)) },
+      body(setup.inputs),
+    );
+    const written = await runMethod(setup, body([setup.inputs[0], headed]));
+    const own = await runMethod(setup, body(setup.inputs));
+    const out = named.kind === 'model' ? 'model.safetensors' : 'adapter_model.safetensors';
+    return {
+      named: bytes(named.outDir, out),
+      written: bytes(written.outDir, out),
+      own: bytes(own.outDir, out),
+      learned: [named.report.coefficients, written.report.coefficients, own.report.coefficients],
+    };
+  }
+
+  for (const method of ['fisher', 'regmean']) {
+    it(`${method} over models`, async () => {
+      const merged = await threeWays(models, 'model', { merge_method: method });
+      assert.ok(merged.named.equals(merged.written), 'the named head acts as if it were the input’s');
+      assert.ok(!merged.named.equals(merged.own), 'the head changes the merge');
+    });
+  }
+
+  it('lorahub over adapters (parameter space)', async () => {
+    const merged = await threeWays(adapters, 'adapter', {
+      merge_method: 'lorahub',
+      parameters: { max_evaluations: 8, examples: 24 },
+    });
+    assert.deepEqual(merged.learned[0], merged.learned[1]);
+    assert.ok(merged.named.equals(merged.written));
+    assert.notDeepEqual(merged.learned[0], merged.learned[2], 'the head changes what LoraHub learns');
+  });
+
+  it('adamerging over adapters', async () => {
+    const merged = await threeWays(adapters, 'adapter', {
+      merge_method: 'adamerging',
+      parameters: { steps: 4 },
+    });
+    assert.deepEqual(merged.learned[0], merged.learned[1]);
+    assert.ok(merged.named.equals(merged.written));
+    assert.notDeepEqual(merged.learned[0], merged.learned[2], 'the head changes what AdaMerging learns');
+  });
+});

@@ -1,0 +1,151 @@
+// A search's parent while its grid points run: BullMQ keeps it in `waiting-children`, but the user sees it
+// queued only until a point starts, then active with {phase: 'searching', pointsDone, pointsTotal, best}, the
+// best being the finished point with the highest average validation accuracy (recomputed here from the points'
+// own results). The points run in-process, one by one, so every view in between is observed; a cancel of the
+// running search stops the points that have not run yet.
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadRuntimeSettings } from '../../src/config.ts';
+import {
+  CANCELLED_REASON,
+  type JobView,
+  type MergeJobPayload,
+  type MergeJobResult,
+  type MergeProgress,
+} from '../../src/queue/index.ts';
+import { runMergeJob } from '../../workers/merge/run-merge-job.ts';
+import { filePart, multipart, startApi, type TestApi } from '../api/harness.ts';
+import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
+import { datasetMetadata, writeDatasetFile } from '../store/dataset-fixtures.ts';
+
+process.env.LORAFUSE_BACKEND ??= 'wasm';
+
+const MLP = path.resolve(import.meta.dirname, '..', 'fixtures', 'model', 'mlp');
+
+async function folderParts(dir: string) {
+  const names = (await fs.readdir(dir)).filter((name) => !name.endsWith('.md')).sort();
+  return Promise.all(names.map(async (name) => filePart(name, await fs.readFile(path.join(dir, name)))));
+}
+
+describe('search progress while the grid points run', () => {
+  let server: TestRedis;
+  let api: TestApi;
+  let body: (grid: Record<string, number[]>) => Record<string, unknown>;
+
+  before(async () => {
+    server = await startTestRedis();
+    api = await startApi(server.url);
+    const post = async (url: string, parts: Awaited<ReturnType<typeof folderParts>>) => {
+      const response = await api.app.inject({ method: 'POST', url, ...multipart(parts) });
+      assert.equal(response.statusCode, 201, response.body);
+      return response.json().id as string;
+    };
+    const model = await post('/v1/models', await folderParts(path.join(MLP, 'model')));
+    const adapter = await folderParts(path.join(MLP, 'adapter'));
+    const adapters = [
+      await post('/v1/adapters', [...adapter, { name: 'base_model', data: model }]),
+      await post('/v1/adapters', [...adapter, { name: 'base_model', data: model }]),
+    ];
+    const dataset = async (split: string, seed: number) => {
+      const file = await writeDatasetFile(path.join(api.workDir, `${split}-${seed}.safetensors`), {
+        n: 24,
+        seed,
+        metadata: datasetMetadata({ split }),
+      });
+      return post('/v1/datasets', [filePart('dataset.safetensors', await fs.readFile(file))]);
+    };
+    const tasks = [
+      { name: 'a', validation: await dataset('validation', 1), test: await dataset('test', 2) },
+      { name: 'b', validation: await dataset('validation', 3), test: await dataset('test', 4) },
+    ];
+    body = (grid) => ({
+      merge_method: 'task_arithmetic',
+      base_model: model,
+      models: adapters.map((id) => ({ adapter: id })),
+      parameters: { lambda: 1, weight: 1 },
+      evaluation: { tasks },
+      search: { grid },
+    });
+  });
+  after(async () => {
+    await api.close();
+    await server.stop();
+  });
+
+  const view = async (id: string): Promise<JobView> => {
+    const response = await api.app.inject({ method: 'GET', url: `/v1/jobs/${id}` });
+    assert.equal(response.statusCode, 200, response.body);
+    return response.json() as JobView;
+  };
+  const submit = async (grid: Record<string, number[]>): Promise<string> => {
+    const response = await api.app.inject({ method: 'POST', url: '/v1/merges', payload: body(grid) });
+    assert.equal(response.statusCode, 202, response.body);
+    return response.json().id as string;
+  };
+  /** Runs grid point `index` of `parent` here, as a merge worker would. */
+  const runPoint = async (parent: string, index: number): Promise<MergeJobResult> => {
+    const id = `${parent}-p${index}`;
+    const data = (await api.jobs.queue('merge').getJob(id))!.data as MergeJobPayload;
+    return runMergeJob(
+      { id, data, updateProgress: async () => undefined },
+      {
+        redis: api.redis,
+        store: api.store,
+        prefix: api.jobs.prefix,
+        dataDir: api.dataDir,
+        mergeWorkers: undefined,
+        runtime: loadRuntimeSettings({}),
+      },
+    );
+  };
+  const averageValidationAccuracy = (result: MergeJobResult) => {
+    const own = (result.evaluations as Array<{ artifact: string; accuracy: number }>).filter(
+      (e) => e.artifact === result.artifact.id,
+    );
+    assert.equal(own.length, 2, 'one validation evaluation per task');
+    return (own[0].accuracy + own[1].accuracy) / 2;
+  };
+
+  it('shows the parent queued, then active with points done, of all, and the best so far', async () => {
+    const lambdas = [0.25, 1, 4];
+    const parent = await submit({ lambda: lambdas });
+    const queued = await view(parent);
+    assert.equal(queued.state, 'queued');
+    assert.equal(queued.startedAt, null);
+
+    const scores: number[] = [];
+    for (const index of [0, 1, 2]) {
+      const result = await runPoint(parent, index);
+      scores.push(averageValidationAccuracy(result));
+      const running = await view(parent);
+      assert.equal(running.state, 'active', `after ${index + 1} point(s)`);
+      assert.ok(running.startedAt, 'the search started with its first point');
+      const progress = running.progress as unknown as MergeProgress;
+      assert.equal(progress.phase, 'searching');
+      assert.equal(progress.pointsDone, index + 1);
+      assert.equal(progress.pointsTotal, lambdas.length);
+      const bestIndex = scores.indexOf(Math.max(...scores));
+      assert.deepEqual(progress.best, {
+        index: bestIndex,
+        params: { lambda: lambdas[bestIndex] },
+        validationAverageAccuracy: scores[bestIndex],
+      });
+    }
+    // A point that runs again (a retried attempt) replaces its own record: the count stays exact.
+    await runPoint(parent, 1);
+    assert.equal(((await view(parent)).progress as unknown as MergeProgress).pointsDone, 3);
+  });
+
+  it('cancelling a running search stops the points that have not run yet', async () => {
+    const parent = await submit({ lambda: [0.5, 1] });
+    await runPoint(parent, 0);
+    const cancel = await api.app.inject({ method: 'DELETE', url: `/v1/jobs/${parent}` });
+    assert.equal(cancel.statusCode, 202, cancel.body);
+    assert.equal(cancel.json().state, 'active');
+    assert.equal(cancel.json().cancelRequested, true);
+    await assert.rejects(runPoint(parent, 1), (error: Error) => error.message === CANCELLED_REASON);
+    assert.equal(((await view(parent)).progress as unknown as MergeProgress).pointsDone, 1);
+  });
+});
