@@ -12,6 +12,7 @@ import {
   type ArtifactStore,
   kindOfId,
   LORAFUSE_VERSION,
+  type Publication,
   REPORT_HTML,
   REPORT_JSON,
   TASK_HEADS_FILE,
@@ -52,6 +53,8 @@ export interface WriteReportInput {
   timings: Record<string, number>;
   /** Artifacts the report was made from, besides the job's inputs. */
   extraParents?: string[];
+  /** The job's report slot: one report per job, stored only while the attempt holds the job. */
+  publication?: Publication;
 }
 
 /** Builds the report from the evaluations, renders it, and stores both files as one `report` artifact. */
@@ -89,11 +92,16 @@ export async function writeReport(
   await writeFile(path.join(input.dir, REPORT_HTML), await renderReportHtml(report));
   const parents = [input.merged.id, ...input.data.inputs, ...(input.extraParents ?? [])];
   for (const task of evaluation.tasks) parents.push(task.validation, task.test);
-  const record = await input.store.ingestDirectory('report', input.dir, {
-    parents: [...new Set(parents)].map((id) => ({ kind: kindOfId(id) ?? 'unknown', id })),
-    recipe,
-    jobId: input.jobId,
-    lorafuseVersion: LORAFUSE_VERSION,
-  });
+  const record = await input.store.ingestDirectory(
+    'report',
+    input.dir,
+    {
+      parents: [...new Set(parents)].map((id) => ({ kind: kindOfId(id) ?? 'unknown', id })),
+      recipe,
+      jobId: input.jobId,
+      lorafuseVersion: LORAFUSE_VERSION,
+    },
+    { publication: input.publication },
+  );
   return { report, record };
 }

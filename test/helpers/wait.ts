@@ -1,0 +1,20 @@
+// Tests never assert on speed (speed targets live in bench/): where a test waits for something, it
+// polls with one generous deadline that only guards against a hang, because the machine running the
+// tests may be shared and loaded many times over.
+export const HANG_GUARD_MS = 5 * 60_000;
+
+/** Polls `probe` until it returns a truthy value; fails only past `timeoutMs` (a hang). */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | null | undefined | false>,
+  timeoutMs = HANG_GUARD_MS,
+  intervalMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
