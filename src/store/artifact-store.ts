@@ -77,6 +77,8 @@ return {json, orphans}`;
 export class ArtifactStore {
   readonly blobs: BlobStore;
   readonly scratch: LocalScratch;
+  /** Uploads being staged, each with its settled promise: close() waits for them (no orphan staging files). */
+  private readonly staging = new Map<StagedUpload, Promise<void>>();
   private readonly redis: Redis;
   private readonly prefix: string;
 
@@ -97,8 +99,13 @@ export class ArtifactStore {
     await this.scratch.init();
   }
 
-  /** Releases the blob store's connections (S3); Redis belongs to the caller. */
+  /**
+   * Waits for the uploads still being staged to be committed or discarded (at shutdown their
+   * connections are ended first, so each ends soon), then releases the blob store's connections (S3).
+   * Redis belongs to the caller.
+   */
   async close(): Promise<void> {
+    while (this.staging.size > 0) await Promise.all(this.staging.values());
     await this.blobs.close();
   }
 
@@ -121,7 +128,16 @@ export class ArtifactStore {
 
   /** Starts an upload: files are staged under tmp/ until commit or discard. */
   stage(kind: StoredArtifactKind): StagedUpload {
-    return new StagedUpload(this, kind);
+    let settle = () => undefined as void;
+    const settled = new Promise<void>((resolve) => {
+      settle = resolve;
+    });
+    const upload = new StagedUpload(this, kind, () => {
+      this.staging.delete(upload);
+      settle();
+    });
+    this.staging.set(upload, settled);
+    return upload;
   }
 
   /**
@@ -407,6 +423,8 @@ export class StagedUpload {
   constructor(
     private readonly store: ArtifactStore,
     readonly kind: StoredArtifactKind,
+    /** Tells the store this upload is over (committed or discarded). */
+    private readonly settled: () => void = () => undefined,
   ) {}
 
   /** Streams one file to disk while hashing; UploadTooLargeError past `maxBytes`. */
@@ -454,10 +472,15 @@ export class StagedUpload {
     }
   }
 
+  /** Removes the staged files; every upload ends here, committed or not. */
   async discard(): Promise<void> {
-    if (this.stagingDir) await fs.rm(this.stagingDir, { recursive: true, force: true });
-    this.stagingDir = null;
-    this.files.clear();
+    try {
+      if (this.stagingDir) await fs.rm(this.stagingDir, { recursive: true, force: true });
+    } finally {
+      this.stagingDir = null;
+      this.files.clear();
+      this.settled();
+    }
   }
 }
 
