@@ -128,7 +128,7 @@ export class ArtifactStore {
 
   /** Starts an upload: files are staged under tmp/ until commit or discard. */
   stage(kind: StoredArtifactKind): StagedUpload {
-    let settle = () => undefined as void;
+    let settle: () => void = () => undefined;
     const settled = new Promise<void>((resolve) => {
       settle = resolve;
     });
