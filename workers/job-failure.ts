@@ -120,6 +120,8 @@ export interface FailJobOptions {
 
 /** Maps what a job threw to what BullMQ should do, recording the failure for the job view. */
 export async function failJob(error: unknown, options: FailJobOptions): Promise<never> {
+  // An attempt that lost its lock no longer owns the job: the attempt that does records its outcome.
+  if ((error as Error)?.name === 'StalePublicationError') throw error;
   if (options.cancelledByUser) throw new UnrecoverableError(CANCELLED_REASON);
   if (options.aborted) throw error;
   if (error instanceof UnrecoverableError || (error as Error)?.name === 'UnrecoverableError') throw error;

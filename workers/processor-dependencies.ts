@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import { loadConfig, type RuntimeSettings } from '../src/config.ts';
 import { createWorkerRedis } from '../src/queue/index.ts';
 import { ArtifactStore, createBlobStore } from '../src/store/index.ts';
+import type { JobPublications } from './job-publication.ts';
 
 export interface ProcessorDependencies {
   redis: Redis;
@@ -24,6 +25,8 @@ export interface JobRunDependencies extends ProcessorDependencies {
   cancelPollMs?: number;
   /** Least time between two progress reports. */
   progressIntervalMs?: number;
+  /** How the job publishes its artifacts (with the attempt's lock token); absent: once per job, unguarded. */
+  publications?: JobPublications;
 }
 
 let dependencies: Promise<ProcessorDependencies> | undefined;

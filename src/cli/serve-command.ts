@@ -1,5 +1,6 @@
 // `lorafuse serve`: the HTTP API alone, against the Redis named by REDIS_URL (scale-out: run as
 // many as needed behind a load balancer; workers run elsewhere with `lorafuse worker`).
+import { loadWorkerSettings } from '../../workers/worker-settings.ts';
 import { SERVE_USAGE } from './usage.ts';
 import { loadConfig } from '../config.ts';
 import { startApi } from './services.ts';
@@ -15,9 +16,11 @@ export async function runServe(argv: string[]): Promise<number> {
     process.stderr.write('lorafuse serve needs REDIS_URL (or run `lorafuse dev` for an embedded Redis)\n');
     return 2;
   }
+  // LORAFUSE_SHUTDOWN_GRACE_MS: how long in-flight requests (uploads) may finish after SIGTERM.
+  const { shutdownGraceMs } = loadWorkerSettings();
   const api = await startApi(config, config.redisUrl);
   onShutdown(async () => {
-    await api.close();
+    await api.close(shutdownGraceMs);
     return 0;
   });
   return new Promise<number>(() => undefined);

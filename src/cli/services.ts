@@ -17,7 +17,11 @@ export interface RunningApi {
   app: LorafuseApp;
   /** http://host:port the API listens on. */
   url: string;
-  close(): Promise<void>;
+  /**
+   * Stops listening and lets in-flight requests finish; past `graceMs` their connections are cut, so a
+   * stalled client cannot hold the shutdown (its upload is discarded: the store waits for that).
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 export function createLogger(config: Config): Logger {
@@ -55,7 +59,19 @@ export async function startApi(
     const jobs = new JobService({ redis, prefix: config.queuePrefix, retention: config.jobRetention });
     const app = await buildApp({ config, redis, store, jobs, logger });
     const url = await app.listen({ port: config.port, host: config.host });
-    return { app, url, close: () => closeApp(app) };
+    return {
+      app,
+      url,
+      async close(graceMs?: number) {
+        const cut =
+          graceMs === undefined ? undefined : setTimeout(() => app.server.closeAllConnections(), graceMs);
+        try {
+          await closeApp(app);
+        } finally {
+          clearTimeout(cut);
+        }
+      },
+    };
   } catch (error) {
     redis.disconnect();
     throw error;

@@ -21,6 +21,10 @@ export function jobKeys(prefix: string) {
     gone: (jobId: string) => `${prefix}:jobs:gone:${jobId}`,
     /** JSON {jobId, bodyHash} for an Idempotency-Key. */
     idempotency: (key: string) => `${prefix}:idempotency:${key}`,
+    /** The artifact id a job published in one slot (result, report): one artifact per job and slot, however many attempts. */
+    published: (jobId: string, slot: string) => `${prefix}:jobs:published:${jobId}:${slot}`,
+    /** BullMQ's own lock of an active job (its value is the attempt's token): an attempt publishes only while it holds it. */
+    lock: (queueName: string, jobId: string) => `${prefix}:${queueName}:${jobId}:lock`,
   };
 }
 

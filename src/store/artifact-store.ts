@@ -20,6 +20,7 @@ import { inspectDataset } from './inspect-dataset.ts';
 import { inspectHead } from './inspect-head.ts';
 import { inspectReport } from './inspect-report.ts';
 import { inspectModel } from './inspect-model.ts';
+import { PUBLISH_SCRIPT, type Publication, StalePublicationError } from './publication.ts';
 import type { ArtifactRecord, ArtifactSummary, Lineage, StoredArtifactKind } from './types.ts';
 
 export interface ArtifactStoreOptions {
@@ -76,6 +77,8 @@ return {json, orphans}`;
 export class ArtifactStore {
   readonly blobs: BlobStore;
   readonly scratch: LocalScratch;
+  /** Uploads being staged, each with its settled promise: close() waits for them (no orphan staging files). */
+  private readonly staging = new Map<StagedUpload, Promise<void>>();
   private readonly redis: Redis;
   private readonly prefix: string;
 
@@ -96,8 +99,13 @@ export class ArtifactStore {
     await this.scratch.init();
   }
 
-  /** Releases the blob store's connections (S3); Redis belongs to the caller. */
+  /**
+   * Waits for the uploads still being staged to be committed or discarded (at shutdown their
+   * connections are ended first, so each ends soon), then releases the blob store's connections (S3).
+   * Redis belongs to the caller.
+   */
   async close(): Promise<void> {
+    while (this.staging.size > 0) await Promise.all(this.staging.values());
     await this.blobs.close();
   }
 
@@ -120,18 +128,29 @@ export class ArtifactStore {
 
   /** Starts an upload: files are staged under tmp/ until commit or discard. */
   stage(kind: StoredArtifactKind): StagedUpload {
-    return new StagedUpload(this, kind);
+    let settle: () => void = () => undefined;
+    const settled = new Promise<void>((resolve) => {
+      settle = resolve;
+    });
+    const upload = new StagedUpload(this, kind, () => {
+      this.staging.delete(upload);
+      settle();
+    });
+    this.staging.set(upload, settled);
+    return upload;
   }
 
   /**
    * Ingests a finished folder (a worker's result): validates, hashes, links files into the blob
    * store, writes the record. `baseModel`: the model id a fine-tuned adapter was trained on.
+   * `publication`: a job's result, published at most once per job and only while the job holds its lock
+   * (publication.ts); a repeated publication returns the record the job already published.
    */
   async ingestDirectory(
     kind: StoredArtifactKind,
     dir: string,
     lineage: Lineage,
-    options: { baseModel?: string | null } = {},
+    options: { baseModel?: string | null; publication?: Publication } = {},
   ): Promise<ArtifactRecord> {
     const files = new Map<string, HashedFile>();
     for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
@@ -145,7 +164,11 @@ export class ArtifactStore {
       files.set(entry.name, await this.scratch.hashFile(path.join(dir, entry.name)));
     }
     const summary = await this.inspect(kind, pathsOf(files));
-    return this.commit(kind, files, summary, { lineage, baseModel: options.baseModel ?? null });
+    return this.commit(kind, files, summary, {
+      lineage,
+      baseModel: options.baseModel ?? null,
+      publication: options.publication,
+    });
   }
 
   /** Validates files (name -> path) of an artifact of `kind`; throws ArtifactValidationError. */
@@ -161,7 +184,7 @@ export class ArtifactStore {
     kind: StoredArtifactKind,
     files: Map<string, HashedFile>,
     summary: ArtifactSummary,
-    extras: { lineage: Lineage | null; baseModel?: string | null },
+    extras: { lineage: Lineage | null; baseModel?: string | null; publication?: Publication },
   ): Promise<ArtifactRecord> {
     const createdAt = new Date();
     const record: ArtifactRecord = {
@@ -191,20 +214,40 @@ export class ArtifactStore {
     const acquire = this.redis.multi();
     for (const sha of digests) acquire.hincrby(this.refsKey, sha, 1);
     await acquire.exec();
+    let outcome: [string, string?];
     try {
       for (const file of files.values()) await this.blobs.place(file.path, file.sha256);
-      await this.redis
-        .multi()
-        .set(this.recordKey(record.id), JSON.stringify(record))
-        .zadd(this.indexKey(kind), 0, record.id)
-        .hset(this.digestKey(kind), record.digest, record.id)
-        .exec()
-        .then(throwOnMultiError);
+      outcome = await this.publish(record, extras.publication);
     } catch (error) {
       await this.releaseBlobs(digests);
       throw error;
     }
-    return record;
+    if (outcome[0] === 'stored') return record;
+    // Not stored: this commit's references go; blobs the published record shares keep their count.
+    await this.releaseBlobs(digests);
+    const published = outcome[0] === 'existing' ? await this.get(outcome[1] as string) : null;
+    if (!published) throw new StalePublicationError(extras.publication?.key ?? record.id);
+    return published;
+  }
+
+  /** Writes the record, index and digest entries in one script, under the publication's rules. */
+  private async publish(record: ArtifactRecord, publication?: Publication): Promise<[string, string?]> {
+    const keys = [this.recordKey(record.id), this.indexKey(record.kind), this.digestKey(record.kind)];
+    if (publication) keys.push(publication.key);
+    if (publication?.guard) keys.push(publication.guard.key);
+    return (await this.redis.eval(
+      PUBLISH_SCRIPT,
+      keys.length,
+      ...keys,
+      JSON.stringify(record),
+      record.id,
+      record.digest as string,
+      publication ? '1' : '0',
+      publication?.guard ? '1' : '0',
+      publication?.guard?.token ?? '',
+      String(publication?.ttlSeconds ?? 0),
+      this.recordKey(''),
+    )) as [string, string?];
   }
 
   async get(id: string): Promise<ArtifactRecord | null> {
@@ -380,6 +423,8 @@ export class StagedUpload {
   constructor(
     private readonly store: ArtifactStore,
     readonly kind: StoredArtifactKind,
+    /** Tells the store this upload is over (committed or discarded). */
+    private readonly settled: () => void = () => undefined,
   ) {}
 
   /** Streams one file to disk while hashing; UploadTooLargeError past `maxBytes`. */
@@ -418,7 +463,7 @@ export class StagedUpload {
   /** Writes the record; the staged files are removed whether or not it succeeds. */
   async commit(
     summary: ArtifactSummary,
-    extras: { lineage: Lineage | null; baseModel?: string | null },
+    extras: { lineage: Lineage | null; baseModel?: string | null; publication?: Publication },
   ): Promise<ArtifactRecord> {
     try {
       return await this.store.commit(this.kind, this.files, summary, extras);
@@ -427,10 +472,15 @@ export class StagedUpload {
     }
   }
 
+  /** Removes the staged files; every upload ends here, committed or not. */
   async discard(): Promise<void> {
-    if (this.stagingDir) await fs.rm(this.stagingDir, { recursive: true, force: true });
-    this.stagingDir = null;
-    this.files.clear();
+    try {
+      if (this.stagingDir) await fs.rm(this.stagingDir, { recursive: true, force: true });
+    } finally {
+      this.stagingDir = null;
+      this.files.clear();
+      this.settled();
+    }
   }
 }
 
@@ -438,11 +488,6 @@ function pathsOf(files: Map<string, HashedFile>): Record<string, string> {
   const paths: Record<string, string> = {};
   for (const [name, file] of files) paths[name] = file.path;
   return paths;
-}
-
-function throwOnMultiError(results: Array<[Error | null, unknown]> | null): void {
-  if (!results) throw new Error('redis transaction aborted');
-  for (const [error] of results) if (error) throw error;
 }
 
 function encodeCursor(id: string): string {

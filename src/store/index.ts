@@ -13,6 +13,8 @@ export type { HashedFile } from './local-scratch.ts';
 export { S3BlobStore } from './s3-blob-store.ts';
 export type { S3BlobStoreOptions, S3ReadStats } from './s3-blob-store.ts';
 export { ArtifactValidationError, UploadTooLargeError } from './errors.ts';
+export { StalePublicationError } from './publication.ts';
+export type { Publication } from './publication.ts';
 export { loraModules } from './inspect-adapter.ts';
 export { readJsonObject } from './read-json.ts';
 export type { LoraModuleShape } from './inspect-adapter.ts';

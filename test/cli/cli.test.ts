@@ -6,13 +6,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { goldenCaseDir } from '../helpers/golden.ts';
+import { HANG_GUARD_MS } from '../helpers/wait.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
 
 function run(
   args: string[],
   env: Record<string, string> = {},
-  timeoutMs = 20_000,
+  timeoutMs = HANG_GUARD_MS,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
@@ -130,8 +131,7 @@ describe('lorafuse CLI', () => {
   });
 
   it('runs the demo end to end: uploads, two merges through the queue, checked result, clean exit', async () => {
-    const started = Date.now();
-    const demo = await run(['demo'], { REDIS_URL: '', LOG_LEVEL: 'warn' }, 60_000);
+    const demo = await run(['demo'], { REDIS_URL: '', LOG_LEVEL: 'warn' });
     assert.equal(demo.code, 0, `${demo.stdout}\n${demo.stderr}`);
     const out = demo.stdout;
     assert.equal((out.match(/POST \/v1\/models/g) ?? []).length, 4);
@@ -144,6 +144,5 @@ describe('lorafuse CLI', () => {
     assert.ok(Number(check[1]) < 1e-5, `task_arithmetic deviates by ${check[1]}`);
     assert.match(out, /model\.layers\.1\.mlp\.down_proj\.weight\s+F32\s+\[64,128\]/);
     assert.match(out, /lorafuse demo: done in/);
-    assert.ok(Date.now() - started < 30_000, `the demo took ${Date.now() - started} ms`);
   });
 });

@@ -5,6 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { tempDir } from '../helpers/redis.ts';
+import { HANG_GUARD_MS } from '../helpers/wait.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
 
@@ -35,7 +36,7 @@ describe('lorafuse dev', () => {
     });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
-      const deadline = Date.now() + 20_000;
+      const deadline = Date.now() + HANG_GUARD_MS;
       while (!/API on http:\/\/127\.0\.0\.1:\d+/.test(output)) {
         if (Date.now() > deadline || child.exitCode !== null)
           throw new Error(`dev did not start:\n${output}`);

@@ -11,6 +11,7 @@ import {
 } from '../../src/cli/worker-heartbeat.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { tempDir } from '../helpers/redis.ts';
+import { HANG_GUARD_MS, waitFor } from '../helpers/wait.ts';
 
 const defaults = loadConfig({}).worker;
 
@@ -102,9 +103,5 @@ describe('worker heartbeat', () => {
 });
 
 async function waitForFile(file: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await fs.stat(file).catch(() => null)) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`${file} never appeared`);
+  await waitFor(`${file} to appear`, () => fs.stat(file).catch(() => null), HANG_GUARD_MS, 10);
 }

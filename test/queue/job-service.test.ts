@@ -16,6 +16,7 @@ import {
   QUEUE_NAMES,
 } from '../../src/queue/index.ts';
 import { startTestRedis, type TestRedis, uniquePrefix } from '../helpers/redis.ts';
+import { HANG_GUARD_MS, waitFor } from '../helpers/wait.ts';
 
 const payload = (inputs: string[], weight = 1): MergeJobPayload => ({
   recipe: { merge_method: 'linear', models: inputs.map((model) => ({ model, parameters: { weight } })) },
@@ -23,15 +24,8 @@ const payload = (inputs: string[], weight = 1): MergeJobPayload => ({
   seed: 7,
 });
 
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | null | undefined | false>) =>
+  waitFor(what, probe, HANG_GUARD_MS, 25);
 
 describe('JobService', () => {
   let server: TestRedis;
@@ -146,14 +140,10 @@ describe('JobService', () => {
       return current?.state === 'queued' && current.attempts === 1 && current;
     });
     assert.equal(waiting.error, null, 'a job waiting to retry has not failed');
-    const done = await until(
-      'completed',
-      async () => {
-        const current = await jobs.get(view.id);
-        return current?.state === 'completed' && current;
-      },
-      15_000,
-    );
+    const done = await until('completed', async () => {
+      const current = await jobs.get(view.id);
+      return current?.state === 'completed' && current;
+    });
     assert.equal(done.attempts, 2);
     assert.equal(calls, 2);
   });

@@ -73,14 +73,10 @@ describe('POST /v1/analyses over fine-tuned adapters, report.html in a real brow
   });
 
   async function finished(id: string): Promise<JobView> {
-    return waitFor(
-      `job ${id} to finish`,
-      async () => {
-        const view = (await supertest(app.server).get(`/v1/jobs/${id}`).expect(200)).body as JobView;
-        return ['completed', 'failed', 'cancelled'].includes(view.state) ? view : null;
-      },
-      120_000,
-    );
+    return waitFor(`job ${id} to finish`, async () => {
+      const view = (await supertest(app.server).get(`/v1/jobs/${id}`).expect(200)).body as JobView;
+      return ['completed', 'failed', 'cancelled'].includes(view.state) ? view : null;
+    });
   }
 
   /** Rows [from, to) of the task drawn from `seed` (one seed is one task: the same hidden map, new examples). */

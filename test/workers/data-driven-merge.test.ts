@@ -178,14 +178,10 @@ describe('data-driven merges over the API and a merge worker', () => {
       settings: { lockDurationMs: 60_000, stalledIntervalMs: 60_000, shutdownGraceMs: 10_000 },
     });
     const finished = async (id: string) =>
-      waitFor<JobView>(
-        `job ${id} to finish`,
-        async () => {
-          const view = (await api.app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json() as JobView;
-          return view.state === 'completed' || view.state === 'failed' ? view : null;
-        },
-        60_000,
-      );
+      waitFor<JobView>(`job ${id} to finish`, async () => {
+        const view = (await api.app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json() as JobView;
+        return view.state === 'completed' || view.state === 'failed' ? view : null;
+      });
     const regmean = await finished(regmeanJob);
     assert.equal(regmean.state, 'completed', JSON.stringify(regmean.error));
     const regmeanResult = regmean.result as MergeJobResult;
@@ -244,14 +240,10 @@ describe('data-driven merges over the API and a merge worker', () => {
       settings: { lockDurationMs: 60_000, stalledIntervalMs: 60_000, shutdownGraceMs: 10_000 },
     });
     const id = response.json().id as string;
-    const failed = await waitFor<JobView>(
-      'the job to fail',
-      async () => {
-        const view = (await api.app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json() as JobView;
-        return view.state === 'failed' || view.state === 'completed' ? view : null;
-      },
-      60_000,
-    );
+    const failed = await waitFor<JobView>('the job to fail', async () => {
+      const view = (await api.app.inject({ method: 'GET', url: `/v1/jobs/${id}` })).json() as JobView;
+      return view.state === 'failed' || view.state === 'completed' ? view : null;
+    });
     assert.equal(failed.state, 'failed');
     assert.equal(failed.attempts, 1, 'not retried');
     assert.match(JSON.stringify(failed.error), /invalid_input/);

@@ -10,6 +10,7 @@ import { ArtifactStore, LORAFUSE_VERSION } from '../../src/store/index.ts';
 import { Checkpoint, writeSafetensors } from '../../src/tensors/index.ts';
 import { goldenCaseDir } from '../helpers/golden.ts';
 import { tempDir, uniquePrefix } from '../helpers/redis.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 export const GOLDEN_TASK_ARITHMETIC = goldenCaseDir('mergekit_task_arithmetic');
 
@@ -98,19 +99,7 @@ export async function bigModels(
   return { recipe, inputs: ids, seed: 3 };
 }
 
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | null | undefined | false>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+export { waitFor };
 
 export function waitForState(jobs: JobService, id: string, states: string[], timeoutMs?: number) {
   return waitFor<JobView>(

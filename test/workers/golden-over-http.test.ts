@@ -81,15 +81,11 @@ describe('golden merge cases through POST /v1/merges and a sandboxed worker', ()
 
   async function runMerge(recipe: Record<string, unknown>): Promise<{ kind: string; id: string }> {
     const submitted = await supertest(app.server).post('/v1/merges').send(recipe).expect(202);
-    const done = await waitFor<JobView>(
-      'the merge to finish',
-      async () => {
-        const view = (await supertest(app.server).get(`/v1/jobs/${submitted.body.id}`).expect(200))
-          .body as JobView;
-        return view.state === 'completed' || view.state === 'failed' ? view : null;
-      },
-      30_000,
-    );
+    const done = await waitFor<JobView>('the merge to finish', async () => {
+      const view = (await supertest(app.server).get(`/v1/jobs/${submitted.body.id}`).expect(200))
+        .body as JobView;
+      return view.state === 'completed' || view.state === 'failed' ? view : null;
+    });
     assert.equal(done.state, 'completed', JSON.stringify(done.error));
     return (done.result as MergeJobResult).artifact;
   }

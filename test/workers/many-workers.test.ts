@@ -100,11 +100,7 @@ describe('many lorafuse worker processes sharing one Redis and one bucket', () =
   }
 
   const ready = (worker: WorkerProcess) =>
-    waitFor(
-      `worker in ${worker.dataDir} to be ready`,
-      async () => worker.output().includes('worker ready'),
-      60_000,
-    );
+    waitFor(`worker in ${worker.dataDir} to be ready`, async () => worker.output().includes('worker ready'));
 
   /** Whether this worker's log shows it starting job `id` (pino JSON lines from queue-worker.ts). */
   function started(worker: WorkerProcess, id: string): boolean {
@@ -137,7 +133,7 @@ describe('many lorafuse worker processes sharing one Redis and one bucket', () =
     // Each merge worker runs one job at a time, so two jobs queued together land on both.
     const queued = [await jobs.enqueueMerge(payload), await jobs.enqueueMerge(payload)];
     const done = [];
-    for (const job of queued) done.push(await waitForState(jobs, job.id, ['completed', 'failed'], 120_000));
+    for (const job of queued) done.push(await waitForState(jobs, job.id, ['completed', 'failed']));
     for (const view of done) assert.equal(view.state, 'completed', JSON.stringify(view.error));
     const runners = queued.map((job) => [a, b].filter((worker) => started(worker, job.id)));
     assert.deepEqual(
@@ -171,28 +167,24 @@ describe('many lorafuse worker processes sharing one Redis and one bucket', () =
     const payload = await bigModels(store, scratch.dir, { models: 3, tensors: 24, rows: 512, cols: 1024 });
     const modelsBefore = await store.count('model');
     const queued = await jobs.enqueueMerge(payload);
-    await waitFor(
-      'the job to be merging',
-      async () => {
-        const view = await jobs.get(queued.id);
-        return view?.state === 'active' && (view.progress?.tensorsDone as number) > 0;
-      },
-      60_000,
-    );
+    await waitFor('the job to be merging', async () => {
+      const view = await jobs.get(queued.id);
+      return view?.state === 'active' && (view.progress?.tensorsDone as number) > 0;
+    });
     const victim = started(a, queued.id) ? a : b;
     const survivor = victim === a ? b : a;
     assert.ok(started(victim, queued.id));
     process.kill(-(victim.child.pid as number), 'SIGKILL');
     assert.equal((await victim.exited).signal, 'SIGKILL');
 
-    const done = await waitForState(jobs, queued.id, ['completed', 'failed'], 120_000);
+    const done = await waitForState(jobs, queued.id, ['completed', 'failed']);
     assert.equal(done.state, 'completed', JSON.stringify(done.error));
     assert.ok(started(survivor, queued.id), 'the surviving worker picked the job up');
     assert.equal(await store.count('model'), modelsBefore + 1, 'exactly one result artifact');
     assert.deepEqual(leftoverWorkDirs(survivor.dataDir), []);
 
     const again = await jobs.enqueueMerge(payload);
-    const reference = await waitForState(jobs, again.id, ['completed', 'failed'], 120_000);
+    const reference = await waitForState(jobs, again.id, ['completed', 'failed']);
     assert.equal(reference.state, 'completed', JSON.stringify(reference.error));
     assert.deepEqual(await outputDigests(done.result), await outputDigests(reference.result));
   });

@@ -102,14 +102,10 @@ describe('merge over HTTP with S3 blob storage', () => {
       concurrency: 1,
       settings: { lockDurationMs: 30_000, stalledIntervalMs: 30_000, shutdownGraceMs: 10_000 },
     });
-    const done = await waitFor<JobView>(
-      'the job to finish',
-      async () => {
-        const view = (await supertest(app.server).get(`/v1/jobs/${jobId}`).expect(200)).body as JobView;
-        return view.state === 'completed' || view.state === 'failed' ? view : null;
-      },
-      60_000,
-    );
+    const done = await waitFor<JobView>('the job to finish', async () => {
+      const view = (await supertest(app.server).get(`/v1/jobs/${jobId}`).expect(200)).body as JobView;
+      return view.state === 'completed' || view.state === 'failed' ? view : null;
+    });
     assert.equal(done.state, 'completed', JSON.stringify(done.error));
     const resultId = (done.result as MergeJobResult).artifact.id;
     const record = await store.get(resultId);

@@ -7,6 +7,7 @@ import type { ArtifactStore } from '../../src/store/index.ts';
 import { Checkpoint } from '../../src/tensors/index.ts';
 import { type MergeWorkerHandle, startMergeWorker } from '../../workers/merge-worker.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
+import { HANG_GUARD_MS } from '../helpers/wait.ts';
 import {
   bigModels,
   compareCheckpoints,
@@ -61,7 +62,7 @@ describe('merge worker (sandboxed processor, real Redis)', () => {
     const payload = await goldenTaskArithmetic(store, data.dir);
     start();
     const queued = await jobs.enqueueMerge(payload);
-    const done = await waitForState(jobs, queued.id, ['completed', 'failed'], 30_000);
+    const done = await waitForState(jobs, queued.id, ['completed', 'failed']);
     assert.equal(done.state, 'completed', JSON.stringify(done.error));
     const result = done.result as MergeJobResult;
     assert.equal(result.artifact.kind, 'model');
@@ -108,7 +109,7 @@ describe('merge worker (sandboxed processor, real Redis)', () => {
       inputs: ids,
       seed: 0,
     });
-    const done = await waitForState(jobs, queued.id, ['completed', 'failed'], 30_000);
+    const done = await waitForState(jobs, queued.id, ['completed', 'failed']);
     assert.equal(done.state, 'completed', JSON.stringify(done.error));
     const result = done.result as MergeJobResult;
     assert.equal(result.artifact.kind, 'adapter');
@@ -160,7 +161,7 @@ describe('merge worker (sandboxed processor, real Redis)', () => {
     start();
     const before = await store.count('model');
     const queued = await jobs.enqueueMerge(payload);
-    const failed = await waitForState(jobs, queued.id, ['completed', 'failed'], 30_000);
+    const failed = await waitForState(jobs, queued.id, ['completed', 'failed']);
     assert.equal(failed.state, 'failed');
     assert.equal(failed.error?.type, 'artifact_not_found', failed.error?.message);
     assert.match(failed.error?.message ?? '', new RegExp(missing));
@@ -174,7 +175,7 @@ describe('merge worker (sandboxed processor, real Redis)', () => {
     (payload.recipe as Record<string, unknown>).merge_method = 'no_such_method';
     start();
     const queued = await jobs.enqueueMerge(payload);
-    const failed = await waitForState(jobs, queued.id, ['completed', 'failed'], 30_000);
+    const failed = await waitForState(jobs, queued.id, ['completed', 'failed']);
     assert.equal(failed.state, 'failed');
     assert.equal(failed.error?.type, 'invalid_input');
     assert.equal(failed.attempts, 1);
@@ -191,7 +192,7 @@ describe('merge worker (sandboxed processor, real Redis)', () => {
     });
     const requested = await jobs.cancel(queued.id);
     assert.ok(requested.state === 'active' || requested.state === 'cancelled');
-    const cancelled = await waitForState(jobs, queued.id, ['cancelled', 'completed', 'failed'], 20_000);
+    const cancelled = await waitForState(jobs, queued.id, ['cancelled', 'completed', 'failed']);
     assert.equal(cancelled.state, 'cancelled');
     const progress = cancelled.progress as { tensorsDone: number; tensorsTotal: number };
     assert.ok(progress.tensorsDone < progress.tensorsTotal, 'stopped before the end');
@@ -204,7 +205,7 @@ describe('merge worker (sandboxed processor, real Redis)', () => {
     const handle = start();
     const queued = await jobs.enqueueMerge(payload);
     await waitForState(jobs, queued.id, ['active']);
-    assert.equal(await handle.close(20_000), true);
+    assert.equal(await handle.close(HANG_GUARD_MS), true, 'the active job finished within the grace period');
     const view = await jobs.get(queued.id);
     assert.equal(view?.state, 'completed');
     assert.deepEqual(leftoverWorkDirs(data.dir), []);

@@ -54,14 +54,10 @@ describe('fine-tune and evaluate over HTTP (buildApp + sandboxed workers)', () =
   });
 
   async function finished(id: string): Promise<JobView> {
-    return waitFor(
-      `job ${id} to finish`,
-      async () => {
-        const view = (await supertest(app.server).get(`/v1/jobs/${id}`).expect(200)).body as JobView;
-        return ['completed', 'failed', 'cancelled'].includes(view.state) ? view : null;
-      },
-      30_000,
-    );
+    return waitFor(`job ${id} to finish`, async () => {
+      const view = (await supertest(app.server).get(`/v1/jobs/${id}`).expect(200)).body as JobView;
+      return ['completed', 'failed', 'cancelled'].includes(view.state) ? view : null;
+    });
   }
 
   it('uploads, fine-tunes through the queue, downloads the adapter and evaluates it', async () => {

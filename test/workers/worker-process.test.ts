@@ -90,7 +90,7 @@ describe('lorafuse worker process', () => {
   async function expectedMerge(payload: Awaited<ReturnType<typeof bigModels>>): Promise<Map<string, number>> {
     // The reference is the same recipe run again undisturbed: a merge is deterministic.
     const again = await jobs.enqueueMerge(payload);
-    const done = await waitForState(jobs, again.id, ['completed', 'failed'], 60_000);
+    const done = await waitForState(jobs, again.id, ['completed', 'failed']);
     assert.equal(done.state, 'completed', JSON.stringify(done.error));
     return sums((done.result as MergeJobResult).artifact.id);
   }
@@ -118,21 +118,17 @@ describe('lorafuse worker process', () => {
     const modelsBefore = await store.count('model');
     const first = spawnWorker();
     const queued = await jobs.enqueueMerge(payload);
-    await waitFor(
-      'the job to be merging',
-      async () => {
-        const view = await jobs.get(queued.id);
-        return view?.state === 'active' && (view.progress?.tensorsDone as number) > 0;
-      },
-      30_000,
-    );
+    await waitFor('the job to be merging', async () => {
+      const view = await jobs.get(queued.id);
+      return view?.state === 'active' && (view.progress?.tensorsDone as number) > 0;
+    });
     process.kill(-(first.child.pid as number), 'SIGKILL');
     const killed = await first.exited;
     assert.equal(killed.signal, 'SIGKILL');
     assert.equal(await store.count('model'), modelsBefore, 'no artifact from the killed attempt');
 
     spawnWorker();
-    const done = await waitForState(jobs, queued.id, ['completed', 'failed'], 60_000);
+    const done = await waitForState(jobs, queued.id, ['completed', 'failed']);
     assert.equal(done.state, 'completed', JSON.stringify(done.error));
     assert.equal(await store.count('model'), modelsBefore + 1, 'exactly one result artifact');
     assert.deepEqual(leftoverWorkDirs(data.dir), [], 'the killed attempt left no work folder');
@@ -146,7 +142,7 @@ describe('lorafuse worker process', () => {
     const payload = await bigModels(store, data.dir, { models: 3, tensors: 8, rows: 512, cols: 512 });
     const worker = spawnWorker({ LORAFUSE_WORKER_LOCK_MS: '30000', LORAFUSE_WORKER_STALLED_MS: '30000' });
     const queued = await jobs.enqueueMerge(payload);
-    await waitForState(jobs, queued.id, ['active'], 30_000);
+    await waitForState(jobs, queued.id, ['active']);
     worker.child.kill('SIGTERM');
     const exit = await worker.exited;
     assert.equal(exit.code, 0, worker.output());
@@ -160,7 +156,7 @@ describe('lorafuse worker process', () => {
     const payload = await bigModels(store, data.dir, { models: 3, tensors: 8, rows: 512, cols: 512 });
     const queued = await jobs.enqueueMerge(payload);
     const worker = spawnWorker({ LORAFUSE_WORKER_LOCK_MS: '30000', LORAFUSE_WORKER_STALLED_MS: '30000' });
-    await waitForState(jobs, queued.id, ['active'], 30_000);
+    await waitForState(jobs, queued.id, ['active']);
     worker.child.kill('SIGTERM');
     const exit = await worker.exited;
     assert.equal(exit.code, 0, worker.output());
@@ -173,14 +169,10 @@ describe('lorafuse worker process', () => {
     const modelsBefore = await store.count('model');
     const first = spawnWorker({ LORAFUSE_SHUTDOWN_GRACE_MS: '200' });
     const queued = await jobs.enqueueMerge(payload);
-    await waitFor(
-      'the job to be merging',
-      async () => {
-        const view = await jobs.get(queued.id);
-        return view?.state === 'active' && (view.progress?.tensorsDone as number) > 0;
-      },
-      30_000,
-    );
+    await waitFor('the job to be merging', async () => {
+      const view = await jobs.get(queued.id);
+      return view?.state === 'active' && (view.progress?.tensorsDone as number) > 0;
+    });
     first.child.kill('SIGTERM');
     const exit = await first.exited;
     assert.equal(exit.code, 0, first.output());
@@ -188,7 +180,7 @@ describe('lorafuse worker process', () => {
     assert.equal(await store.count('model'), modelsBefore, 'the interrupted attempt stored nothing');
 
     spawnWorker();
-    const done = await waitForState(jobs, queued.id, ['completed', 'failed'], 60_000);
+    const done = await waitForState(jobs, queued.id, ['completed', 'failed']);
     assert.equal(done.state, 'completed', JSON.stringify(done.error));
     assert.equal(await store.count('model'), modelsBefore + 1);
     assert.deepEqual(leftoverWorkDirs(data.dir), []);

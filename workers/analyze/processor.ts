@@ -2,6 +2,7 @@
 import { rmSync } from 'node:fs';
 import type { SandboxedJob } from 'bullmq';
 import type { AnalyzeJobPayload, AnalyzeJobResult } from '../../src/queue/index.ts';
+import { jobPublications } from '../job-publication.ts';
 import { processorDependencies } from '../processor-dependencies.ts';
 import { analyzeWorkDir, runAnalyzeJob } from './run-analyze-job.ts';
 
@@ -15,7 +16,7 @@ process.once('disconnect', () => {
 
 export default async function processAnalyzeJob(
   job: SandboxedJob<AnalyzeJobPayload, AnalyzeJobResult>,
-  _token?: string,
+  token?: string,
   signal?: AbortSignal,
 ): Promise<AnalyzeJobResult> {
   const deps = await processorDependencies('analyze');
@@ -25,7 +26,7 @@ export default async function processAnalyzeJob(
   try {
     return await runAnalyzeJob(
       { id, data: job.data, updateProgress: (progress) => job.updateProgress(progress) },
-      { ...deps, signal },
+      { ...deps, signal, publications: jobPublications(deps.prefix, 'analyze', id, token) },
     );
   } finally {
     activeWorkDirs.delete(workDir);

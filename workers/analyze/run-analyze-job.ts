@@ -42,6 +42,7 @@ import { watchCancel } from '../cancel-watch.ts';
 import { analyzeStoredInputs } from './analyze-stored.ts';
 import { failJob, InvalidJobInputError } from '../job-failure.ts';
 import { resolveHead } from '../resolve-head.ts';
+import { jobPublications } from '../job-publication.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
 
 export interface AnalyzeJobContext {
@@ -191,7 +192,9 @@ export async function runAnalyzeJob(
     await writeFile(path.join(reportDir, REPORT_HTML), await renderReportHtml(report));
     if (cancel.signal.aborted || (await cancel.userCancelled()))
       throw new UnrecoverableError(CANCELLED_REASON);
-    const record = await deps.store.ingestDirectory('report', reportDir, lineage);
+    const record = await deps.store.ingestDirectory('report', reportDir, lineage, {
+      publication: (deps.publications ?? jobPublications(deps.prefix, 'analyze', job.id))('report'),
+    });
     await job.updateProgress({ phase: 'done', done: 1, total: 1 });
     return {
       artifact: { kind: 'report', id: record.id },

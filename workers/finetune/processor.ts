@@ -3,6 +3,7 @@
 // worker host passes down (REDIS_URL, LORAFUSE_DATA_DIR, LORAFUSE_QUEUE_PREFIX, LORAFUSE_BACKEND).
 import type { SandboxedJob } from 'bullmq';
 import type { FinetuneJobPayload, FinetuneJobResult } from '../../src/queue/index.ts';
+import { jobPublications } from '../job-publication.ts';
 import { processorDependencies } from '../processor-dependencies.ts';
 import { runFinetuneJob } from './run-finetune-job.ts';
 
@@ -12,7 +13,7 @@ process.once('disconnect', () => process.exit(1));
 
 export default async function processFinetuneJob(
   job: SandboxedJob<FinetuneJobPayload, FinetuneJobResult>,
-  _token?: string,
+  token?: string,
   signal?: AbortSignal,
 ): Promise<FinetuneJobResult> {
   const deps = await processorDependencies('finetune');
@@ -24,6 +25,6 @@ export default async function processFinetuneJob(
       maxAttempts: job.opts?.attempts ?? 1,
       updateProgress: (progress) => job.updateProgress(progress),
     },
-    { ...deps, signal },
+    { ...deps, signal, publications: jobPublications(deps.prefix, 'finetune', job.id as string, token) },
   );
 }

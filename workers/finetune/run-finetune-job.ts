@@ -22,6 +22,7 @@ import {
 } from '../../src/store/index.ts';
 import { watchCancel } from '../cancel-watch.ts';
 import { failJob, InvalidJobInputError } from '../job-failure.ts';
+import { isStalePublication, jobPublications } from '../job-publication.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
 import { loadTrainingRuntimes } from '../worker-settings.ts';
 
@@ -69,6 +70,7 @@ export async function runFinetuneJob(
     job.updateProgress(next).catch(() => undefined);
   };
   let over = false;
+  let stale = false;
   try {
     if (await cancel.userCancelled()) throw new UnrecoverableError(CANCELLED_REASON);
     report(progress, true);
@@ -143,7 +145,11 @@ export async function runFinetuneJob(
           metrics: { finalLoss, valAccuracy: last?.accuracy ?? null, valLoss: last?.loss ?? null },
         },
       },
-      { baseModel: trained.kind === 'adapter' ? model.id : null },
+      {
+        baseModel: trained.kind === 'adapter' ? model.id : null,
+        // Once per job, and only while this attempt holds the job: a stale attempt stores nothing.
+        publication: (deps.publications ?? jobPublications(deps.prefix, 'finetune', job.id))('result'),
+      },
     );
     over = true;
     await job.updateProgress({ ...progress, phase: 'done', valAccuracy: last?.accuracy ?? null });
@@ -159,6 +165,7 @@ export async function runFinetuneJob(
       samplesPerSecond: trained.samplesPerSecond,
     };
   } catch (error) {
+    stale = isStalePublication(error);
     const cancelledByUser = await cancel.cancelledByUser();
     try {
       return await failJob(error, {
@@ -171,12 +178,13 @@ export async function runFinetuneJob(
       });
     } catch (failure) {
       // Checkpoints stay only for a retry that will come.
-      over = failure instanceof UnrecoverableError || job.attemptsMade + 1 >= job.maxAttempts;
+      over = !stale && (failure instanceof UnrecoverableError || job.attemptsMade + 1 >= job.maxAttempts);
       throw failure;
     }
   } finally {
     cancel.stop();
+    // A stale attempt leaves the job folder to the attempt that owns the job now.
     if (over) await rm(jobDir, { recursive: true, force: true });
-    else await rm(outDir, { recursive: true, force: true });
+    else if (!stale) await rm(outDir, { recursive: true, force: true });
   }
 }

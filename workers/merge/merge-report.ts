@@ -21,6 +21,7 @@ import {
   type ArtifactStore,
   kindOfId,
   LORAFUSE_VERSION,
+  type Publication,
   REPORT_HTML,
   REPORT_JSON,
   TASK_HEADS_FILE,
@@ -64,6 +65,8 @@ export interface WriteReportInput {
   extraParents?: string[];
   /** Stops the task-vector analysis between tensors (a cancel or a shutdown). */
   signal?: AbortSignal;
+  /** The job's report slot: one report per job, stored only while the attempt holds the job. */
+  publication?: Publication;
 }
 
 /** What the report says of the inputs' task vectors: the analysis, or why there is none. */
@@ -144,11 +147,16 @@ export async function writeReport(
   await writeFile(path.join(input.dir, REPORT_HTML), await renderReportHtml(report));
   const parents = [input.merged.id, ...input.data.inputs, ...(input.extraParents ?? [])];
   for (const task of evaluation.tasks) parents.push(task.validation, task.test);
-  const record = await input.store.ingestDirectory('report', input.dir, {
-    parents: [...new Set(parents)].map((id) => ({ kind: kindOfId(id) ?? 'unknown', id })),
-    recipe,
-    jobId: input.jobId,
-    lorafuseVersion: LORAFUSE_VERSION,
-  });
+  const record = await input.store.ingestDirectory(
+    'report',
+    input.dir,
+    {
+      parents: [...new Set(parents)].map((id) => ({ kind: kindOfId(id) ?? 'unknown', id })),
+      recipe,
+      jobId: input.jobId,
+      lorafuseVersion: LORAFUSE_VERSION,
+    },
+    { publication: input.publication },
+  );
   return { report, record };
 }

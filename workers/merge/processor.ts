@@ -4,6 +4,7 @@
 import { rmSync } from 'node:fs';
 import type { SandboxedJob } from 'bullmq';
 import type { MergeJobPayload, MergeJobResult, MergeProgress } from '../../src/queue/index.ts';
+import { jobPublications } from '../job-publication.ts';
 import { processorDependencies } from '../processor-dependencies.ts';
 import { jobWorkDir, runMergeJob } from './run-merge-job.ts';
 
@@ -18,7 +19,7 @@ process.once('disconnect', () => {
 
 export default async function processMergeJob(
   job: SandboxedJob<MergeJobPayload, MergeJobResult>,
-  _token?: string,
+  token?: string,
   signal?: AbortSignal,
 ): Promise<MergeJobResult> {
   const deps = await processorDependencies('merge');
@@ -34,10 +35,11 @@ export default async function processMergeJob(
       updateProgress: (progress: MergeProgress) => job.updateProgress(progress),
       childrenValues: () => job.getChildrenValues(),
     };
+    const publications = jobPublications(deps.prefix, 'merge', id, token);
     // A search's parent runs once all its grid points (child merge jobs) completed.
-    if (!job.data.search) return await runMergeJob(context, { ...deps, signal });
+    if (!job.data.search) return await runMergeJob(context, { ...deps, signal, publications });
     const { runSearchJob } = await import('./run-search-job.ts');
-    return await runSearchJob(context, { ...deps, signal });
+    return await runSearchJob(context, { ...deps, signal, publications });
   } finally {
     activeWorkDirs.delete(workDir);
   }

@@ -1,6 +1,8 @@
 // One merge job from start to finish: plan against the stored inputs, execute into a private
 // folder, ingest that folder as the result artifact. Only the final ingest makes an artifact, so a
-// failed, cancelled or killed attempt never leaves a half-written one; its folder is removed.
+// failed, cancelled or killed attempt never leaves a half-written one; its folder is removed. The
+// ingest publishes once per job and only under the attempt's lock (job-publication.ts): an attempt
+// that lost its lock (a Redis outage longer than the lock) stores nothing, so one job, one artifact.
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
@@ -31,6 +33,7 @@ import {
   MissingArtifactError,
 } from '../../src/store/index.ts';
 import { failJob } from '../job-failure.ts';
+import { isStalePublication, jobPublications } from '../job-publication.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
 import { runDataDrivenStep } from './run-data-driven-step.ts';
 
@@ -70,6 +73,8 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
   const forwardAbort = () => cancelled.abort(deps.signal?.reason ?? 'aborted');
   deps.signal?.addEventListener('abort', forwardAbort, { once: true });
   const inputs = new ArtifactInputs(deps.store);
+  const publications = deps.publications ?? jobPublications(deps.prefix, 'merge', job.id);
+  let stale = false;
   let plan: MergePlan | undefined;
   let stored: string | undefined;
   let lastReport = 0;
@@ -133,12 +138,17 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     // The last point where a cancel still wins: after this the artifact exists.
     if (cancelled.signal.aborted || (await userCancelled())) throw new UnrecoverableError(CANCELLED_REASON);
     report({ phase: 'storing', tensorsDone: tensorsTotal, tensorsTotal }, true);
-    const record = await deps.store.ingestDirectory(result.kind, workDir, {
-      parents: job.data.inputs.map((id) => ({ kind: kindOfId(id) ?? 'unknown', id })),
-      recipe: job.data.recipe,
-      jobId: job.id,
-      lorafuseVersion: LORAFUSE_VERSION,
-    });
+    const record = await deps.store.ingestDirectory(
+      result.kind,
+      workDir,
+      {
+        parents: job.data.inputs.map((id) => ({ kind: kindOfId(id) ?? 'unknown', id })),
+        recipe: job.data.recipe,
+        jobId: job.id,
+        lorafuseVersion: LORAFUSE_VERSION,
+      },
+      { publication: publications('result') },
+    );
     stored = record.id;
     const output: MergeJobResult = { artifact: { kind: record.kind, id: record.id } };
     if (result.diagnostics) output.diagnostics = result.diagnostics;
@@ -165,8 +175,10 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     await job.updateProgress({ phase: 'done', tensorsDone: tensorsTotal, tensorsTotal });
     return output;
   } catch (error) {
+    // The attempt that owns the job now (it may have this attempt's artifact back) keeps everything.
+    stale = isStalePublication(error);
     // An evaluation that fails after the merge was stored takes the merged artifact with it: a retry makes it anew.
-    if (stored) await deps.store.delete(stored).catch(() => undefined);
+    if (stored && !stale) await deps.store.delete(stored).catch(() => undefined);
     return await failJob(error, {
       redis: deps.redis,
       prefix: deps.prefix,
@@ -182,8 +194,11 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     deps.signal?.removeEventListener('abort', forwardAbort);
     if (plan) await closePlan(plan).catch(() => undefined);
     await inputs.closeAll();
-    await rm(workDir, { recursive: true, force: true });
-    await rm(scratchDir, { recursive: true, force: true });
+    // The folders are the job's, not the attempt's: a stale attempt leaves them to the owning one.
+    if (!stale) {
+      await rm(workDir, { recursive: true, force: true });
+      await rm(scratchDir, { recursive: true, force: true });
+    }
   }
 }
 
@@ -245,6 +260,7 @@ async function evaluateMergedArtifact(
     data: job.data,
     merged: { kind: merged.kind, id: merged.id },
     evaluations,
+    publication: (deps.publications ?? jobPublications(deps.prefix, 'merge', job.id))('report'),
     params: null,
     learned: context.learned,
     timings: { ...context.timings, reportMs: Date.now() - reportingFrom },

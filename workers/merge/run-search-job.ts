@@ -5,6 +5,7 @@
 // that crashed and runs again repeats nothing.
 import { rm } from 'node:fs/promises';
 import { UnrecoverableError } from 'bullmq';
+import { jobPublications } from '../job-publication.ts';
 import { buildReport } from '../../src/eval/report/build-report.ts';
 import type { ReportEvaluation, ReportSearch } from '../../src/eval/report/report-types.ts';
 import {
@@ -154,6 +155,7 @@ export async function runSearchJob(
       timings: { searchMs: Date.now() - started, chosenEvaluationMs: evaluationMs },
       extraParents: scored.filter((_, i) => kept(i)).map((s) => s.artifact),
       signal: deps.signal,
+      publication: (deps.publications ?? jobPublications(deps.prefix, 'merge', job.id))('report'),
     });
     if (search.keep !== 'all') {
       for (const [i, s] of scored.entries())
