@@ -39,7 +39,9 @@ export function toJobView(
   recordedError: { type: string; message: string } | null,
   cancelRequested: boolean,
 ): JobView {
-  const state = mapState(bullState, job.failedReason);
+  // A job that started and then waits for children it queued itself (a merge's shard jobs) is running.
+  const state =
+    bullState === 'waiting-children' && job.processedOn ? 'active' : mapState(bullState, job.failedReason);
   const progress = typeof job.progress === 'object' && job.progress !== null ? job.progress : null;
   const data = (job.data ?? {}) as { recipe?: Record<string, unknown> };
   const view: JobView = {

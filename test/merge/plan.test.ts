@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileResolver, parseSize, runMergeCommand } from '../../src/cli/merge-command.ts';
+import { fileResolver, runMergeCommand } from '../../src/cli/merge-command.ts';
+import { parseSize } from '../../src/merge/index.ts';
 import {
   closePlan,
   describePlan,
