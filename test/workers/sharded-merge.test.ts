@@ -161,7 +161,10 @@ describe('sharded merge (one job per output shard, one artifact)', () => {
     const done = await waitForState(jobs, queued.id, ['completed', 'failed'], WAIT_MS);
     assert.equal(done.state, 'failed');
     assert.equal(done.error?.type, 'invalid_input');
-    assert.match(done.error?.message ?? '', /^shard 5 of 5 \(model-00005-of-00005\.safetensors\) failed: .*no\.such\.tensor/);
+    assert.match(
+      done.error?.message ?? '',
+      /^shard 5 of 5 \(model-00005-of-00005\.safetensors\) failed: .*no\.such\.tensor/,
+    );
     assert.equal(await store.count('model'), SHAPE.models, 'no merged artifact');
     // Shards 1-4 were merged and kept for the merge; failing, it released them.
     assert.deepEqual(await store.holds(queued.id), {});
