@@ -149,6 +149,8 @@ async function assembleShards(
       }`,
     };
     await deps.redis.set(keys.error(job.id), JSON.stringify(failure));
+    // The shards' own error records are read: no view shows shard jobs, so they go.
+    await deps.redis.del(...split.shards.map((_, i) => keys.error(shardJobId(job.id, i))));
     throw new UnrecoverableError(failure.message);
   }
   if (!job.childrenValues) throw new Error('a sharded merge needs its children results');
