@@ -3,7 +3,8 @@
 import path from 'node:path';
 import type { JobRetention } from './queue/contract.ts';
 import type { S3BlobStoreOptions } from './store/s3-blob-store.ts';
-import { MAX_JSON_BYTES } from './tensors/index.ts';
+import { parseSize } from './merge/shard-size.ts';
+import { DEFAULT_MAX_SHARD_BYTES, MAX_JSON_BYTES } from './tensors/index.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -78,6 +79,8 @@ export interface Config {
   workerConcurrency: number;
   /** Worker threads of one large merge; undefined: one per core (at most 8) for merges of 32M+ elements. */
   mergeWorkers: number | undefined;
+  /** LORAFUSE_MERGE_SHARD_BYTES: a merge's output shard size unless its recipe sets max_shard_size. */
+  mergeShardBytes: number;
   /** The tfjs runtime of fine-tuning and evaluation. */
   runtime: RuntimeSettings;
   /** LORAFUSE_WORKER_QUEUES and LORAFUSE_WORKER_CONCURRENCY (the CLI's --queues/--concurrency override them). */
@@ -144,6 +147,21 @@ export function loadMergeWorkers(env: NodeJS.ProcessEnv = process.env): number |
   const raw = env.LORAFUSE_MERGE_WORKERS;
   if (raw === undefined || raw === '') return undefined;
   return integer(env, 'LORAFUSE_MERGE_WORKERS', 0, 0, 64);
+}
+
+/**
+ * LORAFUSE_MERGE_SHARD_BYTES: the largest output shard of a merge whose recipe sets no max_shard_size (bytes, or
+ * "5GB", "2GiB"); transformers' 5GB by default. A model output larger than one shard is merged shard by shard,
+ * each shard a job of its own that any merge worker may take.
+ */
+export function loadMergeShardBytes(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.LORAFUSE_MERGE_SHARD_BYTES;
+  if (raw === undefined || raw.trim() === '') return DEFAULT_MAX_SHARD_BYTES;
+  try {
+    return parseSize(raw);
+  } catch (error) {
+    throw new ConfigError('LORAFUSE_MERGE_SHARD_BYTES', (error as Error).message);
+  }
 }
 
 /** LORAFUSE_BACKEND and LORAFUSE_SIMD_KERNELS: how the model runtime starts. */
@@ -389,6 +407,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: worker.concurrency.merge,
     worker,
     mergeWorkers: loadMergeWorkers(env),
+    mergeShardBytes: loadMergeShardBytes(env),
     runtime: loadRuntimeSettings(env),
     uploads: {
       maxFileBytes: integer(env, 'LORAFUSE_MAX_UPLOAD_MB', 20 * 1024, 1, 1024 * 1024) * mib,

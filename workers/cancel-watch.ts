@@ -15,13 +15,14 @@ export interface CancelWatch {
 export function watchCancel(
   redis: Redis,
   prefix: string,
-  jobId: string,
+  /** The job, or the job and the jobs it works for (a shard job stops when its parent is cancelled too). */
+  jobId: string | string[],
   upstream?: AbortSignal,
   pollMs = 250,
 ): CancelWatch {
-  const key = jobKeys(prefix).cancel(jobId);
+  const keys = (Array.isArray(jobId) ? jobId : [jobId]).map((id) => jobKeys(prefix).cancel(id));
   const controller = new AbortController();
-  const userCancelled = async () => (await redis.exists(key)) === 1;
+  const userCancelled = async () => (await redis.exists(...keys)) > 0;
   const poll = setInterval(() => {
     userCancelled()
       .then((yes) => yes && controller.abort(CANCELLED_REASON))

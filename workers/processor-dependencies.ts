@@ -13,6 +13,8 @@ export interface ProcessorDependencies {
   dataDir: string;
   /** LORAFUSE_MERGE_WORKERS, parsed by src/config.ts. */
   mergeWorkers: number | undefined;
+  /** LORAFUSE_MERGE_SHARD_BYTES: the output shard size of merges whose recipe sets none. */
+  mergeShardBytes?: number;
   /** LORAFUSE_BACKEND and LORAFUSE_SIMD_KERNELS, parsed by src/config.ts. */
   runtime: RuntimeSettings;
 }
@@ -49,6 +51,7 @@ export function processorDependencies(queue: string): Promise<ProcessorDependenc
       prefix: config.queuePrefix,
       dataDir: config.dataDir,
       mergeWorkers: config.mergeWorkers,
+      mergeShardBytes: config.mergeShardBytes,
       runtime: config.runtime,
     };
   })();

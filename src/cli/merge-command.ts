@@ -17,6 +17,7 @@ import {
   MergePlanError,
   type ModelSource,
   parseRecipe,
+  parseSize,
   planMerge,
   RecipeError,
 } from '../merge/index.ts';
@@ -50,34 +51,12 @@ export const MERGE_SPEC: CommandSpec = {
     'max-shard-size': {
       type: 'string',
       value: 'SIZE',
-      description: 'shard the output above this size (500MB, 2GiB, or bytes)',
+      description:
+        "shard the output above this size (500MB, 2GiB, or bytes); overrides the recipe's max_shard_size",
       default: '5GB',
     },
   },
 };
-
-const SIZE_UNITS: Record<string, number> = {
-  '': 1,
-  B: 1,
-  KB: 1e3,
-  MB: 1e6,
-  GB: 1e9,
-  TB: 1e12,
-  KIB: 1024,
-  MIB: 1024 ** 2,
-  GIB: 1024 ** 3,
-  TIB: 1024 ** 4,
-};
-
-/** "5GB" -> 5e9 (decimal units as transformers' max_shard_size; KiB/MiB/GiB binary). */
-export function parseSize(text: string): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$/.exec(text);
-  const unit = match ? SIZE_UNITS[match[2].toUpperCase()] : undefined;
-  if (!match || unit === undefined) throw new Error(`invalid size "${text}" (e.g. 5GB, 500MB, 2GiB)`);
-  const bytes = Math.floor(Number(match[1]) * unit);
-  if (!(bytes > 0)) throw new Error(`size "${text}" must be positive`);
-  return bytes;
-}
 
 async function readJsonIfPresent(file: string): Promise<Record<string, unknown> | undefined> {
   if (!existsSync(file)) return undefined;
@@ -168,7 +147,7 @@ export async function runMergeCommand(argv: string[]): Promise<number> {
       const result = await executeMerge(plan, {
         outDir,
         signal: controller.signal,
-        maxShardBytes,
+        maxShardBytes: maxShardBytes ?? recipe.max_shard_size,
         workers: mergeWorkers,
         onProgress: (p) => {
           if (process.stderr.isTTY) process.stderr.write(`\r${p.phase} ${p.tensorsDone}/${p.tensorsTotal}`);

@@ -10,20 +10,21 @@ import {
 import { executeDeltaMerge } from './execute-delta.ts';
 import type { MergePlan } from './plan-types.ts';
 
+/** The JSON files written beside the weights: file name -> text (also what a sharded merge's parent writes). */
+export function outputSideFiles(plan: MergePlan): Record<string, string> {
+  if (plan.output.kind === 'model') {
+    const config = outputModelConfig(plan);
+    return config ? { 'config.json': jsonFile(config) } : {};
+  }
+  return {
+    'adapter_config.json': jsonFile(plan.output.config ?? {}),
+    'lorafuse.json': jsonFile(plan.output.extras ?? {}),
+  };
+}
+
 export async function executeMerge(plan: MergePlan, options: ExecuteOptions): Promise<MergeResult> {
   if (plan.deltaSpace) {
     return executeDeltaMerge(plan, options);
   }
-  return writeMergedCheckpoint(plan, options, {
-    extraFiles: async (): Promise<Record<string, string>> => {
-      if (plan.output.kind === 'model') {
-        const config = outputModelConfig(plan);
-        return config ? { 'config.json': jsonFile(config) } : {};
-      }
-      return {
-        'adapter_config.json': jsonFile(plan.output.config ?? {}),
-        'lorafuse.json': jsonFile(plan.output.extras ?? {}),
-      };
-    },
-  });
+  return writeMergedCheckpoint(plan, options, { extraFiles: async () => outputSideFiles(plan) });
 }

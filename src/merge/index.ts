@@ -2,7 +2,7 @@
 export { describePlan } from './describe-plan.ts';
 export { AdapterError, MergeCancelledError, MergePlanError, RecipeError } from './errors.ts';
 export type { ExecuteOptions, MergeProgressEvent, MergeResult } from './execute.ts';
-export { executeMerge } from './execute-merge.ts';
+export { executeMerge, outputSideFiles } from './execute-merge.ts';
 export {
   type AdapterConfig,
   type AdapterLayout,
@@ -47,4 +47,6 @@ export {
 } from './recipe.ts';
 export { recipeJsonSchema } from './recipe-schema.ts';
 export { getMethod, MERGE_METHODS } from './registry.ts';
+export { parseSize } from './shard-size.ts';
+export { planShards, type ShardPlan, shardPlanFor, subsetPlan } from './shard-plan.ts';
 export type { AdapterSource, InputResolver, ModelSource, TensorSource } from './sources.ts';

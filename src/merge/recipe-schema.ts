@@ -73,6 +73,14 @@ export const recipeJsonSchema: Record<string, unknown> = {
         output: { type: 'string', enum: ['adapter', 'model'] },
       },
     },
+    max_shard_size: {
+      oneOf: [
+        { type: 'integer', minimum: 1 },
+        { type: 'string', pattern: '^\\s*\\d+(\\.\\d+)?\\s*[A-Za-z]*\\s*$' },
+      ],
+      description:
+        'Largest output shard (bytes, or "5GB", "500MB", "2GiB"), as mergekit\'s --max-shard-size. A model larger than one shard is written in the Hugging Face sharded layout (model-NNNNN-of-NNNNN.safetensors + model.safetensors.index.json), each shard merged by a job of its own. Default: the service\'s LORAFUSE_MERGE_SHARD_BYTES (5GB).',
+    },
     tokenizer_source: { description: 'Accepted for mergekit compatibility and ignored.' },
     tokenizer: { description: 'Accepted for mergekit compatibility and ignored.' },
     chat_template: { description: 'Accepted for mergekit compatibility and ignored.' },

@@ -3,6 +3,7 @@
 import { parse as parseYaml } from 'yaml';
 import { MAX_JSON_DEPTH, valueNestingDepth } from '../tensors/index.ts';
 import { RecipeError } from './errors.ts';
+import { parseSize } from './shard-size.ts';
 
 /** What one recipe may hold; the API passes its configured caps, the CLI and workers the defaults. */
 export interface RecipeLimits {
@@ -52,6 +53,8 @@ export interface Recipe {
   out_dtype?: string;
   seed?: number;
   lora?: LoraOptions;
+  /** Largest output shard in bytes (mergekit's --max-shard-size); the CLI flag or the service's default otherwise. */
+  max_shard_size?: number;
   /** What the parser ignored (e.g. tokenizer_source), for the plan's description. */
   notes?: string[];
 }
@@ -81,9 +84,27 @@ const TOP_LEVEL_KEYS = new Set([
   'out_dtype',
   'seed',
   'lora',
+  'max_shard_size',
 ]);
 // Accepted for mergekit compatibility and ignored: lorafuse keeps the base model's tokenizer files out of merges.
 const IGNORED_KEYS = new Set(['tokenizer_source', 'tokenizer', 'chat_template', 'name']);
+
+/** A byte count or a size text ("5GB", "2GiB"), as mergekit's --max-shard-size takes it. */
+function checkShardSize(value: unknown): number {
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value) || value < 1)
+      throw new RecipeError('invalid_value', 'max_shard_size', 'must be a positive whole number of bytes');
+    return value;
+  }
+  if (typeof value !== 'string') {
+    throw new RecipeError('invalid_type', 'max_shard_size', 'must be a byte count or a size such as "5GB"');
+  }
+  try {
+    return parseSize(value);
+  } catch (error) {
+    throw new RecipeError('invalid_value', 'max_shard_size', (error as Error).message);
+  }
+}
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -305,6 +326,9 @@ export function parseRecipe(
       throw new RecipeError('invalid_value', 'seed', 'must be a non-negative integer');
     }
     recipe.seed = root.seed;
+  }
+  if (root.max_shard_size !== undefined && root.max_shard_size !== null) {
+    recipe.max_shard_size = checkShardSize(root.max_shard_size);
   }
   if (root.lora !== undefined && root.lora !== null) {
     if (adapters === 0)

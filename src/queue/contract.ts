@@ -70,6 +70,44 @@ export interface MergeJobPayload {
   search?: MergeSearch;
   /** Set on a search's child job: it evaluates validation only, and writes no report. */
   point?: MergeSearchPoint;
+  /** Set by a merge that split itself into shard jobs, once they are queued: its next run assembles them. */
+  sharding?: { shards: number; maxShardBytes: number };
+  /** Set on a shard job: which shard of its parent's output it merges. */
+  shard?: MergeShardTask;
+}
+
+/** One shard of a sharded merge: a child job (`<parent id>-s<index>`) that any merge worker may take. */
+export interface MergeShardTask {
+  /** The merge job the shard belongs to (it assembles the shards and publishes the one artifact). */
+  parent: string;
+  index: number;
+  count: number;
+  /** The shard's file name in the output (`model-00002-of-00005.safetensors`). */
+  file: string;
+  /** Its tensors, in writing order. */
+  tensors: string[];
+  /** Every shard of the output in order, file and tensor count (for the parent's progress). */
+  outline: Array<{ file: string; tensors: number }>;
+}
+
+/** A shard job's id: deterministic, so a split repeated after a crash queues no shard twice. */
+export function shardJobId(parentId: string, index: number): string {
+  return `${parentId}-s${index}`;
+}
+
+/** What a shard job returns to its parent: the shard's blob, kept for the parent until it publishes. */
+export interface MergeShardResult {
+  shard: {
+    index: number;
+    file: string;
+    sha256: string;
+    size: number;
+    tensors: number;
+    /** Which worker merged it (`host:pid`). */
+    worker: string;
+    mergeMs: number;
+  };
+  diagnostics?: Record<string, unknown>;
 }
 
 /** What a data-driven merge learned (LoraHub weights, AdaMerging λ, ...), for the result and the report. */
@@ -98,6 +136,9 @@ export interface MergeProgress {
    * far (the final choice divides by the references' accuracies, which the parent measures once all are done).
    */
   best?: { index: number; params: Record<string, number>; validationAverageAccuracy: number | null } | null;
+  /** A sharded merge: shard jobs finished so far, of all. */
+  shardsDone?: number;
+  shardsTotal?: number;
 }
 
 export interface MergeJobResult {
@@ -123,6 +164,18 @@ export interface MergeJobResult {
   cacheHits?: number;
   /** Data-driven methods: what they learned from the tasks' validation data. */
   dataDriven?: DataDrivenMergeSummary;
+  /** A merge run as shard jobs: the shard size and which worker merged each shard. */
+  sharding?: {
+    maxShardBytes: number;
+    shards: Array<{
+      index: number;
+      file: string;
+      size: number;
+      tensors: number;
+      worker: string;
+      mergeMs: number;
+    }>;
+  };
 }
 
 export type FinetuneMode = 'lora' | 'llora' | 'full';

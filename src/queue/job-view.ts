@@ -39,7 +39,13 @@ export function toJobView(
   recordedError: { type: string; message: string } | null,
   cancelRequested: boolean,
 ): JobView {
-  const state = mapState(bullState, job.failedReason);
+  // A merge that queued its own shard jobs is running until it has assembled them, whether BullMQ has it waiting
+  // for them or waiting for a worker to assemble; so a cancel asks it to stop rather than removing its flow.
+  const splitMerge = (job.data as { sharding?: unknown } | undefined)?.sharding !== undefined;
+  const waitingOnOwnWork =
+    (bullState === 'waiting-children' && job.processedOn) ||
+    (splitMerge && bullState !== 'completed' && bullState !== 'failed');
+  const state = waitingOnOwnWork ? 'active' : mapState(bullState, job.failedReason);
   const progress = typeof job.progress === 'object' && job.progress !== null ? job.progress : null;
   const data = (job.data ?? {}) as { recipe?: Record<string, unknown> };
   const view: JobView = {

@@ -21,7 +21,7 @@ import { inspectHead } from './inspect-head.ts';
 import { inspectReport } from './inspect-report.ts';
 import { inspectModel } from './inspect-model.ts';
 import { PUBLISH_SCRIPT, type Publication, StalePublicationError } from './publication.ts';
-import type { ArtifactRecord, ArtifactSummary, Lineage, StoredArtifactKind } from './types.ts';
+import type { ArtifactFile, ArtifactRecord, ArtifactSummary, Lineage, StoredArtifactKind } from './types.ts';
 
 export interface ArtifactStoreOptions {
   redis: Redis;
@@ -73,6 +73,35 @@ for i, file in ipairs(record.files) do
   end
 end
 return {json, orphans}`;
+
+/**
+ * A holder (a sharded merge job) keeps blob `ARGV[2]` under slot `ARGV[1]`: one reference per slot, so a retried
+ * shard that writes the same bytes again counts once. Returns a digest the slot held before and no longer
+ * references, when nothing else does.
+ */
+const HOLD_SCRIPT = `
+local previous = redis.call('HGET', KEYS[1], ARGV[1])
+if previous == ARGV[2] then return false end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+if previous and redis.call('HINCRBY', KEYS[2], previous, -1) <= 0 then
+  redis.call('HDEL', KEYS[2], previous)
+  return previous
+end
+return false`;
+
+/** Drops every blob a holder keeps; returns the digests no one references any more. */
+const RELEASE_HOLDS_SCRIPT = `
+local held = redis.call('HVALS', KEYS[1])
+redis.call('DEL', KEYS[1])
+local orphans = {}
+for i, sha in ipairs(held) do
+  if redis.call('HINCRBY', KEYS[2], sha, -1) <= 0 then
+    redis.call('HDEL', KEYS[2], sha)
+    table.insert(orphans, sha)
+  end
+end
+return orphans`;
 
 export class ArtifactStore {
   readonly blobs: BlobStore;
@@ -126,6 +155,45 @@ export class ArtifactStore {
     return `${this.prefix}:blobrefs`;
   }
 
+  private holdsKey(holder: string): string {
+    return `${this.prefix}:blobholds:${holder}`;
+  }
+
+  /**
+   * Publishes a finished local file as a blob that `holder` keeps (under `slot`) until releaseHolds: the pieces
+   * of an artifact made on several machines (a sharded merge's shards) wait in the blob store, counted like
+   * any other reference, until one record takes them (ingestDirectory's `stored`) or the holder gives up.
+   */
+  async holdBlob(holder: string, slot: string, file: HashedFile): Promise<void> {
+    // Counted before it exists, as commit does: a concurrent delete of another user then keeps the blob.
+    const replaced = (await this.redis.eval(
+      HOLD_SCRIPT,
+      2,
+      this.holdsKey(holder),
+      this.refsKey,
+      slot,
+      file.sha256,
+    )) as string | null;
+    await this.blobs.place(file.path, file.sha256);
+    if (replaced) await this.removeOrphans([replaced]);
+  }
+
+  /** What `holder` keeps: slot -> digest. */
+  async holds(holder: string): Promise<Record<string, string>> {
+    return this.redis.hgetall(this.holdsKey(holder));
+  }
+
+  /** Releases every blob `holder` keeps; those no record references are deleted. */
+  async releaseHolds(holder: string): Promise<void> {
+    const orphans = (await this.redis.eval(
+      RELEASE_HOLDS_SCRIPT,
+      2,
+      this.holdsKey(holder),
+      this.refsKey,
+    )) as string[];
+    await this.removeOrphans(orphans);
+  }
+
   /** Starts an upload: files are staged under tmp/ until commit or discard. */
   stage(kind: StoredArtifactKind): StagedUpload {
     let settle: () => void = () => undefined;
@@ -150,8 +218,14 @@ export class ArtifactStore {
     kind: StoredArtifactKind,
     dir: string,
     lineage: Lineage,
-    options: { baseModel?: string | null; publication?: Publication } = {},
+    options: {
+      baseModel?: string | null;
+      publication?: Publication;
+      /** Files of the artifact that are blobs already (kept by holdBlob): validated where they are, not copied. */
+      stored?: ArtifactFile[];
+    } = {},
   ): Promise<ArtifactRecord> {
+    const stored = options.stored ?? [];
     const files = new Map<string, HashedFile>();
     for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
       if (!entry.isFile() || !isAllowedFileName(kind, entry.name)) {
@@ -163,11 +237,28 @@ export class ArtifactStore {
       }
       files.set(entry.name, await this.scratch.hashFile(path.join(dir, entry.name)));
     }
-    const summary = await this.inspect(kind, pathsOf(files));
+    const refs: Record<string, FileRef> = pathsOf(files);
+    for (const file of stored) {
+      if (files.has(file.name) || !isAllowedFileName(kind, file.name)) {
+        throw new ArtifactValidationError(
+          'unexpected-file',
+          `${file.name} is given twice or not part of a ${kind}`,
+          {
+            file: file.name,
+          },
+        );
+      }
+      if (!(await this.blobs.exists(file.sha256)))
+        throw new Error(`blob ${file.sha256} (${file.name}) is missing`);
+      refs[file.name] = this.blobs.ref(file.sha256, file.size, file.name);
+    }
+    if (stored.length > 0 && kind !== 'model') throw new Error('only model shards are ingested from blobs');
+    const summary = stored.length > 0 ? await inspectModel(refs) : await this.inspect(kind, pathsOf(files));
     return this.commit(kind, files, summary, {
       lineage,
       baseModel: options.baseModel ?? null,
       publication: options.publication,
+      stored,
     });
   }
 
@@ -184,7 +275,12 @@ export class ArtifactStore {
     kind: StoredArtifactKind,
     files: Map<string, HashedFile>,
     summary: ArtifactSummary,
-    extras: { lineage: Lineage | null; baseModel?: string | null; publication?: Publication },
+    extras: {
+      lineage: Lineage | null;
+      baseModel?: string | null;
+      publication?: Publication;
+      stored?: ArtifactFile[];
+    },
   ): Promise<ArtifactRecord> {
     const createdAt = new Date();
     const record: ArtifactRecord = {
@@ -192,6 +288,7 @@ export class ArtifactStore {
       kind,
       files: [...files.entries()]
         .map(([name, file]) => ({ name, size: file.size, sha256: file.sha256 }))
+        .concat((extras.stored ?? []).map(({ name, size, sha256 }) => ({ name, size, sha256 })))
         .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
       tensorCount: summary.tensorCount,
       parameterCount: summary.parameterCount,

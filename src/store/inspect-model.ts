@@ -1,7 +1,7 @@
 // Validates a model's files (every safetensors header, the shard index, config.json) and
 // summarises them for the record. Reads headers only, never tensor data.
 import path from 'node:path';
-import { Checkpoint } from '../tensors/index.ts';
+import { Checkpoint, type FileRef } from '../tensors/index.ts';
 import {
   LORAFUSE_EXTRAS,
   MODEL_CONFIG,
@@ -16,7 +16,7 @@ import { asValidationError, summariseTensors } from './tensor-summary.ts';
 import type { ArtifactSummary } from './types.ts';
 
 /** Shard names the index refers to; the index must be `{ weight_map: { tensor: shard } }`. */
-async function indexedShards(indexPath: string): Promise<Set<string>> {
+async function indexedShards(indexPath: FileRef): Promise<Set<string>> {
   const index = await readJsonObject(indexPath, MODEL_INDEX);
   const weightMap = index.weight_map;
   if (weightMap === null || typeof weightMap !== 'object' || Array.isArray(weightMap)) {
@@ -37,20 +37,25 @@ async function indexedShards(indexPath: string): Promise<Set<string>> {
   return shards;
 }
 
-/** `files`: file name -> path of every file of the artifact. */
-export async function inspectModel(files: Record<string, string>): Promise<ArtifactSummary> {
+/**
+ * `files`: file name -> path of every file of the artifact; weights and the index may also be stored blobs read
+ * by range (a sharded merge's shards, validated where they are).
+ */
+export async function inspectModel(files: Record<string, FileRef>): Promise<ArtifactSummary> {
   const names = Object.keys(files);
+  const paths: Record<string, string> = {};
+  for (const [name, file] of Object.entries(files)) if (typeof file === 'string') paths[name] = file;
   const shards = names.filter((name) => MODEL_SHARD_PATTERN.test(name));
   if (files[MODEL_CONFIG]) await readJsonObject(files[MODEL_CONFIG], MODEL_CONFIG);
   if (files[LORAFUSE_EXTRAS]) await readJsonObject(files[LORAFUSE_EXTRAS], LORAFUSE_EXTRAS);
-  await validateTaskHeads(files);
+  await validateTaskHeads(paths);
   if (files[MODEL_WEIGHTS] && (files[MODEL_INDEX] || shards.length > 0)) {
     throw new ArtifactValidationError(
       'ambiguous-checkpoint',
       `a model holds either ${MODEL_WEIGHTS} or shards with ${MODEL_INDEX}, not both`,
     );
   }
-  const weights: Record<string, string> = {};
+  const weights: Record<string, FileRef> = {};
   if (files[MODEL_WEIGHTS]) {
     weights[MODEL_WEIGHTS] = files[MODEL_WEIGHTS];
   } else if (files[MODEL_INDEX]) {
@@ -86,7 +91,7 @@ export async function inspectModel(files: Record<string, string>): Promise<Artif
   try {
     checkpoint = await Checkpoint.openFiles(weights);
   } catch (error) {
-    throw asValidationError(error, files);
+    throw asValidationError(error, paths);
   }
   try {
     return summariseTensors(checkpoint);

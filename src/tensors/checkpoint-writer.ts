@@ -12,9 +12,31 @@ import { layoutTensors } from './header.ts';
 /** transformers' save_pretrained default (max_shard_size="5GB"). */
 export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
 
-interface Shard {
+export interface Shard {
   file: string;
   specs: TensorSpec[];
+}
+
+/**
+ * The text of `<stem>.safetensors.index.json` for these shards: total_size and the weight map sorted by
+ * tensor name, as transformers writes it. One function, so a checkpoint assembled from shards written
+ * apart (a merge split into shard jobs) gets the very bytes a single writer gives.
+ */
+export function shardIndexText(shards: readonly Shard[]): string {
+  let totalSize = 0;
+  const entries: Array<readonly [string, string]> = [];
+  for (const shard of shards) {
+    for (const spec of shard.specs) {
+      totalSize += numelOf(spec.shape) * DTYPE_BYTES[spec.dtype];
+      entries.push([spec.name, shard.file]);
+    }
+  }
+  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const weightMap: Record<string, string> = {};
+  // defineProperty: a tensor named `__proto__` is an ordinary key here.
+  for (const [name, file] of entries)
+    Object.defineProperty(weightMap, name, { value: file, enumerable: true });
+  return `${JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2)}\n`;
 }
 
 /** Greedy in spec order: a tensor opens a new shard when it would push a non-empty shard past the cap. */
@@ -46,7 +68,6 @@ export class CheckpointWriter {
   readonly #shards: Shard[];
   readonly #stem: string;
   readonly #metadata: Record<string, string> | undefined;
-  readonly #totalSize: number;
   #shardIndex = -1;
   #writer: SafetensorsWriter | null = null;
   #tensorInShard = 0;
@@ -58,13 +79,11 @@ export class CheckpointWriter {
     shards: Shard[],
     stem: string,
     metadata: Record<string, string> | undefined,
-    totalSize: number,
   ) {
     this.dir = dir;
     this.#shards = shards;
     this.#stem = stem;
     this.#metadata = metadata;
-    this.#totalSize = totalSize;
   }
 
   static async create(
@@ -77,15 +96,13 @@ export class CheckpointWriter {
     if (!(maxShardBytes > 0))
       throw new SafetensorsError('invalid_spec', dir, `maxShardBytes ${maxShardBytes} must be positive`);
     // validates names, dtypes and shapes for the whole checkpoint before any file exists
-    const infos = layoutTensors(specs, dir);
-    const totalSize = infos.reduce((sum, t) => sum + t.byteLength, 0);
+    layoutTensors(specs, dir);
     await mkdir(dir, { recursive: true });
     const writer = new CheckpointWriter(
       dir,
       assignShards(specs, maxShardBytes, stem),
       stem,
       options.metadata,
-      totalSize,
     );
     await writer.#openNextShard();
     return writer;
@@ -161,14 +178,8 @@ export class CheckpointWriter {
   }
 
   async #writeIndex(): Promise<void> {
-    const weightMap: Record<string, string> = {};
-    const entries = this.#shards.flatMap((s) => s.specs.map((spec) => [spec.name, s.file] as const));
-    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    for (const [name, file] of entries)
-      Object.defineProperty(weightMap, name, { value: file, enumerable: true });
     const indexName = this.#indexName();
     this.#written.push(indexName);
-    const index = { metadata: { total_size: this.#totalSize }, weight_map: weightMap };
-    await writeFile(path.join(this.dir, indexName), `${JSON.stringify(index, null, 2)}\n`, { flush: true });
+    await writeFile(path.join(this.dir, indexName), shardIndexText(this.#shards), { flush: true });
   }
 }

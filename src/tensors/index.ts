@@ -2,7 +2,13 @@
 // conversions, and Hugging Face checkpoints (single file or sharded).
 
 export { Checkpoint } from './checkpoint.ts';
-export { assignShards, CheckpointWriter, DEFAULT_MAX_SHARD_BYTES } from './checkpoint-writer.ts';
+export {
+  assignShards,
+  CheckpointWriter,
+  DEFAULT_MAX_SHARD_BYTES,
+  type Shard,
+  shardIndexText,
+} from './checkpoint-writer.ts';
 export {
   arrayTypeOf,
   DTYPE_BYTES,

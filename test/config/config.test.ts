@@ -39,6 +39,9 @@ describe('loadConfig', () => {
     ['LORAFUSE_MERGE_WORKERS', '-1'],
     ['LORAFUSE_MERGE_WORKERS', '2.5'],
     ['LORAFUSE_MERGE_WORKERS', '65'],
+    ['LORAFUSE_MERGE_SHARD_BYTES', 'big'],
+    ['LORAFUSE_MERGE_SHARD_BYTES', '0'],
+    ['LORAFUSE_MERGE_SHARD_BYTES', '5 parsecs'],
     ['LORAFUSE_BACKEND', 'quantum'],
     ['LORAFUSE_SIMD_KERNELS', 'off'],
     ['LORAFUSE_RUNTIME_IDLE_MS', 'soon'],
@@ -63,6 +66,9 @@ describe('loadConfig', () => {
       LORAFUSE_RUNTIME_IDLE_MS: '0',
     });
     assert.equal(set.mergeWorkers, 0, '0 is a valid choice: merge inline');
+    assert.equal(defaults.mergeShardBytes, 5_000_000_000, "transformers' 5GB unless set");
+    assert.equal(loadConfig({ LORAFUSE_MERGE_SHARD_BYTES: '2GiB' }).mergeShardBytes, 2 * 1024 ** 3);
+    assert.equal(loadConfig({ LORAFUSE_MERGE_SHARD_BYTES: '1000000' }).mergeShardBytes, 1_000_000);
     assert.deepEqual(set.runtime, { backend: 'cpu', simdKernels: false, runtimeIdleMs: 0 });
     assert.equal(loadMergeWorkers({ LORAFUSE_MERGE_WORKERS: '4' }), 4);
     assert.equal(loadMergeWorkers({ LORAFUSE_MERGE_WORKERS: '' }), undefined);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileResolver, parseSize, runMergeCommand } from '../../src/cli/merge-command.ts';
+import { fileResolver, runMergeCommand } from '../../src/cli/merge-command.ts';
 import {
   closePlan,
   describePlan,
@@ -12,7 +12,10 @@ import {
   MergeCancelledError,
   MergePlanError,
   parseRecipe,
+  parseSize,
   planMerge,
+  shardPlanFor,
+  subsetPlan,
 } from '../../src/merge/index.ts';
 import { Checkpoint, type DType, writeSafetensors } from '../../src/tensors/index.ts';
 import { tempDir } from '../helpers/redis.ts';
@@ -341,4 +344,61 @@ test('lorafuse merge: dry run, usage errors and user errors as exit codes', asyn
   assert.equal(parseSize('5GB'), 5e9);
   assert.equal(parseSize('2GiB'), 2 * 1024 ** 3);
   assert.equal(parseSize('1000'), 1000);
+});
+
+test('shards merged apart (one subset plan each) are the files of one run, and the index is the same', async () => {
+  const recipe = parseRecipe({
+    merge_method: 'dare_ties',
+    base_model: 'base.safetensors',
+    models: [
+      { model: 'm0.safetensors', parameters: { weight: 0.6, density: 0.5 } },
+      { model: 'm1.safetensors', parameters: { weight: 0.4, density: 0.5 } },
+    ],
+    seed: 7,
+    max_shard_size: 600,
+  });
+  const plan = await planMerge(recipe, fileResolver(dir.dir));
+  try {
+    const maxShardBytes = recipe.max_shard_size as number;
+    const split = shardPlanFor(plan, maxShardBytes);
+    assert.ok(split && split.shards.length >= 3, 'several shards');
+    const whole = path.join(dir.dir, 'shards-whole');
+    const result = await executeMerge(plan, { outDir: whole, maxShardBytes });
+    assert.deepEqual(
+      result.files,
+      [...split.shards.map((s) => s.file), 'model.safetensors.index.json'].sort(),
+    );
+    assert.equal(readFileSync(path.join(whole, 'model.safetensors.index.json'), 'utf8'), split.index);
+    for (const [i, shard] of split.shards.entries()) {
+      const apart = path.join(dir.dir, `shards-apart-${i}`);
+      await executeMerge(subsetPlan(plan, shard.tensors), {
+        outDir: apart,
+        maxShardBytes: Number.MAX_SAFE_INTEGER,
+      });
+      assert.ok(
+        readFileSync(path.join(apart, 'model.safetensors')).equals(
+          readFileSync(path.join(whole, shard.file)),
+        ),
+        `${shard.file} merged apart differs`,
+      );
+    }
+    assert.throws(
+      () => subsetPlan(plan, ['model.nothing.weight']),
+      (e: unknown) =>
+        e instanceof MergePlanError && e.code === 'shard_mismatch' && e.tensor === 'model.nothing.weight',
+    );
+    // One shard: the merge runs whole.
+    assert.equal(shardPlanFor(plan, Number.MAX_SAFE_INTEGER), null);
+  } finally {
+    await closePlan(plan);
+  }
+  // The CLI takes the recipe's max_shard_size when --max-shard-size is not given.
+  const file = path.join(dir.dir, 'sharded.yaml');
+  writeFileSync(
+    file,
+    'merge_method: linear\nmax_shard_size: 600\nmodels:\n  - model: m0.safetensors\n    parameters: {weight: 1}\n',
+  );
+  const out = path.join(dir.dir, 'cli-sharded');
+  assert.equal(await runMergeCommand([file, '--out', out]), 0);
+  assert.ok(existsSync(path.join(out, 'model.safetensors.index.json')));
 });

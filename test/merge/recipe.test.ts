@@ -170,11 +170,29 @@ test('the JSON schema accepts and rejects what parseRecipe does (Ajv, the valida
     { ...valid, seed: -1 },
     { ...valid, lora: { space: 'weights' } },
     { ...valid, surprise: true },
+    { ...valid, max_shard_size: 0 },
+    { ...valid, max_shard_size: 'huge' },
+    { ...valid, max_shard_size: [5] },
   ]) {
     assert.equal(validate(invalid), false, `schema accepted ${JSON.stringify(invalid)}`);
     assert.throws(() => parseRecipe(invalid), RecipeError, `parseRecipe accepted ${JSON.stringify(invalid)}`);
   }
   assert.ok(validate(valid), JSON.stringify(validate.errors));
+  for (const size of [1_000_000, '5GB', '500 MB', '2GiB']) {
+    assert.ok(validate({ ...valid, max_shard_size: size }), JSON.stringify(validate.errors));
+  }
+});
+
+test("max_shard_size: mergekit's --max-shard-size in the recipe, bytes or a size, parsed to bytes", () => {
+  const base = { merge_method: 'linear', models: [{ model: 'a', parameters: { weight: 1 } }] };
+  assert.equal(parseRecipe({ ...base, max_shard_size: 1234 }).max_shard_size, 1234);
+  assert.equal(parseRecipe({ ...base, max_shard_size: '5GB' }).max_shard_size, 5e9);
+  assert.equal(parseRecipe({ ...base, max_shard_size: '2GiB' }).max_shard_size, 2 * 1024 ** 3);
+  assert.equal(parseRecipe({ ...base, max_shard_size: null }).max_shard_size, undefined);
+  rejects({ ...base, max_shard_size: 0 }, 'invalid_value', 'max_shard_size');
+  rejects({ ...base, max_shard_size: 1.5 }, 'invalid_value', 'max_shard_size');
+  rejects({ ...base, max_shard_size: '5 parsecs' }, 'invalid_value', 'max_shard_size');
+  rejects({ ...base, max_shard_size: true }, 'invalid_type', 'max_shard_size');
 });
 
 test('sparse arrays (holes) in models, gradients and filter lists are refused, not skipped', () => {

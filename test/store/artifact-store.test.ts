@@ -148,6 +148,56 @@ for (const backend of ['fs', 's3'] as const) {
       assert.ok(record.files.some((file) => file.name === 'model.safetensors.index.json'));
     });
 
+    it('publishes a sharded model from held shard blobs: counted once per slot, released by the holder', async () => {
+      const dir = path.join(work.dir, 'shards');
+      const written = await writeShardedModelFolder(dir);
+      const shards = written.filter((name) => name.endsWith('.safetensors'));
+      const before = await diskState(dataDir);
+      // Each shard is published by "another machine" and held; the second hold of the same slot (a retried shard)
+      // counts once.
+      const held = [];
+      for (const name of shards) {
+        const file = await store.scratch.hashFile(path.join(dir, name));
+        await store.holdBlob('job_parent', name, file);
+        await store.holdBlob('job_parent', name, file);
+        held.push({ name, size: file.size, sha256: file.sha256 });
+        assert.equal(await store.referenceCount(file.sha256), 1);
+      }
+      assert.deepEqual(Object.keys(await store.holds('job_parent')).sort(), [...shards].sort());
+      // The parent's folder holds only the small files; the shards are validated where they are stored.
+      const small = path.join(work.dir, 'small');
+      await fs.mkdir(small);
+      await fs.copyFile(
+        path.join(dir, 'model.safetensors.index.json'),
+        path.join(small, 'model.safetensors.index.json'),
+      );
+      const record = await store.ingestDirectory('model', small, lineage, { stored: held });
+      assert.equal(record.tensorCount, 3);
+      const direct = await store.ingestDirectory('model', dir, lineage);
+      assert.deepEqual(record.files, direct.files, 'the same files as the folder ingested whole');
+      await store.delete(direct.id);
+      for (const file of held) assert.equal(await store.referenceCount(file.sha256), 2);
+      await store.releaseHolds('job_parent');
+      for (const file of held) assert.equal(await store.referenceCount(file.sha256), 1);
+      assert.deepEqual(await store.holds('job_parent'), {});
+      // A missing shard blob is refused before any record exists.
+      await assert.rejects(
+        store.ingestDirectory('model', small, lineage, {
+          stored: [...held.slice(1), { ...held[0], sha256: 'f'.repeat(64) }],
+        }),
+        /is missing/,
+      );
+      await store.delete(record.id);
+      assert.deepEqual((await diskState(dataDir)).blobs, before.blobs);
+
+      // A holder that gives up (a failed merge) leaves no blob behind.
+      for (const name of shards)
+        await store.holdBlob('job_failed', name, await store.scratch.hashFile(path.join(dir, name)));
+      assert.equal((await diskState(dataDir)).blobs.length, before.blobs.length + shards.length);
+      await store.releaseHolds('job_failed');
+      assert.deepEqual((await diskState(dataDir)).blobs, before.blobs);
+    });
+
     it('ingests an adapter: rank, targets and config', async () => {
       const dir = await writeAdapterFolder(path.join(work.dir, 'adapter'));
       const record = await store.ingestDirectory('adapter', dir, lineage);

@@ -3,7 +3,12 @@
 // environment the worker host passes down (REDIS_URL, LORAFUSE_DATA_DIR, LORAFUSE_QUEUE_PREFIX).
 import { rmSync } from 'node:fs';
 import type { SandboxedJob } from 'bullmq';
-import type { MergeJobPayload, MergeJobResult, MergeProgress } from '../../src/queue/index.ts';
+import type {
+  MergeJobPayload,
+  MergeJobResult,
+  MergeProgress,
+  MergeShardResult,
+} from '../../src/queue/index.ts';
 import { jobPublications } from '../job-publication.ts';
 import { processorDependencies } from '../processor-dependencies.ts';
 import { jobWorkDir, runMergeJob } from './run-merge-job.ts';
@@ -21,7 +26,7 @@ export default async function processMergeJob(
   job: SandboxedJob<MergeJobPayload, MergeJobResult>,
   token?: string,
   signal?: AbortSignal,
-): Promise<MergeJobResult> {
+): Promise<MergeJobResult | MergeShardResult> {
   const deps = await processorDependencies('merge');
   const id = job.id as string;
   const workDir = jobWorkDir(deps.dataDir, id);
@@ -34,8 +39,20 @@ export default async function processMergeJob(
       maxAttempts: job.opts?.attempts ?? 1,
       updateProgress: (progress: MergeProgress) => job.updateProgress(progress),
       childrenValues: () => job.getChildrenValues(),
+      // A large merge queues its shards as its own children and waits for them (shard-flow.ts).
+      flow: {
+        queueQualifiedName: job.queueQualifiedName,
+        updateData: (data: MergeJobPayload) => job.updateData(data),
+        moveToWaitingChildren: () => job.moveToWaitingChildren(token),
+        ignoredChildrenFailures: () => job.getIgnoredChildrenFailures(),
+      },
     };
     const publications = jobPublications(deps.prefix, 'merge', id, token);
+    // One shard of a sharded merge (a child job the merge queued).
+    if (job.data.shard) {
+      const { runShardJob } = await import('./run-shard-job.ts');
+      return await runShardJob(context, { ...deps, signal });
+    }
     // A search's parent runs once all its grid points (child merge jobs) completed.
     if (!job.data.search) return await runMergeJob(context, { ...deps, signal, publications });
     const { runSearchJob } = await import('./run-search-job.ts');

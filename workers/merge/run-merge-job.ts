@@ -32,10 +32,12 @@ import {
   LORAFUSE_VERSION,
   MissingArtifactError,
 } from '../../src/store/index.ts';
+import { DEFAULT_MAX_SHARD_BYTES } from '../../src/tensors/index.ts';
 import { failJob } from '../job-failure.ts';
 import { isStalePublication, jobPublications } from '../job-publication.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
 import { runDataDrivenStep } from './run-data-driven-step.ts';
+import { endsShardedMerge, mergeInShards, type ShardFlowControls, type ShardedOutput } from './shard-flow.ts';
 
 export interface MergeJobContext {
   id: string;
@@ -46,6 +48,8 @@ export interface MergeJobContext {
   updateProgress(progress: MergeProgress): Promise<void>;
   /** A flow parent's children results, keyed by BullMQ job key (a search reads its points from them). */
   childrenValues?: () => Promise<Record<string, unknown>>;
+  /** Lets a large merge become the parent of its shard jobs (shard-flow.ts); absent: it always runs whole. */
+  flow?: ShardFlowControls;
 }
 
 export type MergeJobDependencies = JobRunDependencies;
@@ -77,6 +81,7 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
   let stale = false;
   let plan: MergePlan | undefined;
   let stored: string | undefined;
+  let sharded: ShardedOutput | null = null;
   let lastReport = 0;
   let tensorsTotal = 0;
   const report = (progress: MergeProgress, force = false) => {
@@ -117,15 +122,26 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
       dataDriven = step.report;
     } else {
       plan = await planMerge(recipe, inputs);
-      result = await executeMerge(plan, {
+      const maxShardBytes = recipe.max_shard_size ?? deps.mergeShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
+      // More than one shard: one job per shard on any worker (this job resumes when they are done).
+      sharded = await mergeInShards(job, deps, plan, {
         outDir: workDir,
-        signal: cancelled.signal,
-        workers: deps.mergeWorkers,
-        onProgress: (p) => {
-          tensorsTotal = p.tensorsTotal;
-          report({ phase: 'merging', tensorsDone: p.tensorsDone, tensorsTotal }, p.tensorsDone === 0);
-        },
+        maxShardBytes,
+        report: (progress) => report(progress, true),
       });
+      if (sharded) tensorsTotal = plan.tensors.length;
+      result =
+        sharded ??
+        (await executeMerge(plan, {
+          outDir: workDir,
+          signal: cancelled.signal,
+          workers: deps.mergeWorkers,
+          maxShardBytes,
+          onProgress: (p) => {
+            tensorsTotal = p.tensorsTotal;
+            report({ phase: 'merging', tensorsDone: p.tensorsDone, tensorsTotal }, p.tensorsDone === 0);
+          },
+        }));
       await closePlan(plan);
       plan = undefined;
     }
@@ -147,10 +163,13 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
         jobId: job.id,
         lorafuseVersion: LORAFUSE_VERSION,
       },
-      { publication: publications('result') },
+      { publication: publications('result'), stored: sharded?.stored },
     );
     stored = record.id;
+    // The record references the shard blobs now: the job's own holds on them go.
+    if (job.data.sharding || sharded) await deps.store.releaseHolds(job.id);
     const output: MergeJobResult = { artifact: { kind: record.kind, id: record.id } };
+    if (sharded) output.sharding = sharded.sharding;
     if (result.diagnostics) output.diagnostics = result.diagnostics;
     if (dataDriven) output.dataDriven = dataDriven;
     if (job.data.evaluation) {
@@ -175,20 +194,30 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     await job.updateProgress({ phase: 'done', tensorsDone: tensorsTotal, tensorsTotal });
     return output;
   } catch (error) {
+    if ((error as Error)?.name === 'WaitingChildrenError') throw error;
     // The attempt that owns the job now (it may have this attempt's artifact back) keeps everything.
     stale = isStalePublication(error);
     // An evaluation that fails after the merge was stored takes the merged artifact with it: a retry makes it anew.
     if (stored && !stale) await deps.store.delete(stored).catch(() => undefined);
-    return await failJob(error, {
+    const finalAttempt = (job.attemptsMade ?? 0) + 1 >= (job.maxAttempts ?? 1);
+    const failing = failJob(error, {
       redis: deps.redis,
       prefix: deps.prefix,
       jobId: job.id,
       cancelledByUser:
         cancelled.signal.reason === CANCELLED_REASON || (await userCancelled().catch(() => false)),
       aborted: deps.signal?.aborted === true,
-      finalAttempt: (job.attemptsMade ?? 0) + 1 >= (job.maxAttempts ?? 1),
+      finalAttempt,
       missingArtifact: error instanceof MissingArtifactError || inputs.missing !== undefined,
     });
+    // A sharded merge that ends here (failed, cancelled) releases the shard blobs nothing will publish.
+    if (job.data.sharding || sharded) {
+      await failing.catch(async (thrown) => {
+        if (endsShardedMerge(thrown, finalAttempt))
+          await deps.store.releaseHolds(job.id).catch(() => undefined);
+      });
+    }
+    return await failing;
   } finally {
     clearInterval(poll);
     deps.signal?.removeEventListener('abort', forwardAbort);
