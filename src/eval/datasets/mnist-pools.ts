@@ -63,7 +63,9 @@ export function studyPools(): Map<PoolName, number[][]> {
   if (cachedPools) return cachedPools;
   const { digits } = sourceDigits();
   const byDigit: number[][] = Array.from({ length: 10 }, () => []);
-  digits.forEach((digit, index) => byDigit[digit].push(index));
+  digits.forEach((digit, index) => {
+    byDigit[digit].push(index);
+  });
   const pools = new Map<PoolName, number[][]>(POOL_ORDER.map((pool) => [pool, []]));
   for (let digit = 0; digit < 10; digit++) {
     const members = byDigit[digit];

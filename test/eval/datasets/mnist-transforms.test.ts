@@ -26,9 +26,9 @@ const image = (width: number, height: number, values: number[]): GrayImage => ({
 const TOLERANCE = 1e-6;
 function assertClose(actual: Float32Array, expected: number[], tolerance = TOLERANCE): void {
   assert.equal(actual.length, expected.length);
-  actual.forEach((value, i) =>
-    assert.ok(Math.abs(value - expected[i]) <= tolerance, `pixel ${i}: ${value} vs ${expected[i]}`),
-  );
+  actual.forEach((value, i) => {
+    assert.ok(Math.abs(value - expected[i]) <= tolerance, `pixel ${i}: ${value} vs ${expected[i]}`);
+  });
 }
 const ramp3 = image(3, 3, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
 
