@@ -27,10 +27,17 @@ export const BENCH_VIT_CONFIG = {
   label2id: Object.fromEntries(Array.from({ length: 10 }, (_, i) => [String(i), i])),
 };
 
-/** Writes a randomly initialised model folder (normal(0, 0.02) weights, unit layer-norm gains). */
-export async function writeBenchVit(dir: string, seed = 0): Promise<void> {
+/**
+ * Writes a randomly initialised model folder (normal(0, 0.02) weights, unit layer-norm gains); `overrides` changes
+ * config fields (the MNIST backbone's pretext head has 4 labels).
+ */
+export async function writeBenchVit(
+  dir: string,
+  seed = 0,
+  overrides: Partial<Record<keyof typeof BENCH_VIT_CONFIG, unknown>> = {},
+): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const c = BENCH_VIT_CONFIG;
+  const c = { ...BENCH_VIT_CONFIG, ...overrides } as typeof BENCH_VIT_CONFIG;
   const uniform = seededUniform(seed);
   const normal = () =>
     Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform()) * c.initializer_range;
@@ -70,5 +77,5 @@ export async function writeBenchVit(dir: string, seed = 0): Promise<void> {
   add('vit.layernorm.bias', [h], 'zeros');
   linear('classifier', c.num_labels, h);
   await writeSafetensorsFile(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
-  await writeFile(path.join(dir, 'config.json'), `${JSON.stringify(BENCH_VIT_CONFIG, null, 2)}\n`);
+  await writeFile(path.join(dir, 'config.json'), `${JSON.stringify(c, null, 2)}\n`);
 }
