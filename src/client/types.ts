@@ -155,6 +155,9 @@ export interface FinetuneRequest {
   validation_fraction?: number;
   eval_every?: number;
   checkpoint_every?: number;
+  /** A stored head (hed_…) trained through in place of the model's classifier. */
+  head?: string;
+  train_head?: boolean;
 }
 
 export interface EvaluationRequest {

@@ -136,6 +136,10 @@ export interface FinetuneHyperparameters {
   validation_fraction?: number;
   eval_every?: number;
   checkpoint_every?: number;
+  /** A stored head (hed_…) trained through in place of the model's classifier. */
+  head?: string;
+  /** Train the head too (default: frozen when `head` is given, trained otherwise). */
+  train_head?: boolean;
 }
 
 /** What POST /v1/finetunes puts on the finetune queue. */
@@ -214,6 +218,8 @@ export interface AnalyzeTask {
   /** Index into AnalyzeJobPayload.artifacts. */
   input: number;
   dataset: string;
+  /** A stored head (hed_…) the task reads the body through, instead of its input's own classifier. */
+  head?: string;
 }
 
 /** What POST /v1/analyses puts on the analyze queue. */

@@ -14,7 +14,10 @@ import {
 import { type AnalysisTaskEvaluations, buildAnalysisReport } from '../../src/eval/report/analysis-report.ts';
 import { renderReportHtml } from '../../src/eval/report/render-html.ts';
 import type { ReportEvaluation } from '../../src/eval/report/report-types.ts';
+import type * as tf from '@tensorflow/tfjs';
+import { headOverrides, readStoredHead } from '../../src/eval/heads.ts';
 import { initBackend } from '../../src/model/backend.ts';
+import { ForwardContext } from '../../src/model/forward-context.ts';
 import { evaluateModel } from '../../src/model/evaluate-model.ts';
 import { type LoadedModel, loadModel } from '../../src/model/load-model.ts';
 import { type LoadedAdapter, loadAdapter } from '../../src/model/lora/peft-adapter.ts';
@@ -23,11 +26,13 @@ import {
   type AnalyzeJobPayload,
   type AnalyzeJobResult,
   type AnalyzeProgress,
+  type AnalyzeTask,
   CANCELLED_REASON,
 } from '../../src/queue/index.ts';
 import {
   ArtifactInputs,
   DATASET_FILE,
+  HEAD_FILE,
   kindOfId,
   LORAFUSE_VERSION,
   MODEL_CONFIG,
@@ -103,7 +108,10 @@ export async function runAnalyzeJob(
       await initBackend({ log: () => undefined });
       const model = await loadModel(await deps.store.linkFolder(modelRecord, path.join(workDir, 'base')));
       disposers.push(() => model.dispose());
-      const pair = await openPair(data, model, workDir, deps, disposers);
+      const pair = withStoredHeads(
+        await openPair(data, model, workDir, deps, disposers),
+        await storedHeads(spec.tasks, deps, disposers),
+      );
       disposers.push(() => pair.dispose());
       const result = await weightDisentanglement({
         model,
@@ -213,7 +221,45 @@ export async function runAnalyzeJob(
   }
 }
 
+/** The stored heads the tasks name (null where a task reads its input's own head), on the backend. */
+async function storedHeads(
+  tasks: AnalyzeTask[],
+  deps: JobRunDependencies,
+  disposers: Array<() => void>,
+): Promise<Array<Map<string, tf.Tensor> | null>> {
+  const out: Array<Map<string, tf.Tensor> | null> = [];
+  for (const task of tasks) {
+    if (!task.head) {
+      out.push(null);
+      continue;
+    }
+    const record = await requireArtifact(deps.store, task.head, 'head');
+    const overrides = headOverrides(await readStoredHead(deps.store.filePaths(record)[HEAD_FILE]));
+    disposers.push(() => {
+      for (const t of overrides.values()) t.dispose();
+    });
+    out.push(overrides);
+  }
+  return out;
+}
+
+/** The pair with task t read through its stored head, where it names one. */
+function withStoredHeads(pair: TaskPairModel, heads: Array<Map<string, tf.Tensor> | null>): TaskPairModel {
+  if (heads.every((h) => h === null)) return pair;
+  return {
+    context(lambda1, lambda2, task) {
+      const ctx = pair.context(lambda1, lambda2, task);
+      const head = heads[task];
+      return head ? new ForwardContext(ctx.params, ctx.lora, new Map([...ctx.overrides, ...head])) : ctx;
+    },
+    release: () => pair.release(),
+    dispose: () => pair.dispose(),
+  };
+}
+
 function headName(data: AnalyzeJobPayload, taskIndex: 0 | 1): string {
+  const stored = data.disentanglement!.tasks[taskIndex].head;
+  if (stored) return `head:${stored}`;
   const input = data.artifacts[data.disentanglement!.tasks[taskIndex].input];
   return data.kind === 'adapter' ? `adapter:${input}` : `model:${input}`;
 }

@@ -28,6 +28,14 @@ const AnalysisTask = Type.Object(
       description: "The task's examples (labels are used only for the per-task table).",
     }),
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    head: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 100,
+        description:
+          "A stored head (hed_…) this task is read through, e.g. the frozen head its input was fine-tuned with (default: the input adapter's modules_to_save classifier, or the input model's classifier).",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -133,6 +141,7 @@ async function validate(
   }
   let disentanglement: AnalyzeJobPayload['disentanglement'] = null;
   const datasets: string[] = [];
+  const heads = (body.disentanglement?.tasks ?? []).flatMap((task) => (task.head ? [task.head] : []));
   if (body.disentanglement) {
     const tasks = body.disentanglement.tasks.map((task, i): AnalyzeTask => {
       const input = artifacts.indexOf(task.input);
@@ -140,7 +149,12 @@ async function validate(
         throw invalid(`${task.input} is not one of the ${field}`, `disentanglement.tasks[${i}].input`);
       }
       datasets.push(task.dataset);
-      return { name: task.name ?? body.names?.[input] ?? task.input, input, dataset: task.dataset };
+      return {
+        name: task.name ?? body.names?.[input] ?? task.input,
+        input,
+        dataset: task.dataset,
+        ...(task.head ? { head: task.head } : {}),
+      };
     });
     if (tasks[0].input === tasks[1].input) {
       throw invalid('the two tasks must be different inputs', 'disentanglement.tasks[1].input');
@@ -159,6 +173,7 @@ async function validate(
       id,
       kind: 'dataset' as const,
     })),
+    ...heads.map((id, i) => ({ field: `disentanglement.tasks[${i}].head`, id, kind: 'head' as const })),
   ]);
   if (disentanglement) requireRunnable(base, 'base_model');
   const names = artifacts.map(
@@ -184,7 +199,7 @@ async function validate(
     names,
     density: body.density ?? 1,
     disentanglement,
-    inputs: [...new Set([body.base_model, ...artifacts, ...datasets])],
+    inputs: [...new Set([body.base_model, ...artifacts, ...datasets, ...heads])],
   };
 }
 
