@@ -13,7 +13,9 @@ service
   serve       the HTTP API (needs REDIS_URL)
   worker      the queue workers (needs REDIS_URL)
   dev         API + worker + a private redis-server when REDIS_URL is unset
-  demo        the whole service end to end on four small checkpoints
+  demo        fine-tune → merge → evaluate → report on real digits (the quick study)
+  demo merge  the merge walkthrough: four small checkpoints through the queue
+  study       the L-LoRA paper's comparison through the API: study [URL] [--quick | --preset ...]
 
 local
   merge       run a mergekit-format recipe on local files: merge RECIPE --out PATH [--dry-run]
@@ -56,6 +58,7 @@ const COMMANDS: Record<string, Command> = {
   finetune: (argv) => modelCommand('finetune', argv),
   evaluate: (argv) => modelCommand('evaluate', argv),
   client: async (argv) => (await import('./client/command.ts')).runClient(argv),
+  study: async (argv) => (await import('./study/command.ts')).runStudy(argv),
 };
 
 const SERVICE_SPECS = { serve: SERVE_SPEC, worker: WORKER_SPEC, dev: DEV_SPEC, demo: DEMO_SPEC };

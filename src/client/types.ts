@@ -160,6 +160,20 @@ export interface FinetuneRequest {
   train_head?: boolean;
 }
 
+/** POST /v1/analyses: a label-free task-vector analysis (and a disentanglement grid) of adapters or models. */
+export interface AnalysisRequest {
+  base_model: string;
+  adapters?: string[];
+  models?: string[];
+  names?: string[];
+  density?: number;
+  disentanglement?: {
+    tasks: Array<{ input: string; dataset: string; name?: string; head?: string }>;
+    grid?: number[];
+    max_examples?: number;
+  };
+}
+
 export interface EvaluationRequest {
   model: string;
   adapters?: string[];

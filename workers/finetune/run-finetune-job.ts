@@ -151,6 +151,7 @@ export async function runFinetuneJob(
           seed: data.seed,
           steps: trained.steps,
           runtimes,
+          backend: backend.tfBackend,
           metrics: { finalLoss, valAccuracy: last?.accuracy ?? null, valLoss: last?.loss ?? null },
         },
       },
