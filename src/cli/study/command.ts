@@ -7,6 +7,7 @@ import { LorafuseClient } from '../../client/index.ts';
 import { loadConfig } from '../../config.ts';
 import { MNIST_BACKBONE_DIR } from '../../eval/datasets/mnist-backbone.ts';
 import { prepareCommand } from '../args.ts';
+import { DEMO_SPEC } from '../usage.ts';
 import type { DevStack } from '../dev-command.ts';
 import { RedisServerMissingError } from '../embedded-redis.ts';
 import { buildPlan, STUDY_SPEC, type StudyPlan } from './plan.ts';
@@ -35,7 +36,7 @@ async function startEmbedded(
     PORT: '0',
     HOST: '127.0.0.1',
     LORAFUSE_DATA_DIR: dataDir,
-    LORAFUSE_QUEUE_PREFIX: 'lorafuse-study',
+    LORAFUSE_QUEUE_PREFIX: process.env.LORAFUSE_QUEUE_PREFIX ?? 'lorafuse-study',
   });
   const stack = await startDevStack(config, {
     quiet: true,
@@ -125,6 +126,13 @@ export async function runStudyPlan(
       await rm(embedded.dataDir, { recursive: true, force: true });
     }
   }
+}
+
+/** `lorafuse demo` (npm run demo): the quick study, the product end to end. */
+export async function runStudyDemo(argv: string[]): Promise<number> {
+  const parsed = prepareCommand(DEMO_SPEC, argv);
+  if (typeof parsed === 'number') return parsed;
+  return runStudy(['--quick', '--out', (parsed.values.out as string | undefined) ?? 'lorafuse-demo']);
 }
 
 export async function runStudy(argv: string[]): Promise<number> {

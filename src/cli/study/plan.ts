@@ -2,7 +2,7 @@
 // where their data comes from, the modes and merge methods, the seed. Everything is settled before any job.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { QUICK_STUDY_TASKS, STUDY_TASKS, type StudySplitSizes } from '../../eval/datasets/mnist-suite.ts';
+import { STUDY_TASKS, type StudySplitSizes } from '../../eval/datasets/mnist-suite.ts';
 import { type CommandSpec, type ParsedCommand, UsageError } from '../args.ts';
 import {
   type FinetuneModeName,

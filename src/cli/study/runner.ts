@@ -14,6 +14,8 @@ export interface FinetuneOutcome {
   task: string;
   job: string;
   artifact: string;
+  /** The artifact's content digest: equal across runs with the same seed on the same backend. */
+  digest: string | null;
   /** The fine-tune's own held-out accuracy (a slice of the train split), as the job reports it. */
   valAccuracy: number | null;
   seconds: number;
@@ -101,6 +103,7 @@ export async function runFinetunes(
         task,
         job: done.id,
         artifact: result.artifact.id,
+        digest: record.digest ?? null,
         valAccuracy: result.valAccuracy,
         seconds: elapsed(done),
         backend: training?.backend ?? null,

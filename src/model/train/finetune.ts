@@ -12,6 +12,7 @@ import { writeSafetensorsFile } from '../io/host-tensors.ts';
 import { type LoadedModel, loadModel } from '../load-model.ts';
 import type { AdapterNaming } from '../lora/module-naming.ts';
 import { HF_CLASSES, peftLoraConfig } from '../lora/peft-config.ts';
+import { initLoraFactors } from '../lora/lora-init.ts';
 import { writeAdapter } from '../lora/peft-adapter.ts';
 import { RuntimePool } from '../parallel/runtime-pool.ts';
 import { deriveSeed, seededUniform, shuffled } from '../random.ts';
@@ -542,6 +543,14 @@ async function writeTrainedAdapter(
         a: await host(lora.a0T!, [r, inFeatures]),
         b: await host(lora.b0T!, [outFeatures, r]),
       });
+    } else {
+      // Plain LoRA records its expansion point too (A₀ from the seed, B₀ = 0): task vectors are φ − φ₀, as the
+      // paper computes them, for merges in parameter space and for the analyses.
+      const a0 = initLoraFactors(module, inFeatures, outFeatures, r, info.seed);
+      init.set(module, {
+        a: { dtype: 'F32', shape: [r, inFeatures], data: Float32Array.from(a0.a) },
+        b: { dtype: 'F32', shape: [outFeatures, r], data: new Float32Array(outFeatures * r) },
+      });
     }
   }
   const saved = new Map<string, HostTensor>();
@@ -575,7 +584,7 @@ async function writeTrainedAdapter(
     naming: info.naming,
     factors,
     saved,
-    init: state.mode === 'llora' ? init : undefined,
+    init,
     extras: {
       format: 'lorafuse-adapter',
       mode: state.mode === 'llora' ? 'llora' : 'lora',
