@@ -14,8 +14,11 @@ export interface FinetuneOutcome {
   task: string;
   job: string;
   artifact: string;
-  /** The artifact's content digest: equal across runs with the same seed on the same backend. */
-  digest: string | null;
+  /**
+   * sha256 of the trained weights file (adapter_model.safetensors or model.safetensors): equal across runs with
+   * the same seed on the same backend. (The artifact digest also covers lorafuse.json, which names service ids.)
+   */
+  weightsSha256: string | null;
   /** The fine-tune's own held-out accuracy (a slice of the train split), as the job reports it. */
   valAccuracy: number | null;
   seconds: number;
@@ -103,7 +106,9 @@ export async function runFinetunes(
         task,
         job: done.id,
         artifact: result.artifact.id,
-        digest: record.digest ?? null,
+        weightsSha256:
+          record.files.find((f) => f.name === 'adapter_model.safetensors' || f.name === 'model.safetensors')
+            ?.sha256 ?? null,
         valAccuracy: result.valAccuracy,
         seconds: elapsed(done),
         backend: training?.backend ?? null,
