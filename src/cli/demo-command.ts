@@ -1,4 +1,4 @@
-// `lorafuse demo` (npm run demo): the real service end to end on this machine. Starts the embedded
+// `lorafuse demo merge` (npm run demo:merge): the merge walkthrough on this machine. Starts the embedded
 // stack (private Redis, API on a free port, one sandboxed merge worker), uploads four small
 // checkpoints over HTTP, runs a task_arithmetic and a ties merge through the queue, follows each
 // job, downloads the result, prints its digest and tensors, checks the arithmetic, and shuts down.

@@ -3,7 +3,7 @@
 import { ConfigError, loadConfig, loadMergeWorkers, loadRuntimeSettings } from '../config.ts';
 import { VERSION } from '../version.ts';
 import { nearest, prepareCommand } from './args.ts';
-import { DEMO_SPEC, DEV_SPEC, SERVE_SPEC, WORKER_SPEC } from './usage.ts';
+import { DEMO_MERGE_SPEC, DEV_SPEC, SERVE_SPEC, WORKER_SPEC } from './usage.ts';
 
 const USAGE = `lorafuse ${VERSION}: fuse fine-tuned models and LoRA adapters into one multi-task model
 
@@ -13,7 +13,9 @@ service
   serve       the HTTP API (needs REDIS_URL)
   worker      the queue workers (needs REDIS_URL)
   dev         API + worker + a private redis-server when REDIS_URL is unset
-  demo        the whole service end to end on four small checkpoints
+  demo        fine-tune → merge → evaluate → report on real digits (the quick study)
+  demo merge  the merge walkthrough: four small checkpoints through the queue
+  study       the L-LoRA paper's comparison through the API: study [URL] [--quick | --preset ...]
 
 local
   merge       run a mergekit-format recipe on local files: merge RECIPE --out PATH [--dry-run]
@@ -50,15 +52,22 @@ const COMMANDS: Record<string, Command> = {
   serve: async (argv) => (await import('./serve-command.ts')).runServe(argv),
   worker: async (argv) => (await import('./worker-command.ts')).runWorker(argv),
   dev: async (argv) => (await import('./dev-command.ts')).runDev(argv),
-  demo: async (argv) => (await import('./demo-command.ts')).runDemo(argv),
+  demo: async (argv) => {
+    if (argv[0] !== 'merge') return (await import('./study/command.ts')).runStudyDemo(argv);
+    const prepared = prepareCommand(DEMO_MERGE_SPEC, argv.slice(1));
+    if (typeof prepared === 'number') return prepared;
+    loadConfig();
+    return (await import('./demo-command.ts')).runDemo(argv.slice(1));
+  },
   merge: async (argv) => (await import('./merge-command.ts')).runMergeCommand(argv),
   predict: (argv) => modelCommand('predict', argv),
   finetune: (argv) => modelCommand('finetune', argv),
   evaluate: (argv) => modelCommand('evaluate', argv),
   client: async (argv) => (await import('./client/command.ts')).runClient(argv),
+  study: async (argv) => (await import('./study/command.ts')).runStudy(argv),
 };
 
-const SERVICE_SPECS = { serve: SERVE_SPEC, worker: WORKER_SPEC, dev: DEV_SPEC, demo: DEMO_SPEC };
+const SERVICE_SPECS = { serve: SERVE_SPEC, worker: WORKER_SPEC, dev: DEV_SPEC };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

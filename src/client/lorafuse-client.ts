@@ -2,6 +2,7 @@
 // only web-standard APIs (fetch, FormData, Blob), so it runs in Node ≥ 20, Deno, Bun and browsers.
 // Every method names its operation in OPERATIONS, which a test checks against openapi.yaml.
 import type {
+  AnalysisRequest,
   Artifact,
   ArtifactKind,
   ArtifactPage,
@@ -54,6 +55,7 @@ export const OPERATIONS = {
     response: 'Job',
     request: 'EvaluationRequest',
   },
+  submitAnalysis: { method: 'POST', path: '/v1/analyses', response: 'Job', request: 'AnalysisRequest' },
   listJobs: { method: 'GET', path: '/v1/jobs', response: 'JobPage' },
   getJob: { method: 'GET', path: '/v1/jobs/{id}', response: 'Job' },
   cancelJob: { method: 'DELETE', path: '/v1/jobs/{id}', response: 'Job' },
@@ -283,6 +285,15 @@ export class LorafuseClient {
   submitEvaluation(request: EvaluationRequest, options: { idempotencyKey?: string } = {}): Promise<Job> {
     return this.json(
       'submitEvaluation',
+      {},
+      this.jsonBody(request, options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : {}),
+    );
+  }
+
+  /** Queues a task-vector analysis; its result names a `report` artifact (GET /v1/jobs/{id}/report). */
+  submitAnalysis(request: AnalysisRequest, options: { idempotencyKey?: string } = {}): Promise<Job> {
+    return this.json(
+      'submitAnalysis',
       {},
       this.jsonBody(request, options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : {}),
     );

@@ -155,6 +155,23 @@ export interface FinetuneRequest {
   validation_fraction?: number;
   eval_every?: number;
   checkpoint_every?: number;
+  /** A stored head (hed_…) trained through in place of the model's classifier. */
+  head?: string;
+  train_head?: boolean;
+}
+
+/** POST /v1/analyses: a label-free task-vector analysis (and a disentanglement grid) of adapters or models. */
+export interface AnalysisRequest {
+  base_model: string;
+  adapters?: string[];
+  models?: string[];
+  names?: string[];
+  density?: number;
+  disentanglement?: {
+    tasks: Array<{ input: string; dataset: string; name?: string; head?: string }>;
+    grid?: number[];
+    max_examples?: number;
+  };
 }
 
 export interface EvaluationRequest {

@@ -194,6 +194,10 @@ export interface FinetuneHyperparameters {
   validation_fraction?: number;
   eval_every?: number;
   checkpoint_every?: number;
+  /** A stored head (hed_…) trained through in place of the model's classifier. */
+  head?: string;
+  /** Train the head too (default: frozen when `head` is given, trained otherwise). */
+  train_head?: boolean;
 }
 
 /** What POST /v1/finetunes puts on the finetune queue. */

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Job } from 'bullmq';
 import type { FinetuneJobPayload } from '../../src/queue/index.ts';
+import { writeSafetensors } from '../../src/tensors/index.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
 import { datasetMetadata, writeDatasetFile } from '../store/dataset-fixtures.ts';
 import { writeModelFolder } from '../store/fixtures.ts';
@@ -21,6 +22,8 @@ describe('fine-tune and evaluation requests', () => {
   let dataset: string;
   let testSplit: string;
   let adapter: string;
+  let head4: string;
+  let head3: string;
 
   // One app and one set of artifacts for every test: each test counts the jobs it adds.
   before(async () => {
@@ -51,6 +54,22 @@ describe('fine-tune and evaluation requests', () => {
     });
     dataset = await uploadFolder('/v1/datasets', path.join(datasets, 'train'));
     testSplit = await uploadFolder('/v1/datasets', path.join(datasets, 'test'));
+    // Stored heads over the MLP's 16 features: one with the dataset's 4 classes, one with 3.
+    for (const classes of [4, 3]) {
+      const dir = path.join(api.workDir, `head-${classes}`);
+      await fs.mkdir(dir, { recursive: true });
+      await writeSafetensors(path.join(dir, 'head.safetensors'), [
+        {
+          name: 'weight',
+          dtype: 'F32',
+          shape: [classes, 16],
+          data: new Float32Array(classes * 16).fill(0.01),
+        },
+      ]);
+      const id = await uploadFolder('/v1/heads', dir);
+      if (classes === 4) head4 = id;
+      else head3 = id;
+    }
   });
   after(async () => {
     await api.close();
@@ -90,6 +109,22 @@ describe('fine-tune and evaluation requests', () => {
     assert.equal(again.json().id, first.json().id);
     const other = await post('/v1/finetunes', { ...body, seed: 4 }, { 'idempotency-key': 'ft-1' });
     assert.equal(other.statusCode, 409);
+  });
+
+  it('queues a fine-tune through a stored head, pinned as an input', async () => {
+    const response = await post('/v1/finetunes', {
+      model,
+      dataset,
+      mode: 'lora',
+      head: head4,
+      train_head: true,
+    });
+    assert.equal(response.statusCode, 202, response.body);
+    const queued = await Job.fromId(api.jobs.queue('finetune'), response.json().id);
+    const payload = queued?.data as FinetuneJobPayload;
+    assert.equal(payload.hyperparameters.head, head4);
+    assert.equal(payload.hyperparameters.train_head, true);
+    assert.deepEqual(payload.inputs, [model, dataset, head4]);
   });
 
   const finetuneRejections: Array<{
@@ -182,6 +217,20 @@ describe('fine-tune and evaluation requests', () => {
       body: () => ({ model, dataset, mode: 'lora', epochs: 3 }),
       status: 400,
       type: 'invalid-request',
+    },
+    {
+      what: 'a head with other classes than the dataset',
+      body: () => ({ model, dataset, mode: 'lora', head: head3 }),
+      status: 422,
+      type: 'invalid-finetune',
+      match: /has 3 classes but dst_\w+ has 4 \(class_names\)/,
+    },
+    {
+      what: 'an unknown head id',
+      body: () => ({ model, dataset, mode: 'lora', head: 'hed_00000000000000000000000000' }),
+      status: 422,
+      type: 'unknown-artifact',
+      match: /head: hed_0+ is not a stored head/,
     },
     { what: 'no dataset', body: () => ({ model, mode: 'lora' }), status: 400, type: 'invalid-request' },
   ];

@@ -43,7 +43,17 @@ describe('lorafuse CLI', () => {
   it('prints the commands with --help and the version with --version', async () => {
     const help = await run(['--help']);
     assert.equal(help.code, 0);
-    for (const command of ['serve', 'worker', 'dev', 'demo', 'merge', 'predict', 'finetune', 'evaluate']) {
+    for (const command of [
+      'serve',
+      'worker',
+      'dev',
+      'demo',
+      'study',
+      'merge',
+      'predict',
+      'finetune',
+      'evaluate',
+    ]) {
       assert.match(help.stdout, new RegExp(`\\n  ${command} `), command);
     }
     const version = await run(['--version']);
@@ -52,8 +62,8 @@ describe('lorafuse CLI', () => {
   });
 
   it('has --help for every service command and rejects an unknown command with exit 2', async () => {
-    for (const command of ['serve', 'worker', 'dev', 'demo']) {
-      const help = await run([command, '--help']);
+    for (const command of ['serve', 'worker', 'dev', 'demo', 'demo merge', 'study']) {
+      const help = await run([...command.split(' '), '--help']);
       assert.equal(help.code, 0, command);
       assert.match(help.stdout, new RegExp(`usage: lorafuse ${command}`));
     }
@@ -130,8 +140,8 @@ describe('lorafuse CLI', () => {
     assert.match(missing.stderr, /needs REDIS_URL/);
   });
 
-  it('runs the demo end to end: uploads, two merges through the queue, checked result, clean exit', async () => {
-    const demo = await run(['demo'], { REDIS_URL: '', LOG_LEVEL: 'warn' });
+  it('runs the merge walkthrough end to end: uploads, two merges through the queue, checked result, clean exit', async () => {
+    const demo = await run(['demo', 'merge'], { REDIS_URL: '', LOG_LEVEL: 'warn' });
     assert.equal(demo.code, 0, `${demo.stdout}\n${demo.stderr}`);
     const out = demo.stdout;
     assert.equal((out.match(/POST \/v1\/models/g) ?? []).length, 4);

@@ -7,6 +7,7 @@ import { ForwardContext } from '../../src/model/forward-context.ts';
 import { evaluateModel } from '../../src/model/evaluate-model.ts';
 import { readSafetensors } from '../../src/model/io/host-tensors.ts';
 import { loadModel } from '../../src/model/load-model.ts';
+import { initLoraFactors } from '../../src/model/lora/lora-init.ts';
 import { loadAdapter } from '../../src/model/lora/peft-adapter.ts';
 import { seededUniform } from '../../src/model/random.ts';
 import type { Dataset } from '../../src/model/train/dataset.ts';
@@ -59,7 +60,17 @@ describe('fine-tuning', () => {
       'adapter_config.json',
       'adapter_model.safetensors',
       'lorafuse.json',
+      'lorafuse_init.safetensors',
     ]);
+    // Plain LoRA records its expansion point too: A₀ as drawn from the seed, B₀ = 0.
+    const recorded = (await readSafetensors(path.join(outDir, 'lorafuse_init.safetensors'))).tensors;
+    const [aKey] = [...recorded.keys()].filter((k) => k.endsWith('lora_A.weight')).sort();
+    const a0 = recorded.get(aKey)!;
+    const module = aKey.replace('base_model.model.', '').replace('.lora_A.weight', '');
+    const expected = initLoraFactors(module, a0.shape[1], 1, a0.shape[0], common.seed).a;
+    assert.deepEqual(Array.from(a0.data as Float32Array), Array.from(expected));
+    const b0 = recorded.get(aKey.replace('lora_A', 'lora_B'))!;
+    assert.ok((b0.data as Float32Array).every((v) => v === 0));
 
     const model = await loadModel(MLP);
     const adapter = await loadAdapter(outDir, model);

@@ -134,6 +134,8 @@ describe('finetune and evaluate workers (sandboxed, real Redis, MLP fixture)', (
       steps: 60,
       // Data-parallel over LORAFUSE_TRAIN_RUNTIMES (2 by default) on wasm; cpu runs one.
       runtimes: (process.env.LORAFUSE_BACKEND ?? 'wasm') === 'wasm' ? 2 : 1,
+      // The tfjs backend the run used, so results (a study's) can say what they were measured on.
+      backend: process.env.LORAFUSE_BACKEND ?? 'wasm',
       metrics: {
         finalLoss: result.finalLoss,
         valAccuracy: result.valAccuracy,

@@ -6,6 +6,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
 import { backendOptions, initBackend } from '../../src/model/backend.ts';
+import { readStoredHead } from '../../src/eval/heads.ts';
 import { finetune } from '../../src/model/train/finetune.ts';
 import {
   CANCELLED_REASON,
@@ -15,6 +16,7 @@ import {
 } from '../../src/queue/index.ts';
 import {
   DATASET_FILE,
+  HEAD_FILE,
   LORAFUSE_EXTRAS,
   LORAFUSE_VERSION,
   MODEL_CONFIG,
@@ -84,6 +86,11 @@ export async function runFinetuneJob(
     // Same folder every attempt: the runtime only resumes checkpoints of the same run (model path included).
     const modelDir = await deps.store.linkFolder(model, path.join(jobDir, 'model'));
     await rm(outDir, { recursive: true, force: true });
+    const head = hp.head
+      ? await readStoredHead(
+          deps.store.filePaths(await requireArtifact(deps.store, hp.head, 'head'))[HEAD_FILE],
+        )
+      : undefined;
     const backend = await initBackend({ ...backendOptions(deps.runtime), log: () => undefined });
     // wasm runs one thread per runtime: a job trains data-parallel over LORAFUSE_TRAIN_RUNTIMES of them.
     const runtimes = backend.tfBackend === 'wasm' ? loadTrainingRuntimes() : 1;
@@ -106,6 +113,9 @@ export async function runFinetuneJob(
       evalEvery: hp.eval_every,
       checkpointEvery: hp.checkpoint_every,
       checkpointDir: path.join(jobDir, 'checkpoints'),
+      head,
+      headSource: hp.head,
+      trainHead: hp.train_head,
       workers: runtimes,
       runtimeIdleMs: deps.runtime.runtimeIdleMs,
       signal: cancel.signal,
@@ -130,6 +140,7 @@ export async function runFinetuneJob(
         parents: [
           { kind: 'model', id: model.id },
           { kind: 'dataset', id: dataset.id },
+          ...(hp.head ? [{ kind: 'head', id: hp.head }] : []),
         ],
         recipe: data.recipe,
         jobId: job.id,
@@ -142,6 +153,7 @@ export async function runFinetuneJob(
           seed: data.seed,
           steps: trained.steps,
           runtimes,
+          backend: backend.tfBackend,
           metrics: { finalLoss, valAccuracy: last?.accuracy ?? null, valLoss: last?.loss ?? null },
         },
       },

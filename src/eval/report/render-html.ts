@@ -218,7 +218,11 @@ async function searchSection(search: ReportSearch): Promise<string> {
   return section('search', 'Search', `<p>Selected on ${escapeHtml(search.selectedOn)}.</p>${chart}${table}`);
 }
 
-async function analysisSection(analysis: ReportAnalysis): Promise<string> {
+async function analysisSection(
+  analysis: ReportAnalysis,
+  id = 'analysis',
+  title = 'Task-vector analysis',
+): Promise<string> {
   const parts: string[] = [];
   const names = analysis.inputs;
   parts.push(
@@ -338,7 +342,7 @@ async function analysisSection(analysis: ReportAnalysis): Promise<string> {
       ),
     );
   }
-  return section('analysis', 'Task-vector analysis', parts.join(''));
+  return section(id, title, parts.join(''));
 }
 
 function tablesSection(report: Report): string {
@@ -418,6 +422,9 @@ export async function renderReportHtml(report: Report): Promise<string> {
     parts.push(section('learned', 'Learned coefficients', keyValueTable('learned', report.learned)));
   }
   parts.push(tablesSection(report));
+  for (const [index, entry] of (report.analyses ?? []).entries()) {
+    parts.push(await analysisSection(entry.analysis, `analysis-${index}`, entry.title));
+  }
   parts.push(evaluationsSection(report));
   parts.push(section('recipe', 'Recipe', report.recipe ? json(report.recipe) : '<p>none</p>'));
   parts.push(section('lineage', 'Lineage', json(report.lineage)));

@@ -101,6 +101,8 @@ export interface Report {
   evaluations: ReportEvaluation[];
   search?: ReportSearch;
   analysis?: ReportAnalysis;
+  /** Several analyses side by side (a study: one per fine-tuning mode), each under its title. */
+  analyses?: Array<{ title: string; analysis: ReportAnalysis }>;
   /** What a data-driven method learned (AdaMerging coefficients, LoraHub weights), as it reports it. */
   learned?: Record<string, unknown>;
   /** Free-form sections (a study's comparison table, say): rows of named cells. */

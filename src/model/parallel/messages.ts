@@ -1,5 +1,6 @@
 // The messages between the main thread and a runtime worker thread (init, gradients, evaluation, reset).
 import type { HostTensor } from '../io/host-tensors.ts';
+import type { HeadWeights } from '../train/task-head.ts';
 import type { TrainableSpec } from '../train/trainable.ts';
 
 /** What the main thread asks a runtime worker. */
@@ -13,6 +14,8 @@ export type WorkerRequest =
       extraWeights?: string[];
       /** Training: the trainable state to mirror (same seed, so the same A₀). */
       state?: TrainableSpec;
+      /** Training: the task head installed in place of the classifier, as on the main thread. */
+      head?: HeadWeights;
       /** Evaluation: an adapter to apply. */
       adapterDir?: string;
     }

@@ -8,6 +8,7 @@ import { evaluateModel } from '../evaluate-model.ts';
 import { loadModel } from '../load-model.ts';
 import { loadAdapter } from '../lora/peft-adapter.ts';
 import { computeGradients } from '../train/gradient-step.ts';
+import { installHead } from '../train/task-head.ts';
 import { createTrainableState } from '../train/trainable.ts';
 import type { WorkerReply, WorkerRequest } from './messages.ts';
 
@@ -18,6 +19,7 @@ let session: Awaited<ReturnType<typeof start>> | null = null;
 async function start(request: Extract<WorkerRequest, { type: 'init' }>) {
   await initBackend({ prefer: request.backend, simdKernels: request.simdKernels, log: () => {} });
   const model = await loadModel(request.modelDir, { extraWeights: request.extraWeights });
+  if (request.head) installHead(model, request.head);
   if (request.state) {
     const state = createTrainableState(model, request.state);
     const ctx = new ForwardContext(model.params, state.lora, state.overrides);

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { ModelInputError } from '../errors.ts';
 import { evaluateModel } from '../evaluate-model.ts';
 import { ForwardContext } from '../forward-context.ts';
 import type { HostTensor } from '../io/host-tensors.ts';
@@ -11,6 +12,7 @@ import { writeSafetensorsFile } from '../io/host-tensors.ts';
 import { type LoadedModel, loadModel } from '../load-model.ts';
 import type { AdapterNaming } from '../lora/module-naming.ts';
 import { HF_CLASSES, peftLoraConfig } from '../lora/peft-config.ts';
+import { initLoraFactors } from '../lora/lora-init.ts';
 import { writeAdapter } from '../lora/peft-adapter.ts';
 import { RuntimePool } from '../parallel/runtime-pool.ts';
 import { deriveSeed, seededUniform, shuffled } from '../random.ts';
@@ -19,6 +21,7 @@ import { resumeTrainingCheckpoint, saveTrainingCheckpoint, type TrainingProgress
 import { type Dataset, gatherRows, readDataset, splitValidation } from './dataset.ts';
 import { computeGradients } from './gradient-step.ts';
 import { learningRateAt } from './schedule.ts';
+import { CLASSIFIER, classifierShape, freshHead, type HeadWeights, installHead } from './task-head.ts';
 import {
   createTrainableState,
   DEFAULT_TARGETS,
@@ -54,7 +57,17 @@ export interface FinetuneOptions {
   naming?: AdapterNaming;
   /** Extra weight files for the model (a CLIP head). */
   extraWeights?: string[];
-  /** Train the task head (modules_to_save) in LoRA modes; default true except for CLIP (zero-shot heads). */
+  /**
+   * A head to train through, in place of the model's classifier (a stored task head). Without one, a dataset
+   * whose class_names count differs from the classifier's classes gets a fresh seeded head of the right size.
+   */
+  head?: HeadWeights;
+  /** What `head` is, for the written record (e.g. its artifact id). */
+  headSource?: string;
+  /**
+   * Train the task head (modules_to_save in LoRA modes; the classifier in full mode). Default: frozen when a
+   * `head` is given (the paper's frozen per-task heads) and for CLIP (zero-shot heads); trained otherwise.
+   */
   trainHead?: boolean;
   signal?: AbortSignal;
   /** After every step; `valAccuracy` is the latest validation accuracy (null before the first evaluation). */
@@ -95,10 +108,71 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
   try {
     const dataset =
       typeof options.dataset === 'string' ? await readDataset(options.dataset) : options.dataset;
-    return await runFinetune(model, dataset, options);
+    const head = prepareTaskHead(model, dataset, options);
+    return await runFinetune(model, dataset, options, head);
   } finally {
     model.dispose();
   }
+}
+
+/** The head a run trains through when it is not the model's own classifier, and the classifier it replaced. */
+interface PreparedHead {
+  installed: HeadWeights;
+  original: HeadWeights;
+  source: string;
+  classNames: string[] | null;
+}
+
+/** Installs the given head, or a fresh one when the dataset's classes differ from the classifier's; else null. */
+function prepareTaskHead(
+  model: LoadedModel,
+  dataset: Dataset,
+  options: FinetuneOptions,
+): PreparedHead | null {
+  const shape = classifierShape(model);
+  if (!shape) {
+    if (options.head)
+      throw new ModelInputError(`a ${model.config.model_type} model has no classifier to replace`);
+    return null;
+  }
+  const classes = dataset.classNames?.length;
+  let installed: HeadWeights;
+  let source: string;
+  if (options.head) {
+    installed = options.head;
+    source = options.headSource ?? 'given';
+    const headClasses = installed.weight.shape[0];
+    if (classes !== undefined && headClasses !== classes) {
+      throw new ModelInputError(
+        `the head has ${headClasses} classes but the dataset's class_names has ${classes}`,
+      );
+    }
+  } else if (classes !== undefined && classes !== shape[0]) {
+    installed = freshHead(classes, shape[1], options.seed ?? 0);
+    source = 'fresh';
+  } else {
+    return null;
+  }
+  const maxLabel = dataset.labels.reduce((a, b) => Math.max(a, b), 0);
+  if (maxLabel >= installed.weight.shape[0]) {
+    throw new ModelInputError(
+      `label ${maxLabel} is out of range for a head of ${installed.weight.shape[0]} classes`,
+    );
+  }
+  const original: HeadWeights = {
+    weight: hostOf(model, `${CLASSIFIER}.weight`),
+    bias: model.params.has(`${CLASSIFIER}.bias`) ? hostOf(model, `${CLASSIFIER}.bias`) : null,
+  };
+  installHead(model, installed);
+  return { installed, original, source, classNames: dataset.classNames };
+}
+
+/** A weight read back in HF layout, synchronously (the classifier is small). */
+function hostOf(model: LoadedModel, name: string): HostTensor {
+  const t = model.params.get(name);
+  const hfShape = model.params.transposed.get(name);
+  const data = (hfShape ? tf.tidy(() => tf.transpose(t)) : t).dataSync() as Float32Array;
+  return { dtype: 'F32', shape: hfShape ?? t.shape, data: Float32Array.from(data) };
 }
 
 /** Every training setting with its default filled in. */
@@ -142,12 +216,16 @@ function resolveSettings(model: LoadedModel, options: FinetuneOptions): Training
     checkpointEvery: options.checkpointEvery ?? 0,
     checkpointDir: options.checkpointDir ?? `${options.outDir.replace(/\/+$/, '')}.checkpoints`,
     naming: options.naming ?? 'transformers5',
-    trainHead: options.trainHead ?? model.config.model_type !== 'clip_vision_model',
+    trainHead: options.trainHead ?? (options.head ? false : model.config.model_type !== 'clip_vision_model'),
   };
 }
 
 /** The worker threads of data-parallel training (`workers − 1` of them), each mirroring the trainable state. */
-async function startRuntimePool(options: FinetuneOptions, state: TrainableSpec): Promise<RuntimePool | null> {
+async function startRuntimePool(
+  options: FinetuneOptions,
+  state: TrainableSpec,
+  head: HeadWeights | undefined,
+): Promise<RuntimePool | null> {
   if ((options.workers ?? 1) <= 1) return null;
   return RuntimePool.start(
     options.workers! - 1,
@@ -157,6 +235,7 @@ async function startRuntimePool(options: FinetuneOptions, state: TrainableSpec):
       modelDir: options.modelDir,
       extraWeights: options.extraWeights,
       state,
+      head,
     },
     options.runtimeIdleMs,
   );
@@ -274,6 +353,7 @@ async function runFinetune(
   model: LoadedModel,
   dataset: Dataset,
   options: FinetuneOptions,
+  head: PreparedHead | null,
 ): Promise<FinetuneResult> {
   const settings = resolveSettings(model, options);
   const { mode, seed, steps, rank, alpha, useRslora, checkpointEvery, checkpointDir, trainHead } = settings;
@@ -283,10 +363,13 @@ async function runFinetune(
   const targets =
     mode === 'full' ? [] : selectTargets(model, options.targetModules ?? DEFAULT_TARGETS[modelType] ?? []);
   const scale = useRslora ? alpha / Math.sqrt(rank) : alpha / rank;
-  const state = createTrainableState(model, { mode, targets, rank, scale, seed, trainHead });
+  // Full mode trains every weight but a frozen head: one installed for the run, or one the caller froze.
+  const frozenHead = !trainHead && (head !== null || options.trainHead === false);
+  const spec: TrainableSpec = { mode, targets, rank, scale, seed, trainHead, frozenHead };
+  const state = createTrainableState(model, spec);
   const optimizer = new AdamW(state.variables, { ...ADAMW_DEFAULTS, weightDecay: settings.weightDecay });
   const ctx = new ForwardContext(model.params, state.lora, state.overrides);
-  const pool = await startRuntimePool(options, { mode, targets, rank, scale, seed, trainHead });
+  const pool = await startRuntimePool(options, spec, head?.installed);
 
   const runKey = trainingRunKey(options, settings, train.labels.length, targets);
   const resumed =
@@ -335,12 +418,16 @@ async function runFinetune(
     validationExamples: validation?.labels.length ?? 0,
     lossCurve: progress.lossCurve,
     validation: progress.validation,
+    // How the task read the body: its own classifier, or a stored or fresh head in its place.
+    head: head
+      ? { source: head.source, classes: head.installed.weight.shape[0], trained: trainHead }
+      : { source: 'model', trained: trainHead },
   };
   let files: string[] = [];
   if (finished) {
     files =
       mode === 'full'
-        ? await writeFullModel(model, options, training)
+        ? await writeFullModel(model, options, training, head, trainHead)
         : await writeTrainedAdapter(model, state, options, {
             rank,
             alpha,
@@ -456,6 +543,14 @@ async function writeTrainedAdapter(
         a: await host(lora.a0T!, [r, inFeatures]),
         b: await host(lora.b0T!, [outFeatures, r]),
       });
+    } else {
+      // Plain LoRA records its expansion point too (A₀ from the seed, B₀ = 0): task vectors are φ − φ₀, as the
+      // paper computes them, for merges in parameter space and for the analyses.
+      const a0 = initLoraFactors(module, inFeatures, outFeatures, r, info.seed);
+      init.set(module, {
+        a: { dtype: 'F32', shape: [r, inFeatures], data: Float32Array.from(a0.a) },
+        b: { dtype: 'F32', shape: [outFeatures, r], data: new Float32Array(outFeatures * r) },
+      });
     }
   }
   const saved = new Map<string, HostTensor>();
@@ -489,7 +584,7 @@ async function writeTrainedAdapter(
     naming: info.naming,
     factors,
     saved,
-    init: state.mode === 'llora' ? init : undefined,
+    init,
     extras: {
       format: 'lorafuse-adapter',
       mode: state.mode === 'llora' ? 'llora' : 'lora',
@@ -504,16 +599,39 @@ async function writeTrainedAdapter(
   });
 }
 
+/**
+ * The model folder of a full fine-tune. Trained through a frozen head of its own, the body is written with the
+ * base's classifier (the task's head lives apart, so models of tasks with different classes still merge);
+ * with a trained replacement head, the classifier and config.json's labels are the task's.
+ */
 async function writeFullModel(
   model: LoadedModel,
   options: FinetuneOptions,
   training: Record<string, unknown>,
+  head: PreparedHead | null,
+  trainHead: boolean,
 ): Promise<string[]> {
   await mkdir(options.outDir, { recursive: true });
   const entries: Array<[string, HostTensor]> = [];
-  for (const name of model.params.names().sort()) entries.push([name, await model.params.toHost(name)]);
+  const keepBaseHead = head !== null && !trainHead;
+  for (const name of model.params.names().sort()) {
+    if (keepBaseHead && name === `${CLASSIFIER}.weight`) entries.push([name, head.original.weight]);
+    else if (keepBaseHead && name === `${CLASSIFIER}.bias` && head.original.bias)
+      entries.push([name, head.original.bias]);
+    else entries.push([name, await model.params.toHost(name)]);
+  }
   await writeSafetensorsFile(path.join(options.outDir, 'model.safetensors'), entries, { format: 'pt' });
-  await copyFile(path.join(options.modelDir, 'config.json'), path.join(options.outDir, 'config.json'));
+  if (head && trainHead) {
+    const config = { ...model.config } as Record<string, unknown>;
+    const labels =
+      head.classNames ?? Array.from({ length: head.installed.weight.shape[0] }, (_, i) => `LABEL_${i}`);
+    config.num_labels = labels.length;
+    config.id2label = Object.fromEntries(labels.map((label, i) => [String(i), label]));
+    config.label2id = Object.fromEntries(labels.map((label, i) => [label, i]));
+    await writeFile(path.join(options.outDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  } else {
+    await copyFile(path.join(options.modelDir, 'config.json'), path.join(options.outDir, 'config.json'));
+  }
   const extras = {
     format: 'lorafuse-model',
     mode: 'full',

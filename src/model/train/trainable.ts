@@ -64,6 +64,8 @@ export interface TrainableSpec {
   scale: number;
   seed: number;
   trainHead: boolean;
+  /** Full mode: leave the head modules frozen (a task head trained through, not with). */
+  frozenHead?: boolean;
 }
 
 export function createTrainableState(model: LoadedModel, options: TrainableSpec): TrainableState {
@@ -75,7 +77,13 @@ export function createTrainableState(model: LoadedModel, options: TrainableSpec)
     ? model.architecture.headModules(model.config).filter((m) => model.params.has(`${m}.weight`))
     : [];
   if (options.mode === 'full') {
+    const frozen = new Set(
+      options.frozenHead
+        ? model.architecture.headModules(model.config).flatMap((m) => [`${m}.weight`, `${m}.bias`])
+        : [],
+    );
     for (const name of model.params.names()) {
+      if (frozen.has(name)) continue;
       const variable = tf.variable(model.params.get(name), true);
       model.params.replace(name, variable);
       variables.set(name, variable);

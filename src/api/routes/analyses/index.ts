@@ -150,7 +150,12 @@ async function validate(
         throw invalid(`${task.input} is not one of the ${field}`, `disentanglement.tasks[${i}].input`);
       }
       datasets.push(task.dataset);
-      return { name: task.name ?? body.names?.[input] ?? task.input, input, dataset: task.dataset };
+      return {
+        name: task.name ?? body.names?.[input] ?? task.input,
+        input,
+        dataset: task.dataset,
+        ...(task.head ? { head: task.head } : {}),
+      };
     });
     if (tasks[0].input === tasks[1].input) {
       throw invalid('the two tasks must be different inputs', 'disentanglement.tasks[1].input');

@@ -34,6 +34,8 @@ const HYPERPARAMETERS = [
   'validation_fraction',
   'eval_every',
   'checkpoint_every',
+  'head',
+  'train_head',
 ] as const satisfies ReadonlyArray<keyof FinetuneHyperparameters>;
 
 function invalid(detail: string, field: string): ApiProblem {
@@ -62,6 +64,16 @@ const finetuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
         { field: 'dataset', id: body.dataset, kind: 'dataset' },
       ]);
       requireRunnable(model, 'model');
+      if (body.head !== undefined) {
+        const [head] = await requireArtifacts(app.store, [{ field: 'head', id: body.head, kind: 'head' }]);
+        const classes = dataset.classes?.length;
+        if (classes !== undefined && head.head && head.head.classes !== classes) {
+          throw invalid(
+            `${head.id} has ${head.head.classes} classes but ${dataset.id} has ${classes} (class_names)`,
+            'head',
+          );
+        }
+      }
       if (dataset.split === 'test') {
         throw invalid(`${dataset.id} is a test split: fine-tune on train (or validation) data`, 'dataset');
       }
@@ -96,7 +108,7 @@ const finetuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
         mode: body.mode,
         hyperparameters,
         seed,
-        inputs: [model.id, dataset.id],
+        inputs: body.head ? [model.id, dataset.id, body.head] : [model.id, dataset.id],
       };
       const { job, created } = await submitJob(app, 'finetune', payload, payload.inputs, {
         idempotencyKey,

@@ -44,6 +44,20 @@ export const FinetuneBody = Type.Object(
     eval_every: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Validation every N steps.' }),
     ),
+    head: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 100,
+        description:
+          "A stored head (hed_…, POST /v1/heads) put in place of the model's classifier for this task; frozen unless train_head. Without it, a dataset whose class_names count differs from the classifier's gets a fresh seeded head (normal(0, 0.02) weights, zero bias), trained.",
+      }),
+    ),
+    train_head: Type.Optional(
+      Type.Boolean({
+        description:
+          "Train the head too (LoRA modes: saved in modules_to_save; full: the written classifier). Default false with `head` (the paper's frozen per-task heads: a full model is then written with the base's classifier, so models of tasks with different classes merge), true otherwise (false for clip_vision_model).",
+      }),
+    ),
     checkpoint_every: Type.Optional(
       Type.Integer({
         minimum: 0,

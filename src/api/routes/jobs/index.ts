@@ -67,7 +67,13 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
   async function reportFile(id: string, name: string): Promise<string> {
     const job = await app.jobs.get(id);
     if (!job) throw new ApiProblem('job-not-found', `no job with id ${id}`, { id });
-    const reportId = (job.result as { report?: { id?: string } } | null)?.report?.id;
+    // A merge names its report beside its artifact; an analysis's artifact is the report.
+    const result = job.result as {
+      report?: { id?: string };
+      artifact?: { kind?: string; id?: string };
+    } | null;
+    const reportId =
+      result?.report?.id ?? (result?.artifact?.kind === 'report' ? result.artifact.id : undefined);
     const record = reportId ? await app.store.get(reportId) : null;
     if (!record) {
       throw new ApiProblem(
@@ -90,7 +96,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['jobs'],
         summary: "The job's report.json",
         description:
-          'Of a merge with evaluation or search: per task accuracy, loss, reference and normalized accuracy, averages, the search grid, the raw predictions and timings. The report is also an artifact of its own (result.report, /v1/reports/{id}).',
+          'Of a merge with evaluation or search, or of an analysis: per task accuracy, loss, reference and normalized accuracy, averages, the search grid, the raw predictions and timings. The report is also an artifact of its own (result.report, /v1/reports/{id}).',
         params: JobParams,
         response: { 200: Type.Ref('Report', { description: 'report.json.' }), ...problemResponses(404) },
       },

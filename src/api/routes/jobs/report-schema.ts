@@ -101,6 +101,11 @@ export const Report = Type.Object(
     evaluations: Type.Array(ReportEvaluation),
     search: Type.Optional(ReportSearch),
     analysis: Type.Optional(ReportAnalysis),
+    analyses: Type.Optional(
+      Type.Array(Type.Object({ title: Type.String(), analysis: ReportAnalysis }), {
+        description: 'Several analyses side by side (a study: one per fine-tuning mode).',
+      }),
+    ),
     learned: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     tables: Type.Optional(
       Type.Array(

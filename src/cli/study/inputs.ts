@@ -1,0 +1,138 @@
+// The study's inputs, uploaded as any client would: the backbone, each task's three splits and its frozen
+// head. Files whose content digest the service already holds are not sent again.
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { Artifact, ArtifactKind, LorafuseClient } from '../../client/index.ts';
+import { buildStudyTask } from '../../eval/datasets/mnist-suite.ts';
+import { writeDataset } from '../../model/train/dataset.ts';
+import { deriveSeed, seededUniform } from '../../model/random.ts';
+import { writeSafetensors } from '../../tensors/index.ts';
+import type { StudyPlan } from './plan.ts';
+
+export interface UploadedTask {
+  name: string;
+  classes: number;
+  train: string;
+  validation: string;
+  test: string;
+  /** The stored head (hed_…) every mode fine-tunes through, frozen, and every evaluation reads task t with. */
+  head: string;
+}
+
+export interface StudyInputs {
+  backbone: Artifact;
+  tasks: UploadedTask[];
+}
+
+/** sha256 of the file manifest, as the service computes Artifact.digest. */
+async function manifestDigest(files: Array<{ name: string; path: string }>): Promise<string> {
+  const lines: string[] = [];
+  for (const file of [...files].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    lines.push(
+      `${createHash('sha256')
+        .update(await readFile(file.path))
+        .digest('hex')}  ${file.name}\n`,
+    );
+  }
+  return createHash('sha256').update(lines.join('')).digest('hex');
+}
+
+/** Uploads the files as one artifact, unless the service holds one with the same content. */
+export async function uploadOnce(
+  client: LorafuseClient,
+  kind: ArtifactKind,
+  files: Array<{ name: string; path: string }>,
+): Promise<Artifact> {
+  const found = await client.findArtifactByDigest(kind, await manifestDigest(files));
+  if (found) return found;
+  const parts = [];
+  for (const file of files) parts.push({ name: file.name, data: new Blob([await readFile(file.path)]) });
+  return client.uploadArtifact(kind, parts);
+}
+
+/**
+ * A frozen task head, the analogue of CLIP's zero-shot text heads: rows drawn at random (seeded by the study's seed
+ * and the task), scaled to norm 4 so the logits of a layer-normed body are neither flat nor saturated.
+ */
+async function writeFrozenHead(file: string, classes: number, features: number, seed: number, task: string) {
+  const uniform = seededUniform(deriveSeed(seed, `study-head-${task}`));
+  const weight = new Float32Array(classes * features);
+  for (let c = 0; c < classes; c++) {
+    let norm = 0;
+    for (let f = 0; f < features; f++) {
+      const v = Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+      weight[c * features + f] = v;
+      norm += v * v;
+    }
+    const scale = 4 / Math.sqrt(norm);
+    for (let f = 0; f < features; f++) weight[c * features + f] *= scale;
+  }
+  await writeSafetensors(file, [
+    { name: 'weight', dtype: 'F32', shape: [classes, features], data: weight },
+    { name: 'bias', dtype: 'F32', shape: [classes], data: new Float32Array(classes) },
+  ]);
+}
+
+/** The width of the features a head reads: the projection for CLIP, the hidden size otherwise. */
+function headFeatures(config: Record<string, unknown>): number {
+  const width = (config.projection_dim ?? config.hidden_size) as number | undefined;
+  if (typeof width !== 'number') throw new Error('the backbone config.json has no hidden_size');
+  return width;
+}
+
+export async function uploadStudyInputs(
+  client: LorafuseClient,
+  plan: StudyPlan,
+  backboneDir: string,
+  workDir: string,
+  say: (line: string) => void,
+): Promise<StudyInputs> {
+  const modelFiles = (await readdir(backboneDir))
+    .filter((name) => name === 'config.json' || name.endsWith('.safetensors') || name.endsWith('.index.json'))
+    .map((name) => ({ name, path: path.join(backboneDir, name) }));
+  const backbone = await uploadOnce(client, 'model', modelFiles);
+  say(`  backbone  ${backbone.id}  (${backbone.parameterCount} parameters, ${backboneDir})`);
+  const config = JSON.parse(await readFile(path.join(backboneDir, 'config.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  const features = headFeatures(config);
+  const tasks: UploadedTask[] = [];
+  for (const task of plan.tasks) {
+    const dir = path.join(workDir, 'inputs', task.name);
+    await mkdir(dir, { recursive: true });
+    let files = task.files;
+    let classes = task.classNames.length;
+    if (!files) {
+      const splits = buildStudyTask(task.name, plan.sizes, plan.seed);
+      files = {
+        train: path.join(dir, 'train.safetensors'),
+        validation: path.join(dir, 'validation.safetensors'),
+        test: path.join(dir, 'test.safetensors'),
+      };
+      for (const split of ['train', 'validation', 'test'] as const)
+        await writeDataset(files[split], splits[split]);
+    }
+    const ids: Record<string, Artifact> = {};
+    for (const split of ['train', 'validation', 'test'] as const) {
+      ids[split] = await uploadOnce(client, 'dataset', [{ name: 'dataset.safetensors', path: files[split] }]);
+    }
+    classes = ids.train.classes?.length ?? classes;
+    const headFile = files.head ?? path.join(dir, 'head.safetensors');
+    if (!files.head) await writeFrozenHead(headFile, classes, features, plan.seed, task.name);
+    const head = await uploadOnce(client, 'head', [{ name: 'head.safetensors', path: headFile }]);
+    tasks.push({
+      name: task.name,
+      classes,
+      train: ids.train.id,
+      validation: ids.validation.id,
+      test: ids.test.id,
+      head: head.id,
+    });
+    say(
+      `  task      ${task.name.padEnd(12)} ${String(classes).padStart(2)} classes  train ${ids.train.examples} / validation ${ids.validation.examples} / test ${ids.test.examples}  head ${head.id}`,
+    );
+  }
+  return { backbone, tasks };
+}
