@@ -16,4 +16,14 @@ export {
   type SubmitOptions,
 } from './job-service.ts';
 export { FLAG_TTL_SECONDS, jobKeys } from './keys.ts';
+export {
+  deliveryIdOf,
+  type JobMetricsSnapshot,
+  type JobOutcome,
+  type JobOutcomeExtras,
+  JobOutcomes,
+  readJobMetrics,
+  type WebhookRetry,
+} from './job-outcomes.ts';
 export { mapState, toJobView } from './job-view.ts';
+export { compareStreamIds, isStreamId, JobEventHub, type JobStreamEvent } from './job-events.ts';
