@@ -135,6 +135,8 @@ export interface MergeRecipe {
   base_model?: string;
   models: Array<{ model?: string; adapter?: string; parameters?: Record<string, unknown> }>;
   parameters?: Record<string, unknown>;
+  /** Where the job's outcome is POSTed, signed (see the README's Operations section). */
+  callback_url?: string;
   [more: string]: unknown;
 }
 
@@ -155,10 +157,12 @@ export interface FinetuneRequest {
   validation_fraction?: number;
   eval_every?: number;
   checkpoint_every?: number;
+  callback_url?: string;
 }
 
 export interface EvaluationRequest {
   model: string;
   adapters?: string[];
   datasets: string[];
+  callback_url?: string;
 }
