@@ -139,7 +139,12 @@ export class JobEventHub {
   ): Promise<{ events: JobStreamEvent[]; complete: boolean }> {
     const key = this.streamKey(type);
     const first = (await this.redis.xrange(key, '-', '+', 'COUNT', 1)) as Array<[string, string[]]>;
-    const complete = first.length === 0 ? afterId !== '0-0' : compareStreamIds(first[0][0], afterId) <= 0;
+    const last = await this.lastId(type);
+    // Complete only when the stream still holds afterId's neighbourhood, and afterId is not from the future.
+    const complete =
+      first.length === 0
+        ? afterId === '0-0'
+        : compareStreamIds(first[0][0], afterId) <= 0 && compareStreamIds(afterId, last) <= 0;
     const events: JobStreamEvent[] = [];
     let cursor = `(${afterId}`;
     for (;;) {

@@ -194,6 +194,16 @@ describe('watching jobs: SSE, webhooks and metrics with a real worker', () => {
     assert.equal(fresh.length, 1);
     assert.equal((fresh[0].data as JobView).state, 'completed');
 
+    // An id the stream no longer holds (trimmed), or one it never held: the current state, not silence.
+    for (const stale of ['1-0', '99999999999999-0']) {
+      const resent = await readAll(await openSse(`${base}/v1/jobs/${jobId}/events`, stale));
+      assert.deepEqual(
+        resent.map((event) => [event.event, (event.data as JobView).state]),
+        [['state', 'completed']],
+        stale,
+      );
+    }
+
     const missing = await fetch(`${base}/v1/jobs/job_nope/events`);
     assert.equal(missing.status, 404);
     assert.match(missing.headers.get('content-type') ?? '', /problem\+json/);

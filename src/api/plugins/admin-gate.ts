@@ -11,6 +11,8 @@ export type AuthorizeAdmin = (request: FastifyRequest) => Promise<void>;
 declare module 'fastify' {
   interface FastifyInstance {
     authorizeAdmin: AuthorizeAdmin;
+    /** False when every admin request would be refused (no hook, not open): the dashboard is then not loaded. */
+    adminSurfacesEnabled: boolean;
   }
 }
 
@@ -23,6 +25,7 @@ export default fp<{ authorize?: AuthorizeAdmin; open: boolean }>(
       );
     };
     app.decorate('authorizeAdmin', options.authorize ?? (options.open ? async () => undefined : refuse));
+    app.decorate('adminSurfacesEnabled', options.authorize !== undefined || options.open);
   },
   { name: 'lorafuse-admin-gate', fastify: '5.x' },
 );

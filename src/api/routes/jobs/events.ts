@@ -109,7 +109,7 @@ const jobEventRoutes: FastifyPluginAsyncTypebox = async (app) => {
         open.delete(raw);
         raw.end();
       };
-      request.raw.on('close', end);
+      // The response's close, not the request's: a GET's request stream closes as soon as it has been read.
       raw.on('close', end);
 
       const sendState = (view: JobView, eventId: string) => {

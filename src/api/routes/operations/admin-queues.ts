@@ -7,8 +7,7 @@ import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyPluginAsync } from 'fastify';
 import { type JobType, QUEUE_NAMES } from '../../../queue/index.ts';
 import { PROBLEM_CONTENT_TYPE, problemBody, toProblem } from '../../errors.ts';
-
-export const ADMIN_QUEUES_PATH = '/admin/queues';
+import { ADMIN_QUEUES_PATH } from './admin-path.ts';
 
 const adminQueues: FastifyPluginAsync = async (app) => {
   const serverAdapter = new FastifyAdapter();

@@ -1,8 +1,9 @@
 // What operators watch, at the root beside /healthz: GET /metrics (Prometheus) and the queue dashboard under
 // /admin/queues (bull-board, behind the admin gate).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import adminQueues from './admin-queues.ts';
+import { ADMIN_QUEUES_PATH } from './admin-path.ts';
 
 const operationsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   if (app.config.operations.metrics) {
@@ -24,7 +25,14 @@ const operationsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     );
   }
-  await app.register(adminQueues);
+  if (app.adminSurfacesEnabled) {
+    // bull-board takes seconds to load on a busy machine: only when someone may open it.
+    await app.register((await import('./admin-queues.ts')).default);
+  } else {
+    const refuse = async (request: FastifyRequest) => app.authorizeAdmin(request);
+    app.get(`${ADMIN_QUEUES_PATH}`, { schema: { hide: true } }, refuse);
+    app.all(`${ADMIN_QUEUES_PATH}/*`, { schema: { hide: true } }, refuse);
+  }
 };
 
 export default operationsRoutes;
