@@ -28,6 +28,7 @@ module.exports = {
     layer('model', ['tensors'], 'model (tfjs runtime) imports only tensors.'),
     layer('eval', ['tensors', 'merge', 'model'], 'eval imports only tensors, merge (its pure math: linear algebra, adapter readers, method declarations) and model.'),
     layer('store', ['tensors'], 'store imports only tensors.'),
+    layer('webhooks', ['queue'], 'webhooks (callback URL rules, signatures, delivery) imports only the queue contract.'),
     {
       name: 'queue-imports-only-types-of-ours',
       comment: 'The queue contract imports nothing of ours but types, so producers and workers share it freely.',

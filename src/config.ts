@@ -90,6 +90,33 @@ export interface Config {
   limits: RequestLimits;
   /** How long finished jobs stay readable before BullMQ removes them (their artifacts stay). */
   jobRetention: JobRetention;
+  webhooks: WebhookSettings;
+  operations: OperationsSettings;
+}
+
+/** Job webhooks (`callback_url`): how they are signed, where they may go and how they are retried. */
+export interface WebhookSettings {
+  /** LORAFUSE_WEBHOOK_SECRET: the default project's HMAC key; unset, a callback_url is refused (422). */
+  secret: string | undefined;
+  /** LORAFUSE_WEBHOOK_ALLOW_PRIVATE: deliver to loopback, private and link-local addresses (off: refused). */
+  allowPrivateAddresses: boolean;
+  /** LORAFUSE_WEBHOOK_ATTEMPTS: deliveries tried per event before it is given up. */
+  attempts: number;
+  /** LORAFUSE_WEBHOOK_BACKOFF_MS: the first retry's delay; each next one doubles. */
+  backoffMs: number;
+  /** LORAFUSE_WEBHOOK_TIMEOUT_MS: how long one delivery may take (connect to last byte). */
+  timeoutMs: number;
+}
+
+/** What operators watch: /metrics and the /admin/queues dashboard. */
+export interface OperationsSettings {
+  /** LORAFUSE_METRICS: serve Prometheus metrics at /metrics. */
+  metrics: boolean;
+  /**
+   * LORAFUSE_ADMIN_OPEN: development only. With no authorize hook (API keys) wired in, the admin surfaces
+   * (/admin/queues, webhook delivery logs) answer 403 unless this is true.
+   */
+  adminOpen: boolean;
 }
 
 /** The backends the model runtime can run on (LORAFUSE_BACKEND), or `auto` for the fastest available. */
@@ -265,6 +292,21 @@ function booleanFlag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): b
   throw new ConfigError(name, `expected true or false, got "${env[name]}"`);
 }
 
+/** LORAFUSE_WEBHOOK_*: a secret shorter than 16 characters is refused (it is an HMAC key, not a password). */
+function webhookSettings(env: NodeJS.ProcessEnv): WebhookSettings {
+  const secret = env.LORAFUSE_WEBHOOK_SECRET;
+  if (secret !== undefined && secret !== '' && secret.length < 16) {
+    throw new ConfigError('LORAFUSE_WEBHOOK_SECRET', 'must be at least 16 characters');
+  }
+  return {
+    secret: secret || undefined,
+    allowPrivateAddresses: booleanFlag(env, 'LORAFUSE_WEBHOOK_ALLOW_PRIVATE', false),
+    attempts: integer(env, 'LORAFUSE_WEBHOOK_ATTEMPTS', 8, 1, 50),
+    backoffMs: integer(env, 'LORAFUSE_WEBHOOK_BACKOFF_MS', 2000, 10, 3_600_000),
+    timeoutMs: integer(env, 'LORAFUSE_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
+  };
+}
+
 /**
  * LORAFUSE_BLOB_STORE=fs (default: the data directory) or s3 with LORAFUSE_S3_BUCKET (required),
  * LORAFUSE_S3_ENDPOINT (an S3-compatible server; path-style URLs then by default), LORAFUSE_S3_REGION
@@ -427,6 +469,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         age: integer(env, 'LORAFUSE_FAILED_JOBS_MAX_AGE_S', 30 * 86_400, 1, 10 * 365 * 86_400),
         count: integer(env, 'LORAFUSE_FAILED_JOBS_MAX_COUNT', 10_000, 1, 10_000_000),
       },
+    },
+    webhooks: webhookSettings(env),
+    operations: {
+      metrics: booleanFlag(env, 'LORAFUSE_METRICS', true),
+      adminOpen: booleanFlag(env, 'LORAFUSE_ADMIN_OPEN', false),
     },
     limits: {
       maxRecipeModels: integer(env, 'LORAFUSE_MAX_RECIPE_MODELS', 64, 1, 4096),

@@ -1,11 +1,22 @@
 // Hosts one queue's worker: BullMQ runs each job in a forked child that imports the .ts processor
 // through tsx, so no build step is needed. Closing lets active jobs finish within a grace period;
 // past it the process may exit and the job is recovered as stalled by another worker.
-import { Worker } from 'bullmq';
+import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createWorkerRedis, type JobType, QUEUE_NAMES } from '../src/queue/index.ts';
+import {
+  CANCELLED_REASON,
+  createWorkerRedis,
+  type FinetuneJobResult,
+  type JobOutcomeExtras,
+  JobOutcomes,
+  type JobType,
+  type MergeJobResult,
+  QUEUE_NAMES,
+  type WebhookRetry,
+} from '../src/queue/index.ts';
 import type { RedisDeployment } from '../src/config.ts';
+import { ArtifactStore } from '../src/store/index.ts';
 import type { WorkerSettings } from './worker-settings.ts';
 
 export interface QueueWorkerOptions {
@@ -16,6 +27,8 @@ export interface QueueWorkerOptions {
   dataDir: string;
   concurrency: number;
   settings: WorkerSettings;
+  /** Retries of the webhooks this worker's finished jobs queue (default: 8 attempts from 2 s). */
+  webhooks?: WebhookRetry;
   logger?: Logger;
 }
 
@@ -62,11 +75,36 @@ export function startQueueWorker(
     },
   });
   const log = options.logger;
+  const outcomes = new JobOutcomes(connection, options.prefix, options.webhooks);
+  const store = new ArtifactStore({ redis: connection, dataDir: options.dataDir, prefix: options.prefix });
+  /** Outcome bookkeeping still running: closing waits for it, so no webhook is lost to a shutdown. */
+  const pending = new Set<Promise<void>>();
+  const track = (work: Promise<void>) => {
+    const tracked = work.finally(() => pending.delete(tracked));
+    pending.add(tracked);
+  };
+  /** Metrics and webhooks of a finished job; a failure here is logged, never fails the job. */
+  const finished = async (
+    job: Job,
+    outcome: 'completed' | 'failed' | 'cancelled',
+    extras: JobOutcomeExtras = {},
+  ) => {
+    try {
+      await outcomes.record(type, job, outcome, extras);
+    } catch (error) {
+      log?.warn({ jobId: job.id, err: (error as Error).message }, 'job outcome not recorded');
+    }
+  };
   worker.on('active', (job) => log?.info({ jobId: job.id }, `${type} job started`));
-  worker.on('completed', (job, result) => log?.info({ jobId: job.id, result }, `${type} job completed`));
-  worker.on('failed', (job, error) =>
-    log?.warn({ jobId: job?.id, attempt: job?.attemptsMade, err: error.message }, `${type} job failed`),
-  );
+  worker.on('completed', (job, result) => {
+    log?.info({ jobId: job.id, result }, `${type} job completed`);
+    track(extrasOf(type, result, store).then((extras) => finished(job, 'completed', extras)));
+  });
+  worker.on('failed', (job, error) => {
+    log?.warn({ jobId: job?.id, attempt: job?.attemptsMade, err: error.message }, `${type} job failed`);
+    // BullMQ sets finishedOn only when the job failed for good (no retry follows).
+    if (job?.finishedOn) track(finished(job, job.failedReason === CANCELLED_REASON ? 'cancelled' : 'failed'));
+  });
   worker.on('error', (error) => log?.error({ err: error.message }, `${type} worker error`));
 
   let closed: Promise<boolean> | undefined;
@@ -79,12 +117,34 @@ export function startQueueWorker(
         const expired = new Promise<boolean>((resolve) => {
           timer = setTimeout(() => resolve(false), graceMs);
         });
-        const finished = await Promise.race([graceful, expired]);
+        const done = await Promise.race([graceful, expired]);
         clearTimeout(timer);
-        if (finished) connection.disconnect();
-        return finished;
+        await Promise.allSettled([...pending]);
+        await outcomes.close();
+        if (done) connection.disconnect();
+        return done;
       })();
       return closed;
     },
   };
+}
+
+/** Bytes a merge wrote (its artifact's files) and a fine-tune's samples/s, for the job metrics. */
+async function extrasOf(type: JobType, result: unknown, store: ArtifactStore): Promise<JobOutcomeExtras> {
+  try {
+    if (type === 'merge') {
+      const id = (result as MergeJobResult | null)?.artifact?.id;
+      const record = id ? await store.get(id) : null;
+      return record ? { mergedBytes: record.files.reduce((sum, file) => sum + file.size, 0) } : {};
+    }
+    if (type === 'finetune') {
+      const outcome = result as FinetuneJobResult | null;
+      if (outcome && typeof outcome.samplesPerSecond === 'number') {
+        return { training: { mode: outcome.mode, samplesPerSecond: outcome.samplesPerSecond } };
+      }
+    }
+  } catch {
+    // A metric is not worth failing over: the job itself completed.
+  }
+  return {};
 }

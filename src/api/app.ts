@@ -11,16 +11,21 @@ import type { Config } from '../config.ts';
 import { recipeJsonSchema } from '../merge/index.ts';
 import type { JobService } from '../queue/index.ts';
 import type { ArtifactStore } from '../store/index.ts';
+import { secretFromConfig, type WebhookSecretSource } from '../webhooks/index.ts';
 import { loggerOptions } from './logger.ts';
+import adminGatePlugin, { type AuthorizeAdmin } from './plugins/admin-gate.ts';
 import configPlugin from './plugins/config.ts';
 import jobsPlugin from './plugins/jobs.ts';
+import metricsPlugin from './plugins/metrics.ts';
 import openapiPlugin from './plugins/openapi.ts';
 import problemsPlugin from './plugins/problems.ts';
 import redisPlugin from './plugins/redis.ts';
 import routeTablePlugin from './plugins/route-table.ts';
+import webhooksPlugin from './plugins/webhooks.ts';
 import storePlugin from './plugins/store.ts';
 import { Artifact } from './routes/artifacts/schemas.ts';
 import healthRoutes from './routes/health/index.ts';
+import operationsRoutes from './routes/operations/index.ts';
 import { Report } from './routes/jobs/report-schema.ts';
 import { Job } from './routes/jobs/schemas.ts';
 import v1Routes from './routes/v1.ts';
@@ -35,6 +40,13 @@ export interface AppDependencies {
   logger?: FastifyServerOptions['logger'];
   /** Close `jobs` and `redis` when the app closes (default true: the app owns what it is given). */
   closeDependencies?: boolean;
+  /**
+   * The gate of the admin surfaces (/admin/queues, GET /v1/jobs/{id}/webhooks): resolve to allow, throw an
+   * ApiProblem to refuse. Default: refused (403 admin-disabled) unless config.operations.adminOpen.
+   */
+  authorizeAdmin?: AuthorizeAdmin;
+  /** A project's webhook secret, checked when a job asks for a callback_url. Default: LORAFUSE_WEBHOOK_SECRET for the default project. */
+  webhookSecret?: WebhookSecretSource;
 }
 
 export type LorafuseApp = FastifyInstance;
@@ -68,6 +80,14 @@ export const lorafuseApi = fp<AppDependencies>(
     await app.register(redisPlugin, { redis: deps.redis, close });
     await app.register(storePlugin, { store: deps.store, close });
     await app.register(jobsPlugin, { jobs: deps.jobs, close });
+    await app.register(adminGatePlugin, {
+      authorize: deps.authorizeAdmin,
+      open: deps.config.operations.adminOpen,
+    });
+    await app.register(metricsPlugin);
+    await app.register(webhooksPlugin, {
+      secret: deps.webhookSecret ?? secretFromConfig(deps.config.webhooks),
+    });
     await app.register(multipart, {
       limits: {
         fileSize: deps.config.uploads.maxFileBytes,
@@ -77,6 +97,7 @@ export const lorafuseApi = fp<AppDependencies>(
     await app.register(openapiPlugin);
 
     await app.register(healthRoutes);
+    await app.register(operationsRoutes);
     await app.register(v1Routes, { prefix: API_PREFIX });
   },
   { name: 'lorafuse-api', fastify: '5.x' },

@@ -11,6 +11,7 @@ import { startEvaluateWorker } from '../../workers/evaluate-worker.ts';
 import { startFinetuneWorker } from '../../workers/finetune-worker.ts';
 import { startMergeWorker } from '../../workers/merge-worker.ts';
 import type { QueueWorkerHandle } from '../../workers/queue-worker.ts';
+import { startWebhookWorker, type WebhookWorkerHandle } from '../../workers/webhook-worker.ts';
 import { loadTrainingRuntimes, loadWorkerSettings } from '../../workers/worker-settings.ts';
 
 export interface RunningApi {
@@ -56,7 +57,12 @@ export async function startApi(
       prefix: config.queuePrefix,
       blobs: createBlobStore(config),
     });
-    const jobs = new JobService({ redis, prefix: config.queuePrefix, retention: config.jobRetention });
+    const jobs = new JobService({
+      redis,
+      prefix: config.queuePrefix,
+      retention: config.jobRetention,
+      webhooks: { attempts: config.webhooks.attempts, backoffMs: config.webhooks.backoffMs },
+    });
     const app = await buildApp({ config, redis, store, jobs, logger });
     const url = await app.listen({ port: config.port, host: config.host });
     return {
@@ -81,6 +87,8 @@ export async function startApi(
 /** One worker per served queue (merge, finetune, evaluate, analyze), started and stopped together. */
 export interface WorkerGroup {
   workers: QueueWorkerHandle[];
+  /** Every worker process also delivers job webhooks. */
+  webhooks: WebhookWorkerHandle;
   waitUntilReady(): Promise<void>;
   /** Stops every worker; `false` when one still had a job past the grace period. */
   close(graceMs?: number): Promise<boolean>;
@@ -105,6 +113,7 @@ export function startWorker(
     prefix: config.queuePrefix,
     dataDir: config.dataDir,
     settings: loadWorkerSettings(),
+    webhooks: { attempts: config.webhooks.attempts, backoffMs: config.webhooks.backoffMs },
     logger,
   };
   const starters = {
@@ -114,13 +123,26 @@ export function startWorker(
     analyze: () => startAnalyzeWorker({ ...options, concurrency: plan.concurrency.analyze }),
   };
   const workers = plan.queues.map((queue) => starters[queue]());
+  const webhooks = startWebhookWorker({
+    redisUrl,
+    deployment: config.redis,
+    prefix: config.queuePrefix,
+    settings: config.webhooks,
+    logTtlSeconds: config.jobRetention.failed.age,
+    logger,
+  });
   return {
     workers,
+    webhooks,
     async waitUntilReady() {
-      await Promise.all(workers.map((handle) => handle.worker.waitUntilReady()));
+      await Promise.all(
+        [...workers.map((handle) => handle.worker), webhooks.worker].map((w) => w.waitUntilReady()),
+      );
     },
     async close(graceMs?: number) {
       const finished = await Promise.all(workers.map((handle) => handle.close(graceMs)));
+      // Last: the queue workers' final jobs may still queue webhooks as they close.
+      await webhooks.close();
       return finished.every(Boolean);
     },
   };

@@ -135,6 +135,8 @@ export interface MergeRecipe {
   base_model?: string;
   models: Array<{ model?: string; adapter?: string; parameters?: Record<string, unknown> }>;
   parameters?: Record<string, unknown>;
+  /** Where the job's outcome is POSTed, signed (see the README's Operations section). */
+  callback_url?: string;
   [more: string]: unknown;
 }
 
@@ -158,6 +160,7 @@ export interface FinetuneRequest {
   /** A stored head (hed_…) trained through in place of the model's classifier. */
   head?: string;
   train_head?: boolean;
+  callback_url?: string;
 }
 
 /** POST /v1/analyses: a label-free task-vector analysis (and a disentanglement grid) of adapters or models. */
@@ -178,4 +181,5 @@ export interface EvaluationRequest {
   model: string;
   adapters?: string[];
   datasets: string[];
+  callback_url?: string;
 }

@@ -57,8 +57,21 @@ export interface MergeSearchPoint {
   params: Record<string, number>;
 }
 
+/**
+ * Where a job's outcome is POSTed (any job type may carry it). Only the URL the client gave and the project whose
+ * webhook secret signs it: the secret itself never enters job data.
+ */
+export interface JobCallback {
+  callbackUrl?: string;
+  /** The project that owns the job (API keys); absent: DEFAULT_PROJECT. */
+  project?: string;
+}
+
+/** The project of jobs and artifacts made without an API key's project. */
+export const DEFAULT_PROJECT = 'default';
+
 /** What the API puts on the merge queue: the recipe with artifact ids in place of paths. */
-export interface MergeJobPayload {
+export interface MergeJobPayload extends JobCallback {
   recipe: Record<string, unknown>;
   /** Every artifact id the recipe reads: deletion of these is refused while the job is queued or active. */
   inputs: string[];
@@ -201,7 +214,7 @@ export interface FinetuneHyperparameters {
 }
 
 /** What POST /v1/finetunes puts on the finetune queue. */
-export interface FinetuneJobPayload {
+export interface FinetuneJobPayload extends JobCallback {
   /** The request as accepted (ids, mode, hyperparameters, the seed chosen): the job's recipe. */
   recipe: Record<string, unknown>;
   model: string;
@@ -236,7 +249,7 @@ export interface FinetuneJobResult {
 }
 
 /** What POST /v1/evaluations puts on the evaluate queue. */
-export interface EvaluateJobPayload {
+export interface EvaluateJobPayload extends JobCallback {
   recipe: Record<string, unknown>;
   model: string;
   adapters: string[];
@@ -281,7 +294,7 @@ export interface AnalyzeTask {
 }
 
 /** What POST /v1/analyses puts on the analyze queue. */
-export interface AnalyzeJobPayload {
+export interface AnalyzeJobPayload extends JobCallback {
   /** The request as accepted, defaults filled: the job's recipe. */
   recipe: Record<string, unknown>;
   baseModel: string;
@@ -379,3 +392,39 @@ export function jobOptions(retention: JobRetention = DEFAULT_JOB_RETENTION): Job
 }
 
 export const DEFAULT_JOB_OPTIONS: JobsOptions = jobOptions();
+
+/** The queue webhook deliveries wait on (retried with backoff); not a job type clients submit. */
+export const WEBHOOK_QUEUE = 'webhooks';
+
+/** What a webhook announces: a job reached one of its final states. */
+export type WebhookEvent = 'job.completed' | 'job.failed' | 'job.cancelled';
+
+/** One webhook delivery on WEBHOOK_QUEUE; its BullMQ job id is the delivery id, so a second enqueue is a no-op. */
+export interface WebhookDeliveryPayload {
+  deliveryId: string;
+  event: WebhookEvent;
+  jobId: string;
+  jobType: JobType;
+  callbackUrl: string;
+  project: string;
+  /** When the job reached its final state (ISO 8601). */
+  occurredAt: string;
+}
+
+/** One attempt of one delivery, as the delivery log (GET /v1/jobs/{id}/webhooks) lists it. */
+export interface WebhookAttemptRecord {
+  deliveryId: string;
+  event: WebhookEvent;
+  attempt: number;
+  /** When the attempt started (ISO 8601). */
+  at: string;
+  url: string;
+  /** The receiver's HTTP status; null when no response came (refused, timed out, blocked address). */
+  status: number | null;
+  /** `delivered` (2xx), `retrying` (another attempt follows), `failed` (given up). */
+  outcome: 'delivered' | 'retrying' | 'failed';
+  durationMs: number;
+  error: string | null;
+  /** When the next attempt is due (retrying only). */
+  nextAttemptAt: string | null;
+}

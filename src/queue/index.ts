@@ -16,6 +16,15 @@ export {
   type SubmitOptions,
 } from './job-service.ts';
 export { FLAG_TTL_SECONDS, jobKeys } from './keys.ts';
+export {
+  deliveryIdOf,
+  type JobMetricsSnapshot,
+  type JobOutcome,
+  type JobOutcomeExtras,
+  JobOutcomes,
+  readJobMetrics,
+  type WebhookRetry,
+} from './job-outcomes.ts';
 export { mapState, toJobView } from './job-view.ts';
 export {
   clearSearchProgress,
@@ -25,3 +34,4 @@ export {
   type SearchPointSummary,
   searchParentOf,
 } from './search-progress.ts';
+export { compareStreamIds, isStreamId, JobEventHub, type JobStreamEvent } from './job-events.ts';

@@ -15,7 +15,10 @@ import {
   type JobView,
   type MergeJobPayload,
   QUEUE_NAMES,
+  WEBHOOK_QUEUE,
 } from './contract.ts';
+import { JobEventHub } from './job-events.ts';
+import { JobOutcomes, type WebhookRetry } from './job-outcomes.ts';
 import { toJobView } from './job-view.ts';
 import { FLAG_TTL_SECONDS, jobKeys } from './keys.ts';
 import { readSearchProgress } from './search-progress.ts';
@@ -114,6 +117,8 @@ export class JobService {
 
   private readonly retention: JobRetention;
   private readonly pruneGraceMs: number;
+  /** Metrics and the webhook of a job cancelled while queued (the worker host does it for jobs that ran). */
+  private readonly outcomes: JobOutcomes;
 
   constructor(options: {
     redis: Redis;
@@ -123,7 +128,10 @@ export class JobService {
     retention?: JobRetention;
     /** How long an indexed id must miss its BullMQ job before its keys are pruned (default 60 s). */
     pruneGraceMs?: number;
+    /** Retries of webhook deliveries this service queues (cancelled queued jobs). */
+    webhooks?: WebhookRetry;
   }) {
+    this.outcomes = new JobOutcomes(options.redis, options.prefix, options.webhooks);
     this.pruneGraceMs = options.pruneGraceMs ?? PRUNE_GRACE_MS;
     this.redis = options.redis;
     this.retention = options.retention ?? DEFAULT_JOB_RETENTION;
@@ -147,6 +155,21 @@ export class JobService {
 
   queue(type: JobType): Queue {
     return this.queues[type];
+  }
+
+  private eventHub: JobEventHub | undefined;
+  private webhooks: Queue | undefined;
+
+  /** Live and past events of jobs (GET /v1/jobs/{id}/events); its stream readers start on first use. */
+  get events(): JobEventHub {
+    this.eventHub ??= new JobEventHub(this.redis, this.prefix);
+    return this.eventHub;
+  }
+
+  /** The webhook delivery queue, for the dashboard and the queue depth metrics. */
+  webhookQueue(): Queue {
+    this.webhooks ??= new Queue(WEBHOOK_QUEUE, { connection: this.connection, prefix: this.prefix });
+    return this.webhooks;
   }
 
   async enqueueMerge(payload: MergeJobPayload, options: SubmitOptions = {}): Promise<JobView> {
@@ -398,6 +421,7 @@ export class JobService {
           'EX',
           Math.max(1, this.retention.failed.age),
         );
+        await this.outcomes.record(type, job, 'cancelled');
         return cancelled;
       } catch {
         // Locked: a worker took it between our read and the removal; the flag stops it.
@@ -406,6 +430,15 @@ export class JobService {
     const after = await this.viewOf(type, id);
     if (!after) throw new JobNotFoundError(id);
     return after;
+  }
+
+  /** The callback_url a job was submitted with (null: none, or its record is gone). */
+  async callbackUrlOf(id: string): Promise<string | null> {
+    const type = (await this.redis.hget(this.keys.types, id)) as JobType | null;
+    if (!type || !(type in QUEUE_NAMES)) return null;
+    const job = await Job.fromId(this.queues[type], id);
+    const url = (job?.data as { callbackUrl?: unknown } | undefined)?.callbackUrl;
+    return typeof url === 'string' ? url : null;
   }
 
   /** Ids of queued or active jobs whose payload.inputs holds the artifact (deletion must wait). */
@@ -443,5 +476,8 @@ export class JobService {
     clearTimeout(timer);
     await Promise.all(queues.map((queue) => queue.close()));
     await this.flows?.close();
+    await this.outcomes.close();
+    await this.eventHub?.close();
+    await this.webhooks?.close();
   }
 }

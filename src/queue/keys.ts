@@ -19,6 +19,10 @@ export function jobKeys(prefix: string) {
     error: (jobId: string) => `${prefix}:jobs:error:${jobId}`,
     /** Time an indexed job was first seen without its BullMQ record (removed by retention). */
     gone: (jobId: string) => `${prefix}:jobs:gone:${jobId}`,
+    /** List of JSON WebhookAttemptRecord, oldest first: a job's webhook delivery log. */
+    webhookLog: (jobId: string) => `${prefix}:webhooks:log:${jobId}`,
+    /** Hash of cluster-wide job metrics (durations, outcomes, bytes merged, training rates) workers add to. */
+    metrics: `${prefix}:metrics:jobs`,
     /** JSON {jobId, bodyHash} for an Idempotency-Key. */
     idempotency: (key: string) => `${prefix}:idempotency:${key}`,
     /** The artifact id a job published in one slot (result, report): one artifact per job and slot, however many attempts. */

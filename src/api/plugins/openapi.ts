@@ -25,6 +25,10 @@ export default fp(
           { name: 'evaluations', description: 'Accuracy and loss of models and adapters on datasets' },
           { name: 'jobs', description: 'Queued work and its results' },
           { name: 'health', description: 'Liveness and readiness' },
+          {
+            name: 'operations',
+            description: 'Metrics for Prometheus; the queue dashboard is at /admin/queues',
+          },
         ],
       },
       refResolver: {

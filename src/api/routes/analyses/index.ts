@@ -16,6 +16,8 @@ import {
   JobCreatedResponses,
   sendJob,
   submitJob,
+  callbackOf,
+  CallbackUrlProperty,
 } from '../jobs/submission.ts';
 
 const ArtifactId = Type.String({ minLength: 1, maxLength: 100 });
@@ -44,6 +46,7 @@ const AnalysisTask = Type.Object(
 
 const AnalysisBody = Type.Object(
   {
+    callback_url: CallbackUrlProperty,
     base_model: Type.String({
       minLength: 1,
       maxLength: 100,
@@ -117,7 +120,8 @@ const analysisRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const body = request.body as Body;
-      const payload = await validate(app, body);
+      const { callback_url: callbackUrl, ...analysis } = body;
+      const payload = { ...(await callbackOf(app, callbackUrl)), ...(await validate(app, analysis)) };
       const { job, created } = await submitJob(app, 'analyze', payload, payload.inputs, {
         idempotencyKey: idempotencyKeyOf(request),
         bodyHash: hashBody({ type: 'analyze', body }),

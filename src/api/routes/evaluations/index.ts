@@ -14,6 +14,8 @@ import {
   JobCreatedResponses,
   sendJob,
   submitJob,
+  callbackOf,
+  CallbackUrlProperty,
 } from '../jobs/submission.ts';
 
 const ArtifactId = Type.String({ minLength: 1, maxLength: 100 });
@@ -21,6 +23,7 @@ const ArtifactId = Type.String({ minLength: 1, maxLength: 100 });
 const EvaluationBody = Type.Object(
   {
     model: ArtifactId,
+    callback_url: CallbackUrlProperty,
     adapters: Type.Optional(
       Type.Array(ArtifactId, {
         maxItems: 32,
@@ -71,6 +74,7 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const body = request.body as Static<typeof EvaluationBody>;
+      const callback = await callbackOf(app, body.callback_url);
       const idempotencyKey = idempotencyKeyOf(request);
       const adapters = body.adapters ?? [];
       const entries = body.datasets.map((entry) => (typeof entry === 'string' ? { dataset: entry } : entry));
@@ -116,8 +120,10 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
         });
       }
       const headIds = Object.values(heads).map((spec) => spec.slice(spec.indexOf(':') + 1));
+      const { callback_url: _callbackUrl, ...recipe } = body;
       const payload: EvaluateJobPayload = {
-        recipe: { ...body },
+        ...callback,
+        recipe,
         model: model.id,
         adapters,
         datasets,

@@ -13,6 +13,7 @@ import {
   JobCreatedResponses,
   sendJob,
   submitJob,
+  callbackOf,
 } from '../jobs/submission.ts';
 import { FinetuneBody } from './schemas.ts';
 
@@ -58,6 +59,7 @@ const finetuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const body = request.body as Static<typeof FinetuneBody>;
+      const callback = await callbackOf(app, body.callback_url);
       const idempotencyKey = idempotencyKeyOf(request);
       const [model, dataset] = await requireArtifacts(app.store, [
         { field: 'model', id: body.model, kind: 'model' },
@@ -101,8 +103,10 @@ const finetuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
       hyperparameters.checkpoint_every ??= DEFAULT_CHECKPOINT_EVERY;
       // The seed is part of the recipe so that the run can be repeated exactly.
       const seed = body.seed ?? randomInt(0, 2 ** 31 - 1);
+      const { callback_url: _callbackUrl, ...settings } = body;
       const payload: FinetuneJobPayload = {
-        recipe: { ...body, seed },
+        ...callback,
+        recipe: { ...settings, seed },
         model: model.id,
         dataset: dataset.id,
         mode: body.mode,

@@ -1,5 +1,6 @@
 // The fine-tune request: artifact ids, the mode and the training settings, with their ranges.
 import { Type } from 'typebox';
+import { CallbackUrlProperty } from '../jobs/submission.ts';
 
 const ArtifactId = Type.String({ minLength: 1, maxLength: 100 });
 
@@ -7,6 +8,7 @@ export const FinetuneBody = Type.Object(
   {
     model: ArtifactId,
     dataset: ArtifactId,
+    callback_url: CallbackUrlProperty,
     mode: Type.Union([Type.Literal('lora'), Type.Literal('llora'), Type.Literal('full')], {
       description: 'lora, llora (partially linearized LoRA) or full fine-tuning.',
     }),

@@ -5,9 +5,13 @@ import { readFile } from 'node:fs/promises';
 import { REPORT_HTML, REPORT_JSON } from '../../../store/index.ts';
 import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
+import jobEventRoutes from './events.ts';
 import { JobListQuery, JobPage, JobParams } from './schemas.ts';
+import webhookLogRoutes from './webhook-log.ts';
 
 const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  await app.register(jobEventRoutes);
+  await app.register(webhookLogRoutes);
   app.get(
     '/jobs',
     {

@@ -2,7 +2,14 @@
 // same way) and the answer, 202 for a new job or 200 for the one an earlier request made.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import type { JobType, JobView, SubmitOptions } from '../../../queue/index.ts';
+import {
+  DEFAULT_PROJECT,
+  type JobCallback,
+  type JobType,
+  type JobView,
+  type SubmitOptions,
+} from '../../../queue/index.ts';
+import { CallbackUrlError, MAX_CALLBACK_URL_LENGTH, validateCallbackUrl } from '../../../webhooks/index.ts';
 import { ApiProblem } from '../../errors.ts';
 
 const MAX_IDEMPOTENCY_KEY = 200;
@@ -16,6 +23,42 @@ export const JobCreatedResponses = {
   200: Type.Ref('Job', { description: 'The job an earlier request with this Idempotency-Key created.' }),
   202: Type.Ref('Job', { description: 'Queued.' }),
 };
+
+/** The `callback_url` member every job request may carry (documented once, here). */
+export const CallbackUrlProperty = Type.Optional(
+  Type.String({
+    minLength: 1,
+    maxLength: MAX_CALLBACK_URL_LENGTH,
+    description:
+      'http(s) URL POSTed a signed JSON event when the job completes, fails or is cancelled (X-Lorafuse-Signature: HMAC-SHA256 over `<timestamp>.<body>` with the project webhook secret); retried with backoff. Non-public addresses are refused unless the deployment allows them.',
+  }),
+);
+
+/**
+ * The webhook fields of a job's payload, from the request's `callback_url`: a URL webhooks may go to, of a
+ * project that has a webhook secret (422 otherwise). Empty when the request has none.
+ */
+export async function callbackOf(
+  app: FastifyInstance,
+  raw: unknown,
+  project = DEFAULT_PROJECT,
+): Promise<JobCallback> {
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== 'string') throw new ApiProblem('invalid-callback-url', 'callback_url: must be a string');
+  try {
+    validateCallbackUrl(raw, { allowPrivateAddresses: app.config.webhooks.allowPrivateAddresses });
+  } catch (error) {
+    if (error instanceof CallbackUrlError) throw new ApiProblem('invalid-callback-url', error.message);
+    throw error;
+  }
+  if (!(await app.webhookSecret(project))) {
+    throw new ApiProblem(
+      'webhooks-not-configured',
+      `callback_url: project ${project} has no webhook secret (LORAFUSE_WEBHOOK_SECRET), so its webhooks could not be signed`,
+    );
+  }
+  return project === DEFAULT_PROJECT ? { callbackUrl: raw } : { callbackUrl: raw, project };
+}
 
 export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
   const key = request.headers['idempotency-key'];

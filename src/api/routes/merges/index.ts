@@ -17,6 +17,8 @@ import {
   JobCreatedResponses,
   sendJob,
   submitJob,
+  callbackOf,
+  CallbackUrlProperty,
 } from '../jobs/submission.ts';
 import { MergeEvaluationBody, resolveEvaluation } from './evaluation-tasks.ts';
 import { gridPoints, MergeSearchBody, parseSearch, pointRecipe } from './search-grid.ts';
@@ -37,6 +39,7 @@ const mergeBodySchema = {
     ...(recipeJsonSchema as { properties: Record<string, unknown> }).properties,
     evaluation: MergeEvaluationBody,
     search: MergeSearchBody,
+    callback_url: CallbackUrlProperty,
   },
 };
 
@@ -90,7 +93,13 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const body = request.body as Record<string, unknown>;
       const idempotencyKey = idempotencyKeyOf(request);
-      const { evaluation: evaluationBody, search: searchBody, ...recipeBody } = body;
+      const {
+        evaluation: evaluationBody,
+        search: searchBody,
+        callback_url: callbackUrl,
+        ...recipeBody
+      } = body;
+      const callback = await callbackOf(app, callbackUrl);
       let evaluation: MergeEvaluation | undefined;
       if (evaluationBody !== undefined) {
         evaluation = await resolveEvaluation(app.store, parseRecipe(recipeBody), evaluationBody);
@@ -133,7 +142,7 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
           children.push({ recipe: point, inputs: allInputs, seed, evaluation, point: { index, params } });
         }
       }
-      const payload: MergeJobPayload = { recipe, inputs: allInputs, seed };
+      const payload: MergeJobPayload = { ...callback, recipe, inputs: allInputs, seed };
       if (evaluation) payload.evaluation = evaluation;
       if (search) payload.search = search;
       const { job, created } = await submitJob(app, 'merge', payload, allInputs, {
