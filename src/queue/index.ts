@@ -24,4 +24,5 @@ export {
   recordSearchPoint,
   type SearchPointSummary,
   searchParentOf,
+  searchProgressKey,
 } from './search-progress.ts';

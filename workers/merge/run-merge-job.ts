@@ -15,11 +15,9 @@ import {
 import {
   CANCELLED_REASON,
   jobKeys,
-  markSearchStarted,
   type MergeJobPayload,
   type MergeJobResult,
   type MergeProgress,
-  recordSearchPoint,
   searchParentOf,
 } from '../../src/queue/index.ts';
 import type { Report } from '../../src/eval/report/report-types.ts';
@@ -33,6 +31,7 @@ import {
 import { failJob } from '../job-failure.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
 import { runDataDrivenStep } from './run-data-driven-step.ts';
+import { finishSearchPoint, publishedSearchPoint, startSearchPoint } from './search-point.ts';
 
 export interface MergeJobContext {
   id: string;
@@ -85,8 +84,7 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     await rm(workDir, { recursive: true, force: true });
     await rm(scratchDir, { recursive: true, force: true });
     if (await userCancelled()) throw new UnrecoverableError(CANCELLED_REASON);
-    if (job.data.point)
-      await markSearchStarted(deps.redis, deps.prefix, searchParentOf(job.id, job.data.point));
+    if (job.data.point) await startSearchPoint(job, deps);
     report({ phase: 'planning', tensorsDone: 0, tensorsTotal: 0 }, true);
     // The API applied its configured caps before queueing; a worker never second-guesses them.
     const recipe = parseRecipe(job.data.recipe, { maxModels: Number.POSITIVE_INFINITY });
@@ -140,6 +138,7 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
       lorafuseVersion: LORAFUSE_VERSION,
     });
     stored = record.id;
+    if (job.data.point) await publishedSearchPoint(job, deps, record.id);
     const output: MergeJobResult = { artifact: { kind: record.kind, id: record.id } };
     if (result.diagnostics) output.diagnostics = result.diagnostics;
     if (dataDriven) output.dataDriven = dataDriven;
@@ -227,15 +226,12 @@ async function evaluateMergedArtifact(
   });
   context.timings.evaluationMs = Date.now() - evaluatingFrom;
   if (child) {
-    const point = job.data.point!;
     const accuracies = evaluations.filter((e) => e.artifact === merged.id).map((e) => e.accuracy);
-    await recordSearchPoint(deps.redis, deps.prefix, searchParentOf(job.id, point), {
-      index: point.index,
-      params: point.params,
+    await finishSearchPoint(job, deps, {
       validationAverageAccuracy:
         accuracies.length === 0 ? null : accuracies.reduce((a, b) => a + b, 0) / accuracies.length,
     });
-    return { evaluations, cacheHits, point };
+    return { evaluations, cacheHits, point: job.data.point };
   }
   const reportingFrom = Date.now();
   const { report, record } = await writeReport({

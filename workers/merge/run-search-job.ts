@@ -15,6 +15,7 @@ import {
   jobKeys,
   type MergeJobResult,
   type MergeSearchPoint,
+  searchProgressKey,
 } from '../../src/queue/index.ts';
 import { evaluateMerge } from './evaluate-merge.ts';
 import { writeReport } from './merge-report.ts';
@@ -136,6 +137,10 @@ export async function runSearchJob(
     const byKey = new Map<string, ReportEvaluation>();
     for (const e of [...final.evaluations, ...scored.flatMap((s) => s.evaluations)])
       if (!byKey.has(e.key)) byKey.set(e.key, e);
+    // A parent killed after storing its report and before completing: that report goes before a new one is made.
+    const progressKey = searchProgressKey(deps.prefix, job.id);
+    const earlierReport = await deps.redis.hget(progressKey, 'report');
+    if (earlierReport) await deps.store.delete(earlierReport);
     const { report, record } = await writeReport({
       store: deps.store,
       dir: `${scratch}/report`,
@@ -155,6 +160,7 @@ export async function runSearchJob(
       extraParents: scored.filter((_, i) => kept(i)).map((s) => s.artifact),
       signal: deps.signal,
     });
+    await deps.redis.hset(progressKey, 'report', record.id);
     if (search.keep !== 'all') {
       for (const [i, s] of scored.entries())
         if (i !== chosen) await deps.store.delete(s.artifact).catch(() => undefined);
