@@ -33,5 +33,6 @@ export {
   recordSearchPoint,
   type SearchPointSummary,
   searchParentOf,
+  searchProgressKey,
 } from './search-progress.ts';
 export { compareStreamIds, isStreamId, JobEventHub, type JobStreamEvent } from './job-events.ts';

@@ -59,10 +59,11 @@ export async function readSearchProgress(
   pointsTotal: number,
 ): Promise<{ progress: MergeProgress; startedAt: string } | null> {
   const fields = await redis.hgetall(searchProgressKey(prefix, parentId));
+  // Fields: startedAt, p<i> (a finished point's summary), published:p<i> (an artifact a point stored).
   const startedAt = fields[STARTED];
   if (!startedAt) return null;
   const points = Object.entries(fields)
-    .filter(([name]) => name !== STARTED)
+    .filter(([name]) => /^p\d+$/.test(name))
     .map(([, value]) => JSON.parse(value) as SearchPointSummary)
     .sort((a, b) => a.index - b.index);
   // Ties go to the earlier point, as the parent's selection breaks them.

@@ -16,9 +16,11 @@ import {
   type MergeProgress,
 } from '../../src/queue/index.ts';
 import { runMergeJob } from '../../workers/merge/run-merge-job.ts';
+import { startMergeWorker } from '../../workers/merge-worker.ts';
 import { filePart, multipart, startApi, type TestApi } from '../api/harness.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
 import { datasetMetadata, writeDatasetFile } from '../store/dataset-fixtures.ts';
+import { waitFor } from './fixtures.ts';
 
 process.env.LORAFUSE_BACKEND ??= 'wasm';
 
@@ -136,6 +138,47 @@ describe('search progress while the grid points run', () => {
     // A point that runs again (a retried attempt) replaces its own record: the count stays exact.
     await runPoint(parent, 1);
     assert.equal(((await view(parent)).progress as unknown as MergeProgress).pointsDone, 3);
+  });
+
+  it('a search cancelled while a merge worker runs its points ends cancelled', async () => {
+    const parent = await submit({ lambda: [0.25, 0.5, 1, 2, 4] });
+    const worker = startMergeWorker({
+      redisUrl: server.url,
+      prefix: api.jobs.prefix,
+      dataDir: api.dataDir,
+      concurrency: 1,
+      settings: { lockDurationMs: 60_000, stalledIntervalMs: 60_000, shutdownGraceMs: 10_000 },
+    });
+    try {
+      await waitFor(
+        'a point to finish',
+        async () => ((await view(parent)).progress as unknown as MergeProgress | null)?.pointsDone,
+        300_000,
+      );
+      const cancel = await api.app.inject({ method: 'DELETE', url: `/v1/jobs/${parent}` });
+      assert.equal(cancel.statusCode, 202, cancel.body);
+      const ended = await waitFor(
+        'the search to end',
+        async () => {
+          const current = await view(parent);
+          return ['completed', 'failed', 'cancelled'].includes(current.state) ? current : null;
+        },
+        300_000,
+      );
+      assert.equal(ended.state, 'cancelled', JSON.stringify(ended));
+      assert.equal(ended.error, null);
+      const last = await waitFor(
+        'the last point to end',
+        async () => {
+          const current = await view(`${parent}-p4`);
+          return ['completed', 'failed', 'cancelled'].includes(current.state) ? current : null;
+        },
+        300_000,
+      );
+      assert.equal(last.state, 'cancelled', 'a point not yet run stops on its search’s cancel');
+    } finally {
+      await worker.close(10_000);
+    }
   });
 
   it('cancelling a running search stops the points that have not run yet', async () => {

@@ -17,11 +17,9 @@ import {
 import {
   CANCELLED_REASON,
   jobKeys,
-  markSearchStarted,
   type MergeJobPayload,
   type MergeJobResult,
   type MergeProgress,
-  recordSearchPoint,
   searchParentOf,
 } from '../../src/queue/index.ts';
 import type { Report } from '../../src/eval/report/report-types.ts';
@@ -38,6 +36,7 @@ import { isStalePublication, jobPublications } from '../job-publication.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
 import { runDataDrivenStep } from './run-data-driven-step.ts';
 import { endsShardedMerge, mergeInShards, type ShardFlowControls, type ShardedOutput } from './shard-flow.ts';
+import { finishSearchPoint, publishedSearchPoint, startSearchPoint } from './search-point.ts';
 
 export interface MergeJobContext {
   id: string;
@@ -95,8 +94,7 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     await rm(workDir, { recursive: true, force: true });
     await rm(scratchDir, { recursive: true, force: true });
     if (await userCancelled()) throw new UnrecoverableError(CANCELLED_REASON);
-    if (job.data.point)
-      await markSearchStarted(deps.redis, deps.prefix, searchParentOf(job.id, job.data.point));
+    if (job.data.point) await startSearchPoint(job, deps);
     report({ phase: 'planning', tensorsDone: 0, tensorsTotal: 0 }, true);
     // The API applied its configured caps before queueing; a worker never second-guesses them.
     const recipe = parseRecipe(job.data.recipe, { maxModels: Number.POSITIVE_INFINITY });
@@ -168,6 +166,7 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     stored = record.id;
     // The record references the shard blobs now: the job's own holds on them go.
     if (job.data.sharding || sharded) await deps.store.releaseHolds(job.id);
+    if (job.data.point) await publishedSearchPoint(job, deps, record.id);
     const output: MergeJobResult = { artifact: { kind: record.kind, id: record.id } };
     if (sharded) output.sharding = sharded.sharding;
     if (result.diagnostics) output.diagnostics = result.diagnostics;
@@ -271,15 +270,12 @@ async function evaluateMergedArtifact(
   });
   context.timings.evaluationMs = Date.now() - evaluatingFrom;
   if (child) {
-    const point = job.data.point!;
     const accuracies = evaluations.filter((e) => e.artifact === merged.id).map((e) => e.accuracy);
-    await recordSearchPoint(deps.redis, deps.prefix, searchParentOf(job.id, point), {
-      index: point.index,
-      params: point.params,
+    await finishSearchPoint(job, deps, {
       validationAverageAccuracy:
         accuracies.length === 0 ? null : accuracies.reduce((a, b) => a + b, 0) / accuracies.length,
     });
-    return { evaluations, cacheHits, point };
+    return { evaluations, cacheHits, point: job.data.point };
   }
   const reportingFrom = Date.now();
   const { report, record } = await writeReport({

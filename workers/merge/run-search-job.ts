@@ -16,6 +16,7 @@ import {
   jobKeys,
   type MergeJobResult,
   type MergeSearchPoint,
+  searchProgressKey,
 } from '../../src/queue/index.ts';
 import { evaluateMerge } from './evaluate-merge.ts';
 import { writeReport } from './merge-report.ts';
@@ -137,6 +138,10 @@ export async function runSearchJob(
     const byKey = new Map<string, ReportEvaluation>();
     for (const e of [...final.evaluations, ...scored.flatMap((s) => s.evaluations)])
       if (!byKey.has(e.key)) byKey.set(e.key, e);
+    // A parent killed after storing its report and before completing: that report goes before a new one is made.
+    const progressKey = searchProgressKey(deps.prefix, job.id);
+    const earlierReport = await deps.redis.hget(progressKey, 'report');
+    if (earlierReport) await deps.store.delete(earlierReport);
     const { report, record } = await writeReport({
       store: deps.store,
       dir: `${scratch}/report`,
@@ -157,6 +162,7 @@ export async function runSearchJob(
       signal: deps.signal,
       publication: (deps.publications ?? jobPublications(deps.prefix, 'merge', job.id))('report'),
     });
+    await deps.redis.hset(progressKey, 'report', record.id);
     if (search.keep !== 'all') {
       for (const [i, s] of scored.entries())
         if (i !== chosen) await deps.store.delete(s.artifact).catch(() => undefined);

@@ -1,0 +1,210 @@
+// A search survives its worker: `lorafuse worker` (a real process, its whole process group) is SIGKILLed while
+// the grid points run, another worker process takes over, and the search completes. Points that had completed
+// are never run again; the one that was running (its artifact already stored) is retried; and the store ends with exactly the artifacts the
+// result and the report name (the chosen merge and one report: nothing a killed attempt published is left),
+// with no work folder behind.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Report } from '../../src/eval/report/report-types.ts';
+import {
+  type JobView,
+  type MergeJobResult,
+  type MergeProgress,
+  searchProgressKey,
+} from '../../src/queue/index.ts';
+import { REPORT_JSON } from '../../src/store/index.ts';
+import { filePart, multipart, startApi, type TestApi } from '../api/harness.ts';
+import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
+import { datasetMetadata, writeDatasetFile } from '../store/dataset-fixtures.ts';
+import { leftoverWorkDirs, waitFor } from './fixtures.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
+const MLP = path.resolve(import.meta.dirname, '..', 'fixtures', 'model', 'mlp');
+const LAMBDAS = [0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2];
+
+interface WorkerProcess {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+async function folderParts(dir: string) {
+  const names = (await fs.readdir(dir)).filter((name) => !name.endsWith('.md')).sort();
+  return Promise.all(names.map(async (name) => filePart(name, await fs.readFile(path.join(dir, name)))));
+}
+
+describe('a search whose worker is killed mid-search', () => {
+  let server: TestRedis;
+  let api: TestApi;
+  const workers: WorkerProcess[] = [];
+
+  before(async () => {
+    server = await startTestRedis();
+    api = await startApi(server.url);
+  });
+  after(async () => {
+    for (const worker of workers) {
+      if (worker.child.exitCode === null && worker.child.signalCode === null) {
+        process.kill(-(worker.child.pid as number), 'SIGKILL');
+        await worker.exited;
+      }
+    }
+    await api.close();
+    await server.stop();
+  });
+
+  function spawnWorker(): WorkerProcess {
+    const child = spawn(process.execPath, [BIN, 'worker', '--queues', 'merge', '--concurrency', 'merge=1'], {
+      env: {
+        ...process.env,
+        REDIS_URL: server.url,
+        LORAFUSE_QUEUE_PREFIX: api.jobs.prefix,
+        LORAFUSE_DATA_DIR: api.dataDir,
+        LORAFUSE_BACKEND: 'wasm',
+        LOG_LEVEL: 'info',
+        LORAFUSE_WORKER_LOCK_MS: '1000',
+        LORAFUSE_WORKER_STALLED_MS: '500',
+      },
+      // Its own process group, so the test can kill it with its sandboxed children at once.
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout?.on('data', (chunk) => {
+      output += chunk;
+    });
+    child.stderr?.on('data', (chunk) => {
+      output += chunk;
+    });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    const worker = { child, output: () => output, exited };
+    workers.push(worker);
+    return worker;
+  }
+
+  /** Job ids this worker's log shows it starting or completing (pino JSON lines from queue-worker.ts). */
+  function logged(worker: WorkerProcess, event: 'started' | 'completed'): string[] {
+    return worker
+      .output()
+      .split('\n')
+      .filter((line) => line.includes(`merge job ${event}`))
+      .map((line) => /"jobId":"([^"]+)"/.exec(line)?.[1])
+      .filter((id): id is string => id !== undefined);
+  }
+
+  const view = async (id: string): Promise<JobView> => {
+    const response = await api.app.inject({ method: 'GET', url: `/v1/jobs/${id}` });
+    assert.equal(response.statusCode, 200, response.body);
+    return response.json() as JobView;
+  };
+
+  it('completes on the next worker, running no completed point again and leaving no stray artifact', async () => {
+    const post = async (url: string, parts: Awaited<ReturnType<typeof folderParts>>) => {
+      const response = await api.app.inject({ method: 'POST', url, ...multipart(parts) });
+      assert.equal(response.statusCode, 201, response.body);
+      return response.json().id as string;
+    };
+    const model = await post('/v1/models', await folderParts(path.join(MLP, 'model')));
+    const adapter = await folderParts(path.join(MLP, 'adapter'));
+    const adapters = [
+      await post('/v1/adapters', [...adapter, { name: 'base_model', data: model }]),
+      await post('/v1/adapters', [...adapter, { name: 'base_model', data: model }]),
+    ];
+    const dataset = async (split: string, seed: number) => {
+      const file = await writeDatasetFile(path.join(api.workDir, `${split}-${seed}.safetensors`), {
+        n: 64,
+        seed,
+        metadata: datasetMetadata({ split }),
+      });
+      return post('/v1/datasets', [filePart('dataset.safetensors', await fs.readFile(file))]);
+    };
+    const tasks = [
+      { name: 'a', validation: await dataset('validation', 1), test: await dataset('test', 2) },
+      { name: 'b', validation: await dataset('validation', 3), test: await dataset('test', 4) },
+    ];
+    const submitted = await api.app.inject({
+      method: 'POST',
+      url: '/v1/merges',
+      payload: {
+        merge_method: 'task_arithmetic',
+        base_model: model,
+        models: adapters.map((id) => ({ adapter: id })),
+        parameters: { lambda: 1, weight: 1 },
+        evaluation: { tasks },
+        search: { grid: { lambda: LAMBDAS } },
+      },
+    });
+    assert.equal(submitted.statusCode, 202, submitted.body);
+    const parent = submitted.json().id as string;
+    const adaptersBefore = await api.store.count('adapter');
+
+    const first = spawnWorker();
+    // Kill it once a point has completed and the next one has stored its artifact and is evaluating it:
+    // mid-search, and at the worst point of a point (published, not yet in any result).
+    const searchKey = searchProgressKey(api.jobs.prefix, parent);
+    const atKill = await waitFor(
+      'a point done and the next one published',
+      async () => {
+        const done = logged(first, 'completed');
+        const running = logged(first, 'started').filter((id) => !done.includes(id));
+        if (done.length === 0 || running.length !== 1) return null;
+        const index = running[0].slice(parent.length + 2);
+        return (await api.redis.hexists(searchKey, `published:p${index}`)) ? { done, running } : null;
+      },
+      300_000,
+    );
+    process.kill(-(first.child.pid as number), 'SIGKILL');
+    assert.equal((await first.exited).signal, 'SIGKILL');
+    const completedBefore = logged(first, 'completed');
+    assert.ok(completedBefore.length >= atKill.done.length);
+    assert.ok(!completedBefore.includes(parent), 'the search itself had not finished');
+    const killedPoint = atKill.running[0];
+    assert.ok(!completedBefore.includes(killedPoint), 'the published point had not completed');
+    const progress = (await view(parent)).progress as unknown as MergeProgress;
+    assert.equal(progress.pointsTotal, LAMBDAS.length);
+    assert.ok(progress.pointsDone! < LAMBDAS.length);
+
+    const second = spawnWorker();
+    const done = await waitFor(
+      'the search to finish',
+      async () => {
+        const current = await view(parent);
+        return ['completed', 'failed', 'cancelled'].includes(current.state) ? current : null;
+      },
+      600_000,
+    );
+    assert.equal(done.state, 'completed', JSON.stringify(done.error));
+
+    // Completed points never ran again; the killed one and the rest ran on the second worker.
+    const rerun = logged(second, 'started');
+    for (const id of completedBefore) assert.ok(!rerun.includes(id), `${id} ran again`);
+    assert.ok(rerun.includes(killedPoint), 'the killed point was retried');
+    assert.ok(rerun.includes(parent));
+    const points = LAMBDAS.map((_, i) => `${parent}-p${i}`);
+    for (const id of points) {
+      const ran = [...completedBefore, ...logged(second, 'completed')].filter((j) => j === id);
+      assert.equal(ran.length, 1, `${id} completed exactly once`);
+    }
+
+    // Exactly the chosen merge and one report were added; the report names every point.
+    const result = done.result as MergeJobResult;
+    assert.equal(await api.store.count('adapter'), adaptersBefore + 1, 'one merged adapter: the chosen one');
+    assert.ok(await api.store.get(result.artifact.id));
+    assert.equal(await api.store.count('report'), 1);
+    const record = (await api.store.get(result.report!.id))!;
+    const report = JSON.parse(await fs.readFile(api.store.filePaths(record)[REPORT_JSON], 'utf8')) as Report;
+    assert.equal(report.search!.points.length, LAMBDAS.length);
+    assert.deepEqual(
+      report.search!.points.map((p) => p.params.lambda),
+      LAMBDAS,
+    );
+    assert.equal(report.answer.artifact, result.artifact.id);
+    assert.deepEqual(report.search!.points[report.search!.chosen].params, result.chosen!.params);
+    assert.deepEqual(leftoverWorkDirs(api.dataDir), []);
+  });
+});
