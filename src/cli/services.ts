@@ -1,6 +1,7 @@
 // The pieces the serve, worker, dev and demo commands assemble: the HTTP API over a store and a
 // job service, and the queue workers. Each returns a handle whose close() undoes exactly its start.
 import type { FastifyServerOptions } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import pino, { type Logger } from 'pino';
 import { buildApp, closeApp, type LorafuseApp, loggerOptions } from '../api/index.ts';
 import { type Config, loadRuntimeSettings, type WorkerPlan } from '../config.ts';
@@ -19,8 +20,9 @@ export interface RunningApi {
   /** http://host:port the API listens on. */
   url: string;
   /**
-   * Stops listening and lets in-flight requests finish; past `graceMs` their connections are cut, so a
-   * stalled client cannot hold the shutdown (its upload is discarded: the store waits for that).
+   * Stops listening and lets in-flight requests finish. Past `graceMs`, requests whose body is still
+   * arriving (a stalled upload) are cut, so a stalled client cannot hold the shutdown (its upload is
+   * discarded: the store waits for that); requests received whole may answer for another `graceMs`.
    */
   close(graceMs?: number): Promise<void>;
 }
@@ -65,16 +67,28 @@ export async function startApi(
     });
     const app = await buildApp({ config, redis, store, jobs, logger });
     const url = await app.listen({ port: config.port, host: config.host });
+    const inFlight = new Set<IncomingMessage>();
+    app.server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+      inFlight.add(request);
+      response.once('close', () => inFlight.delete(request));
+    });
     return {
       app,
       url,
       async close(graceMs?: number) {
-        const cut =
-          graceMs === undefined ? undefined : setTimeout(() => app.server.closeAllConnections(), graceMs);
+        const timers: NodeJS.Timeout[] = [];
+        if (graceMs !== undefined) {
+          timers.push(
+            setTimeout(() => {
+              for (const request of inFlight) if (!request.complete) request.socket.destroy();
+            }, graceMs),
+            setTimeout(() => app.server.closeAllConnections(), 2 * graceMs),
+          );
+        }
         try {
           await closeApp(app);
         } finally {
-          clearTimeout(cut);
+          for (const timer of timers) clearTimeout(timer);
         }
       },
     };

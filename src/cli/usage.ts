@@ -5,8 +5,8 @@ import { type CommandSpec, formatHelp } from './args.ts';
 export const SERVE_SPEC: CommandSpec = {
   command: 'serve',
   summary: `Starts the HTTP API (no workers). Needs REDIS_URL; listens on HOST:PORT (127.0.0.1:8080 by default).
-Ctrl-C or SIGTERM: stops listening, lets in-flight requests finish within LORAFUSE_SHUTDOWN_GRACE_MS
-(60000), then cuts the rest (their uploads leave nothing behind) and exits.`,
+Ctrl-C or SIGTERM: stops listening, lets in-flight requests finish; past LORAFUSE_SHUTDOWN_GRACE_MS
+(60000) cuts those whose body is still arriving (their uploads leave nothing behind), then exits.`,
   options: {},
   notes:
     'Settings are environment variables (README, Configuration): PORT, HOST, REDIS_URL, LORAFUSE_DATA_DIR, ...',

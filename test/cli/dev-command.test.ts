@@ -1,24 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { tempDir } from '../helpers/redis.ts';
+import { acceptsConnections as accepts } from '../helpers/net.ts';
 import { HANG_GUARD_MS } from '../helpers/wait.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 describe('lorafuse dev', () => {
   it('starts a private redis-server (AOF) + API + worker, answers, and stops everything on SIGTERM', async () => {

@@ -1,5 +1,6 @@
 // Shared setup of the worker tests: a store over a temp data dir, golden inputs ingested as model
 // artifacts, synthetic models big enough to take a few seconds, and polling helpers.
+import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -35,14 +36,18 @@ export async function goldenTaskArithmetic(store: ArtifactStore, scratch: string
       path.join(GOLDEN_TASK_ARITHMETIC, `${name}.safetensors`),
     );
   }
-  const recipe = {
+  return { recipe: goldenTaskArithmeticRecipe(ids), inputs: Object.values(ids), seed: 1 };
+}
+
+/** The golden task_arithmetic recipe over stored ids of base, m0, m1 and m2. */
+export function goldenTaskArithmeticRecipe(ids: Record<string, string>) {
+  return {
     merge_method: 'task_arithmetic',
     base_model: ids.base,
     models: ['m0', 'm1', 'm2'].map((name) => ({ model: ids[name], parameters: { weight: 1.0 } })),
     parameters: { lambda: 0.7 },
     dtype: 'float32',
   };
-  return { recipe, inputs: Object.values(ids), seed: 1 };
 }
 
 /** Generated model files, written once per test process and shared by its tests. */
@@ -175,4 +180,21 @@ export async function openJobWorld(redisUrl: string, label: string): Promise<Job
       data.remove();
     },
   };
+}
+
+/** The merged file equals mergekit's golden output within rtol 1e-5 / atol 1e-6, all four tensors. */
+export async function assertGoldenTaskArithmetic(file: string): Promise<void> {
+  const merged = await Checkpoint.openFiles({ 'model.safetensors': file });
+  try {
+    const { names, worstExcess } = await compareCheckpoints(
+      merged,
+      path.join(GOLDEN_TASK_ARITHMETIC, 'expected.safetensors'),
+      1e-5,
+      1e-6,
+    );
+    assert.equal(names.length, 4);
+    assert.ok(worstExcess <= 0, `outside tolerance by ${worstExcess}`);
+  } finally {
+    await merged.close();
+  }
 }

@@ -10,13 +10,14 @@ import supertest from 'supertest';
 import { parse as parseYaml } from 'yaml';
 import { buildApp, type LorafuseApp } from '../../src/api/index.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createApiRedis, JobService, type JobView, type MergeJobResult } from '../../src/queue/index.ts';
+import { createApiRedis, JobService, type MergeJobResult } from '../../src/queue/index.ts';
 import { ArtifactStore } from '../../src/store/index.ts';
 import { Checkpoint } from '../../src/tensors/index.ts';
 import { type MergeWorkerHandle, startMergeWorker } from '../../workers/merge-worker.ts';
 import { GOLDEN_DIR } from '../helpers/golden.ts';
 import { startTestRedis, type TestRedis, tempDir, uniquePrefix } from '../helpers/redis.ts';
-import { compareCheckpoints, leftoverWorkDirs, waitFor } from './fixtures.ts';
+import { compareCheckpoints, leftoverWorkDirs } from './fixtures.ts';
+import { downloadBytes, finishedOverHttp, IN_PROCESS_WORKER_SETTINGS } from './http-merge.ts';
 
 interface IndexCase {
   case: string;
@@ -54,7 +55,7 @@ describe('golden merge cases through POST /v1/merges and a sandboxed worker', ()
       prefix,
       dataDir: data.dir,
       concurrency: 1,
-      settings: { lockDurationMs: 30_000, stalledIntervalMs: 30_000, shutdownGraceMs: 10_000 },
+      settings: IN_PROCESS_WORKER_SETTINGS,
     });
   });
   after(async () => {
@@ -81,28 +82,16 @@ describe('golden merge cases through POST /v1/merges and a sandboxed worker', ()
 
   async function runMerge(recipe: Record<string, unknown>): Promise<{ kind: string; id: string }> {
     const submitted = await supertest(app.server).post('/v1/merges').send(recipe).expect(202);
-    const done = await waitFor<JobView>('the merge to finish', async () => {
-      const view = (await supertest(app.server).get(`/v1/jobs/${submitted.body.id}`).expect(200))
-        .body as JobView;
-      return view.state === 'completed' || view.state === 'failed' ? view : null;
-    });
+    const done = await finishedOverHttp(app, submitted.body.id);
     assert.equal(done.state, 'completed', JSON.stringify(done.error));
     return (done.result as MergeJobResult).artifact;
   }
 
   async function download(kind: string, id: string, name: string): Promise<string> {
-    const response = await supertest(app.server)
-      .get(`/v1/${kind}s/${id}/files/${name}`)
-      .buffer(true)
-      .parse((res, callback) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => callback(null, Buffer.concat(chunks)));
-      })
-      .expect(200);
+    const bytes = await downloadBytes(app, `/v1/${kind}s/${id}/files/${name}`);
     downloads += 1;
     const file = path.join(data.dir, `download-${downloads}-${name}`);
-    await writeFile(file, response.body as Buffer);
+    await writeFile(file, bytes);
     return file;
   }
 

@@ -3,23 +3,21 @@
 // spread over the merge workers, a worker started with --queues evaluate takes no merge, and a
 // SIGKILLed worker's job completes on the other with bytes equal to an undisturbed run.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { createApiRedis, JobService, type MergeJobResult } from '../../src/queue/index.ts';
 import { ArtifactStore } from '../../src/store/index.ts';
 import { startTestRedis, type TestRedis, tempDir, uniquePrefix } from '../helpers/redis.ts';
 import { startTestS3, type TestS3 } from '../helpers/s3.ts';
+import { spawnWorkerProcess, type WorkerProcess as SpawnedWorker } from '../helpers/worker-process.ts';
 import { bigModels, leftoverWorkDirs, waitFor, waitForState } from './fixtures.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
 
-interface WorkerProcess {
-  child: ChildProcess;
+interface WorkerProcess extends SpawnedWorker {
   dataDir: string;
   env: Record<string, string>;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 describe('many lorafuse worker processes sharing one Redis and one bucket', () => {
@@ -55,12 +53,7 @@ describe('many lorafuse worker processes sharing one Redis and one bucket', () =
     children = [];
   });
   afterEach(async () => {
-    for (const worker of children) {
-      if (worker.child.exitCode === null && worker.child.signalCode === null) {
-        process.kill(-(worker.child.pid as number), 'SIGKILL');
-        await worker.exited;
-      }
-    }
+    for (const worker of children) await worker.kill();
     await jobs.close();
     await store.close();
     redis.disconnect();
@@ -78,23 +71,7 @@ describe('many lorafuse worker processes sharing one Redis and one bucket', () =
       LORAFUSE_WORKER_LOCK_MS: '1000',
       LORAFUSE_WORKER_STALLED_MS: '500',
     };
-    const child = spawn(process.execPath, [BIN, 'worker', ...args], {
-      env: { ...process.env, ...env },
-      // Its own process group, so the test can kill it with its sandboxed children at once.
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout?.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.stderr?.on('data', (chunk) => {
-      output += chunk;
-    });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    );
-    const worker = { child, dataDir, env, output: () => output, exited };
+    const worker = { ...spawnWorkerProcess(env, args), dataDir, env };
     children.push(worker);
     return worker;
   }

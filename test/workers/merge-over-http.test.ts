@@ -8,12 +8,12 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import supertest from 'supertest';
 import { buildApp, type LorafuseApp } from '../../src/api/index.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createApiRedis, JobService, type JobView, type MergeJobResult } from '../../src/queue/index.ts';
+import { createApiRedis, JobService, type MergeJobResult } from '../../src/queue/index.ts';
 import { ArtifactStore } from '../../src/store/index.ts';
-import { Checkpoint } from '../../src/tensors/index.ts';
 import { type MergeWorkerHandle, startMergeWorker } from '../../workers/merge-worker.ts';
 import { startTestRedis, type TestRedis, tempDir, uniquePrefix } from '../helpers/redis.ts';
-import { compareCheckpoints, GOLDEN_TASK_ARITHMETIC, leftoverWorkDirs, waitFor } from './fixtures.ts';
+import { assertGoldenTaskArithmetic, goldenTaskArithmeticRecipe, leftoverWorkDirs } from './fixtures.ts';
+import { downloadBytes, finishedOverHttp, IN_PROCESS_WORKER_SETTINGS, uploadGolden } from './http-merge.ts';
 
 describe('merge over HTTP (buildApp + sandboxed worker)', () => {
   let server: TestRedis;
@@ -48,28 +48,10 @@ describe('merge over HTTP (buildApp + sandboxed worker)', () => {
     data.remove();
   });
 
-  async function upload(name: string): Promise<string> {
-    const response = await supertest(app.server)
-      .post('/v1/models')
-      .attach(
-        'model.safetensors',
-        path.join(GOLDEN_TASK_ARITHMETIC, `${name}.safetensors`),
-        'model.safetensors',
-      )
-      .expect(201);
-    return response.body.id as string;
-  }
-
   it('uploads, merges through the queue and downloads a result equal to mergekit', async () => {
     const ids: Record<string, string> = {};
-    for (const name of ['base', 'm0', 'm1', 'm2']) ids[name] = await upload(name);
-    const recipe = {
-      merge_method: 'task_arithmetic',
-      base_model: ids.base,
-      models: ['m0', 'm1', 'm2'].map((name) => ({ model: ids[name], parameters: { weight: 1.0 } })),
-      parameters: { lambda: 0.7 },
-      dtype: 'float32',
-    };
+    for (const name of ['base', 'm0', 'm1', 'm2']) ids[name] = await uploadGolden(app, name);
+    const recipe = goldenTaskArithmeticRecipe(ids);
     const submitted = await supertest(app.server).post('/v1/merges').send(recipe).expect(202);
     const jobId = submitted.body.id as string;
     assert.equal(submitted.body.state, 'queued');
@@ -83,38 +65,15 @@ describe('merge over HTTP (buildApp + sandboxed worker)', () => {
       prefix,
       dataDir: data.dir,
       concurrency: 1,
-      settings: { lockDurationMs: 30_000, stalledIntervalMs: 30_000, shutdownGraceMs: 10_000 },
+      settings: IN_PROCESS_WORKER_SETTINGS,
     });
-    const done = await waitFor<JobView>('the job to finish', async () => {
-      const view = (await supertest(app.server).get(`/v1/jobs/${jobId}`).expect(200)).body as JobView;
-      return view.state === 'completed' || view.state === 'failed' ? view : null;
-    });
+    const done = await finishedOverHttp(app, jobId);
     assert.equal(done.state, 'completed', JSON.stringify(done.error));
     const resultId = (done.result as MergeJobResult).artifact.id;
-    const download = await supertest(app.server)
-      .get(`/v1/models/${resultId}/files/model.safetensors`)
-      .buffer(true)
-      .parse((response, callback) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => callback(null, Buffer.concat(chunks)));
-      })
-      .expect(200);
+    const download = await downloadBytes(app, `/v1/models/${resultId}/files/model.safetensors`);
     const file = path.join(data.dir, 'downloaded.safetensors');
-    await writeFile(file, download.body as Buffer);
-    const merged = await Checkpoint.openFiles({ 'model.safetensors': file });
-    try {
-      const { names, worstExcess } = await compareCheckpoints(
-        merged,
-        path.join(GOLDEN_TASK_ARITHMETIC, 'expected.safetensors'),
-        1e-5,
-        1e-6,
-      );
-      assert.equal(names.length, 4);
-      assert.ok(worstExcess <= 0, `outside tolerance by ${worstExcess}`);
-    } finally {
-      await merged.close();
-    }
+    await writeFile(file, download);
+    await assertGoldenTaskArithmetic(file);
     assert.deepEqual(leftoverWorkDirs(data.dir), []);
     // Finished: the input may go now.
     await supertest(app.server).delete(`/v1/models/${ids.m1}`).expect(204);

@@ -9,13 +9,13 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import supertest from 'supertest';
 import { buildApp, type LorafuseApp } from '../../src/api/index.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createApiRedis, JobService, type JobView, type MergeJobResult } from '../../src/queue/index.ts';
+import { createApiRedis, JobService, type MergeJobResult } from '../../src/queue/index.ts';
 import { ArtifactStore, createBlobStore, S3BlobStore } from '../../src/store/index.ts';
-import { Checkpoint } from '../../src/tensors/index.ts';
 import { type MergeWorkerHandle, startMergeWorker } from '../../workers/merge-worker.ts';
 import { startTestRedis, type TestRedis, tempDir, uniquePrefix } from '../helpers/redis.ts';
 import { startTestS3, type TestS3 } from '../helpers/s3.ts';
-import { compareCheckpoints, GOLDEN_TASK_ARITHMETIC, leftoverWorkDirs, waitFor } from './fixtures.ts';
+import { assertGoldenTaskArithmetic, goldenTaskArithmeticRecipe, leftoverWorkDirs } from './fixtures.ts';
+import { downloadBytes, finishedOverHttp, IN_PROCESS_WORKER_SETTINGS, uploadGolden } from './http-merge.ts';
 
 describe('merge over HTTP with S3 blob storage', () => {
   let server: TestRedis;
@@ -66,33 +66,15 @@ describe('merge over HTTP with S3 blob storage', () => {
     }
   });
 
-  async function upload(name: string): Promise<string> {
-    const response = await supertest(app.server)
-      .post('/v1/models')
-      .attach(
-        'model.safetensors',
-        path.join(GOLDEN_TASK_ARITHMETIC, `${name}.safetensors`),
-        'model.safetensors',
-      )
-      .expect(201);
-    return response.body.id as string;
-  }
-
   it('stores uploads in the bucket, merges from it and serves the result from it', async () => {
     const ids: Record<string, string> = {};
-    for (const name of ['base', 'm0', 'm1', 'm2']) ids[name] = await upload(name);
+    for (const name of ['base', 'm0', 'm1', 'm2']) ids[name] = await uploadGolden(app, name);
     assert.ok(store.blobs instanceof S3BlobStore);
     assert.equal((await store.blobs.list()).length, 4);
     const ready = await supertest(app.server).get('/readyz').expect(200);
     assert.equal(ready.body.checks.blobStore, 'ok');
 
-    const recipe = {
-      merge_method: 'task_arithmetic',
-      base_model: ids.base,
-      models: ['m0', 'm1', 'm2'].map((name) => ({ model: ids[name], parameters: { weight: 1.0 } })),
-      parameters: { lambda: 0.7 },
-      dtype: 'float32',
-    };
+    const recipe = goldenTaskArithmeticRecipe(ids);
     const submitted = await supertest(app.server).post('/v1/merges').send(recipe).expect(202);
     const jobId = submitted.body.id as string;
     worker = startMergeWorker({
@@ -100,53 +82,24 @@ describe('merge over HTTP with S3 blob storage', () => {
       prefix,
       dataDir: data.dir,
       concurrency: 1,
-      settings: { lockDurationMs: 30_000, stalledIntervalMs: 30_000, shutdownGraceMs: 10_000 },
+      settings: IN_PROCESS_WORKER_SETTINGS,
     });
-    const done = await waitFor<JobView>('the job to finish', async () => {
-      const view = (await supertest(app.server).get(`/v1/jobs/${jobId}`).expect(200)).body as JobView;
-      return view.state === 'completed' || view.state === 'failed' ? view : null;
-    });
+    const done = await finishedOverHttp(app, jobId);
     assert.equal(done.state, 'completed', JSON.stringify(done.error));
     const resultId = (done.result as MergeJobResult).artifact.id;
     const record = await store.get(resultId);
     const blobs = await store.blobs.list();
     for (const file of record!.files) assert.ok(blobs.includes(file.sha256), `${file.name} is in the bucket`);
 
-    const download = await supertest(app.server)
-      .get(`/v1/models/${resultId}/files/model.safetensors`)
-      .buffer(true)
-      .parse((response, callback) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => callback(null, Buffer.concat(chunks)));
-      })
-      .expect(200);
+    const download = await downloadBytes(app, `/v1/models/${resultId}/files/model.safetensors`);
     const file = path.join(data.dir, 'downloaded.safetensors');
-    await writeFile(file, download.body as Buffer);
-    const merged = await Checkpoint.openFiles({ 'model.safetensors': file });
-    try {
-      const { names, worstExcess } = await compareCheckpoints(
-        merged,
-        path.join(GOLDEN_TASK_ARITHMETIC, 'expected.safetensors'),
-        1e-5,
-        1e-6,
-      );
-      assert.equal(names.length, 4);
-      assert.ok(worstExcess <= 0, `outside tolerance by ${worstExcess}`);
-    } finally {
-      await merged.close();
-    }
-    const ranged = await supertest(app.server)
-      .get(`/v1/models/${resultId}/files/model.safetensors`)
-      .set('range', 'bytes=0-7')
-      .buffer(true)
-      .parse((response, callback) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => callback(null, Buffer.concat(chunks)));
-      })
-      .expect(206);
-    assert.deepEqual(ranged.body, (download.body as Buffer).subarray(0, 8));
+    await writeFile(file, download);
+    await assertGoldenTaskArithmetic(file);
+    const ranged = await downloadBytes(app, `/v1/models/${resultId}/files/model.safetensors`, {
+      range: 'bytes=0-7',
+      status: 206,
+    });
+    assert.deepEqual(ranged, download.subarray(0, 8));
 
     assert.deepEqual(leftoverWorkDirs(data.dir), []);
     assert.deepEqual(await readdir(path.join(data.dir, 'blobs')).catch(() => []), []);

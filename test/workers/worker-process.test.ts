@@ -2,13 +2,12 @@
 // machine would be) and restarted, the job is recovered as stalled and completes correctly; on
 // SIGTERM the worker finishes its job before exiting.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { JobService, MergeJobResult } from '../../src/queue/index.ts';
 import type { ArtifactStore } from '../../src/store/index.ts';
 import { Checkpoint } from '../../src/tensors/index.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
+import { spawnWorkerProcess, type WorkerProcess } from '../helpers/worker-process.ts';
 import {
   bigModels,
   leftoverWorkDirs,
@@ -17,14 +16,6 @@ import {
   type JobWorld,
   openJobWorld,
 } from './fixtures.ts';
-
-const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
-
-interface WorkerProcess {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
 
 describe('lorafuse worker process', () => {
   let server: TestRedis;
@@ -47,42 +38,20 @@ describe('lorafuse worker process', () => {
     children = [];
   });
   afterEach(async () => {
-    for (const worker of children) {
-      if (worker.child.exitCode === null && worker.child.signalCode === null) {
-        process.kill(-(worker.child.pid as number), 'SIGKILL');
-        await worker.exited;
-      }
-    }
+    for (const worker of children) await worker.kill();
     await world.close();
   });
 
   function spawnWorker(extraEnv: Record<string, string> = {}): WorkerProcess {
-    const child = spawn(process.execPath, [BIN, 'worker'], {
-      env: {
-        ...process.env,
-        REDIS_URL: server.url,
-        LORAFUSE_QUEUE_PREFIX: prefix,
-        LORAFUSE_DATA_DIR: data.dir,
-        LOG_LEVEL: 'info',
-        LORAFUSE_WORKER_LOCK_MS: '1000',
-        LORAFUSE_WORKER_STALLED_MS: '500',
-        ...extraEnv,
-      },
-      // Its own process group, so the test can kill it with its sandboxed children at once.
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const worker = spawnWorkerProcess({
+      REDIS_URL: server.url,
+      LORAFUSE_QUEUE_PREFIX: prefix,
+      LORAFUSE_DATA_DIR: data.dir,
+      LOG_LEVEL: 'info',
+      LORAFUSE_WORKER_LOCK_MS: '1000',
+      LORAFUSE_WORKER_STALLED_MS: '500',
+      ...extraEnv,
     });
-    let output = '';
-    child.stdout?.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.stderr?.on('data', (chunk) => {
-      output += chunk;
-    });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    );
-    const worker = { child, output: () => output, exited };
     children.push(worker);
     return worker;
   }
