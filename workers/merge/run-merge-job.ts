@@ -164,8 +164,6 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
       { publication: publications('result'), stored: sharded?.stored },
     );
     stored = record.id;
-    // The record references the shard blobs now: the job's own holds on them go.
-    if (job.data.sharding || sharded) await deps.store.releaseHolds(job.id);
     if (job.data.point) await publishedSearchPoint(job, deps, record.id);
     const output: MergeJobResult = { artifact: { kind: record.kind, id: record.id } };
     if (sharded) output.sharding = sharded.sharding;
@@ -190,6 +188,9 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
         }),
       );
     }
+    // The record references the shard blobs now; the job's holds go last, so a retry (after a failed
+    // evaluation, say) still finds its shards.
+    if (job.data.sharding || sharded) await deps.store.releaseHolds(job.id);
     await job.updateProgress({ phase: 'done', tensorsDone: tensorsTotal, tensorsTotal });
     return output;
   } catch (error) {
