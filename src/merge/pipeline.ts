@@ -1,5 +1,5 @@
 // The tensor loop of a merge at memory speed: one working set (a ring arena, see workers/ring-arena.ts)
-// allocated once per merge and sized by the plan's largest tensor; each tensor's stored inputs are
+// allocated once per merge and sized by the plan's largest slot; each tensor's stored inputs are
 // pread straight into its slot, merged in place (worker threads, or this thread) into the slot's
 // encoded output, and written from there, in plan order. While one tensor merges, the next ones are
 // being read (libuv's thread pool) and the previous one written, so the cores never wait on the disk.
@@ -58,8 +58,10 @@ export interface PipelineOptions {
 /** Where one tensor's data sits in the arena. */
 interface SlotLayout {
   bytes: number;
-  /** Distinct stored tensors to read, each at its offset within the slot. */
-  /** fileOffset: where in the stored tensor a piece's bytes start (undefined: the whole tensor). */
+  /**
+   * Distinct stored tensors to read, each at its offset within the slot; fileOffset is where in the
+   * stored tensor a piece's bytes start (undefined: the whole tensor).
+   */
   reads: Array<{
     source: TensorSource;
     name: string;
