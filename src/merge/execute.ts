@@ -34,6 +34,11 @@ export interface ExecuteOptions {
    * merges of 32M+ elements, and inline for small merges or on one core.
    */
   workers?: number;
+  /**
+   * Elementwise tensors (copies; methods linear in their inputs) above this many elements are read,
+   * merged and written in pieces of whole rows (default 1M elements); the bytes are the same.
+   */
+  pieceElements?: number;
 }
 
 const POOL_THRESHOLD_ELEMENTS = 32 * 1024 * 1024;
@@ -220,6 +225,7 @@ export async function writeMergedCheckpoint(
         nonFinite,
         await writeTensorsPipelined(plan, writer, {
           workers: poolSize(plan, options.workers),
+          pieceElements: options.pieceElements,
           signal,
           onWritten: progress,
         }),

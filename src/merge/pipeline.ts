@@ -1,8 +1,11 @@
 // The tensor loop of a merge at memory speed: one working set (a ring arena, see workers/ring-arena.ts)
-// allocated once per merge and sized by the plan's largest tensor; each tensor's stored inputs are
+// allocated once per merge and sized by the plan's largest slot; each tensor's stored inputs are
 // pread straight into its slot, merged in place (worker threads, or this thread) into the slot's
 // encoded output, and written from there, in plan order. While one tensor merges, the next ones are
 // being read (libuv's thread pool) and the previous one written, so the cores never wait on the disk.
+// A large tensor whose merge is elementwise (copies, and methods linear in their inputs) goes through
+// in pieces of whole rows: each piece is read, merged on whichever worker is free and written in turn,
+// so both cores share the embeddings and the working set stays a few pieces, not whole tensors.
 import { type CheckpointWriter, DTYPE_BYTES, numelOf, type TypedArray } from '../tensors/index.ts';
 import { decodeIntoFloat32 } from '../tensors/float-conversion.ts';
 import { MergeCancelledError, MergePlanError } from './errors.ts';
@@ -18,13 +21,36 @@ import {
   runArenaJob,
 } from './workers/tensor-job.ts';
 
-/** Besides the largest slot, the ring keeps room for at least this much of the tensors that follow it. */
+/**
+ * Besides the largest slot, the ring keeps room for the other tensors in flight, up to this much. Every
+ * byte of the ring is faulted in once per merge (page faults are most of a merge's kernel time), so it
+ * is no larger than the slots in flight need.
+ */
 const LOOKAHEAD_BYTES = 128 * 1024 * 1024;
+
+/**
+ * Elementwise tensors above this many elements are merged in pieces of whole rows up to this size:
+ * small enough that a few pieces in flight keep the ring at tens of MB, large enough that a piece's
+ * reads, job message and write cost little next to its merge.
+ */
+const PIECE_ELEMENTS = 1024 * 1024;
+
+/** A row range [start, start + numel) of one planned tensor (the whole tensor when it is not split). */
+interface Piece {
+  index: number;
+  start: number;
+  numel: number;
+  shape: number[];
+  whole: boolean;
+  last: boolean;
+}
 
 export interface PipelineOptions {
   /** Worker threads merging tensors; 0 merges on this thread (reads and writes still overlap). */
   workers: number;
   signal?: AbortSignal;
+  /** Elementwise tensors above this many elements go through in row pieces (default PIECE_ELEMENTS). */
+  pieceElements?: number;
   /** Called after each tensor is written, with how many are written so far. */
   onWritten?: (written: number) => void;
 }
@@ -32,8 +58,17 @@ export interface PipelineOptions {
 /** Where one tensor's data sits in the arena. */
 interface SlotLayout {
   bytes: number;
-  /** Distinct stored tensors to read, each at its offset within the slot. */
-  reads: Array<{ source: TensorSource; name: string; offset: number; bytes: number }>;
+  /**
+   * Distinct stored tensors to read, each at its offset within the slot; fileOffset is where in the
+   * stored tensor a piece's bytes start (undefined: the whole tensor).
+   */
+  reads: Array<{
+    source: TensorSource;
+    name: string;
+    offset: number;
+    bytes: number;
+    fileOffset: number | undefined;
+  }>;
   /** Per planned read: its offset (shared by reads of the same stored tensor), or null for zeros. */
   inputOffsets: Array<number | null>;
   outOffset: number;
@@ -43,8 +78,47 @@ function storedInfo(read: TensorRead) {
   return read.source ? read.source.info(read.name) : undefined;
 }
 
-function layoutOf(planned: PlannedTensor): SlotLayout {
-  const numel = numelOf(planned.shape);
+/** Whether each output element depends only on the same element of the inputs. */
+function isElementwise(plan: MergePlan, planned: PlannedTensor): boolean {
+  if (planned.action === 'copy') return true;
+  const method = plan.method;
+  return method.kind === 'tensor' && method.linearInInputs === true && !method.random;
+}
+
+/** Splits elementwise tensors above `pieceElements` into row ranges; other tensors stay whole. */
+function piecesOf(plan: MergePlan, pieceElements: number): Piece[] {
+  const pieces: Piece[] = [];
+  for (const [index, planned] of plan.tensors.entries()) {
+    const numel = numelOf(planned.shape);
+    const rows = planned.shape.length === 0 ? 1 : planned.shape[0];
+    const rowElements = rows === 0 ? 0 : numel / rows;
+    const rowsPerPiece = Math.max(1, Math.floor(pieceElements / Math.max(1, rowElements)));
+    const splittable =
+      numel > pieceElements &&
+      rowsPerPiece < rows &&
+      isElementwise(plan, planned) &&
+      planned.reads.every((read) => !read.source || read.source.readBytesInto !== undefined);
+    if (!splittable) {
+      pieces.push({ index, start: 0, numel, shape: planned.shape, whole: true, last: true });
+      continue;
+    }
+    for (let row = 0; row < rows; row += rowsPerPiece) {
+      const count = Math.min(rowsPerPiece, rows - row);
+      pieces.push({
+        index,
+        start: row * rowElements,
+        numel: count * rowElements,
+        shape: [count, ...planned.shape.slice(1)],
+        whole: false,
+        last: row + count >= rows,
+      });
+    }
+  }
+  return pieces;
+}
+
+function layoutOf(planned: PlannedTensor, piece: Piece): SlotLayout {
+  const numel = piece.numel;
   const outBytes = numel * DTYPE_BYTES[planned.dtype];
   const reads: SlotLayout['reads'] = [];
   const inputOffsets: Array<number | null> = [];
@@ -60,16 +134,24 @@ function layoutOf(planned: PlannedTensor): SlotLayout {
       continue;
     }
     const info = read.source.info(read.name);
-    if (info.numel !== numel) {
+    if (info.numel !== numelOf(planned.shape)) {
       throw new MergePlanError(
         'merge_failed',
-        `${read.name} holds ${info.numel} values, ${planned.name} needs ${numel}`,
+        `${read.name} holds ${info.numel} values, ${planned.name} needs ${numelOf(planned.shape)}`,
         { tensor: planned.name },
       );
     }
-    reads.push({ source: read.source, name: read.name, offset: bytes, bytes: info.byteLength });
+    const elementBytes = DTYPE_BYTES[info.dtype];
+    const pieceBytes = numel * elementBytes;
+    reads.push({
+      source: read.source,
+      name: read.name,
+      offset: bytes,
+      bytes: pieceBytes,
+      fileOffset: piece.whole ? undefined : piece.start * elementBytes,
+    });
     inputOffsets.push(bytes);
-    bytes += alignSlot(info.byteLength);
+    bytes += alignSlot(pieceBytes);
   }
   // A copy in its own dtype is written straight from where it was read.
   const copyAsStored =
@@ -79,9 +161,14 @@ function layoutOf(planned: PlannedTensor): SlotLayout {
   return { bytes, reads, inputOffsets, outOffset };
 }
 
-async function readInto(source: TensorSource, name: string, target: Uint8Array): Promise<void> {
+async function readInto(
+  source: TensorSource,
+  name: string,
+  target: Uint8Array,
+  fileOffset: number | undefined,
+): Promise<void> {
   if (source.readBytesInto) {
-    await source.readBytesInto(name, target);
+    await source.readBytesInto(name, target, fileOffset);
     return;
   }
   const tensor = await source.read(name);
@@ -129,25 +216,29 @@ export async function writeTensorsPipelined(
   options: PipelineOptions,
 ): Promise<Record<string, number>> {
   const method = plan.method;
-  const layouts = plan.tensors.map(layoutOf);
+  const pieces = piecesOf(plan, options.pieceElements ?? PIECE_ELEMENTS);
+  const layouts = pieces.map((piece) => layoutOf(plan.tensors[piece.index], piece));
   const largest = Math.max(0, ...layouts.map((l) => l.bytes));
   const total = layouts.reduce((sum, l) => sum + l.bytes, 0);
-  const capacity = Math.min(total, largest + Math.max(largest, LOOKAHEAD_BYTES));
+  // In flight: one piece per worker merging, one being read, one being written.
+  const window = Math.max(1, options.workers) + 2;
+  const capacity = Math.min(total, largest + Math.min(LOOKAHEAD_BYTES, (window - 1) * largest));
   const arena = new RingArena(capacity, options.workers > 0);
   const pool =
     options.workers > 0 ? new MergeWorkerPool(options.workers, arena.buffer as SharedArrayBuffer) : undefined;
   const nonFinite: Record<string, number> = {};
-  // In flight: one tensor per worker merging, one being read, one being written.
-  const window = (pool?.size ?? 1) + 2;
   const inFlight: Array<{ index: number; slot: number; result: Promise<number> }> = [];
   let written = 0;
 
   const start = (index: number, slot: number): Promise<number> => {
-    const planned = plan.tensors[index];
+    const piece = pieces[index];
+    const planned = plan.tensors[piece.index];
     const layout = layouts[index];
-    const numel = numelOf(planned.shape);
+    const numel = piece.numel;
     const view = (offset: number, length: number) => new Uint8Array(arena.buffer, slot + offset, length);
-    const reads = Promise.all(layout.reads.map((r) => readInto(r.source, r.name, view(r.offset, r.bytes))));
+    const reads = Promise.all(
+      layout.reads.map((r) => readInto(r.source, r.name, view(r.offset, r.bytes), r.fileOffset)),
+    );
     return reads.then(async () => {
       const out = arenaView(arena.buffer, planned.dtype, slot + layout.outOffset, numel);
       if (planned.action === 'copy') {
@@ -174,7 +265,7 @@ export async function writeTensorsPipelined(
       const job: ArenaTensorJob = {
         method: method.name,
         tensorName: planned.name,
-        shape: planned.shape,
+        shape: piece.shape,
         params: planned.global,
         seed: plan.seed,
         inputs,
@@ -191,24 +282,27 @@ export async function writeTensorsPipelined(
 
   const writeNext = async () => {
     const next = inFlight.shift()!;
-    const planned = plan.tensors[next.index];
+    const piece = pieces[next.index];
+    const planned = plan.tensors[piece.index];
     const bad = await next.result;
-    if (bad > 0) nonFinite[planned.name] = bad;
+    if (bad > 0) nonFinite[planned.name] = (nonFinite[planned.name] ?? 0) + bad;
     if (options.signal?.aborted) throw new MergeCancelledError();
     const out = arenaView(
       arena.buffer,
       planned.dtype,
       next.slot + layouts[next.index].outOffset,
-      numelOf(planned.shape),
+      piece.numel,
     );
-    await writer.write(planned.name, out);
+    if (piece.whole) await writer.write(planned.name, out);
+    else await writer.writePart(planned.name, out);
     arena.release(next.slot);
+    if (!piece.last) return;
     written++;
     options.onWritten?.(written);
   };
 
   try {
-    for (let i = 0; i < plan.tensors.length; i++) {
+    for (let i = 0; i < pieces.length; i++) {
       if (options.signal?.aborted) throw new MergeCancelledError();
       while (inFlight.length >= window) await writeNext();
       let slot = arena.allocate(layouts[i].bytes);

@@ -30,8 +30,11 @@ export interface TensorSource {
   info(name: string): TensorInfo;
   read(name: string): Promise<Tensor>;
   readFloat32(name: string): Promise<Float32Array>;
-  /** Raw bytes into a buffer of exactly the tensor's byte length (the merge's pooled working set). */
-  readBytesInto?(name: string, target: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Raw bytes into a buffer of exactly the tensor's byte length (the merge's pooled working set), or,
+   * with `byteOffset`, the target's length of them from there (one piece of a large tensor).
+   */
+  readBytesInto?(name: string, target: Uint8Array, byteOffset?: number): Promise<Uint8Array>;
 }
 
 /** One input's tensor for one output tensor: a named tensor of a source, or zeros (source null). */

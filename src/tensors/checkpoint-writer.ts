@@ -71,6 +71,8 @@ export class CheckpointWriter {
   #shardIndex = -1;
   #writer: SafetensorsWriter | null = null;
   #tensorInShard = 0;
+  /** A tensor is partly written (writePart): the shard must not change until it is done. */
+  #partOpen = false;
   readonly #written: string[] = [];
   #done = false;
 
@@ -115,6 +117,22 @@ export class CheckpointWriter {
   }
 
   async write(name: string, data: TypedArray): Promise<void> {
+    await this.#enterShardOf(name);
+    await this.#writer!.write(name, data);
+    this.#tensorInShard++;
+  }
+
+  /** Writes the next piece of a tensor (see SafetensorsWriter.writePart); answers whether it is done. */
+  async writePart(name: string, data: TypedArray): Promise<boolean> {
+    if (!this.#partOpen) await this.#enterShardOf(name);
+    const done = await this.#writer!.writePart(name, data);
+    this.#partOpen = !done;
+    if (done) this.#tensorInShard++;
+    return done;
+  }
+
+  /** Moves to the next shard when the current one holds all its tensors. */
+  async #enterShardOf(name: string): Promise<void> {
     if (this.#done || !this.#writer)
       throw new SafetensorsError('writer_closed', this.dir, 'checkpoint writer is closed', name);
     while (this.#tensorInShard >= this.#shards[this.#shardIndex].specs.length) {
@@ -124,8 +142,6 @@ export class CheckpointWriter {
       await this.#writer.close();
       await this.#openNextShard();
     }
-    await this.#writer.write(name, data);
-    this.#tensorInShard++;
   }
 
   /** Closes the last shard (checking every tensor was written) and writes the index; returns the file names. */

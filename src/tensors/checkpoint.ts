@@ -135,9 +135,9 @@ export class Checkpoint {
     return this.#file(name).readFloat32Into(name, out);
   }
 
-  /** A tensor's raw bytes into a caller-owned buffer (see SafetensorsFile.readBytesInto). */
-  async readBytesInto(name: string, target: Uint8Array): Promise<Uint8Array> {
-    return this.#file(name).readBytesInto(name, target);
+  /** A tensor's raw bytes (or a range of them) into a caller-owned buffer (see SafetensorsFile.readBytesInto). */
+  async readBytesInto(name: string, target: Uint8Array, byteOffset?: number): Promise<Uint8Array> {
+    return this.#file(name).readBytesInto(name, target, byteOffset);
   }
 
   async close(): Promise<void> {

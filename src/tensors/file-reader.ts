@@ -186,12 +186,15 @@ export class SafetensorsFile {
   }
 
   /**
-   * A tensor's raw little-endian bytes, read straight into a caller-owned buffer of exactly its byte
-   * length (a merge's pooled working set): no allocation, no read-ahead (the caller pipelines).
+   * A tensor's raw little-endian bytes, read straight into a caller-owned buffer (a merge's pooled
+   * working set): no allocation, no read-ahead (the caller pipelines). With `byteOffset`, the target
+   * receives its length of the tensor's bytes from there (a row range of a large tensor, merged in
+   * pieces); the range must lie inside the tensor and hold whole elements.
    */
-  async readBytesInto(name: string, target: Uint8Array): Promise<Uint8Array> {
+  async readBytesInto(name: string, target: Uint8Array, byteOffset?: number): Promise<Uint8Array> {
     const info = this.info(name);
-    if (target.byteLength !== info.byteLength) {
+    const size = DTYPE_BYTES[info.dtype];
+    if (byteOffset === undefined && target.byteLength !== info.byteLength) {
       throw new SafetensorsError(
         'target_size_mismatch',
         this.path,
@@ -199,8 +202,23 @@ export class SafetensorsFile {
         name,
       );
     }
-    await this.#readInto(info, target);
-    if (!HOST_IS_LITTLE_ENDIAN) swapBytesInPlace(target, DTYPE_BYTES[info.dtype]);
+    const offset = byteOffset ?? 0;
+    const inside =
+      Number.isSafeInteger(offset) &&
+      offset >= 0 &&
+      offset % size === 0 &&
+      target.byteLength % size === 0 &&
+      offset + target.byteLength <= info.byteLength;
+    if (!inside) {
+      throw new SafetensorsError(
+        'target_size_mismatch',
+        this.path,
+        `bytes ${offset}..${offset + target.byteLength} are not whole ${info.dtype} elements within its ${info.byteLength}`,
+        name,
+      );
+    }
+    await this.#readInto(info, target, offset);
+    if (!HOST_IS_LITTLE_ENDIAN) swapBytesInPlace(target, size);
     return target;
   }
 
@@ -268,9 +286,10 @@ export class SafetensorsFile {
     return { bytes: new Uint8Array(out.buffer, (4 - size) * info.numel, info.byteLength), widened: out };
   }
 
-  async #readInto(info: TensorInfo, target: Uint8Array): Promise<void> {
+  async #readInto(info: TensorInfo, target: Uint8Array, byteOffset = 0): Promise<void> {
     if (!this.#handle) throw new SafetensorsError('file_closed', this.path, 'file is closed', info.name);
-    await readExactly(this.#handle, target, this.#dataStart + info.dataOffsets[0], this.path, info.name);
+    const position = this.#dataStart + info.dataOffsets[0] + byteOffset;
+    await readExactly(this.#handle, target, position, this.path, info.name);
   }
 }
 

@@ -25,6 +25,8 @@ export class SafetensorsWriter {
   #next = 0;
   /** Where the next byte goes: the header, then the tensors back to back. */
   #position = 0;
+  /** Bytes of the current tensor written so far by writePart. */
+  #partBytes = 0;
 
   private constructor(path: string, handle: FileHandle, tensors: TensorInfo[]) {
     this.path = path;
@@ -52,6 +54,52 @@ export class SafetensorsWriter {
   }
 
   async write(name: string, data: TypedArray): Promise<void> {
+    if (this.#partBytes > 0) {
+      throw new SafetensorsError(
+        'writer_order',
+        this.path,
+        `tensor '${this.#tensors[this.#next].name}' is only partly written`,
+        name,
+      );
+    }
+    const info = this.#check(name, data);
+    if (data.byteLength !== info.byteLength) {
+      throw new SafetensorsError(
+        'writer_size_mismatch',
+        this.path,
+        `got ${data.byteLength} bytes, ${info.dtype} [${info.shape}] needs ${info.byteLength}`,
+        name,
+      );
+    }
+    await this.#writeData(data, info);
+    this.#next++;
+  }
+
+  /**
+   * Writes the next piece of the current tensor (a row range of a large tensor merged in pieces);
+   * pieces come in order and the tensor is done when their bytes add up to its size. Answers whether
+   * it is done.
+   */
+  async writePart(name: string, data: TypedArray): Promise<boolean> {
+    const info = this.#check(name, data);
+    if (this.#partBytes + data.byteLength > info.byteLength) {
+      throw new SafetensorsError(
+        'writer_size_mismatch',
+        this.path,
+        `a ${data.byteLength}-byte piece after ${this.#partBytes} bytes overruns ${info.dtype} [${info.shape}] (${info.byteLength} bytes)`,
+        name,
+      );
+    }
+    await this.#writeData(data, info);
+    this.#partBytes += data.byteLength;
+    if (this.#partBytes < info.byteLength) return false;
+    this.#partBytes = 0;
+    this.#next++;
+    return true;
+  }
+
+  /** The tensor `name` must be next and `data` of its dtype; answers its layout. */
+  #check(name: string, data: TypedArray): TensorInfo {
     if (!this.#handle) throw new SafetensorsError('writer_closed', this.path, 'writer is closed', name);
     const info = this.#tensors[this.#next];
     if (!info) throw new SafetensorsError('writer_order', this.path, 'every tensor is already written', name);
@@ -66,21 +114,16 @@ export class SafetensorsWriter {
         name,
       );
     }
-    if (data.byteLength !== info.byteLength) {
-      throw new SafetensorsError(
-        'writer_size_mismatch',
-        this.path,
-        `got ${data.byteLength} bytes, ${info.dtype} [${info.shape}] needs ${info.byteLength}`,
-        name,
-      );
-    }
+    return info;
+  }
+
+  async #writeData(data: TypedArray, info: TensorInfo): Promise<void> {
     let bytes = bytesOf(data);
     if (!HOST_IS_LITTLE_ENDIAN) {
       bytes = bytes.slice();
       swapBytesInPlace(bytes, DTYPE_BYTES[info.dtype]);
     }
     await this.#writeBytes(bytes);
-    this.#next++;
   }
 
   /** Checks every tensor was written, fsyncs and closes; an incomplete file is removed. */

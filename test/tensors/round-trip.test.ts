@@ -313,3 +313,84 @@ describe('SafetensorsWriter', () => {
     assert.equal(existsSync(file), false);
   });
 });
+
+describe('tensors in pieces (a merge reads and writes large tensors as row ranges)', () => {
+  test('readBytesInto with a byte offset reads exactly that range; a range outside the tensor or splitting an element is refused', async () => {
+    const file = path.join(scratch.dir, 'ranges.safetensors');
+    const tensors = (['F32', 'BF16', 'I8'] as const).map((dtype, i) => ({
+      name: `t${i}`,
+      ...sampleTensor(dtype, [7, 5], 40 + i),
+    }));
+    await writeSafetensors(file, tensors);
+    const reader = await SafetensorsFile.open(file);
+    try {
+      for (const t of tensors) {
+        const size = DTYPE_BYTES[t.dtype];
+        const all = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+        for (const [start, count] of [
+          [0, 5],
+          [5, 15],
+          [30, 5],
+          [12, 1],
+        ]) {
+          const target = new Uint8Array(count * size);
+          await reader.readBytesInto(t.name, target, start * size);
+          assert.deepEqual(
+            target,
+            all.subarray(start * size, (start + count) * size),
+            `${t.name} ${start}+${count}`,
+          );
+        }
+        const refused = (target: Uint8Array, offset?: number) =>
+          assert.rejects(reader.readBytesInto(t.name, target, offset), (e: unknown) => {
+            return e instanceof SafetensorsError && e.code === 'target_size_mismatch' && e.tensor === t.name;
+          });
+        await refused(new Uint8Array(size), 35 * size); // past the end
+        await refused(new Uint8Array(2 * size), 34 * size); // runs over the end
+        await refused(new Uint8Array(size), -size);
+        await refused(new Uint8Array(5 * size)); // no offset: the whole tensor or nothing
+        if (size > 1) {
+          await refused(new Uint8Array(size), 1); // splits an element
+          await refused(new Uint8Array(size + 1), 0);
+        }
+      }
+    } finally {
+      await reader.close();
+    }
+  });
+
+  test('writePart writes a tensor in pieces to the same bytes as write; overruns and interleaving are refused', async () => {
+    const tensors = [
+      { name: 'a', ...sampleTensor('BF16', [6, 4], 1) },
+      { name: 'b', ...sampleTensor('F32', [3], 2) },
+    ];
+    const specs = tensors.map(({ name, dtype, shape }) => ({ name, dtype, shape }));
+    const whole = path.join(scratch.dir, 'whole.safetensors');
+    await writeSafetensors(whole, tensors);
+    const pieces = path.join(scratch.dir, 'pieces.safetensors');
+    const writer = await SafetensorsWriter.create(pieces, specs);
+    const a = tensors[0].data as Uint16Array;
+    assert.equal(await writer.writePart('a', a.subarray(0, 8)), false);
+    await assert.rejects(
+      writer.write('a', a),
+      (e: unknown) => e instanceof SafetensorsError && e.code === 'writer_order',
+    );
+    await assert.rejects(
+      writer.writePart('a', a.subarray(0, 20)),
+      (e: unknown) => e instanceof SafetensorsError && e.code === 'writer_size_mismatch',
+    );
+    assert.equal(await writer.writePart('a', a.subarray(8, 20)), false);
+    assert.equal(await writer.writePart('a', a.subarray(20)), true);
+    await writer.write('b', tensors[1].data);
+    await writer.close();
+    assert.ok(readFileSync(pieces).equals(readFileSync(whole)));
+
+    const partial = await SafetensorsWriter.create(path.join(scratch.dir, 'partial.safetensors'), specs);
+    await partial.writePart('a', a.subarray(0, 4));
+    await assert.rejects(
+      partial.close(),
+      (e: unknown) => e instanceof SafetensorsError && e.code === 'writer_incomplete',
+    );
+    assert.equal(existsSync(path.join(scratch.dir, 'partial.safetensors')), false);
+  });
+});
