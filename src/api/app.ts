@@ -12,12 +12,14 @@ import { recipeJsonSchema } from '../merge/index.ts';
 import type { JobService } from '../queue/index.ts';
 import type { ArtifactStore } from '../store/index.ts';
 import { loggerOptions } from './logger.ts';
+import authPlugin from './plugins/auth.ts';
 import configPlugin from './plugins/config.ts';
 import jobsPlugin from './plugins/jobs.ts';
 import openapiPlugin from './plugins/openapi.ts';
 import problemsPlugin from './plugins/problems.ts';
 import redisPlugin from './plugins/redis.ts';
 import routeTablePlugin from './plugins/route-table.ts';
+import securityPlugin from './plugins/security.ts';
 import storePlugin from './plugins/store.ts';
 import { Artifact } from './routes/artifacts/schemas.ts';
 import healthRoutes from './routes/health/index.ts';
@@ -68,6 +70,10 @@ export const lorafuseApi = fp<AppDependencies>(
     await app.register(redisPlugin, { redis: deps.redis, close });
     await app.register(storePlugin, { store: deps.store, close });
     await app.register(jobsPlugin, { jobs: deps.jobs, close });
+    // Headers and CORS first, so that a refused request carries them too; then who calls (request.principal,
+    // request.store, request.jobs); the rate limit counts per key after that (preParsing).
+    await app.register(securityPlugin, { settings: deps.config.access, prefix: deps.config.queuePrefix });
+    await app.register(authPlugin, { settings: deps.config.access, prefix: deps.config.queuePrefix });
     await app.register(multipart, {
       limits: {
         fileSize: deps.config.uploads.maxFileBytes,
@@ -94,6 +100,10 @@ export function serverOptions(deps: AppDependencies): FastifyServerOptions {
     // JSON bodies are recipes and requests: small. Uploads are multipart, limited per part in lorafuseApi.
     bodyLimit: deps.config.uploads.maxJsonBodyBytes,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    // A connection silent this long (an upload that stopped sending) is cut; the upload's error path then
+    // removes its staging files. The whole-request limit bounds a trickling client.
+    connectionTimeout: deps.config.access.idleTimeoutMs,
+    requestTimeout: deps.config.access.requestTimeoutMs,
   };
 }
 

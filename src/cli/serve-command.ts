@@ -1,9 +1,25 @@
 // `lorafuse serve`: the HTTP API alone, against the Redis named by REDIS_URL (scale-out: run as
 // many as needed behind a load balancer; workers run elsewhere with `lorafuse worker`).
 import { SERVE_USAGE } from './usage.ts';
-import { loadConfig } from '../config.ts';
+import type { LorafuseApp } from '../api/index.ts';
+import { type Config, loadConfig } from '../config.ts';
 import { startApi } from './services.ts';
 import { onShutdown } from './shutdown.ts';
+
+/** Says, once at start, when nobody could call the API or when anybody can. */
+async function warnAboutAccess(config: Config, app: LorafuseApp): Promise<void> {
+  if (!config.access.authEnabled) {
+    app.log.warn('LORAFUSE_AUTH=false: every request is served without a key, as the default project');
+    return;
+  }
+  if (config.access.bootstrapKey) return;
+  const keys = await app.access.listKeys().catch(() => null);
+  if (keys?.length === 0) {
+    app.log.warn(
+      'no API key exists yet: make one with `lorafuse keys create --scopes read,write,admin`, or set LORAFUSE_BOOTSTRAP_KEY',
+    );
+  }
+}
 
 export async function runServe(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -16,6 +32,7 @@ export async function runServe(argv: string[]): Promise<number> {
     return 2;
   }
   const api = await startApi(config, config.redisUrl);
+  await warnAboutAccess(config, api.app);
   onShutdown(async () => {
     await api.close();
     return 0;

@@ -15,7 +15,7 @@ export default async function processFinetuneJob(
   _token?: string,
   signal?: AbortSignal,
 ): Promise<FinetuneJobResult> {
-  const deps = await processorDependencies('finetune');
+  const deps = await processorDependencies('finetune', job.data);
   return runFinetuneJob(
     {
       id: job.id as string,

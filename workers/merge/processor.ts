@@ -21,7 +21,7 @@ export default async function processMergeJob(
   _token?: string,
   signal?: AbortSignal,
 ): Promise<MergeJobResult> {
-  const deps = await processorDependencies('merge');
+  const deps = await processorDependencies('merge', job.data);
   const id = job.id as string;
   const workDir = jobWorkDir(deps.dataDir, id);
   activeWorkDirs.add(workDir);

@@ -5,6 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from 'typebox';
 import { type AnalyzeJobPayload, type AnalyzeTask, hashBody } from '../../../queue/index.ts';
+import type { ArtifactStore } from '../../../store/index.ts';
 import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
 import { requireArtifacts, requireRunnable } from '../jobs/job-inputs.ts';
@@ -107,8 +108,8 @@ const analysisRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const body = request.body as Body;
-      const payload = await validate(app, body);
-      const { job, created } = await submitJob(app, 'analyze', payload, payload.inputs, {
+      const payload = await validate(request.store, body);
+      const { job, created } = await submitJob(request, 'analyze', payload, payload.inputs, {
         idempotencyKey: idempotencyKeyOf(request),
         bodyHash: hashBody({ type: 'analyze', body }),
       });
@@ -117,10 +118,7 @@ const analysisRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 };
 
-async function validate(
-  app: Parameters<FastifyPluginAsyncTypebox>[0],
-  body: Body,
-): Promise<AnalyzeJobPayload> {
+async function validate(store: ArtifactStore, body: Body): Promise<AnalyzeJobPayload> {
   if ((body.adapters === undefined) === (body.models === undefined)) {
     throw invalid('give exactly one of adapters or models', body.adapters ? 'models' : 'adapters');
   }
@@ -151,7 +149,7 @@ async function validate(
       maxExamples: body.disentanglement.max_examples ?? 256,
     };
   }
-  const [base] = await requireArtifacts(app.store, [
+  const [base] = await requireArtifacts(store, [
     { field: 'base_model', id: body.base_model, kind: 'model' },
     ...artifacts.map((id, i) => ({ field: `${field}[${i}]`, id, kind })),
     ...datasets.map((id, i) => ({

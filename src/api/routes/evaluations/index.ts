@@ -85,7 +85,7 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
           { limit: app.config.limits.maxEvaluationTasks, value: tasks },
         );
       }
-      const [model] = await requireArtifacts(app.store, [
+      const [model] = await requireArtifacts(request.store, [
         { field: 'model', id: body.model, kind: 'model' },
         ...adapters.map((id, i) => ({ field: `adapters[${i}]`, id, kind: 'adapter' as const })),
         ...datasets.map((id, i) => ({ field: `datasets[${i}]`, id, kind: 'dataset' as const })),
@@ -94,7 +94,7 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const heads: Record<string, string> = {};
       for (const [i, entry] of entries.entries()) {
         if (entry.head === undefined) continue;
-        const record = await app.store.get(entry.head);
+        const record = await request.store.get(entry.head);
         if (!record || !['adapter', 'head', 'model'].includes(record.kind)) {
           throw new ApiProblem(
             'unknown-artifact',
@@ -116,7 +116,7 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
         inputs: [...new Set([model.id, ...adapters, ...datasets, ...headIds])],
       };
       if (Object.keys(heads).length > 0) payload.heads = heads;
-      const { job, created } = await submitJob(app, 'evaluate', payload, payload.inputs, {
+      const { job, created } = await submitJob(request, 'evaluate', payload, payload.inputs, {
         idempotencyKey,
         bodyHash: hashBody({ type: 'evaluate', body }),
       });

@@ -57,7 +57,7 @@ const finetuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const body = request.body as Static<typeof FinetuneBody>;
       const idempotencyKey = idempotencyKeyOf(request);
-      const [model, dataset] = await requireArtifacts(app.store, [
+      const [model, dataset] = await requireArtifacts(request.store, [
         { field: 'model', id: body.model, kind: 'model' },
         { field: 'dataset', id: body.dataset, kind: 'dataset' },
       ]);
@@ -98,7 +98,7 @@ const finetuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
         seed,
         inputs: [model.id, dataset.id],
       };
-      const { job, created } = await submitJob(app, 'finetune', payload, payload.inputs, {
+      const { job, created } = await submitJob(request, 'finetune', payload, payload.inputs, {
         idempotencyKey,
         bodyHash: hashBody({ type: 'finetune', body }),
       });
