@@ -64,6 +64,24 @@ export interface RequestLimits {
   maxEvaluationTasks: number;
 }
 
+/** Who may call the API, how often, for how long, and from which web origins. */
+export interface AccessSettings {
+  /** LORAFUSE_AUTH (default on): off only for a private, trusted network or a test that is not about access. */
+  authEnabled: boolean;
+  /** LORAFUSE_BOOTSTRAP_KEY: accepted as an admin key of the default project (automation, first setup). */
+  bootstrapKey: string | undefined;
+  /** LORAFUSE_RATE_LIMIT: requests per key (per client address before authentication) per window; 0: no limit. */
+  rateLimit: number;
+  /** LORAFUSE_RATE_LIMIT_WINDOW_S, in milliseconds. */
+  rateLimitWindowMs: number;
+  /** LORAFUSE_IDLE_TIMEOUT_S: a connection silent this long (a stalled upload) is cut; ms, 0: never. */
+  idleTimeoutMs: number;
+  /** LORAFUSE_REQUEST_TIMEOUT_S: the longest a whole request may take to arrive; ms, 0: no limit. */
+  requestTimeoutMs: number;
+  /** LORAFUSE_CORS_ORIGINS: web origins (dashboards) allowed to call the API from a browser; empty: CORS off. */
+  corsOrigins: string[];
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -92,6 +110,7 @@ export interface Config {
   jobRetention: JobRetention;
   webhooks: WebhookSettings;
   operations: OperationsSettings;
+  access: AccessSettings;
 }
 
 /** Job webhooks (`callback_url`): how they are signed, where they may go and how they are retried. */
@@ -117,6 +136,46 @@ export interface OperationsSettings {
    * (/admin/queues, webhook delivery logs) answer 403 unless this is true.
    */
   adminOpen: boolean;
+}
+
+/** The shortest LORAFUSE_BOOTSTRAP_KEY accepted: it is an admin credential, so it must not be guessable. */
+const MIN_BOOTSTRAP_KEY = 32;
+
+function accessSettings(env: NodeJS.ProcessEnv): AccessSettings {
+  const bootstrapKey = env.LORAFUSE_BOOTSTRAP_KEY || undefined;
+  if (bootstrapKey !== undefined && (bootstrapKey.length < MIN_BOOTSTRAP_KEY || /\s/.test(bootstrapKey))) {
+    // The value itself is never echoed: it is a secret.
+    throw new ConfigError(
+      'LORAFUSE_BOOTSTRAP_KEY',
+      `must be at least ${MIN_BOOTSTRAP_KEY} characters without spaces (e.g. openssl rand -hex 32)`,
+    );
+  }
+  const origins = (env.LORAFUSE_CORS_ORIGINS ?? '')
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean);
+  for (const origin of origins) {
+    if (origin === '*') continue;
+    let url: URL | undefined;
+    try {
+      url = new URL(origin);
+    } catch {}
+    if (!url || url.origin !== origin.replace(/\/$/, '')) {
+      throw new ConfigError(
+        'LORAFUSE_CORS_ORIGINS',
+        `"${origin}" is not an origin (scheme://host[:port]) or *`,
+      );
+    }
+  }
+  return {
+    authEnabled: booleanFlag(env, 'LORAFUSE_AUTH', true),
+    bootstrapKey,
+    rateLimit: integer(env, 'LORAFUSE_RATE_LIMIT', 6000, 0, 10_000_000),
+    rateLimitWindowMs: integer(env, 'LORAFUSE_RATE_LIMIT_WINDOW_S', 60, 1, 86_400) * 1000,
+    idleTimeoutMs: integer(env, 'LORAFUSE_IDLE_TIMEOUT_S', 60, 0, 86_400) * 1000,
+    requestTimeoutMs: integer(env, 'LORAFUSE_REQUEST_TIMEOUT_S', 6 * 3600, 0, 7 * 86_400) * 1000,
+    corsOrigins: origins.map((origin) => origin.replace(/\/$/, '')),
+  };
 }
 
 /** The backends the model runtime can run on (LORAFUSE_BACKEND), or `auto` for the fastest available. */
@@ -475,6 +534,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       metrics: booleanFlag(env, 'LORAFUSE_METRICS', true),
       adminOpen: booleanFlag(env, 'LORAFUSE_ADMIN_OPEN', false),
     },
+    access: accessSettings(env),
     limits: {
       maxRecipeModels: integer(env, 'LORAFUSE_MAX_RECIPE_MODELS', 64, 1, 4096),
       maxEvaluationTasks: integer(env, 'LORAFUSE_MAX_EVALUATION_TASKS', 64, 1, 4096),

@@ -2,7 +2,7 @@
 // workers do) and the artifact store, from the environment the worker host passes down.
 import type { Redis } from 'ioredis';
 import { loadConfig, type RuntimeSettings } from '../src/config.ts';
-import { createWorkerRedis } from '../src/queue/index.ts';
+import { createWorkerRedis, jobProject } from '../src/queue/index.ts';
 import { ArtifactStore, createBlobStore } from '../src/store/index.ts';
 import type { JobPublications } from './job-publication.ts';
 
@@ -33,7 +33,16 @@ export interface JobRunDependencies extends ProcessorDependencies {
 
 let dependencies: Promise<ProcessorDependencies> | undefined;
 
-export function processorDependencies(queue: string): Promise<ProcessorDependencies> {
+/** The processor's connections; given the job's data, with the store seen as the job's project. */
+export async function processorDependencies(
+  queue: string,
+  jobData?: unknown,
+): Promise<ProcessorDependencies> {
+  const shared = await sharedDependencies(queue);
+  return jobData === undefined ? shared : { ...shared, store: shared.store.forProject(jobProject(jobData)) };
+}
+
+function sharedDependencies(queue: string): Promise<ProcessorDependencies> {
   dependencies ??= (async () => {
     const config = loadConfig(process.env);
     if (!config.redisUrl) throw new Error(`the ${queue} processor needs REDIS_URL`);

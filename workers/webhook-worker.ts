@@ -25,7 +25,7 @@ import {
   validateCallbackUrl,
   type WebhookSecretSource,
 } from '../src/webhooks/index.ts';
-import { LORAFUSE_VERSION } from '../src/store/index.ts';
+import { LORAFUSE_VERSION, projectWebhookSecrets } from '../src/store/index.ts';
 
 export interface WebhookWorkerOptions {
   redisUrl: string;
@@ -35,6 +35,8 @@ export interface WebhookWorkerOptions {
   /** How long delivery logs are kept (seconds): as long as failed jobs. */
   logTtlSeconds: number;
   secret?: WebhookSecretSource;
+  /** Sign with each project's own secret (API keys on); otherwise LORAFUSE_WEBHOOK_SECRET for the default project. */
+  projectSecrets?: boolean;
   concurrency?: number;
   logger?: Logger;
 }
@@ -47,7 +49,12 @@ export interface WebhookWorkerHandle {
 export function startWebhookWorker(options: WebhookWorkerOptions): WebhookWorkerHandle {
   const connection: Redis = createWorkerRedis(options.redisUrl, undefined, options.deployment);
   const jobs = new JobService({ redis: connection, prefix: options.prefix });
-  const secretOf = options.secret ?? secretFromConfig(options.settings);
+  // With API keys on, every project signs with its own secret (the API checks callback_urls against the same).
+  const secretOf =
+    options.secret ??
+    (options.projectSecrets
+      ? projectWebhookSecrets(connection, options.prefix, options.settings.secret)
+      : secretFromConfig(options.settings));
   const log = options.logger;
 
   async function deliver(job: Job<WebhookDeliveryPayload>): Promise<{ status: number }> {

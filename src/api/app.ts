@@ -10,10 +10,11 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config.ts';
 import { recipeJsonSchema } from '../merge/index.ts';
 import type { JobService } from '../queue/index.ts';
-import type { ArtifactStore } from '../store/index.ts';
+import { type ArtifactStore, projectWebhookSecrets } from '../store/index.ts';
 import { secretFromConfig, type WebhookSecretSource } from '../webhooks/index.ts';
 import { loggerOptions } from './logger.ts';
 import adminGatePlugin, { type AuthorizeAdmin } from './plugins/admin-gate.ts';
+import authPlugin, { requireAdminScope } from './plugins/auth.ts';
 import configPlugin from './plugins/config.ts';
 import jobsPlugin from './plugins/jobs.ts';
 import metricsPlugin from './plugins/metrics.ts';
@@ -22,6 +23,7 @@ import problemsPlugin from './plugins/problems.ts';
 import redisPlugin from './plugins/redis.ts';
 import routeTablePlugin from './plugins/route-table.ts';
 import webhooksPlugin from './plugins/webhooks.ts';
+import securityPlugin from './plugins/security.ts';
 import storePlugin from './plugins/store.ts';
 import { Artifact } from './routes/artifacts/schemas.ts';
 import healthRoutes from './routes/health/index.ts';
@@ -80,13 +82,23 @@ export const lorafuseApi = fp<AppDependencies>(
     await app.register(redisPlugin, { redis: deps.redis, close });
     await app.register(storePlugin, { store: deps.store, close });
     await app.register(jobsPlugin, { jobs: deps.jobs, close });
+    // Headers and CORS first, so that a refused request carries them too; then who calls (request.principal,
+    // request.store, request.jobs); the rate limit counts per key after that (preParsing).
+    await app.register(securityPlugin, { settings: deps.config.access, prefix: deps.config.queuePrefix });
+    await app.register(authPlugin, { settings: deps.config.access, prefix: deps.config.queuePrefix });
+    const { authEnabled } = deps.config.access;
     await app.register(adminGatePlugin, {
-      authorize: deps.authorizeAdmin,
+      // With keys on, the auth hook has already required the admin scope of every admin route.
+      authorize: deps.authorizeAdmin ?? (authEnabled ? requireAdminScope : undefined),
       open: deps.config.operations.adminOpen,
     });
     await app.register(metricsPlugin);
     await app.register(webhooksPlugin, {
-      secret: deps.webhookSecret ?? secretFromConfig(deps.config.webhooks),
+      secret:
+        deps.webhookSecret ??
+        (authEnabled
+          ? projectWebhookSecrets(deps.redis, deps.config.queuePrefix, deps.config.webhooks.secret)
+          : secretFromConfig(deps.config.webhooks)),
     });
     await app.register(multipart, {
       limits: {
@@ -115,6 +127,10 @@ export function serverOptions(deps: AppDependencies): FastifyServerOptions {
     // JSON bodies are recipes and requests: small. Uploads are multipart, limited per part in lorafuseApi.
     bodyLimit: deps.config.uploads.maxJsonBodyBytes,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    // A connection silent this long (an upload that stopped sending) is cut; the upload's error path then
+    // removes its staging files. The whole-request limit bounds a trickling client.
+    connectionTimeout: deps.config.access.idleTimeoutMs,
+    requestTimeout: deps.config.access.requestTimeoutMs,
   };
 }
 

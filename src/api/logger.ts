@@ -1,5 +1,5 @@
 // Logger options: pino with request ids, and secrets redacted wherever they could be logged
-// (credential headers, passwords inside Redis URLs).
+// (credential headers, passwords inside Redis URLs, the bootstrap key and webhook secrets).
 import type { LoggerOptions } from 'pino';
 import type { LogLevel } from '../config.ts';
 
@@ -29,6 +29,12 @@ export function loggerOptions(level: LogLevel): LoggerOptions {
         'redisUrl',
         '*.redisUrl',
         'config.redisUrl',
+        // Access secrets, should a settings object or a project record ever be logged.
+        'bootstrapKey',
+        '*.bootstrapKey',
+        'config.access.bootstrapKey',
+        'webhookSecret',
+        '*.webhookSecret',
       ],
       censor: (value: unknown) =>
         typeof value === 'string' && /^rediss?:/.test(value) ? redactUrl(value) : REDACTED,

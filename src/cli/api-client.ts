@@ -7,8 +7,12 @@ import { type Artifact, type Job, LorafuseClient } from '../client/index.ts';
 export class ApiClient {
   readonly api: LorafuseClient;
 
-  constructor(readonly baseUrl: string) {
-    this.api = new LorafuseClient({ baseUrl, apiKey: process.env.LORAFUSE_API_KEY });
+  /** `apiKey`: the key to send; LORAFUSE_API_KEY when not given. */
+  constructor(
+    readonly baseUrl: string,
+    apiKey: string | undefined = process.env.LORAFUSE_API_KEY,
+  ) {
+    this.api = new LorafuseClient({ baseUrl, apiKey });
   }
 
   /** Uploads a model folder's files (one multipart part per file, named by its file name). */

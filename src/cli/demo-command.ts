@@ -140,7 +140,8 @@ export async function runDemo(argv: string[]): Promise<number> {
         say(`  redis     ${embedded ? `embedded redis-server at ${url} (AOF on, noeviction)` : 'REDIS_URL'}`),
     });
     say(`  api       ${stack.api.url}  (OpenAPI docs at ${stack.api.url}/docs)`);
-    const client = new ApiClient(stack.api.url);
+    if (stack.apiKey) say(`  api key   ${stack.apiKey}  (admin of project default, made for this run)`);
+    const client = new ApiClient(stack.api.url, stack.apiKey);
 
     say(
       '\n1. Four small checkpoints (Llama-shaped: 2 layers, hidden 64): a base and three fine-tuned variants',

@@ -26,6 +26,9 @@ local
 remote (LORAFUSE_URL, LORAFUSE_API_KEY)
   client      upload, merge, wait, download, jobs, report against a running service
 
+access (REDIS_URL)
+  keys        create, list and revoke API keys (scopes read, write, admin; one project each)
+
   --version   print the version
 `;
 
@@ -65,6 +68,7 @@ const COMMANDS: Record<string, Command> = {
   evaluate: (argv) => modelCommand('evaluate', argv),
   client: async (argv) => (await import('./client/command.ts')).runClient(argv),
   study: async (argv) => (await import('./study/command.ts')).runStudy(argv),
+  keys: async (argv) => (await import('./keys-command.ts')).runKeys(argv),
 };
 
 const SERVICE_SPECS = { serve: SERVE_SPEC, worker: WORKER_SPEC, dev: DEV_SPEC };

@@ -142,6 +142,7 @@ export function startWorker(
     deployment: config.redis,
     prefix: config.queuePrefix,
     settings: config.webhooks,
+    projectSecrets: config.access.authEnabled,
     logTtlSeconds: config.jobRetention.failed.age,
     logger,
   });

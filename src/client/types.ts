@@ -34,6 +34,8 @@ export interface Artifact {
   /** mdl_... for models, adp_... for adapters, dst_... for datasets. */
   id: string;
   kind: ArtifactKind;
+  /** The project it belongs to (that of the key that uploaded or made it). */
+  project?: string;
   files: ArtifactFile[];
   tensorCount: number;
   parameterCount: number;

@@ -325,6 +325,23 @@ export interface AnalyzeJobResult {
   meanDisentanglementError: number | null;
 }
 
+/**
+ * The project every job belongs to rides in its data (`project`), so a worker writes its artifacts under the
+ * project that queued it. Jobs queued before projects existed carry none: they are the default project's.
+ */
+export interface JobOwnership {
+  project?: string;
+}
+
+/** The default project's name (the same as the store's DEFAULT_PROJECT; the contract imports nothing of ours). */
+export const DEFAULT_JOB_PROJECT = 'default';
+
+/** The project a job's data names. */
+export function jobProject(data: unknown): string {
+  const project = (data as JobOwnership | null | undefined)?.project;
+  return typeof project === 'string' && project !== '' ? project : DEFAULT_JOB_PROJECT;
+}
+
 /** The job record every client reads (GET /v1/jobs/:id). */
 export interface JobView {
   id: string;

@@ -1,10 +1,13 @@
 // The API's and the CLI's view of jobs: submits them (one BullMQ queue per job type, ids chosen by
 // us), reads them back as JobView, lists them newest first with a stable cursor, and cancels them.
+// A service is a view of one project (`forProject`): it queues jobs carrying that project, and another
+// project's jobs read as missing (the API answers 404, never 403).
 import { createHash, randomUUID } from 'node:crypto';
 import { FlowProducer, Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   type AnalyzeJobPayload,
+  DEFAULT_JOB_PROJECT,
   DEFAULT_JOB_RETENTION,
   type JobRetention,
   jobOptions,
@@ -109,11 +112,14 @@ function decodeCursor(cursor: string): number {
 
 export class JobService {
   readonly prefix: string;
+  /** The project whose jobs this view queues and sees. */
+  readonly project: string = DEFAULT_JOB_PROJECT;
   private readonly redis: Redis;
   private readonly queues: Record<JobType, Queue>;
   private readonly keys: ReturnType<typeof jobKeys>;
   private readonly connection: Redis;
-  private flows: FlowProducer | undefined;
+  /** Made on first use and shared by every project's view (a view must not make its own). */
+  private readonly lazy: { flows?: FlowProducer } = {};
 
   private readonly retention: JobRetention;
   private readonly pruneGraceMs: number;
@@ -151,6 +157,19 @@ export class JobService {
         return [type, queue];
       }),
     ) as Record<JobType, Queue>;
+  }
+
+  /** The same service (queues, connection) seen as `project`: what a request of that project works with. */
+  forProject(project: string): JobService {
+    if (project === this.project) return this;
+    const view = Object.create(this) as JobService;
+    Object.defineProperty(view, 'project', { value: project, enumerable: true });
+    return view;
+  }
+
+  /** The project a job belongs to (jobs without an entry are the default project's). */
+  private async ownerOf(id: string): Promise<string> {
+    return (await this.redis.hget(this.keys.projects, id)) ?? DEFAULT_JOB_PROJECT;
   }
 
   queue(type: JobType): Queue {
@@ -193,7 +212,7 @@ export class JobService {
     const jobId = `job_${randomUUID()}`;
     if (options.idempotencyKey !== undefined) {
       const bodyHash = options.bodyHash ?? hashBody({ type, payload });
-      const key = this.keys.idempotency(options.idempotencyKey);
+      const key = this.keys.idempotency(this.project, options.idempotencyKey);
       const claimed = await this.redis.set(
         key,
         JSON.stringify({ jobId, bodyHash }),
@@ -215,7 +234,10 @@ export class JobService {
         await this.redis.set(key, JSON.stringify({ jobId, bodyHash }), 'EX', FLAG_TTL_SECONDS);
       }
     }
-    return { job: await this.add(type, jobId, payload, options.children), created: true };
+    // The project rides in the job's data (and each child's), so the worker writes under it.
+    const owned = { ...payload, project: this.project };
+    const children = options.children?.map((child) => ({ ...child, project: this.project }));
+    return { job: await this.add(type, jobId, owned, children), created: true };
   }
 
   /** The child job ids of a job submitted with children, in order. */
@@ -228,21 +250,22 @@ export class JobService {
     // Children first in the index, so listings (newest first) show the parent above its points.
     for (const id of [...ids.slice(1), jobId]) {
       const sequence = await this.redis.incr(this.keys.sequence);
-      await this.redis
+      const multi = this.redis
         .multi()
         .hset(this.keys.types, id, type)
-        .zadd(this.keys.index, sequence, id)
-        .zadd(this.keys.typeIndex(type), sequence, id)
-        .exec();
+        .zadd(this.keys.index(this.project), sequence, id)
+        .zadd(this.keys.typeIndex(this.project, type), sequence, id);
+      if (this.project !== DEFAULT_JOB_PROJECT) multi.hset(this.keys.projects, id, this.project);
+      await multi.exec();
     }
     try {
       if (!children) {
         const job = await this.queues[type].add(type, payload, { jobId });
         return toJobView(type, job, 'waiting', null, false);
       }
-      this.flows ??= new FlowProducer({ connection: this.connection, prefix: this.prefix });
+      this.lazy.flows ??= new FlowProducer({ connection: this.connection, prefix: this.prefix });
       const queueName = QUEUE_NAMES[type];
-      const node = await this.flows.add({
+      const node = await this.lazy.flows.add({
         name: type,
         queueName,
         data: payload,
@@ -265,8 +288,9 @@ export class JobService {
     await this.redis
       .multi()
       .hdel(this.keys.types, jobId)
-      .zrem(this.keys.index, jobId)
-      .zrem(this.keys.typeIndex(type), jobId)
+      .hdel(this.keys.projects, jobId)
+      .zrem(this.keys.index(this.project), jobId)
+      .zrem(this.keys.typeIndex(this.project, type), jobId)
       .exec();
   }
 
@@ -280,10 +304,17 @@ export class JobService {
     return null;
   }
 
+  /** The job, or null when there is none or it belongs to another project. */
   async get(id: string): Promise<JobView | null> {
-    const type = (await this.redis.hget(this.keys.types, id)) as JobType | null;
-    if (!type || !(type in QUEUE_NAMES)) return null;
-    return this.viewOf(type, id);
+    const type = await this.typeOf(id);
+    return type ? this.viewOf(type, id) : null;
+  }
+
+  /** The job's type when it exists and is this project's. */
+  private async typeOf(id: string): Promise<JobType | null> {
+    const [type, owner] = await Promise.all([this.redis.hget(this.keys.types, id), this.ownerOf(id)]);
+    if (!type || !(type in QUEUE_NAMES) || owner !== this.project) return null;
+    return type as JobType;
   }
 
   private async viewOf(type: JobType, id: string): Promise<JobView | null> {
@@ -341,7 +372,9 @@ export class JobService {
     cursor?: string;
   }): Promise<{ items: JobView[]; nextCursor: string | null }> {
     const limit = Math.max(1, Math.min(query.limit, 1000));
-    const indexKey = query.type ? this.keys.typeIndex(query.type) : this.keys.index;
+    const indexKey = query.type
+      ? this.keys.typeIndex(this.project, query.type)
+      : this.keys.index(this.project);
     let below = query.cursor ? decodeCursor(query.cursor) : Number.POSITIVE_INFINITY;
     const items: JobView[] = [];
     const sequences: number[] = [];
@@ -384,9 +417,10 @@ export class JobService {
     const multi = this.redis
       .multi()
       .hdel(this.keys.types, id)
-      .zrem(this.keys.index, id)
+      .hdel(this.keys.projects, id)
+      .zrem(this.keys.index(this.project), id)
       .del(this.keys.error(id), this.keys.cancel(id), mark);
-    if (type) multi.zrem(this.keys.typeIndex(type), id);
+    if (type) multi.zrem(this.keys.typeIndex(this.project, type), id);
     await multi.exec();
   }
 
@@ -396,7 +430,7 @@ export class JobService {
    * reads as `cancelled`. The returned view of an active job has `cancelRequested: true`.
    */
   async cancel(id: string): Promise<JobView> {
-    const type = (await this.redis.hget(this.keys.types, id)) as JobType | null;
+    const type = await this.typeOf(id);
     const view = type ? await this.viewOf(type, id) : null;
     if (!type || !view) throw new JobNotFoundError(id);
     if (view.state === 'completed' || view.state === 'failed' || view.state === 'cancelled') {
@@ -475,7 +509,7 @@ export class JobService {
     ]);
     clearTimeout(timer);
     await Promise.all(queues.map((queue) => queue.close()));
-    await this.flows?.close();
+    await this.lazy.flows?.close();
     await this.outcomes.close();
     await this.eventHub?.close();
     await this.webhooks?.close();

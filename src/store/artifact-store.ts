@@ -2,7 +2,9 @@
 // time) and their files in the content-addressed blob store (the data directory or an S3 bucket).
 // Blob reference counts live in Redis beside the records, so a blob shared by several artifacts is
 // removed only with its last user. Files are staged and validated in the local scratch directory
-// before anything is stored.
+// before anything is stored. Every record belongs to a project: a store is a view of one project
+// (`forProject`), whose indexes and digest lookups see only that project's records; the blobs underneath
+// are shared by content, which no project can observe (dedup answers only within a project).
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -14,6 +16,7 @@ import { isArtifactId, kindOfId, newArtifactId } from './artifact-id.ts';
 import type { BlobStore } from './blob-store.ts';
 import { FsBlobStore } from './fs-blob-store.ts';
 import { type HashedFile, LocalScratch } from './local-scratch.ts';
+import { assertProjectName, DEFAULT_PROJECT } from './access.ts';
 import { ArtifactValidationError } from './errors.ts';
 import { inspectAdapter } from './inspect-adapter.ts';
 import { inspectDataset } from './inspect-dataset.ts';
@@ -30,6 +33,8 @@ export interface ArtifactStoreOptions {
   prefix: string;
   /** Where blobs live; the data directory (FsBlobStore) by default. */
   blobs?: BlobStore;
+  /** The project this view reads and writes (DEFAULT_PROJECT when not given). */
+  project?: string;
 }
 
 export interface ArtifactPage {
@@ -55,13 +60,16 @@ for i, sha in ipairs(ARGV) do
 end
 return orphans`;
 
-/** Removes a record, its index and digest entries and releases its blobs, atomically. */
+/** Removes a record of project ARGV[2] (ARGV[3]: the default), its index and digest entries and releases its blobs, atomically. */
 const DELETE_SCRIPT = `
 local json = redis.call('GET', KEYS[1])
 if not json then return false end
+local record = cjson.decode(json)
+local owner = record.project
+if type(owner) ~= 'string' then owner = ARGV[3] end
+if owner ~= ARGV[2] then return false end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-local record = cjson.decode(json)
 if type(record.digest) == 'string' and redis.call('HGET', KEYS[4], record.digest) == ARGV[1] then
   redis.call('HDEL', KEYS[4], record.digest)
 end
@@ -108,14 +116,42 @@ export class ArtifactStore {
   readonly scratch: LocalScratch;
   /** Uploads being staged, each with its settled promise: close() waits for them (no orphan staging files). */
   private readonly staging = new Map<StagedUpload, Promise<void>>();
+  /** The project whose artifacts this view sees; records of other projects read as missing. */
+  readonly project: string;
   private readonly redis: Redis;
   private readonly prefix: string;
 
   constructor(options: ArtifactStoreOptions) {
     this.redis = options.redis;
     this.prefix = options.prefix;
+    this.project = options.project ?? DEFAULT_PROJECT;
+    assertProjectName(this.project);
     this.scratch = new LocalScratch(options.dataDir);
     this.blobs = options.blobs ?? new FsBlobStore(options.dataDir);
+  }
+
+  /**
+   * The same store (connections, blobs, scratch) seen as `project`: what a request of that project or a job
+   * it queued works with. Cheap: it shares everything but the project.
+   */
+  forProject(project: string): ArtifactStore {
+    if (project === this.project) return this;
+    assertProjectName(project);
+    const view = Object.create(this) as ArtifactStore;
+    Object.defineProperty(view, 'project', { value: project, enumerable: true });
+    return view;
+  }
+
+  /** Records written before projects existed carry none: they are the default project's. */
+  private owns(record: ArtifactRecord): boolean {
+    return (record.project ?? DEFAULT_PROJECT) === this.project;
+  }
+
+  /** The default project keeps the key names of the time before projects, so existing data stays listed. */
+  private projectKey(rest: string): string {
+    return this.project === DEFAULT_PROJECT
+      ? `${this.prefix}:${rest}`
+      : `${this.prefix}:project:${this.project}:${rest}`;
   }
 
   get dataDir(): string {
@@ -143,12 +179,12 @@ export class ArtifactStore {
   }
 
   private indexKey(kind: StoredArtifactKind): string {
-    return `${this.prefix}:artifacts:${kind}`;
+    return this.projectKey(`artifacts:${kind}`);
   }
 
-  /** Per kind: content digest -> the newest artifact id with that content (artifact-digest.ts). */
+  /** Per project and kind: content digest -> the newest artifact id with that content (artifact-digest.ts). */
   private digestKey(kind: StoredArtifactKind): string {
-    return `${this.prefix}:digests:${kind}`;
+    return this.projectKey(`digests:${kind}`);
   }
 
   private get refsKey(): string {
@@ -286,6 +322,7 @@ export class ArtifactStore {
     const record: ArtifactRecord = {
       id: newArtifactId(kind, createdAt.getTime()),
       kind,
+      project: this.project,
       files: [...files.entries()]
         .map(([name, file]) => ({ name, size: file.size, sha256: file.sha256 }))
         .concat((extras.stored ?? []).map(({ name, size, sha256 }) => ({ name, size, sha256 })))
@@ -350,7 +387,9 @@ export class ArtifactStore {
   async get(id: string): Promise<ArtifactRecord | null> {
     if (!isArtifactId(id)) return null;
     const json = await this.redis.get(this.recordKey(id));
-    return json === null ? null : (JSON.parse(json) as ArtifactRecord);
+    const record = json === null ? null : (JSON.parse(json) as ArtifactRecord);
+    // Another project's id reads exactly like an unknown one (404, never 403).
+    return record && this.owns(record) ? record : null;
   }
 
   /** Records of one kind, newest first; `cursor` is the opaque value a previous page returned. */
@@ -373,7 +412,10 @@ export class ArtifactStore {
     );
     const page = ids.slice(0, query.limit);
     const json = page.length > 0 ? await this.redis.mget(page.map((id) => this.recordKey(id))) : [];
-    const items = json.filter((value): value is string => value !== null).map((value) => JSON.parse(value));
+    const items = json
+      .filter((value): value is string => value !== null)
+      .map((value) => JSON.parse(value) as ArtifactRecord)
+      .filter((record) => this.owns(record));
     const nextCursor = ids.length > query.limit ? encodeCursor(page[page.length - 1]) : null;
     return { items, nextCursor };
   }
@@ -438,6 +480,8 @@ export class ArtifactStore {
       this.refsKey,
       this.digestKey(kind),
       id,
+      this.project,
+      DEFAULT_PROJECT,
     )) as [string, string[]] | null;
     if (!result) return false;
     await this.removeOrphans(result[1]);

@@ -1,3 +1,16 @@
+export {
+  AccessError,
+  AccessStore,
+  DEFAULT_PROJECT,
+  isProjectName,
+  parseScopes,
+  projectWebhookSecret,
+  projectWebhookSecrets,
+  SCOPES,
+  tokenMatches,
+  hashToken,
+} from './access.ts';
+export type { ApiKeyRecord, Principal, ProjectRecord, Scope } from './access.ts';
 export { ArtifactInputs, MissingArtifactError, requireArtifact } from './artifact-inputs.ts';
 export type { StoredAdapterSource, StoredModelSource } from './artifact-inputs.ts';
 export { ArtifactStore, InvalidCursorError, StagedUpload } from './artifact-store.ts';

@@ -40,6 +40,8 @@ export type DatasetSplit = (typeof DATASET_SPLITS)[number];
 export interface ArtifactRecord {
   id: string;
   kind: StoredArtifactKind;
+  /** The project it belongs to; absent on records written before projects existed (the default project). */
+  project?: string;
   files: ArtifactFile[];
   tensorCount: number;
   parameterCount: number;

@@ -1,6 +1,7 @@
 // Builds the real app against a real redis-server and a fresh data directory, with a unique key
 // prefix per app so tests never see each other's artifacts or jobs.
 import path from 'node:path';
+import type { FastifyServerOptions } from 'fastify';
 import { Redis } from 'ioredis';
 import { type LorafuseApp, buildApp } from '../../src/api/app.ts';
 import { type Config, loadConfig, type RequestLimits, type UploadLimits } from '../../src/config.ts';
@@ -26,12 +27,27 @@ export async function startApi(
   redisUrl: string,
   uploads: Partial<UploadLimits> = {},
   limits: Partial<RequestLimits> = {},
-  options: { dataDir?: string } = {},
+  options: {
+    dataDir?: string;
+    /**
+     * More environment for loadConfig. Access control is off unless given (LORAFUSE_AUTH: 'true'): these
+     * tests are about artifacts and jobs; test/api/auth.test.ts is about access, with auth on as `serve` has it.
+     */
+    env?: NodeJS.ProcessEnv;
+    /** Fastify logger options (default: silent). */
+    logger?: FastifyServerOptions['logger'];
+  } = {},
 ): Promise<TestApi> {
   const work = tempDir('lorafuse-api');
   const dataDir = options.dataDir ?? path.join(work.dir, 'data');
   const prefix = uniquePrefix('api');
-  const base = loadConfig({ LORAFUSE_DATA_DIR: dataDir, LORAFUSE_QUEUE_PREFIX: prefix, REDIS_URL: redisUrl });
+  const base = loadConfig({
+    LORAFUSE_DATA_DIR: dataDir,
+    LORAFUSE_QUEUE_PREFIX: prefix,
+    REDIS_URL: redisUrl,
+    LORAFUSE_AUTH: 'false',
+    ...options.env,
+  });
   const config: Config = {
     ...base,
     uploads: { ...base.uploads, ...uploads },
@@ -40,7 +56,7 @@ export async function startApi(
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   const store = new ArtifactStore({ redis, dataDir, prefix });
   const jobs = new JobService({ redis, prefix });
-  const app = await buildApp({ config, redis, store, jobs, logger: false });
+  const app = await buildApp({ config, redis, store, jobs, logger: options.logger ?? false });
   return {
     app,
     store,

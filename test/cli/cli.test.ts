@@ -146,6 +146,11 @@ describe('lorafuse CLI', () => {
     const out = demo.stdout;
     assert.equal((out.match(/POST \/v1\/models/g) ?? []).length, 4);
     assert.match(out, /embedded redis-server at redis:\/\/127\.0\.0\.1:\d+/);
+    assert.match(
+      out,
+      /api key\s+lfk_[0-9a-f]{12}_\S+\s+\(admin of project default/,
+      'the demo runs with auth on',
+    );
     assert.match(out, /job job_[0-9a-f-]{36} queued/);
     assert.equal((out.match(/\] completed/g) ?? []).length, 2, 'both jobs completed');
     assert.equal((out.match(/sha256 [0-9a-f]{64}/g) ?? []).length, 2);

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { buildApp, type LorafuseApp } from '../../src/api/index.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createApiRedis, JobService } from '../../src/queue/index.ts';
-import { ArtifactStore } from '../../src/store/index.ts';
+import { AccessStore, ArtifactStore } from '../../src/store/index.ts';
 import { type MergeWorkerHandle, startMergeWorker } from '../../workers/merge-worker.ts';
 import { compareTensors, goldenCaseDir, readCaseJson, readGoldenTensors } from '../helpers/golden.ts';
 import { startTestRedis, type TestRedis, tempDir, uniquePrefix } from '../helpers/redis.ts';
@@ -37,6 +37,8 @@ describe('lorafuse client against a running service', () => {
   let jobs: JobService;
   let worker: MergeWorkerHandle;
   let url: string;
+  /** A read/write key of the default project: the service runs with auth on, as `serve` does. */
+  let apiKey: string;
 
   before(async () => {
     server = await startTestRedis();
@@ -52,6 +54,9 @@ describe('lorafuse client against a running service', () => {
     await store.init();
     jobs = new JobService({ redis, prefix });
     app = await buildApp({ config, redis, store, jobs, logger: false });
+    apiKey = (
+      await new AccessStore(redis, prefix).createKey({ project: 'default', scopes: ['read', 'write'] })
+    ).token;
     await app.listen({ port: 0, host: '127.0.0.1' });
     const address = app.server.address() as { port: number };
     url = `http://127.0.0.1:${address.port}`;
@@ -77,7 +82,7 @@ describe('lorafuse client against a running service', () => {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [BIN, 'client', ...args], {
         cwd: data.dir,
-        env: { ...process.env, LORAFUSE_URL: url, CI: 'true', ...env },
+        env: { ...process.env, LORAFUSE_URL: url, LORAFUSE_API_KEY: apiKey, CI: 'true', ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let stdout = '';
@@ -207,6 +212,26 @@ describe('lorafuse client against a running service', () => {
       assert.equal(report.code, 1);
       assert.match(report.stderr, new RegExp(`no report for job ${failing.id}`));
     }
+  });
+
+  it('sends the key from LORAFUSE_API_KEY or --api-key; without one the service answers 401, named', async () => {
+    const without = await client(['jobs'], { LORAFUSE_API_KEY: '' });
+    assert.equal(without.code, 1);
+    assert.match(without.stderr, /401/);
+    assert.match(without.stderr, /needs an API key/);
+    const flagged = await client(['jobs', '--api-key', apiKey, '--limit', '1'], { LORAFUSE_API_KEY: '' });
+    assert.equal(flagged.code, 0, flagged.stderr);
+    assert.ok(Array.isArray(JSON.parse(flagged.stdout).items));
+    // The flag wins over the environment.
+    const overridden = await client(['jobs', `--api-key=${apiKey}`], { LORAFUSE_API_KEY: 'lfk_wrong' });
+    assert.equal(overridden.code, 0, overridden.stderr);
+    const wrong = await client(['jobs', '--api-key', 'lfk_wrong']);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /not valid/);
+    assert.ok(!wrong.stderr.includes(apiKey), 'the configured key is never printed');
+    const missing = await client(['jobs', '--api-key']);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--api-key needs a value/);
   });
 
   it('names a missing or malformed LORAFUSE_URL and an unreachable service plainly', async () => {

@@ -26,7 +26,8 @@ describe('lorafuse dev', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
       const deadline = Date.now() + HANG_GUARD_MS;
-      while (!/API on http:\/\/127\.0\.0\.1:\d+/.test(output)) {
+      // Started once the local key is printed (the line after "API on").
+      while (!/API on http:\/\/127\.0\.0\.1:\d+[\s\S]*LORAFUSE_API_KEY=lfk_\S+\n/.test(output)) {
         if (Date.now() > deadline || child.exitCode !== null)
           throw new Error(`dev did not start:\n${output}`);
         await new Promise((resolve) => setTimeout(resolve, 50));
@@ -37,6 +38,12 @@ describe('lorafuse dev', () => {
       );
       const ready = await fetch(`${apiUrl}/readyz`);
       assert.equal(ready.status, 200, await ready.text());
+      // Auth is on; dev prints a local admin key, and it works.
+      const key = (/LORAFUSE_API_KEY=(lfk_\S+)/.exec(output) as RegExpExecArray | null)?.[1];
+      assert.ok(key, `dev prints a local key:\n${output}`);
+      assert.equal((await fetch(`${apiUrl}/v1/models`)).status, 401);
+      const listed = await fetch(`${apiUrl}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
+      assert.equal(listed.status, 200, await listed.text());
       assert.ok(await accepts(redisPort));
       assert.ok(existsSync(path.join(data.dir, 'redis')));
 

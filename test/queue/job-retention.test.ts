@@ -127,7 +127,7 @@ describe('job retention', () => {
     );
     await jobs.list({ limit: 10 });
     const keys = jobKeys(prefix);
-    assert.deepEqual(await redis.zrevrange(keys.index, 0, -1), kept);
+    assert.deepEqual(await redis.zrevrange(keys.index('default'), 0, -1), kept);
     assert.equal(await redis.hlen(keys.types), 3);
   });
 

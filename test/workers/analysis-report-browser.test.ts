@@ -57,6 +57,8 @@ describe('POST /v1/analyses over fine-tuned adapters, report.html in a real brow
       LORAFUSE_DATA_DIR: data.dir,
       LORAFUSE_QUEUE_PREFIX: prefix,
       REDIS_URL: server.url,
+      // Not about access: the API runs with auth off (test/api/auth.test.ts covers it).
+      LORAFUSE_AUTH: 'false',
     });
     const redis = createApiRedis(server.url);
     store = new ArtifactStore({ redis, dataDir: data.dir, prefix });

@@ -45,6 +45,8 @@ describe('golden merge cases through POST /v1/merges and a sandboxed worker', ()
       LORAFUSE_DATA_DIR: data.dir,
       LORAFUSE_QUEUE_PREFIX: prefix,
       REDIS_URL: server.url,
+      // Not about access: the API runs with auth off (test/api/auth.test.ts covers it).
+      LORAFUSE_AUTH: 'false',
     });
     const redis = createApiRedis(server.url);
     const store = new ArtifactStore({ redis, dataDir: data.dir, prefix });

@@ -49,6 +49,8 @@ describe('merge over HTTP with S3 blob storage', () => {
       LORAFUSE_DATA_DIR: data.dir,
       LORAFUSE_QUEUE_PREFIX: prefix,
       REDIS_URL: server.url,
+      // Not about access: the API runs with auth off (test/api/auth.test.ts covers it).
+      LORAFUSE_AUTH: 'false',
     });
     assert.equal(config.blobStore.kind, 's3');
     const redis = createApiRedis(server.url);

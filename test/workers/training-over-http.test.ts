@@ -38,6 +38,8 @@ describe('fine-tune and evaluate over HTTP (buildApp + sandboxed workers)', () =
       LORAFUSE_DATA_DIR: data.dir,
       LORAFUSE_QUEUE_PREFIX: prefix,
       REDIS_URL: server.url,
+      // Not about access: the API runs with auth off (test/api/auth.test.ts covers it).
+      LORAFUSE_AUTH: 'false',
     });
     const redis = createApiRedis(server.url);
     const store = new ArtifactStore({ redis, dataDir: data.dir, prefix });

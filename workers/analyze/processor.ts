@@ -19,7 +19,7 @@ export default async function processAnalyzeJob(
   token?: string,
   signal?: AbortSignal,
 ): Promise<AnalyzeJobResult> {
-  const deps = await processorDependencies('analyze');
+  const deps = await processorDependencies('analyze', job.data);
   const id = job.id as string;
   const workDir = analyzeWorkDir(deps.dataDir, id);
   activeWorkDirs.add(workDir);

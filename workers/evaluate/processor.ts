@@ -18,7 +18,7 @@ export default async function processEvaluateJob(
   _token?: string,
   signal?: AbortSignal,
 ): Promise<EvaluateJobResult> {
-  const deps = await processorDependencies('evaluate');
+  const deps = await processorDependencies('evaluate', job.data);
   const id = job.id as string;
   const workDir = evaluateWorkDir(deps.dataDir, id);
   activeWorkDirs.add(workDir);

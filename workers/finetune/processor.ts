@@ -16,7 +16,7 @@ export default async function processFinetuneJob(
   token?: string,
   signal?: AbortSignal,
 ): Promise<FinetuneJobResult> {
-  const deps = await processorDependencies('finetune');
+  const deps = await processorDependencies('finetune', job.data);
   return runFinetuneJob(
     {
       id: job.id as string,

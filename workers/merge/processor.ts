@@ -27,7 +27,7 @@ export default async function processMergeJob(
   token?: string,
   signal?: AbortSignal,
 ): Promise<MergeJobResult | MergeShardResult> {
-  const deps = await processorDependencies('merge');
+  const deps = await processorDependencies('merge', job.data);
   const id = job.id as string;
   const workDir = jobWorkDir(deps.dataDir, id);
   activeWorkDirs.add(workDir);

@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import fp from 'fastify-plugin';
 import { LORAFUSE_VERSION } from '../../store/index.ts';
+import { SECURITY_SCHEME } from './auth.ts';
 
 export default fp(
   async (app) => {
@@ -29,7 +30,18 @@ export default fp(
             name: 'operations',
             description: 'Metrics for Prometheus; the queue dashboard is at /admin/queues',
           },
+          { name: 'access', description: "The caller's project and its API keys (admin scope)" },
         ],
+        components: {
+          securitySchemes: {
+            [SECURITY_SCHEME]: {
+              type: 'http',
+              scheme: 'bearer',
+              description:
+                'An API key (`lorafuse keys create`): `Authorization: Bearer lfk_...`. Each operation lists the scope it needs (read, write or admin); a key sees only its own project.',
+            },
+          },
+        },
       },
       refResolver: {
         // Shared schemas appear under components.schemas by their $id.
@@ -37,7 +49,8 @@ export default fp(
           typeof json.$id === 'string' ? json.$id : `def-${i}`,
       },
     });
-    await app.register(swaggerUi, { routePrefix: '/docs' });
+    // swagger-ui's own CSP (hashes of its inline parts) for its pages, in place of the API's stricter one.
+    await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
     app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   },
   { name: 'lorafuse-openapi', fastify: '5.x' },

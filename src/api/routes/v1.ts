@@ -1,6 +1,7 @@
 // The versioned API: every resource's routes, registered by app.ts under the `/v1` prefix (fastify/demo's
 // shape), so a route file names only its own path and a `/v2` would be one more registration.
 import type { FastifyPluginAsync } from 'fastify';
+import accessRoutes from './access/index.ts';
 import adapterRoutes from './adapters/index.ts';
 import analysisRoutes from './analyses/index.ts';
 import datasetRoutes from './datasets/index.ts';
@@ -25,6 +26,7 @@ const v1Routes: FastifyPluginAsync = async (app) => {
   await app.register(analysisRoutes);
   await app.register(jobRoutes);
   await app.register(methodRoutes);
+  await app.register(accessRoutes);
 };
 
 export default v1Routes;

@@ -288,8 +288,31 @@ const ACTIONS: Record<ClientSubcommand, (ctx: Context) => Promise<number>> = {
   report,
 };
 
+/**
+ * `--api-key KEY` (or `--api-key=KEY`) anywhere after the subcommand: every subcommand takes it, over
+ * LORAFUSE_API_KEY. Taken out before the subcommand's own options are parsed.
+ */
+export function takeApiKey(argv: string[]): { argv: string[]; apiKey?: string } | { error: string } {
+  const rest: string[] = [];
+  let apiKey: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--api-key') {
+      const value = argv[i + 1];
+      if (value === undefined || value.startsWith('--')) return { error: '--api-key needs a value' };
+      apiKey = value;
+      i++;
+    } else if (arg.startsWith('--api-key=')) {
+      apiKey = arg.slice('--api-key='.length);
+    } else {
+      rest.push(arg);
+    }
+  }
+  return { argv: rest, apiKey };
+}
+
 export async function runClient(argv: string[], io: CommandOutput = processOutput): Promise<number> {
-  const [name, ...rest] = argv;
+  const [name, ...given] = argv;
   if (name === undefined || name === '--help' || name === '-h') {
     io.stdout(CLIENT_USAGE);
     return name === undefined ? 2 : 0;
@@ -302,7 +325,12 @@ export async function runClient(argv: string[], io: CommandOutput = processOutpu
     return 2;
   }
   const subcommand = name as ClientSubcommand;
-  const parsed = prepareCommand(CLIENT_SPECS[subcommand], rest, io);
+  const taken = takeApiKey(given);
+  if ('error' in taken) {
+    io.stderr(`lorafuse client ${subcommand}: ${taken.error}\n`);
+    return 2;
+  }
+  const parsed = prepareCommand(CLIENT_SPECS[subcommand], taken.argv, io);
   if (typeof parsed === 'number') return parsed;
   const baseUrl = process.env.LORAFUSE_URL;
   if (!baseUrl || !/^https?:\/\//.test(baseUrl)) {
@@ -311,7 +339,7 @@ export async function runClient(argv: string[], io: CommandOutput = processOutpu
     );
     return 2;
   }
-  const client = new LorafuseClient({ baseUrl, apiKey: process.env.LORAFUSE_API_KEY });
+  const client = new LorafuseClient({ baseUrl, apiKey: taken.apiKey ?? process.env.LORAFUSE_API_KEY });
   const ctx: Context = { client, parsed, io: { ...io, stderrStream: process.stderr } };
   try {
     return await ACTIONS[subcommand](ctx);

@@ -3,7 +3,8 @@ import type { CommandSpec } from '../args.ts';
 
 const ENVIRONMENT = `environment:
   LORAFUSE_URL       the service, e.g. https://lorafuse.example.com (required)
-  LORAFUSE_API_KEY   sent as "Authorization: Bearer <key>" when set
+  LORAFUSE_API_KEY   sent as "Authorization: Bearer <key>" when set (--api-key KEY overrides it; the
+                     environment keeps the key out of shell history and process listings)
 Results go to stdout as JSON; progress and messages to stderr.`;
 
 const TIMEOUT = {

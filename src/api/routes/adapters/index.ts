@@ -41,20 +41,20 @@ const adapterRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { upload, fields } = await receiveUpload(request, app.store, 'adapter', app.config.uploads, [
+      const { upload, fields } = await receiveUpload(request, request.store, 'adapter', app.config.uploads, [
         'base_model',
       ]);
       try {
         const summary = await upload.inspect();
         const baseModelId = fields.base_model?.trim() || null;
         const base =
-          baseModelId && kindOfId(baseModelId) === 'model' ? await app.store.get(baseModelId) : null;
+          baseModelId && kindOfId(baseModelId) === 'model' ? await request.store.get(baseModelId) : null;
         if (baseModelId && !base) {
           throw new ApiProblem('unknown-artifact', `base_model ${baseModelId} is not a stored model`, {
             artifacts: [baseModelId],
           });
         }
-        await checkPeftAdapter(app.store, upload.filePaths(), base);
+        await checkPeftAdapter(request.store, upload.filePaths(), base);
         const record = await upload.commit(summary, { lineage: null, baseModel: baseModelId });
         return reply.code(201).header('location', `${app.prefix}/adapters/${record.id}`).send(record);
       } finally {

@@ -5,6 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from 'typebox';
 import { type AnalyzeJobPayload, type AnalyzeTask, hashBody } from '../../../queue/index.ts';
+import type { ArtifactStore } from '../../../store/index.ts';
 import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
 import { requireHeadFitsDataset } from '../jobs/head-classes.ts';
@@ -121,8 +122,11 @@ const analysisRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const body = request.body as Body;
       const { callback_url: callbackUrl, ...analysis } = body;
-      const payload = { ...(await callbackOf(app, callbackUrl)), ...(await validate(app, analysis)) };
-      const { job, created } = await submitJob(app, 'analyze', payload, payload.inputs, {
+      const payload = {
+        ...(await callbackOf(app, callbackUrl, request.principal.project)),
+        ...(await validate(request.store, analysis)),
+      };
+      const { job, created } = await submitJob(request, 'analyze', payload, payload.inputs, {
         idempotencyKey: idempotencyKeyOf(request),
         bodyHash: hashBody({ type: 'analyze', body }),
       });
@@ -131,10 +135,7 @@ const analysisRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 };
 
-async function validate(
-  app: Parameters<FastifyPluginAsyncTypebox>[0],
-  body: Body,
-): Promise<AnalyzeJobPayload> {
+async function validate(store: ArtifactStore, body: Body): Promise<AnalyzeJobPayload> {
   if ((body.adapters === undefined) === (body.models === undefined)) {
     throw invalid('give exactly one of adapters or models', body.adapters ? 'models' : 'adapters');
   }
@@ -170,7 +171,7 @@ async function validate(
       maxExamples: body.disentanglement.max_examples ?? 256,
     };
   }
-  const [base] = await requireArtifacts(app.store, [
+  const [base] = await requireArtifacts(store, [
     { field: 'base_model', id: body.base_model, kind: 'model' },
     ...artifacts.map((id, i) => ({ field: `${field}[${i}]`, id, kind })),
     ...datasets.map((id, i) => ({
@@ -185,7 +186,7 @@ async function validate(
       const field = `disentanglement.tasks[${i}]`;
       const given = body.disentanglement!.tasks[i].head;
       if (given !== undefined) {
-        const record = await app.store.get(given);
+        const record = await store.get(given);
         if (!record || !['adapter', 'head', 'model'].includes(record.kind)) {
           throw new ApiProblem(
             'unknown-artifact',
@@ -199,11 +200,11 @@ async function validate(
         task.head = headOf(record);
       }
       const input = artifacts[task.input];
-      const own = kind === 'model' ? await app.store.get(input) : base;
-      await requireHeadFitsDataset(app.store, {
+      const own = kind === 'model' ? await store.get(input) : base;
+      await requireHeadFitsDataset(store, {
         spec: task.head ?? `${kind}:${input}`,
         own,
-        dataset: (await app.store.get(task.dataset))!,
+        dataset: (await store.get(task.dataset))!,
         task: `task ${task.name}`,
         field: given !== undefined ? `${field}.head` : `${field}.dataset`,
       });

@@ -1,6 +1,7 @@
 // The routes models and adapters share: list, get, delete (refused while a pending job reads the
 // artifact) and file download.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { type ArtifactRecord, type StoredArtifactKind, kindOfId } from '../../../store/index.ts';
 import { ApiProblem } from '../../errors.ts';
@@ -19,8 +20,9 @@ export const artifactReadRoutes: FastifyPluginAsyncTypebox<ArtifactRoutesOptions
   app,
   { kind, path, tag },
 ) => {
-  async function load(id: string): Promise<ArtifactRecord> {
-    const record = kindOfId(id) === kind ? await app.store.get(id) : null;
+  /** The caller's project's record; another project's id reads as unknown (404, never 403). */
+  async function load(request: FastifyRequest, id: string): Promise<ArtifactRecord> {
+    const record = kindOfId(id) === kind ? await request.store.get(id) : null;
     if (!record) throw new ApiProblem('artifact-not-found', `no ${kind} with id ${id}`, { id });
     return record;
   }
@@ -37,8 +39,8 @@ export const artifactReadRoutes: FastifyPluginAsyncTypebox<ArtifactRoutesOptions
     },
     async (request) => {
       const { limit, cursor, digest } = request.query;
-      if (digest === undefined) return app.store.list(kind, { limit, cursor });
-      const record = await app.store.findByDigest(kind, digest);
+      if (digest === undefined) return request.store.list(kind, { limit, cursor });
+      const record = await request.store.findByDigest(kind, digest);
       return { items: record ? [record] : [], nextCursor: null };
     },
   );
@@ -53,7 +55,7 @@ export const artifactReadRoutes: FastifyPluginAsyncTypebox<ArtifactRoutesOptions
         response: { 200: Type.Ref('Artifact', { description: 'The record.' }), ...problemResponses(404) },
       },
     },
-    async (request) => load(request.params.id),
+    async (request) => load(request, request.params.id),
   );
 
   app.delete(
@@ -68,8 +70,8 @@ export const artifactReadRoutes: FastifyPluginAsyncTypebox<ArtifactRoutesOptions
       },
     },
     async (request, reply) => {
-      const record = await load(request.params.id);
-      const outcome = await app.store.deleteUnlessUsed(record.id, (id) => app.jobs.jobsUsingArtifact(id));
+      const record = await load(request, request.params.id);
+      const outcome = await request.store.deleteUnlessUsed(record.id, (id) => app.jobs.jobsUsingArtifact(id));
       if (outcome.busy) {
         throw new ApiProblem('artifact-in-use', `${record.id} is being deleted by another request`, {
           id: record.id,
@@ -116,7 +118,7 @@ export const artifactReadRoutes: FastifyPluginAsyncTypebox<ArtifactRoutesOptions
       },
     },
     async (request, reply) => {
-      const record = await load(request.params.id);
+      const record = await load(request, request.params.id);
       const file = record.files.find((candidate) => candidate.name === request.params.name);
       if (!file) {
         throw new ApiProblem('file-not-found', `${record.id} has no file ${request.params.name}`, {

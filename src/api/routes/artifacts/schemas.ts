@@ -41,6 +41,9 @@ export const Artifact = Type.Object(
       Type.Literal('head'),
       Type.Literal('report'),
     ]),
+    project: Type.Optional(
+      Type.String({ description: 'The project it belongs to (the key that uploaded or made it).' }),
+    ),
     files: Type.Array(ArtifactFile),
     tensorCount: Type.Integer(),
     parameterCount: Type.Integer(),

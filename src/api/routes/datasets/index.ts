@@ -31,7 +31,7 @@ const datasetRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { upload } = await receiveUpload(request, app.store, 'dataset', app.config.uploads, []);
+      const { upload } = await receiveUpload(request, request.store, 'dataset', app.config.uploads, []);
       try {
         const summary = await upload.inspect();
         const record = await upload.commit(summary, { lineage: null });

@@ -74,7 +74,7 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const body = request.body as Static<typeof EvaluationBody>;
-      const callback = await callbackOf(app, body.callback_url);
+      const callback = await callbackOf(app, body.callback_url, request.principal.project);
       const idempotencyKey = idempotencyKeyOf(request);
       const adapters = body.adapters ?? [];
       const entries = body.datasets.map((entry) => (typeof entry === 'string' ? { dataset: entry } : entry));
@@ -90,7 +90,7 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
           { limit: app.config.limits.maxEvaluationTasks, value: tasks },
         );
       }
-      const [model] = await requireArtifacts(app.store, [
+      const [model] = await requireArtifacts(request.store, [
         { field: 'model', id: body.model, kind: 'model' },
         ...adapters.map((id, i) => ({ field: `adapters[${i}]`, id, kind: 'adapter' as const })),
         ...datasets.map((id, i) => ({ field: `datasets[${i}]`, id, kind: 'dataset' as const })),
@@ -99,7 +99,7 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const heads: Record<string, string> = {};
       for (const [i, entry] of entries.entries()) {
         if (entry.head === undefined) continue;
-        const record = await app.store.get(entry.head);
+        const record = await request.store.get(entry.head);
         if (!record || !['adapter', 'head', 'model'].includes(record.kind)) {
           throw new ApiProblem(
             'unknown-artifact',
@@ -111,10 +111,10 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
           );
         }
         heads[entry.dataset] = headOf(record);
-        await requireHeadFitsDataset(app.store, {
+        await requireHeadFitsDataset(request.store, {
           spec: heads[entry.dataset],
           own: model,
-          dataset: (await app.store.get(entry.dataset))!,
+          dataset: (await request.store.get(entry.dataset))!,
           task: `datasets[${i}] (${entry.dataset})`,
           field: `datasets[${i}].head`,
         });
@@ -130,7 +130,7 @@ const evaluationRoutes: FastifyPluginAsyncTypebox = async (app) => {
         inputs: [...new Set([model.id, ...adapters, ...datasets, ...headIds])],
       };
       if (Object.keys(heads).length > 0) payload.heads = heads;
-      const { job, created } = await submitJob(app, 'evaluate', payload, payload.inputs, {
+      const { job, created } = await submitJob(request, 'evaluate', payload, payload.inputs, {
         idempotencyKey,
         bodyHash: hashBody({ type: 'evaluate', body }),
       });

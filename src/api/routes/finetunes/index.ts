@@ -59,15 +59,17 @@ const finetuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const body = request.body as Static<typeof FinetuneBody>;
-      const callback = await callbackOf(app, body.callback_url);
+      const callback = await callbackOf(app, body.callback_url, request.principal.project);
       const idempotencyKey = idempotencyKeyOf(request);
-      const [model, dataset] = await requireArtifacts(app.store, [
+      const [model, dataset] = await requireArtifacts(request.store, [
         { field: 'model', id: body.model, kind: 'model' },
         { field: 'dataset', id: body.dataset, kind: 'dataset' },
       ]);
       requireRunnable(model, 'model');
       if (body.head !== undefined) {
-        const [head] = await requireArtifacts(app.store, [{ field: 'head', id: body.head, kind: 'head' }]);
+        const [head] = await requireArtifacts(request.store, [
+          { field: 'head', id: body.head, kind: 'head' },
+        ]);
         const classes = dataset.classes?.length;
         if (classes !== undefined && head.head && head.head.classes !== classes) {
           throw invalid(
@@ -114,7 +116,7 @@ const finetuneRoutes: FastifyPluginAsyncTypebox = async (app) => {
         seed,
         inputs: body.head ? [model.id, dataset.id, body.head] : [model.id, dataset.id],
       };
-      const { job, created } = await submitJob(app, 'finetune', payload, payload.inputs, {
+      const { job, created } = await submitJob(request, 'finetune', payload, payload.inputs, {
         idempotencyKey,
         bodyHash: hashBody({ type: 'finetune', body }),
       });

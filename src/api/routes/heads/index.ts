@@ -32,7 +32,7 @@ const headRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const { upload } = await receiveUpload(request, app.store, 'head', app.config.uploads, []);
+      const { upload } = await receiveUpload(request, request.store, 'head', app.config.uploads, []);
       try {
         const summary = await upload.inspect();
         const record = await upload.commit(summary, { lineage: null });

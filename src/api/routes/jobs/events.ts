@@ -61,7 +61,7 @@ const jobEventRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const { id } = request.params;
-      const job = await app.jobs.get(id);
+      const job = await request.jobs.get(id);
       if (!job) throw new ApiProblem('job-not-found', `no job with id ${id}`, { id });
       const sent = request.headers['last-event-id'];
       const resumeFrom = typeof sent === 'string' && isStreamId(sent.trim()) ? sent.trim() : undefined;
@@ -85,7 +85,7 @@ const jobEventRoutes: FastifyPluginAsyncTypebox = async (app) => {
         }
       }
       const snapshotId = snapshotNeeded ? await hub.lastId(job.type) : undefined;
-      const snapshot = snapshotNeeded ? ((await app.jobs.get(id)) ?? job) : undefined;
+      const snapshot = snapshotNeeded ? ((await request.jobs.get(id)) ?? job) : undefined;
 
       reply.hijack();
       const raw = reply.raw;
@@ -144,7 +144,7 @@ const jobEventRoutes: FastifyPluginAsyncTypebox = async (app) => {
           case 'completed':
           case 'failed':
           case 'removed': {
-            const view = await app.jobs.get(id);
+            const view = await request.jobs.get(id);
             if (view && FINAL_STATES.has(view.state)) return sendState(view, event.id);
             // Removed by retention, or a failed attempt that is being retried: the stream says what it can.
             if (event.event !== 'removed') {

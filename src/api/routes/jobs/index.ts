@@ -1,5 +1,6 @@
 // GET /v1/jobs, GET /v1/jobs/:id and DELETE /v1/jobs/:id (cancel).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { readFile } from 'node:fs/promises';
 import { REPORT_HTML, REPORT_JSON } from '../../../store/index.ts';
@@ -22,7 +23,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: JobPage, ...problemResponses(400) },
       },
     },
-    async (request) => app.jobs.list(request.query),
+    async (request) => request.jobs.list(request.query),
   );
 
   app.get(
@@ -36,7 +37,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const job = await app.jobs.get(request.params.id);
+      const job = await request.jobs.get(request.params.id);
       if (!job)
         throw new ApiProblem('job-not-found', `no job with id ${request.params.id}`, {
           id: request.params.id,
@@ -62,14 +63,14 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const job = await app.jobs.cancel(request.params.id);
+      const job = await request.jobs.cancel(request.params.id);
       return reply.code(job.state === 'cancelled' ? 200 : 202).send(job);
     },
   );
 
   /** The report file a job's result names; 404 until the job completed with one. */
-  async function reportFile(id: string, name: string): Promise<string> {
-    const job = await app.jobs.get(id);
+  async function reportFile(request: FastifyRequest, id: string, name: string): Promise<string> {
+    const job = await request.jobs.get(id);
     if (!job) throw new ApiProblem('job-not-found', `no job with id ${id}`, { id });
     // A merge names its report beside its artifact; an analysis's artifact is the report.
     const result = job.result as {
@@ -78,7 +79,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
     } | null;
     const reportId =
       result?.report?.id ?? (result?.artifact?.kind === 'report' ? result.artifact.id : undefined);
-    const record = reportId ? await app.store.get(reportId) : null;
+    const record = reportId ? await request.store.get(reportId) : null;
     if (!record) {
       throw new ApiProblem(
         'report-not-found',
@@ -88,7 +89,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         { id, state: job.state },
       );
     }
-    const file = app.store.filePaths(record)[name];
+    const file = request.store.filePaths(record)[name];
     if (!file) throw new ApiProblem('report-not-found', `report ${record.id} has no ${name}`, { id });
     return file;
   }
@@ -106,7 +107,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const json = await readFile(await reportFile(request.params.id, REPORT_JSON), 'utf8');
+      const json = await readFile(await reportFile(request, request.params.id, REPORT_JSON), 'utf8');
       return reply.type('application/json').send(json);
     },
   );
@@ -128,7 +129,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const html = await readFile(await reportFile(request.params.id, REPORT_HTML), 'utf8');
+      const html = await readFile(await reportFile(request, request.params.id, REPORT_HTML), 'utf8');
       return reply.type('text/html; charset=utf-8').send(html);
     },
   );

@@ -84,17 +84,18 @@ export function sendJob(reply: FastifyReply, job: JobView, created: boolean): Fa
  * either sees this job (and answers 409) or is seen here: the job is cancelled and the request fails.
  */
 export async function submitJob(
-  app: FastifyInstance,
+  request: FastifyRequest,
   type: JobType,
   payload: Parameters<FastifyInstance['jobs']['submit']>[1],
   inputs: readonly string[],
   options: SubmitOptions,
 ): Promise<{ job: JobView; created: boolean }> {
-  const submitted = await app.jobs.submit(type, payload, options);
+  // The caller's project's views: the job carries that project, and is found again only by it.
+  const submitted = await request.jobs.submit(type, payload, options);
   if (!submitted.created) return submitted;
-  const gone = await app.store.unavailable(inputs);
+  const gone = await request.store.unavailable(inputs);
   if (gone.length > 0) {
-    await app.jobs.cancel(submitted.job.id).catch(() => undefined);
+    await request.jobs.cancel(submitted.job.id).catch(() => undefined);
     throw new ApiProblem('unknown-artifact', `deleted while the job was being queued: ${gone.join(', ')}`, {
       artifacts: gone,
     });

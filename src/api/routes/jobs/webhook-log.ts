@@ -38,6 +38,7 @@ const webhookLogRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/jobs/:id/webhooks',
     {
+      config: { scope: 'admin' },
       preHandler: async (request) => app.authorizeAdmin(request),
       schema: {
         tags: ['jobs'],
@@ -50,7 +51,7 @@ const webhookLogRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { id } = request.params;
-      const job = await app.jobs.get(id);
+      const job = await request.jobs.get(id);
       if (!job) throw new ApiProblem('job-not-found', `no job with id ${id}`, { id });
       const deliveries = await readDeliveryLog(app.redis, app.jobs.prefix, id);
       const callbackUrl = (await app.jobs.callbackUrlOf(id)) ?? deliveries[0]?.url ?? null;

@@ -99,13 +99,13 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         callback_url: callbackUrl,
         ...recipeBody
       } = body;
-      const callback = await callbackOf(app, callbackUrl);
+      const callback = await callbackOf(app, callbackUrl, request.principal.project);
       let evaluation: MergeEvaluation | undefined;
       if (evaluationBody !== undefined) {
-        evaluation = await resolveEvaluation(app.store, parseRecipe(recipeBody), evaluationBody);
+        evaluation = await resolveEvaluation(request.store, parseRecipe(recipeBody), evaluationBody);
       }
       // Data-driven methods read the tasks' validation data: validateMerge refuses them without it.
-      const { inputs } = await validateMerge(app.store, recipeBody, evaluation, {
+      const { inputs } = await validateMerge(request.store, recipeBody, evaluation, {
         maxModels: app.config.limits.maxRecipeModels,
       });
       let search: MergeSearch | undefined;
@@ -136,7 +136,7 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         children = [];
         for (const [index, params] of gridPoints(search.grid).entries()) {
           const point = pointRecipe(recipe, params);
-          await validateMerge(app.store, point, evaluation, {
+          await validateMerge(request.store, point, evaluation, {
             maxModels: app.config.limits.maxRecipeModels,
           }); // a value out of its declared range is a 422 now, not a failed child
           children.push({ recipe: point, inputs: allInputs, seed, evaluation, point: { index, params } });
@@ -145,7 +145,7 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const payload: MergeJobPayload = { ...callback, recipe, inputs: allInputs, seed };
       if (evaluation) payload.evaluation = evaluation;
       if (search) payload.search = search;
-      const { job, created } = await submitJob(app, 'merge', payload, allInputs, {
+      const { job, created } = await submitJob(request, 'merge', payload, allInputs, {
         idempotencyKey,
         bodyHash: hashBody({ type: 'merge', body }),
         children,
