@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { loggerOptions } from '../../src/api/logger.ts';
-import { AccessStore, type Scope } from '../../src/store/index.ts';
+import { AccessStore, projectWebhookSecrets, type Scope } from '../../src/store/index.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
 import { writeModelFolder } from '../store/fixtures.ts';
 import { filePart, multipart, startApi, type TestApi } from './harness.ts';
@@ -399,6 +399,58 @@ describe('access: keys, scopes and projects', () => {
       assert.match(String(response.headers['strict-transport-security']), /max-age=/, url);
       assert.equal(response.headers['x-frame-options'], 'SAMEORIGIN', url);
     }
+  });
+
+  it('keeps the operator surfaces to admin keys: the queue dashboard and a job’s webhook delivery log', async () => {
+    const reader = await key('default', ['read', 'write']);
+    const admin = await key('default', ['read', 'admin']);
+    const submitted = await api.app.inject({
+      method: 'POST',
+      url: '/v1/merges',
+      payload: {
+        merge_method: 'linear',
+        models: [{ model: (await uploadModel(reader)).body.id, parameters: { weight: 1 } }],
+      },
+      headers: bearer(reader),
+    });
+    assert.equal(submitted.statusCode, 202, submitted.body);
+    const log = `/v1/jobs/${submitted.json().id}/webhooks`;
+    for (const url of ['/admin/queues', log]) {
+      assert.equal((await api.app.inject({ method: 'GET', url })).statusCode, 401, url);
+      const refused = await api.app.inject({ method: 'GET', url, headers: bearer(reader) });
+      assert.equal(refused.statusCode, 403, url);
+      assert.equal(refused.json().type.endsWith('/forbidden'), true, refused.body);
+    }
+    const dashboard = await api.app.inject({ method: 'GET', url: '/admin/queues', headers: bearer(admin) });
+    assert.equal(dashboard.statusCode, 200, dashboard.body.slice(0, 200));
+    assert.match(dashboard.body, /<html/i);
+    const deliveries = await api.app.inject({ method: 'GET', url: log, headers: bearer(admin) });
+    assert.equal(deliveries.statusCode, 200, deliveries.body);
+    assert.deepEqual(deliveries.json().deliveries, []);
+    // Another project's admin does not see this project's job at all.
+    const stranger = await key('team-webhooks', ['read', 'admin']);
+    assert.equal(
+      (await api.app.inject({ method: 'GET', url: log, headers: bearer(stranger) })).statusCode,
+      404,
+    );
+  });
+
+  it('signs each project’s webhooks with its own secret, and the default project’s with LORAFUSE_WEBHOOK_SECRET when set', async () => {
+    const configured = 'configured-default-project-secret';
+    const secrets = projectWebhookSecrets(api.redis, api.config.queuePrefix, configured);
+    assert.equal(await secrets('default'), configured);
+    const a = await secrets('team-a-hooks');
+    const b = await secrets('team-b-hooks');
+    assert.match(a, /^whsec_/);
+    assert.notEqual(a, b);
+    assert.equal(await secrets('team-a-hooks'), a, 'made once, then read back');
+    assert.equal(
+      (await access.ensureProject('team-a-hooks')).webhookSecret,
+      a,
+      'the secret GET /v1/project shows',
+    );
+    const unconfigured = projectWebhookSecrets(api.redis, api.config.queuePrefix);
+    assert.equal(await unconfigured('default'), (await access.ensureProject('default')).webhookSecret);
   });
 
   it('has CORS off by default: a browser on another origin gets no permission', async () => {

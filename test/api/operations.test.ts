@@ -36,6 +36,8 @@ describe('operations: metrics, admin gate, callback_url checks', () => {
       LORAFUSE_DATA_DIR: work.dir,
       LORAFUSE_QUEUE_PREFIX: prefix,
       REDIS_URL: server.url,
+      // The gate as it stands without API keys (flag, injected hook); with keys on, test/api/auth.test.ts.
+      LORAFUSE_AUTH: 'false',
       ...env,
     });
     const redis = new Redis(server.url, { maxRetriesPerRequest: 1 });

@@ -91,6 +91,8 @@ describe('watching jobs: SSE, webhooks and metrics with a real worker', () => {
       LORAFUSE_WEBHOOK_ALLOW_PRIVATE: 'true',
       LORAFUSE_WEBHOOK_BACKOFF_MS: '300',
       LORAFUSE_ADMIN_OPEN: 'true',
+      // Events and webhooks as they run without API keys; keys, projects and the admin scope: test/api/auth.test.ts.
+      LORAFUSE_AUTH: 'false',
     });
     redis = createApiRedis(server.url);
     store = new ArtifactStore({ redis, dataDir: data.dir, prefix });

@@ -18,7 +18,7 @@ import {
   type Scope,
   tokenMatches,
 } from '../../store/index.ts';
-import { ApiProblem } from '../errors.ts';
+import { ApiProblem, PROBLEM_CONTENT_TYPE, problemBody, toProblem } from '../errors.ts';
 import { problemResponses } from '../schemas.ts';
 
 /** `public`: no key needed (health, docs). */
@@ -147,11 +147,19 @@ export default fp<AuthPluginOptions>(
       const scope = requiredScope(request);
       let principal = ANONYMOUS;
       if (settings.authEnabled && scope !== 'public') {
-        principal = await authenticate(request, reply);
-        if (!principal.scopes.includes(scope)) {
-          throw new ApiProblem('forbidden', `this key lacks the "${scope}" scope this route needs`, {
-            scope,
-          });
+        try {
+          principal = await authenticate(request, reply);
+          if (!principal.scopes.includes(scope)) {
+            throw new ApiProblem('forbidden', `this key lacks the "${scope}" scope this route needs`, {
+              scope,
+            });
+          }
+        } catch (error) {
+          // Answered here rather than thrown: plugins with error handlers of their own (bull-board's dashboard)
+          // would turn a thrown refusal into a 500.
+          const problem = toProblem(error);
+          if (!problem) throw error;
+          return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(problemBody(problem, request.url));
         }
       }
       request.principal = principal;

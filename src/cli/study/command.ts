@@ -67,7 +67,8 @@ export async function runStudyPlan(
       url = embedded.stack.api.url;
     }
     say(`  service   ${url}${embedded ? ' (embedded: API + Redis queue + workers on this machine)' : ''}`);
-    const client = new LorafuseClient({ baseUrl: url, apiKey: plan.apiKey });
+    // The embedded stack makes its own local key (API keys are on by default); a remote service takes the user's.
+    const client = new LorafuseClient({ baseUrl: url, apiKey: embedded?.stack.apiKey ?? plan.apiKey });
     await client.readiness();
 
     say('\n1. Uploads (skipped for content the service already holds)');
