@@ -11,7 +11,13 @@ import type { ParamStore } from '../../model/params.ts';
 import { deriveSeed } from '../../model/random.ts';
 import type { Dataset } from '../../model/train/dataset.ts';
 import { minimizeCmaEs } from './cma-es.ts';
-import { type DataDrivenInputs, headOverrides, sampledRows, storeLike } from './merge-inputs.ts';
+import {
+  type DataDrivenInputs,
+  headOverrides,
+  sampledRows,
+  storeLike,
+  taskContextHead,
+} from './merge-inputs.ts';
 import { disposeAll, type MethodOutput, type MethodRun } from './method-run.ts';
 
 export const LORAHUB_BOUND = 1.5;
@@ -129,7 +135,8 @@ export async function runLorahub(run: MethodRun): Promise<MethodOutput> {
       const loss = await meanTaskLoss(
         inputs,
         examples,
-        (t) => new ForwardContext(inputs.base!, modules, inputs.adapters[t].overrides),
+        (t) =>
+          new ForwardContext(inputs.base!, modules, taskContextHead(inputs, t, inputs.adapters[t].overrides)),
       );
       return loss + penalty;
     } finally {

@@ -26,6 +26,12 @@ export interface DataDrivenInputs {
   adapters: LoadedAdapter[];
   /** Tensor names of the task heads (the architecture's head modules): task t reads head t. */
   headNames: string[];
+  /**
+   * Heads tasks name that answer another number of classes than the inputs' (a binary task on a 10-class
+   * body): kept beside θₜ, not in it, since the methods combine θₜ's tensors across tasks; task t is read
+   * through its entry here when it has one (taskContextHead).
+   */
+  taskHeads?: Array<Map<string, tf.Tensor> | undefined>;
   /** The folder whose config.json and non-float tensors a model output copies. */
   referenceDir: string;
   dispose(): void;
@@ -103,12 +109,28 @@ export function applyTaskHeads(
   for (const [t, head] of heads.entries()) {
     if (!head) continue;
     const tensors = headTensors(head);
+    const current = (name: string) =>
+      inputs.runtime.params.has(name) ? inputs.runtime.params.get(name) : null;
+    // On the runtime a head's weight is [features, classes] and its bias [classes]: only the last axis may differ.
+    const otherClasses = [...tensors].every(([name, tensor]) => {
+      const shape = current(name)?.shape;
+      return (
+        shape !== undefined &&
+        shape.join() !== tensor.shape.join() &&
+        shape.length === tensor.shape.length &&
+        shape.slice(0, -1).join() === tensor.shape.slice(0, -1).join()
+      );
+    });
+    if (otherClasses && inputs.headNames.every((name) => tensors.has(name))) {
+      inputs.taskHeads ??= [];
+      inputs.taskHeads[t] = tensors;
+      continue;
+    }
     try {
       for (const [name, tensor] of tensors) {
-        const current = inputs.runtime.params.has(name) ? inputs.runtime.params.get(name) : null;
-        if (!current || current.shape.join() !== tensor.shape.join()) {
+        if (current(name)?.shape.join() !== tensor.shape.join()) {
           throw new Error(
-            `task ${t + 1}'s head gives ${name} the shape [${tensor.shape}], the model has [${current?.shape ?? 'none'}]`,
+            `task ${t + 1}'s head gives ${name} the shape [${tensor.shape}], the model has [${current(name)?.shape ?? 'none'}]`,
           );
         }
         const targets = [inputs.dense[t]?.tensors, inputs.adapters[t]?.overrides];
@@ -169,6 +191,8 @@ export function denseAdapterModel(base: LoadedModel, adapter: LoadedAdapter): Pa
 
 /** Task t's head as ForwardContext overrides: the head tensors of θₜ. */
 export function headOverrides(inputs: DataDrivenInputs, task: number): Map<string, tf.Tensor> {
+  const own = inputs.taskHeads?.[task];
+  if (own) return own;
   const source = inputs.dense[task];
   return new Map(inputs.headNames.map((name) => [name, source.get(name)]));
 }
@@ -209,4 +233,20 @@ export async function writeModelFolder(
   await writeSafetensorsFile(path.join(outDir, 'model.safetensors'), entries, { format: 'pt' });
   await writeFile(path.join(outDir, 'config.json'), await readFile(path.join(referenceDir, 'config.json')));
   return ['config.json', 'model.safetensors'];
+}
+
+/** What task t reads through besides `overrides` (an adapter's saved modules): its own head when it names one. */
+export function taskContextHead(
+  inputs: DataDrivenInputs,
+  task: number,
+  overrides: Map<string, tf.Tensor>,
+): Map<string, tf.Tensor> {
+  const own = inputs.taskHeads?.[task];
+  return own ? new Map([...overrides, ...own]) : overrides;
+}
+
+/** Frees the heads applyTaskHeads kept beside θₜ. */
+export function disposeTaskHeads(inputs: DataDrivenInputs): void {
+  for (const head of inputs.taskHeads ?? []) for (const tensor of head?.values() ?? []) tensor.dispose();
+  inputs.taskHeads = undefined;
 }

@@ -6,7 +6,7 @@ import type { DataDrivenPlan } from '../../merge/index.ts';
 import { runAdamerging } from './adamerging.ts';
 import { runFisherMerging } from './fisher-merging.ts';
 import { runLorahub } from './lorahub.ts';
-import { applyTaskHeads, loadDataDrivenInputs, writeModelFolder } from './merge-inputs.ts';
+import { applyTaskHeads, disposeTaskHeads, loadDataDrivenInputs, writeModelFolder } from './merge-inputs.ts';
 import type { DataDrivenReport, MethodOutput, MethodRun, TaskData } from './method-run.ts';
 import { runRegmean } from './regmean.ts';
 
@@ -89,6 +89,7 @@ export async function runDataDrivenMerge(request: DataDrivenMergeRequest): Promi
       output.store.dispose();
     }
   } finally {
+    disposeTaskHeads(inputs);
     inputs.dispose();
   }
 }

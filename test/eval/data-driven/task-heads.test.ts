@@ -115,6 +115,46 @@ describe('data-driven methods honour each task head', () => {
     assert.notDeepEqual(merged.learned[0], merged.learned[2], 'the head changes what LoraHub learns');
   });
 
+  it('lorahub over adapters reads a task through a head with its own number of classes', async () => {
+    // Task 1 becomes a 2-class task (labels mod 2) read through a 2-class head on the 4-class body.
+    const binary = strangeHead();
+    binary.weight = { dtype: 'F32', shape: [2, 16], data: binary.weight.data.slice(0, 32) };
+    binary.bias = { dtype: 'F32', shape: [2], data: Float32Array.from([0.2, -0.1]) };
+    const twoClass = (t: TaskCase['tasks'][number]) => ({
+      ...t,
+      validation: {
+        ...t.validation,
+        labels: t.validation.labels.map((label) => label % 2),
+        classNames: ['even', 'odd'],
+      },
+    });
+    const recipe = {
+      merge_method: 'lorahub',
+      base_model: path.relative(adapters.dir, MLP_BASE),
+      models: adapters.inputs.map((input) => ({ adapter: path.relative(adapters.dir, input) })),
+      parameters: { max_evaluations: 8, examples: 24 },
+    };
+    const tasks = adapters.tasks.map((t, i) => (i === 1 ? { ...twoClass(t), head: binary } : t));
+    const named = await runMethod({ ...adapters, tasks }, recipe);
+    const other = strangeHead();
+    other.weight = { dtype: 'F32', shape: [2, 16], data: other.weight.data.slice(32, 64) };
+    other.bias = { dtype: 'F32', shape: [2], data: Float32Array.from([-0.3, 0.4]) };
+    const otherHead = await runMethod(
+      { ...adapters, tasks: adapters.tasks.map((t, i) => (i === 1 ? { ...twoClass(t), head: other } : t)) },
+      recipe,
+    );
+    assert.notDeepEqual(
+      named.report.coefficients,
+      otherHead.report.coefficients,
+      'the 2-class head steers LoraHub',
+    );
+    // The merged adapter keeps the body's own (4-class) saved head: task heads live beside it, never in it.
+    const { tensors } = await readSafetensors(path.join(named.outDir, 'adapter_model.safetensors'));
+    for (const [name, tensor] of tensors) {
+      if (name.endsWith('classifier.weight')) assert.equal(tensor.shape[0], 4, name);
+    }
+  });
+
   it('adamerging over adapters', async () => {
     const merged = await threeWays(adapters, 'adapter', {
       merge_method: 'adamerging',
