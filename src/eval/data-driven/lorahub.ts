@@ -85,9 +85,13 @@ export function combinedLoraModules(
 /** The adapters' saved modules (heads) combined by task arithmetic over the base's. */
 function combinedSavedModules(inputs: DataDrivenInputs, weights: readonly number[]): Map<string, tf.Tensor> {
   const saved = new Map<string, tf.Tensor>();
-  for (const name of inputs.adapters[0].overrides.keys()) {
-    const parts = inputs.adapters.map((adapter) => adapter.overrides.get(name)!);
-    saved.set(name, combine(parts, inputs.base!.get(name), weights));
+  const names = new Set(inputs.adapters.flatMap((adapter) => [...adapter.overrides.keys()]));
+  for (const name of names) {
+    const anchor = inputs.base!.get(name);
+    // An adapter that saves no such module (one trained through a frozen task head) keeps the base's: its part
+    // is the anchor, no change.
+    const parts = inputs.adapters.map((adapter) => adapter.overrides.get(name) ?? anchor);
+    saved.set(name, combine(parts, anchor, weights));
   }
   return saved;
 }
