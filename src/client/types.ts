@@ -177,6 +177,8 @@ export interface AnalysisRequest {
     grid?: number[];
     max_examples?: number;
   };
+  /** Where the job's webhooks go (signed with the project's secret); see Operations in the README. */
+  callback_url?: string;
 }
 
 export interface EvaluationRequest {

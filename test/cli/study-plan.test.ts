@@ -60,10 +60,10 @@ describe('lorafuse study: the plan', () => {
         return true;
       },
     );
-    assert.throws(() => plan(['--tasks', 'digits,nope']), /unknown task "nope"/);
+    assert.throws(() => plan(['--tasks', 'rotated,nope']), /unknown task "nope"/);
     assert.throws(() => plan(['--modes', 'qlora']), /unknown mode "qlora"; known: full, lora, llora/);
     assert.throws(() => plan(['--methods', 'slerp']), /unknown method "slerp"/);
-    assert.throws(() => plan(['--tasks', 'digits']), /at least 2 tasks/);
+    assert.throws(() => plan(['--tasks', 'rotated']), /at least 2 tasks/);
     assert.throws(() => plan(['--quick', '--preset', 'default']), /alternatives/);
   });
 });
