@@ -1,6 +1,7 @@
 // Fine-tuning through a task head that is not the model's classifier: a fresh seeded head when the dataset's
 // classes differ from the classifier's, and a stored head (frozen by default, as the paper's per-task heads).
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,6 +13,10 @@ import { freshHead } from '../../src/model/train/task-head.ts';
 import { removeScratchDirs, scratchDir, testBackend } from './helpers.ts';
 
 const sizes = { train: 64, validation: 16, test: 16 };
+/** The backbone's hidden width (config.json hidden_size): a head is [classes, HIDDEN]. */
+const HIDDEN = (
+  JSON.parse(readFileSync(path.join(MNIST_BACKBONE_DIR, 'config.json'), 'utf8')) as { hidden_size: number }
+).hidden_size;
 const common = { modelDir: MNIST_BACKBONE_DIR, steps: 3, batchSize: 16, seed: 4, evalEvery: 3 };
 
 async function adapterTensors(dir: string) {
@@ -29,9 +34,9 @@ describe('fine-tuning through a task head', () => {
     assert.equal(result.finished, true);
     const saved = await adapterTensors(outDir);
     const weight = saved.get('base_model.model.classifier.weight');
-    assert.deepEqual(weight?.shape, [2, 32]);
+    assert.deepEqual(weight?.shape, [2, HIDDEN]);
     // Trained: it moved away from the seeded initialisation.
-    const initial = freshHead(2, 32, common.seed).weight.data as Float32Array;
+    const initial = freshHead(2, HIDDEN, common.seed).weight.data as Float32Array;
     const moved = (weight!.data as Float32Array).some((v, i) => Math.abs(v - initial[i]) > 1e-6);
     assert.ok(moved, 'the fresh head was trained');
     const extras = JSON.parse(await readFile(path.join(outDir, 'lorafuse.json'), 'utf8'));
@@ -39,7 +44,7 @@ describe('fine-tuning through a task head', () => {
   });
 
   it('a stored head is frozen by default: an L-LoRA adapter saves no head, a full model keeps the base classifier', async () => {
-    const head = freshHead(2, 32, 99);
+    const head = freshHead(2, HIDDEN, 99);
     const adapterDir = path.join(scratchDir(), 'llora');
     await finetune({
       ...common,
@@ -85,7 +90,7 @@ describe('fine-tuning through a task head', () => {
         dataset: parity,
         mode: 'lora',
         outDir: path.join(scratchDir(), 'bad'),
-        head: freshHead(3, 32, 1),
+        head: freshHead(3, HIDDEN, 1),
       }),
       /3 classes but the dataset's class_names has 2/,
     );
