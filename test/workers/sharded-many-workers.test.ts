@@ -3,7 +3,6 @@
 // while merging a shard has that shard finished by the other, and either way the one published artifact has
 // the files, byte for byte, of the same recipe merged in one process.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { Job } from 'bullmq';
@@ -18,20 +17,17 @@ import {
 import { ArtifactInputs, ArtifactStore } from '../../src/store/index.ts';
 import { startTestRedis, type TestRedis, tempDir, uniquePrefix } from '../helpers/redis.ts';
 import { startTestS3, type TestS3 } from '../helpers/s3.ts';
+import { spawnWorkerProcess, type WorkerProcess as SpawnedWorker } from '../helpers/worker-process.ts';
 import { bigModels, leftoverWorkDirs, waitFor, waitForState } from './fixtures.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
 /** 24 tensors of 512x1024 F32 (2 MiB each), 6 to a shard: 4 shards that each take a moment. */
 const SHAPE = { models: 3, tensors: 24, rows: 512, cols: 1024 };
 const SHARD_BYTES = 6 * 512 * 1024 * 4;
 const SHARDS = 4;
 const WAIT_MS = 300_000;
 
-interface WorkerProcess {
-  child: ChildProcess;
+interface WorkerProcess extends SpawnedWorker {
   dataDir: string;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 describe('a sharded merge over two worker processes sharing one Redis and one bucket', () => {
@@ -67,12 +63,7 @@ describe('a sharded merge over two worker processes sharing one Redis and one bu
     children = [];
   });
   afterEach(async () => {
-    for (const worker of children) {
-      if (worker.child.exitCode === null && worker.child.signalCode === null) {
-        process.kill(-(worker.child.pid as number), 'SIGKILL');
-        await worker.exited;
-      }
-    }
+    for (const worker of children) await worker.kill();
     await jobs.close();
     await store.close();
     redis.disconnect();
@@ -91,23 +82,7 @@ describe('a sharded merge over two worker processes sharing one Redis and one bu
       LORAFUSE_WORKER_STALLED_MS: '500',
       LORAFUSE_MERGE_WORKERS: '0',
     };
-    const child = spawn(process.execPath, [BIN, 'worker', '--queues', 'merge', '--concurrency', 'merge=1'], {
-      env: { ...process.env, ...env },
-      // Its own process group, so the test can kill it with its sandboxed children at once.
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout?.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.stderr?.on('data', (chunk) => {
-      output += chunk;
-    });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    );
-    const worker = { child, dataDir, output: () => output, exited };
+    const worker = { ...spawnWorkerProcess(env, ['--queues', 'merge', '--concurrency', 'merge=1']), dataDir };
     children.push(worker);
     return worker;
   }
