@@ -5,7 +5,6 @@
 // with no work folder behind.
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Report } from '../../src/eval/report/report-types.ts';
 import {
@@ -15,19 +14,13 @@ import {
   searchProgressKey,
 } from '../../src/queue/index.ts';
 import { REPORT_JSON } from '../../src/store/index.ts';
-import { filePart, multipart, startApi, type TestApi } from '../api/harness.ts';
+import { startApi, type TestApi } from '../api/harness.ts';
+import { uploadEvaluationTasks, uploadMlp } from '../helpers/mlp-uploads.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
 import { spawnWorkerProcess, type WorkerProcess } from '../helpers/worker-process.ts';
-import { datasetMetadata, writeDatasetFile } from '../store/dataset-fixtures.ts';
 import { leftoverWorkDirs, waitFor } from './fixtures.ts';
 
-const MLP = path.resolve(import.meta.dirname, '..', 'fixtures', 'model', 'mlp');
 const LAMBDAS = [0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2];
-
-async function folderParts(dir: string) {
-  const names = (await fs.readdir(dir)).filter((name) => !name.endsWith('.md')).sort();
-  return Promise.all(names.map(async (name) => filePart(name, await fs.readFile(path.join(dir, name)))));
-}
 
 describe('a search whose worker is killed mid-search', () => {
   let server: TestRedis;
@@ -78,29 +71,8 @@ describe('a search whose worker is killed mid-search', () => {
   };
 
   it('completes on the next worker, running no completed point again and leaving no stray artifact', async () => {
-    const post = async (url: string, parts: Awaited<ReturnType<typeof folderParts>>) => {
-      const response = await api.app.inject({ method: 'POST', url, ...multipart(parts) });
-      assert.equal(response.statusCode, 201, response.body);
-      return response.json().id as string;
-    };
-    const model = await post('/v1/models', await folderParts(path.join(MLP, 'model')));
-    const adapter = await folderParts(path.join(MLP, 'adapter'));
-    const adapters = [
-      await post('/v1/adapters', [...adapter, { name: 'base_model', data: model }]),
-      await post('/v1/adapters', [...adapter, { name: 'base_model', data: model }]),
-    ];
-    const dataset = async (split: string, seed: number) => {
-      const file = await writeDatasetFile(path.join(api.workDir, `${split}-${seed}.safetensors`), {
-        n: 64,
-        seed,
-        metadata: datasetMetadata({ split }),
-      });
-      return post('/v1/datasets', [filePart('dataset.safetensors', await fs.readFile(file))]);
-    };
-    const tasks = [
-      { name: 'a', validation: await dataset('validation', 1), test: await dataset('test', 2) },
-      { name: 'b', validation: await dataset('validation', 3), test: await dataset('test', 4) },
-    ];
+    const { model, adapters } = await uploadMlp(api);
+    const tasks = await uploadEvaluationTasks(api, 64);
     const submitted = await api.app.inject({
       method: 'POST',
       url: '/v1/merges',
