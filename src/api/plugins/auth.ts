@@ -159,7 +159,10 @@ export default fp<AuthPluginOptions>(
           // would turn a thrown refusal into a 500.
           const problem = toProblem(error);
           if (!problem) throw error;
-          return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(problemBody(problem, request.url));
+          return reply
+            .code(problem.status)
+            .type(PROBLEM_CONTENT_TYPE)
+            .send(problemBody(problem, request.url));
         }
       }
       request.principal = principal;
