@@ -7,16 +7,10 @@ import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { MergeJobPayload } from '../../src/queue/index.ts';
 import { writeSafetensors } from '../../src/tensors/index.ts';
+import { uploadDataset, uploadMlp } from '../helpers/mlp-uploads.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
 import { datasetMetadata, writeDatasetFile } from '../store/dataset-fixtures.ts';
 import { filePart, multipart, startApi, type TestApi } from './harness.ts';
-
-const MLP = path.resolve(import.meta.dirname, '..', 'fixtures', 'model', 'mlp');
-
-async function folderParts(dir: string) {
-  const names = (await fs.readdir(dir)).filter((name) => !name.endsWith('.md')).sort();
-  return Promise.all(names.map(async (name) => filePart(name, await fs.readFile(path.join(dir, name)))));
-}
 
 describe('merge evaluation and search requests', () => {
   let server: TestRedis;
@@ -33,25 +27,8 @@ describe('merge evaluation and search requests', () => {
   });
   beforeEach(async () => {
     api = await startApi(server.url);
-    const post = async (url: string, parts: Awaited<ReturnType<typeof folderParts>>) => {
-      const response = await api.app.inject({ method: 'POST', url, ...multipart(parts) });
-      assert.equal(response.statusCode, 201, response.body);
-      return response.json().id as string;
-    };
-    model = await post('/v1/models', await folderParts(path.join(MLP, 'model')));
-    const adapter = await folderParts(path.join(MLP, 'adapter'));
-    adapters = [
-      await post('/v1/adapters', [...adapter, { name: 'base_model', data: model }]),
-      await post('/v1/adapters', [...adapter, { name: 'base_model', data: model }]),
-    ];
-    const dataset = async (split: string, seed: number) => {
-      const file = await writeDatasetFile(path.join(api.workDir, `${split}-${seed}.safetensors`), {
-        n: 16,
-        seed,
-        metadata: datasetMetadata({ split }),
-      });
-      return post('/v1/datasets', [filePart('dataset.safetensors', await fs.readFile(file))]);
-    };
+    ({ model, adapters } = await uploadMlp(api));
+    const dataset = (split: string, seed: number) => uploadDataset(api, split, seed, 16);
     datasets = {
       validation: await dataset('validation', 1),
       test: await dataset('test', 2),

@@ -3,7 +3,6 @@
 // is cut after LORAFUSE_SHUTDOWN_GRACE_MS and leaves nothing; the process exits 0 with no staging
 // file left and every blob belonging to a record.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -13,13 +12,12 @@ import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { ArtifactStore } from '../../src/store/index.ts';
 import { writeSafetensors } from '../../src/tensors/index.ts';
+import { spawnLorafuse, waitForOutput } from '../helpers/lorafuse-process.ts';
 import { startTestRedis, tempDir, type TestRedis, uniquePrefix } from '../helpers/redis.ts';
 import { acceptsConnections } from '../helpers/net.ts';
 import { beforeHang, waitFor } from '../helpers/wait.ts';
 import { diskState } from '../store/fixtures.ts';
 import { filePart, multipart } from './harness.ts';
-
-const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
 
 /** A model upload of `bytes` random weights (nothing to deduplicate) and the weights' sha256. */
 async function modelUpload(dir: string, bytes: number) {
@@ -81,36 +79,24 @@ describe('SIGTERM on the API during uploads', () => {
 
   it('finishes the uploads still sending, cuts the stalled one after the grace period, leaves no staging file', async () => {
     const dataDir = path.join(data.dir, 'data');
-    const api = spawn(process.execPath, [BIN, 'serve'], {
-      env: {
-        ...process.env,
-        REDIS_URL: server.url,
-        PORT: '0',
-        LORAFUSE_DATA_DIR: dataDir,
-        LORAFUSE_QUEUE_PREFIX: prefix,
-        // Long enough for the two finishing bodies to arrive on a loaded machine: only a stalled body is cut.
-        LORAFUSE_SHUTDOWN_GRACE_MS: '20000',
-        LOG_LEVEL: 'info',
-        // What is under test is the drain of in-flight uploads, not access control.
-        LORAFUSE_AUTH: 'false',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const serve = spawnLorafuse(['serve'], {
+      REDIS_URL: server.url,
+      PORT: '0',
+      LORAFUSE_DATA_DIR: dataDir,
+      LORAFUSE_QUEUE_PREFIX: prefix,
+      // Long enough for the two finishing bodies to arrive on a loaded machine: only a stalled body is cut.
+      LORAFUSE_SHUTDOWN_GRACE_MS: '20000',
+      LOG_LEVEL: 'info',
+      // What is under test is the drain of in-flight uploads, not access control.
+      LORAFUSE_AUTH: 'false',
     });
-    let output = '';
-    api.stdout.on('data', (chunk) => {
-      output += chunk;
-    });
-    api.stderr.on('data', (chunk) => {
-      output += chunk;
-    });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      api.once('exit', (code, signal) => resolve({ code, signal })),
-    );
+    const { child: api, exited } = serve;
     try {
-      const url = await waitFor('the API to listen', async () => {
-        if (api.exitCode !== null) throw new Error(`serve exited:\n${output}`);
-        return /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1];
-      });
+      const [, url] = await waitForOutput(
+        serve,
+        'the API to listen',
+        /listening at (http:\/\/127\.0\.0\.1:\d+)/,
+      );
       const port = Number(new URL(url).port);
       const bodies = await Promise.all(
         [0, 1, 2].map((i) => modelUpload(path.join(data.dir, `upload-${i}`), 256 * 1024)),
@@ -126,15 +112,15 @@ describe('SIGTERM on the API during uploads', () => {
       uploads[0].finish();
       uploads[1].finish();
       const [first, second, stalled] = await beforeHang(
-        `every upload to end\n${output}`,
+        `every upload to end\n${serve.output()}`,
         Promise.all(uploads.map((upload) => upload.outcome)),
       );
-      assert.equal(first.status, 201, `${JSON.stringify(first)}\n${output}`);
-      assert.equal(second.status, 201, `${JSON.stringify(second)}\n${output}`);
+      assert.equal(first.status, 201, `${JSON.stringify(first)}\n${serve.output()}`);
+      assert.equal(second.status, 201, `${JSON.stringify(second)}\n${serve.output()}`);
       assert.equal(stalled.status, undefined, `the stalled upload got no answer: ${JSON.stringify(stalled)}`);
       assert.match(String(stalled.error), /ECONNRESET|socket hang up/);
-      const exit = await beforeHang(`serve to exit\n${output}`, exited);
-      assert.deepEqual(exit, { code: 0, signal: null }, output);
+      const exit = await beforeHang(`serve to exit\n${serve.output()}`, exited);
+      assert.deepEqual(exit, { code: 0, signal: null }, serve.output());
 
       // What the finished uploads stored is whole; the cut one left no record, blob or staging file.
       const store = new ArtifactStore({ redis, dataDir, prefix });

@@ -2,7 +2,6 @@
 // option, missing files and model folders without config.json are named plainly, --help lists every
 // option with its meaning and default.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,26 +19,10 @@ import { CLIENT_SPECS } from '../../src/cli/client/specs.ts';
 import { MERGE_SPEC } from '../../src/cli/merge-command.ts';
 import { MODEL_COMMAND_SPECS } from '../../src/cli/model-commands.ts';
 import { DEMO_SPEC, DEV_SPEC, SERVE_SPEC, WORKER_SPEC } from '../../src/cli/usage.ts';
+import { runCli } from '../helpers/run-cli.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'lorafuse-args-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const ALL_SPECS: CommandSpec[] = [
   ...Object.values(MODEL_COMMAND_SPECS),
@@ -143,7 +126,7 @@ describe('argument declarations', () => {
 
 describe('the lorafuse command checks before it starts a backend', () => {
   it('finetune with a typo: exit 2, the nearest option, and no backend started', async () => {
-    const result = await run([
+    const result = await runCli([
       'finetune',
       '--model',
       scratch,
@@ -165,7 +148,7 @@ describe('the lorafuse command checks before it starts a backend', () => {
     const bare = path.join(scratch, 'no-config');
     mkdirSync(bare);
     writeFileSync(path.join(bare, 'model.safetensors'), '');
-    const result = await run([
+    const result = await runCli([
       'finetune',
       '--model',
       bare,
@@ -183,7 +166,7 @@ describe('the lorafuse command checks before it starts a backend', () => {
   });
 
   it('finetune --help prints every option with its default, without loading tfjs', async () => {
-    const result = await run(['finetune', '--help']);
+    const result = await runCli(['finetune', '--help']);
     assert.equal(result.code, 0);
     assert.match(result.stdout, /--steps N +optimizer steps \[default: 100\]/);
     assert.match(
@@ -194,7 +177,7 @@ describe('the lorafuse command checks before it starts a backend', () => {
   });
 
   it('merge names a missing recipe plainly; an unknown command gets the nearest one', async () => {
-    const merge = await run([
+    const merge = await runCli([
       'merge',
       path.join(scratch, 'recipe.yaml'),
       '--out',
@@ -202,7 +185,7 @@ describe('the lorafuse command checks before it starts a backend', () => {
     ]);
     assert.equal(merge.code, 2);
     assert.match(merge.stderr, /lorafuse merge: RECIPE: .*recipe\.yaml does not exist/);
-    const typo = await run(['fintune']);
+    const typo = await runCli(['fintune']);
     assert.equal(typo.code, 2);
     assert.match(typo.stderr, /unknown command "fintune"; did you mean "finetune"\?/);
   });

@@ -1,43 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { goldenCaseDir } from '../helpers/golden.ts';
-import { HANG_GUARD_MS } from '../helpers/wait.ts';
+import { runCli } from '../helpers/run-cli.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
-
-function run(
-  args: string[],
-  env: Record<string, string> = {},
-  timeoutMs = HANG_GUARD_MS,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`lorafuse ${args.join(' ')} ran past ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = (args: string[], env: Record<string, string> = {}) => runCli(args, { env });
 
 describe('lorafuse CLI', () => {
   it('prints the commands with --help and the version with --version', async () => {

@@ -1,7 +1,6 @@
 // `lorafuse client` end to end against a running service: a real redis-server, the API listening on a
 // port and a sandboxed merge worker; the command runs as its own process, as a CI job would run it.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -13,6 +12,7 @@ import { AccessStore, ArtifactStore } from '../../src/store/index.ts';
 import { type MergeWorkerHandle, startMergeWorker } from '../../workers/merge-worker.ts';
 import { compareTensors, goldenCaseDir, readCaseJson, readGoldenTensors } from '../helpers/golden.ts';
 import { startTestRedis, type TestRedis, tempDir, uniquePrefix } from '../helpers/redis.ts';
+import { type CliResult, runCli } from '../helpers/run-cli.ts';
 
 /** A loopback port nothing listens on (taken, then released). */
 function freePort(): Promise<number> {
@@ -26,7 +26,6 @@ function freePort(): Promise<number> {
   });
 }
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
 const CASE = 'mergekit_task_arithmetic';
 
 describe('lorafuse client against a running service', () => {
@@ -75,26 +74,10 @@ describe('lorafuse client against a running service', () => {
     data.remove();
   });
 
-  function client(
-    args: string[],
-    env: Record<string, string> = {},
-  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, 'client', ...args], {
-        cwd: data.dir,
-        env: { ...process.env, LORAFUSE_URL: url, LORAFUSE_API_KEY: apiKey, CI: 'true', ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk) => {
-        stdout += chunk;
-      });
-      child.stderr.on('data', (chunk) => {
-        stderr += chunk;
-      });
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
+  function client(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+    return runCli(['client', ...args], {
+      cwd: data.dir,
+      env: { LORAFUSE_URL: url, LORAFUSE_API_KEY: apiKey, CI: 'true', ...env },
     });
   }
 

@@ -1,37 +1,29 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { tempDir } from '../helpers/redis.ts';
+import { spawnLorafuse, waitForOutput } from '../helpers/lorafuse-process.ts';
 import { acceptsConnections as accepts } from '../helpers/net.ts';
-import { HANG_GUARD_MS } from '../helpers/wait.ts';
-
-const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
+import { tempDir } from '../helpers/redis.ts';
 
 describe('lorafuse dev', () => {
   it('starts a private redis-server (AOF) + API + worker, answers, and stops everything on SIGTERM', async () => {
     const data = tempDir('lorafuse-dev');
-    const child = spawn(process.execPath, [BIN, 'dev'], {
-      env: { ...process.env, REDIS_URL: '', PORT: '0', LORAFUSE_DATA_DIR: data.dir, LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const dev = spawnLorafuse(['dev'], {
+      REDIS_URL: '',
+      PORT: '0',
+      LORAFUSE_DATA_DIR: data.dir,
+      LOG_LEVEL: 'warn',
     });
-    let output = '';
-    child.stdout.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      output += chunk;
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const { child } = dev;
     try {
-      const deadline = Date.now() + HANG_GUARD_MS;
       // Started once the local key is printed (the line after "API on").
-      while (!/API on http:\/\/127\.0\.0\.1:\d+[\s\S]*LORAFUSE_API_KEY=lfk_\S+\n/.test(output)) {
-        if (Date.now() > deadline || child.exitCode !== null)
-          throw new Error(`dev did not start:\n${output}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await waitForOutput(
+        dev,
+        'dev to print its API address and key',
+        /API on http:\/\/127\.0\.0\.1:\d+[\s\S]*LORAFUSE_API_KEY=lfk_\S+\n/,
+      );
+      const output = dev.output();
       const apiUrl = (/API on (http:\/\/127\.0\.0\.1:\d+)/.exec(output) as RegExpExecArray)[1];
       const redisPort = Number(
         (/redis-server at redis:\/\/127\.0\.0\.1:(\d+)/.exec(output) as RegExpExecArray)[1],
@@ -48,8 +40,8 @@ describe('lorafuse dev', () => {
       assert.ok(existsSync(path.join(data.dir, 'redis')));
 
       child.kill('SIGTERM');
-      assert.equal(await exited, 0, output);
-      assert.match(output, /stopping \(worker, API, Redis\)/);
+      assert.equal((await dev.exited).code, 0, dev.output());
+      assert.match(dev.output(), /stopping \(worker, API, Redis\)/);
       assert.equal(await accepts(redisPort), false, 'the private redis-server is gone');
       const redisFiles = readdirSync(path.join(data.dir, 'redis'));
       assert.ok(

@@ -1,14 +1,11 @@
 // `lorafuse keys create|list|revoke` as its own process against a real redis-server: the key is printed
 // once and works, listings never carry it, a revoked key stops working, mistakes exit 2 (1 for an unknown id).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { AccessStore } from '../../src/store/index.ts';
 import { startTestRedis, type TestRedis, uniquePrefix } from '../helpers/redis.ts';
-
-const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
+import { type CliResult, runCli } from '../helpers/run-cli.ts';
 
 describe('lorafuse keys', () => {
   let server: TestRedis;
@@ -27,25 +24,9 @@ describe('lorafuse keys', () => {
     await server.stop();
   });
 
-  function keys(
-    args: string[],
-    env: Record<string, string> = {},
-  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, 'keys', ...args], {
-        env: { ...process.env, REDIS_URL: server.url, LORAFUSE_QUEUE_PREFIX: prefix, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk) => {
-        stdout += chunk;
-      });
-      child.stderr.on('data', (chunk) => {
-        stderr += chunk;
-      });
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
+  function keys(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+    return runCli(['keys', ...args], {
+      env: { REDIS_URL: server.url, LORAFUSE_QUEUE_PREFIX: prefix, ...env },
     });
   }
 

@@ -3,14 +3,13 @@
 // printed table, results.json (each average recomputed from its per-task rows) and the report's tables and
 // charts; then a second run with the same seed must give the same fine-tuned artifacts and the same table cells.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { StudyResults } from '../../src/cli/study/results.ts';
+import { spawnLorafuse } from '../helpers/lorafuse-process.ts';
 import { startTestRedis, type TestRedis, tempDir, uniquePrefix } from '../helpers/redis.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
 const REDUCED = [
   '--quick',
   '--seed',
@@ -29,29 +28,15 @@ const REDUCED = [
 // Only guards against a hang: the run takes about a minute on an idle 2-core machine.
 const HANG_GUARD_MS = 30 * 60_000;
 
-function runStudy(
+async function runStudy(
   args: string[],
   env: Record<string, string>,
 ): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'study', ...args], {
-      env: { ...process.env, ...env, LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      output += chunk;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), HANG_GUARD_MS);
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-  });
+  const study = spawnLorafuse(['study', ...args], { ...env, LOG_LEVEL: 'warn' });
+  const timer = setTimeout(() => study.child.kill('SIGKILL'), HANG_GUARD_MS);
+  const { code } = await study.exited;
+  clearTimeout(timer);
+  return { code, output: study.output() };
 }
 
 const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;

@@ -1,16 +1,10 @@
 // `lorafuse worker` as a real child process for fault tests: its own process group (so a kill takes
 // its sandboxed children with it, as a crashed machine would), its output kept for failure messages,
 // and a way to reach the sandboxed processors it forked.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { type LorafuseProcess, spawnLorafuse } from './lorafuse-process.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
-
-export interface WorkerProcess {
-  child: ChildProcess;
-  output(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+export interface WorkerProcess extends LorafuseProcess {
   /** SIGKILLs the whole process group unless it already exited; resolves once it has. */
   kill(): Promise<void>;
   /** The processes the worker forked (its sandboxed processors), by /proc's parent links. */
@@ -19,25 +13,10 @@ export interface WorkerProcess {
 
 /** Starts `lorafuse worker` with `env` over the test's own environment; `args` after `worker`. */
 export function spawnWorkerProcess(env: Record<string, string>, args: string[] = []): WorkerProcess {
-  const child = spawn(process.execPath, [BIN, 'worker', ...args], {
-    env: { ...process.env, ...env },
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk) => {
-    output += chunk;
-  });
-  child.stderr?.on('data', (chunk) => {
-    output += chunk;
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
+  const worker = spawnLorafuse(['worker', ...args], env, { detached: true });
+  const { child, exited } = worker;
   return {
-    child,
-    output: () => output,
-    exited,
+    ...worker,
     async kill() {
       if (child.exitCode === null && child.signalCode === null) {
         process.kill(-(child.pid as number), 'SIGKILL');

@@ -19,18 +19,11 @@ import type { AnalyzeJobPayload } from '../../src/queue/index.ts';
 import { DATASET_FILE, HEAD_FILE, REPORT_JSON } from '../../src/store/index.ts';
 import { writeSafetensors } from '../../src/tensors/index.ts';
 import { runAnalyzeJob } from '../../workers/analyze/run-analyze-job.ts';
-import { filePart, multipart, startApi, type TestApi } from '../api/harness.ts';
+import { filePart, startApi, type TestApi } from '../api/harness.ts';
+import { postParts, uploadDataset, uploadMlp } from '../helpers/mlp-uploads.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
-import { datasetMetadata, writeDatasetFile } from '../store/dataset-fixtures.ts';
 
 process.env.LORAFUSE_BACKEND ??= 'wasm';
-
-const MLP = path.resolve(import.meta.dirname, '..', 'fixtures', 'model', 'mlp');
-
-async function folderParts(dir: string) {
-  const names = (await fs.readdir(dir)).filter((name) => !name.endsWith('.md')).sort();
-  return Promise.all(names.map(async (name) => filePart(name, await fs.readFile(path.join(dir, name)))));
-}
 
 describe('analyses read a task through a stored head', () => {
   let server: TestRedis;
@@ -38,16 +31,11 @@ describe('analyses read a task through a stored head', () => {
   let model: string;
   let adapters: string[];
   let dataset: string;
-  const post = async (url: string, parts: Awaited<ReturnType<typeof folderParts>>) => {
-    const response = await api.app.inject({ method: 'POST', url, ...multipart(parts) });
-    assert.equal(response.statusCode, 201, response.body);
-    return response.json().id as string;
-  };
   const storedHead = async (name: string, classes: number) => {
     const file = path.join(api.workDir, `${name}.safetensors`);
     const weight = Float32Array.from({ length: classes * 16 }, (_, i) => Math.sin(i * 1.3 + classes));
     await writeSafetensors(file, [{ name: 'weight', dtype: 'F32', shape: [classes, 16], data: weight }]);
-    return post('/v1/heads', [filePart('head.safetensors', await fs.readFile(file))]);
+    return postParts(api, '/v1/heads', [filePart('head.safetensors', await fs.readFile(file))]);
   };
   const analysis = (head: string) => ({
     base_model: model,
@@ -66,18 +54,8 @@ describe('analyses read a task through a stored head', () => {
     server = await startTestRedis();
     api = await startApi(server.url);
     await initBackend({ log: () => undefined });
-    model = await post('/v1/models', await folderParts(path.join(MLP, 'model')));
-    const adapter = await folderParts(path.join(MLP, 'adapter'));
-    adapters = [
-      await post('/v1/adapters', [...adapter, { name: 'base_model', data: model }]),
-      await post('/v1/adapters', [...adapter, { name: 'base_model', data: model }]),
-    ];
-    const file = await writeDatasetFile(path.join(api.workDir, 'test.safetensors'), {
-      n: 24,
-      seed: 5,
-      metadata: datasetMetadata({ split: 'test' }),
-    });
-    dataset = await post('/v1/datasets', [filePart('dataset.safetensors', await fs.readFile(file))]);
+    ({ model, adapters } = await uploadMlp(api));
+    dataset = await uploadDataset(api, 'test', 5, 24);
   });
   after(async () => {
     await api.close();

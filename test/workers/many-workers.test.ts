@@ -5,121 +5,50 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { createApiRedis, JobService, type MergeJobResult } from '../../src/queue/index.ts';
-import { ArtifactStore } from '../../src/store/index.ts';
-import { startTestRedis, type TestRedis, tempDir, uniquePrefix } from '../helpers/redis.ts';
-import { startTestS3, type TestS3 } from '../helpers/s3.ts';
-import { spawnWorkerProcess, type WorkerProcess as SpawnedWorker } from '../helpers/worker-process.ts';
+import { describe, it } from 'node:test';
+import type { MergeJobResult } from '../../src/queue/index.ts';
 import { bigModels, leftoverWorkDirs, waitFor, waitForState } from './fixtures.ts';
+import { startedJob, useWorkerFleet } from './worker-fleet.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
 
-interface WorkerProcess extends SpawnedWorker {
-  dataDir: string;
-  env: Record<string, string>;
-}
-
 describe('many lorafuse worker processes sharing one Redis and one bucket', () => {
-  let server: TestRedis;
-  let s3: TestS3;
-  let prefix: string;
-  let scratch: { dir: string; remove(): void };
-  let redis: ReturnType<typeof createApiRedis>;
-  let store: ArtifactStore;
-  let jobs: JobService;
-  let children: WorkerProcess[];
-
-  before(async () => {
-    server = await startTestRedis();
-    s3 = await startTestS3();
-  });
-  after(async () => {
-    await server.stop();
-    await s3.stop();
-  });
-  beforeEach(async () => {
-    prefix = uniquePrefix('many');
-    scratch = tempDir('lorafuse-many');
-    redis = createApiRedis(server.url);
-    store = new ArtifactStore({
-      redis,
-      dataDir: path.join(scratch.dir, 'api'),
-      prefix,
-      blobs: s3.blobStore({ prefix }),
-    });
-    await store.init();
-    jobs = new JobService({ redis, prefix });
-    children = [];
-  });
-  afterEach(async () => {
-    for (const worker of children) await worker.kill();
-    await jobs.close();
-    await store.close();
-    redis.disconnect();
-    scratch.remove();
-  });
-
-  function spawnWorker(name: string, args: string[]): WorkerProcess {
-    const dataDir = path.join(scratch.dir, name);
-    const env = {
-      ...s3.env(`${prefix}/`),
-      REDIS_URL: server.url,
-      LORAFUSE_QUEUE_PREFIX: prefix,
-      LORAFUSE_DATA_DIR: dataDir,
-      LOG_LEVEL: 'info',
-      LORAFUSE_WORKER_LOCK_MS: '1000',
-      LORAFUSE_WORKER_STALLED_MS: '500',
-    };
-    const worker = { ...spawnWorkerProcess(env, args), dataDir, env };
-    children.push(worker);
-    return worker;
-  }
-
-  const ready = (worker: WorkerProcess) =>
-    waitFor(`worker in ${worker.dataDir} to be ready`, async () => worker.output().includes('worker ready'));
-
-  /** Whether this worker's log shows it starting job `id` (pino JSON lines from queue-worker.ts). */
-  function started(worker: WorkerProcess, id: string): boolean {
-    return worker
-      .output()
-      .split('\n')
-      .some((line) => line.includes(`"jobId":"${id}"`) && line.includes('merge job started'));
-  }
+  const fleet = useWorkerFleet('many');
 
   async function outputDigests(result: unknown): Promise<string[]> {
-    const record = await store.get((result as MergeJobResult).artifact.id);
+    const record = await fleet.store.get((result as MergeJobResult).artifact.id);
     assert.ok(record);
     return record.files.map((file) => `${file.name}:${file.sha256}`);
   }
 
   it('spreads jobs over the merge workers, never to a worker of other queues; --health sees them', async () => {
-    const a = spawnWorker('a', ['--queues', 'merge', '--concurrency', 'merge=1']);
-    const b = spawnWorker('b', ['--queues=merge']);
-    const gpu = spawnWorker('gpu', [
+    const { store, jobs, dir } = fleet;
+    const a = fleet.spawn('a', ['--queues', 'merge', '--concurrency', 'merge=1']);
+    const b = fleet.spawn('b', ['--queues=merge']);
+    const gpu = fleet.spawn('gpu', [
       '--queues',
       'finetune,evaluate',
       '--concurrency',
       'finetune=1,evaluate=2',
     ]);
-    await Promise.all([ready(a), ready(b), ready(gpu)]);
+    await Promise.all([fleet.ready(a), fleet.ready(b), fleet.ready(gpu)]);
     assert.match(gpu.output(), /"queues":\["finetune","evaluate"\]/);
     assert.match(gpu.output(), /"concurrency":\{"merge":1,"finetune":1,"evaluate":2,"analyze":1\}/);
 
-    const payload = await bigModels(store, scratch.dir, { models: 3, tensors: 8, rows: 512, cols: 512 });
+    const payload = await bigModels(store, dir, { models: 3, tensors: 8, rows: 512, cols: 512 });
     // Each merge worker runs one job at a time, so two jobs queued together land on both.
     const queued = [await jobs.enqueueMerge(payload), await jobs.enqueueMerge(payload)];
     const done = [];
     for (const job of queued) done.push(await waitForState(jobs, job.id, ['completed', 'failed']));
     for (const view of done) assert.equal(view.state, 'completed', JSON.stringify(view.error));
-    const runners = queued.map((job) => [a, b].filter((worker) => started(worker, job.id)));
+    const runners = queued.map((job) => [a, b].filter((worker) => startedJob(worker, job.id)));
     assert.deepEqual(
       runners.map((list) => list.length),
       [1, 1],
       'each job started exactly once',
     );
     assert.notEqual(runners[0][0], runners[1][0], 'the two jobs ran on different workers');
-    for (const job of queued) assert.equal(started(gpu, job.id), false);
+    for (const job of queued) assert.equal(startedJob(gpu, job.id), false);
     assert.doesNotMatch(gpu.output(), /merge job started/);
     // Same recipe, same seed, different machines: the same bytes.
     assert.deepEqual(await outputDigests(done[0].result), await outputDigests(done[1].result));
@@ -130,7 +59,7 @@ describe('many lorafuse worker processes sharing one Redis and one bucket', () =
     });
     assert.equal(health.status, 0, health.stderr);
     const absent = spawnSync(process.execPath, [BIN, 'worker', '--health'], {
-      env: { ...process.env, ...a.env, LORAFUSE_DATA_DIR: path.join(scratch.dir, 'nobody') },
+      env: { ...process.env, ...a.env, LORAFUSE_DATA_DIR: path.join(dir, 'nobody') },
       encoding: 'utf8',
     });
     assert.equal(absent.status, 1);
@@ -138,25 +67,26 @@ describe('many lorafuse worker processes sharing one Redis and one bucket', () =
   });
 
   it('completes on the other worker the job of a worker killed mid-merge, with the same bytes', async () => {
-    const a = spawnWorker('a', ['--queues', 'merge']);
-    const b = spawnWorker('b', ['--queues', 'merge']);
-    await Promise.all([ready(a), ready(b)]);
-    const payload = await bigModels(store, scratch.dir, { models: 3, tensors: 24, rows: 512, cols: 1024 });
+    const { store, jobs, dir } = fleet;
+    const a = fleet.spawn('a', ['--queues', 'merge']);
+    const b = fleet.spawn('b', ['--queues', 'merge']);
+    await Promise.all([fleet.ready(a), fleet.ready(b)]);
+    const payload = await bigModels(store, dir, { models: 3, tensors: 24, rows: 512, cols: 1024 });
     const modelsBefore = await store.count('model');
     const queued = await jobs.enqueueMerge(payload);
     await waitFor('the job to be merging', async () => {
       const view = await jobs.get(queued.id);
       return view?.state === 'active' && (view.progress?.tensorsDone as number) > 0;
     });
-    const victim = started(a, queued.id) ? a : b;
+    const victim = startedJob(a, queued.id) ? a : b;
     const survivor = victim === a ? b : a;
-    assert.ok(started(victim, queued.id));
+    assert.ok(startedJob(victim, queued.id));
     process.kill(-(victim.child.pid as number), 'SIGKILL');
     assert.equal((await victim.exited).signal, 'SIGKILL');
 
     const done = await waitForState(jobs, queued.id, ['completed', 'failed']);
     assert.equal(done.state, 'completed', JSON.stringify(done.error));
-    assert.ok(started(survivor, queued.id), 'the surviving worker picked the job up');
+    assert.ok(startedJob(survivor, queued.id), 'the surviving worker picked the job up');
     assert.equal(await store.count('model'), modelsBefore + 1, 'exactly one result artifact');
     assert.deepEqual(leftoverWorkDirs(survivor.dataDir), []);
 

@@ -4,9 +4,7 @@
 // result and the report name (the chosen merge and one report: nothing a killed attempt published is left),
 // with no work folder behind.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Report } from '../../src/eval/report/report-types.ts';
 import {
@@ -16,25 +14,13 @@ import {
   searchProgressKey,
 } from '../../src/queue/index.ts';
 import { REPORT_JSON } from '../../src/store/index.ts';
-import { filePart, multipart, startApi, type TestApi } from '../api/harness.ts';
+import { startApi, type TestApi } from '../api/harness.ts';
+import { uploadEvaluationTasks, uploadMlp } from '../helpers/mlp-uploads.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
-import { datasetMetadata, writeDatasetFile } from '../store/dataset-fixtures.ts';
+import { spawnWorkerProcess, type WorkerProcess } from '../helpers/worker-process.ts';
 import { leftoverWorkDirs, waitFor } from './fixtures.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
-const MLP = path.resolve(import.meta.dirname, '..', 'fixtures', 'model', 'mlp');
 const LAMBDAS = [0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2];
-
-interface WorkerProcess {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-async function folderParts(dir: string) {
-  const names = (await fs.readdir(dir)).filter((name) => !name.endsWith('.md')).sort();
-  return Promise.all(names.map(async (name) => filePart(name, await fs.readFile(path.join(dir, name)))));
-}
 
 describe('a search whose worker is killed mid-search', () => {
   let server: TestRedis;
@@ -46,20 +32,14 @@ describe('a search whose worker is killed mid-search', () => {
     api = await startApi(server.url);
   });
   after(async () => {
-    for (const worker of workers) {
-      if (worker.child.exitCode === null && worker.child.signalCode === null) {
-        process.kill(-(worker.child.pid as number), 'SIGKILL');
-        await worker.exited;
-      }
-    }
+    for (const worker of workers) await worker.kill();
     await api.close();
     await server.stop();
   });
 
   function spawnWorker(): WorkerProcess {
-    const child = spawn(process.execPath, [BIN, 'worker', '--queues', 'merge', '--concurrency', 'merge=1'], {
-      env: {
-        ...process.env,
+    const worker = spawnWorkerProcess(
+      {
         REDIS_URL: server.url,
         LORAFUSE_QUEUE_PREFIX: api.jobs.prefix,
         LORAFUSE_DATA_DIR: api.dataDir,
@@ -68,21 +48,8 @@ describe('a search whose worker is killed mid-search', () => {
         LORAFUSE_WORKER_LOCK_MS: '1000',
         LORAFUSE_WORKER_STALLED_MS: '500',
       },
-      // Its own process group, so the test can kill it with its sandboxed children at once.
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout?.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.stderr?.on('data', (chunk) => {
-      output += chunk;
-    });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
+      ['--queues', 'merge', '--concurrency', 'merge=1'],
     );
-    const worker = { child, output: () => output, exited };
     workers.push(worker);
     return worker;
   }
@@ -104,29 +71,8 @@ describe('a search whose worker is killed mid-search', () => {
   };
 
   it('completes on the next worker, running no completed point again and leaving no stray artifact', async () => {
-    const post = async (url: string, parts: Awaited<ReturnType<typeof folderParts>>) => {
-      const response = await api.app.inject({ method: 'POST', url, ...multipart(parts) });
-      assert.equal(response.statusCode, 201, response.body);
-      return response.json().id as string;
-    };
-    const model = await post('/v1/models', await folderParts(path.join(MLP, 'model')));
-    const adapter = await folderParts(path.join(MLP, 'adapter'));
-    const adapters = [
-      await post('/v1/adapters', [...adapter, { name: 'base_model', data: model }]),
-      await post('/v1/adapters', [...adapter, { name: 'base_model', data: model }]),
-    ];
-    const dataset = async (split: string, seed: number) => {
-      const file = await writeDatasetFile(path.join(api.workDir, `${split}-${seed}.safetensors`), {
-        n: 64,
-        seed,
-        metadata: datasetMetadata({ split }),
-      });
-      return post('/v1/datasets', [filePart('dataset.safetensors', await fs.readFile(file))]);
-    };
-    const tasks = [
-      { name: 'a', validation: await dataset('validation', 1), test: await dataset('test', 2) },
-      { name: 'b', validation: await dataset('validation', 3), test: await dataset('test', 4) },
-    ];
+    const { model, adapters } = await uploadMlp(api);
+    const tasks = await uploadEvaluationTasks(api, 64);
     const submitted = await api.app.inject({
       method: 'POST',
       url: '/v1/merges',

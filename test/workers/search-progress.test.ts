@@ -4,8 +4,6 @@
 // own results). The points run in-process, one by one, so every view in between is observed; a cancel of the
 // running search stops the points that have not run yet.
 import assert from 'node:assert/strict';
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadRuntimeSettings } from '../../src/config.ts';
 import {
@@ -17,19 +15,12 @@ import {
 } from '../../src/queue/index.ts';
 import { runMergeJob } from '../../workers/merge/run-merge-job.ts';
 import { startMergeWorker } from '../../workers/merge-worker.ts';
-import { filePart, multipart, startApi, type TestApi } from '../api/harness.ts';
+import { startApi, type TestApi } from '../api/harness.ts';
+import { uploadEvaluationTasks, uploadMlp } from '../helpers/mlp-uploads.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
-import { datasetMetadata, writeDatasetFile } from '../store/dataset-fixtures.ts';
 import { waitFor } from './fixtures.ts';
 
 process.env.LORAFUSE_BACKEND ??= 'wasm';
-
-const MLP = path.resolve(import.meta.dirname, '..', 'fixtures', 'model', 'mlp');
-
-async function folderParts(dir: string) {
-  const names = (await fs.readdir(dir)).filter((name) => !name.endsWith('.md')).sort();
-  return Promise.all(names.map(async (name) => filePart(name, await fs.readFile(path.join(dir, name)))));
-}
 
 describe('search progress while the grid points run', () => {
   let server: TestRedis;
@@ -39,29 +30,8 @@ describe('search progress while the grid points run', () => {
   before(async () => {
     server = await startTestRedis();
     api = await startApi(server.url);
-    const post = async (url: string, parts: Awaited<ReturnType<typeof folderParts>>) => {
-      const response = await api.app.inject({ method: 'POST', url, ...multipart(parts) });
-      assert.equal(response.statusCode, 201, response.body);
-      return response.json().id as string;
-    };
-    const model = await post('/v1/models', await folderParts(path.join(MLP, 'model')));
-    const adapter = await folderParts(path.join(MLP, 'adapter'));
-    const adapters = [
-      await post('/v1/adapters', [...adapter, { name: 'base_model', data: model }]),
-      await post('/v1/adapters', [...adapter, { name: 'base_model', data: model }]),
-    ];
-    const dataset = async (split: string, seed: number) => {
-      const file = await writeDatasetFile(path.join(api.workDir, `${split}-${seed}.safetensors`), {
-        n: 24,
-        seed,
-        metadata: datasetMetadata({ split }),
-      });
-      return post('/v1/datasets', [filePart('dataset.safetensors', await fs.readFile(file))]);
-    };
-    const tasks = [
-      { name: 'a', validation: await dataset('validation', 1), test: await dataset('test', 2) },
-      { name: 'b', validation: await dataset('validation', 3), test: await dataset('test', 4) },
-    ];
+    const { model, adapters } = await uploadMlp(api);
+    const tasks = await uploadEvaluationTasks(api, 24);
     body = (grid) => ({
       merge_method: 'task_arithmetic',
       base_model: model,

@@ -3,142 +3,40 @@
 // while merging a shard has that shard finished by the other, and either way the one published artifact has
 // the files, byte for byte, of the same recipe merged in one process.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
-import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Job } from 'bullmq';
 import { closePlan, executeMerge, parseRecipe, planMerge } from '../../src/merge/index.ts';
-import {
-  createApiRedis,
-  JobService,
-  type MergeJobPayload,
-  type MergeJobResult,
-  shardJobId,
-} from '../../src/queue/index.ts';
-import { ArtifactInputs, ArtifactStore } from '../../src/store/index.ts';
-import { startTestRedis, type TestRedis, tempDir, uniquePrefix } from '../helpers/redis.ts';
-import { startTestS3, type TestS3 } from '../helpers/s3.ts';
+import { type MergeJobPayload, type MergeJobResult, shardJobId } from '../../src/queue/index.ts';
+import { ArtifactInputs } from '../../src/store/index.ts';
 import { bigModels, leftoverWorkDirs, waitFor, waitForState } from './fixtures.ts';
+import { startedJob, useWorkerFleet } from './worker-fleet.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../../bin/lorafuse.js');
 /** 24 tensors of 512x1024 F32 (2 MiB each), 6 to a shard: 4 shards that each take a moment. */
 const SHAPE = { models: 3, tensors: 24, rows: 512, cols: 1024 };
 const SHARD_BYTES = 6 * 512 * 1024 * 4;
 const SHARDS = 4;
 const WAIT_MS = 300_000;
 
-interface WorkerProcess {
-  child: ChildProcess;
-  dataDir: string;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
 describe('a sharded merge over two worker processes sharing one Redis and one bucket', () => {
-  let server: TestRedis;
-  let s3: TestS3;
-  let prefix: string;
-  let scratch: { dir: string; remove(): void };
-  let redis: ReturnType<typeof createApiRedis>;
-  let store: ArtifactStore;
-  let jobs: JobService;
-  let children: WorkerProcess[];
-
-  before(async () => {
-    server = await startTestRedis();
-    s3 = await startTestS3();
-  });
-  after(async () => {
-    await server.stop();
-    await s3.stop();
-  });
-  beforeEach(async () => {
-    prefix = uniquePrefix('shardmany');
-    scratch = tempDir('lorafuse-shardmany');
-    redis = createApiRedis(server.url);
-    store = new ArtifactStore({
-      redis,
-      dataDir: path.join(scratch.dir, 'api'),
-      prefix,
-      blobs: s3.blobStore({ prefix }),
-    });
-    await store.init();
-    jobs = new JobService({ redis, prefix });
-    children = [];
-  });
-  afterEach(async () => {
-    for (const worker of children) {
-      if (worker.child.exitCode === null && worker.child.signalCode === null) {
-        process.kill(-(worker.child.pid as number), 'SIGKILL');
-        await worker.exited;
-      }
-    }
-    await jobs.close();
-    await store.close();
-    redis.disconnect();
-    scratch.remove();
-  });
-
-  function spawnWorker(name: string): WorkerProcess {
-    const dataDir = path.join(scratch.dir, name);
-    const env = {
-      ...s3.env(`${prefix}/`),
-      REDIS_URL: server.url,
-      LORAFUSE_QUEUE_PREFIX: prefix,
-      LORAFUSE_DATA_DIR: dataDir,
-      LOG_LEVEL: 'info',
-      LORAFUSE_WORKER_LOCK_MS: '1000',
-      LORAFUSE_WORKER_STALLED_MS: '500',
-      LORAFUSE_MERGE_WORKERS: '0',
-    };
-    const child = spawn(process.execPath, [BIN, 'worker', '--queues', 'merge', '--concurrency', 'merge=1'], {
-      env: { ...process.env, ...env },
-      // Its own process group, so the test can kill it with its sandboxed children at once.
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout?.on('data', (chunk) => {
-      output += chunk;
-    });
-    child.stderr?.on('data', (chunk) => {
-      output += chunk;
-    });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    );
-    const worker = { child, dataDir, output: () => output, exited };
-    children.push(worker);
-    return worker;
-  }
-
-  const ready = (worker: WorkerProcess) =>
-    waitFor(
-      `worker in ${worker.dataDir} to be ready`,
-      async () => worker.output().includes('worker ready'),
-      60_000,
-    );
-
-  /** Whether this worker's log shows it starting job `id`. */
-  function started(worker: WorkerProcess, id: string): boolean {
-    return worker
-      .output()
-      .split('\n')
-      .some((line) => line.includes(`"jobId":"${id}"`) && line.includes('merge job started'));
-  }
+  const fleet = useWorkerFleet('shardmany');
+  /** A merge worker that runs one shard at a time, in its own process (no merge worker pool). */
+  const spawnWorker = (name: string) =>
+    fleet.spawn(name, ['--queues', 'merge', '--concurrency', 'merge=1'], { LORAFUSE_MERGE_WORKERS: '0' });
 
   async function shardedPayload(): Promise<MergeJobPayload> {
-    const payload = await bigModels(store, scratch.dir, SHAPE);
+    const payload = await bigModels(fleet.store, fleet.dir, SHAPE);
     return { ...payload, recipe: { ...payload.recipe, max_shard_size: SHARD_BYTES } };
   }
 
   /** The published files as `name:sha256`, and those of the same recipe merged here in one process. */
   async function publishedAndSingleRun(payload: MergeJobPayload, result: MergeJobResult) {
+    const { store } = fleet;
     const record = await store.get(result.artifact.id);
     assert.ok(record);
     const inputs = new ArtifactInputs(store);
     const plan = await planMerge(parseRecipe(payload.recipe), inputs);
-    const dir = path.join(scratch.dir, 'single');
+    const dir = path.join(fleet.dir, 'single');
     try {
       await executeMerge(plan, { outDir: dir, maxShardBytes: SHARD_BYTES, workers: 0 });
     } finally {
@@ -153,9 +51,10 @@ describe('a sharded merge over two worker processes sharing one Redis and one bu
   }
 
   it('spreads the shard jobs over both workers and publishes the bytes of a single run', async () => {
+    const { store, jobs } = fleet;
     const a = spawnWorker('a');
     const b = spawnWorker('b');
-    await Promise.all([ready(a), ready(b)]);
+    await Promise.all([fleet.ready(a), fleet.ready(b)]);
     const payload = await shardedPayload();
     const queued = await jobs.enqueueMerge(payload);
     const done = await waitForState(jobs, queued.id, ['completed', 'failed'], WAIT_MS);
@@ -164,14 +63,14 @@ describe('a sharded merge over two worker processes sharing one Redis and one bu
     assert.equal(result.sharding?.shards.length, SHARDS);
     const shardIds = Array.from({ length: SHARDS }, (_, i) => shardJobId(queued.id, i));
     for (const id of shardIds) {
-      assert.equal([a, b].filter((w) => started(w, id)).length, 1, `${id} started exactly once`);
+      assert.equal([a, b].filter((w) => startedJob(w, id)).length, 1, `${id} started exactly once`);
     }
     assert.ok(
-      shardIds.some((id) => started(a, id)),
+      shardIds.some((id) => startedJob(a, id)),
       'worker a merged a shard',
     );
     assert.ok(
-      shardIds.some((id) => started(b, id)),
+      shardIds.some((id) => startedJob(b, id)),
       'worker b merged a shard',
     );
     assert.equal(
@@ -185,9 +84,10 @@ describe('a sharded merge over two worker processes sharing one Redis and one bu
   });
 
   it("finishes on the other worker the shard of a worker killed mid-merge, with a single run's bytes", async () => {
+    const { store, jobs } = fleet;
     const a = spawnWorker('a');
     const b = spawnWorker('b');
-    await Promise.all([ready(a), ready(b)]);
+    await Promise.all([fleet.ready(a), fleet.ready(b)]);
     const payload = await shardedPayload();
     const modelsBefore = await store.count('model');
     const queued = await jobs.enqueueMerge(payload);
@@ -206,15 +106,15 @@ describe('a sharded merge over two worker processes sharing one Redis and one bu
       },
       WAIT_MS,
     );
-    const victim = started(a, victimShard as string) ? a : b;
+    const victim = startedJob(a, victimShard as string) ? a : b;
     const survivor = victim === a ? b : a;
-    assert.ok(started(victim, victimShard as string));
+    assert.ok(startedJob(victim, victimShard as string));
     process.kill(-(victim.child.pid as number), 'SIGKILL');
     assert.equal((await victim.exited).signal, 'SIGKILL');
 
     const done = await waitForState(jobs, queued.id, ['completed', 'failed'], WAIT_MS);
     assert.equal(done.state, 'completed', JSON.stringify(done.error));
-    assert.ok(started(survivor, victimShard as string), 'the surviving worker finished the killed shard');
+    assert.ok(startedJob(survivor, victimShard as string), 'the surviving worker finished the killed shard');
     assert.equal(await store.count('model'), modelsBefore + 1, 'exactly one result artifact');
     const { published, single } = await publishedAndSingleRun(payload, done.result as MergeJobResult);
     assert.deepEqual(published, single);
