@@ -142,7 +142,7 @@ try {
   const postRate = Number(values['post-rate']);
   const load = os.loadavg().map((value) => value.toFixed(1));
   console.log(
-    `lorafuse API on loopback: ${connections} connections, ${duration} s per run, ${os.cpus().length} cores, load ${load.join(' ')}${values['api-key'] ? ', authenticated' : ', no API key'}`,
+    `lorafuse API on loopback: ${connections} connections, ${duration} s per run, ${os.cpus().length} cores, load ${load.join(' ')}${values['api-key'] ? ', authenticated with the given key' : ', authenticated with a fresh bootstrap key'}`,
   );
   const rows: Row[] = [];
   for (const [route, url] of [
