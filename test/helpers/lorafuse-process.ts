@@ -11,6 +11,8 @@ export interface LorafuseProcess {
   /** Everything it wrote so far, stdout and stderr interleaved as they arrived. */
   output(): string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves once its stdout and stderr are closed too: `output()` then holds all it ever wrote. */
+  drained: Promise<void>;
 }
 
 /**
@@ -37,7 +39,9 @@ export function spawnLorafuse(
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  return { child, output: () => output, exited };
+  // 'exit' can come before the last chunks of a pipe are read; 'close' comes after them.
+  const drained = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  return { child, output: () => output, exited, drained };
 }
 
 /**

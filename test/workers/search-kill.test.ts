@@ -90,30 +90,45 @@ describe('a search whose worker is killed mid-search', () => {
     const adaptersBefore = await api.store.count('adapter');
 
     const first = spawnWorker();
+    const group = -(first.child.pid as number);
     // Kill it once a point has completed and the next one has stored its artifact and is evaluating it:
-    // mid-search, and at the worst point of a point (published, not yet in any result).
+    // mid-search, and at the worst point of a point (published, not yet in any result). The test reads the
+    // worker's state while the worker is frozen (SIGSTOP on its process group), so what it sees is what the
+    // worker is doing when it dies; a worker that raced past that window is thawed and looked at again.
     const searchKey = searchProgressKey(api.jobs.prefix, parent);
+    const snapshot = async () => {
+      const fields = await api.redis.hgetall(searchKey);
+      const recorded = LAMBDAS.flatMap((_, i) => (fields[`p${i}`] ? [i] : []));
+      const inFlight = LAMBDAS.flatMap((_, i) => (fields[`published:p${i}`] && !fields[`p${i}`] ? [i] : []));
+      return { recorded, inFlight };
+    };
     const atKill = await waitFor(
       'a point done and the next one published',
       async () => {
-        const done = logged(first, 'completed');
-        const running = logged(first, 'started').filter((id) => !done.includes(id));
-        if (done.length === 0 || running.length !== 1) return null;
-        const index = running[0].slice(parent.length + 2);
-        return (await api.redis.hexists(searchKey, `published:p${index}`)) ? { done, running } : null;
+        const seen = await snapshot();
+        if (seen.recorded.length === 0 || seen.inFlight.length !== 1) return null;
+        process.kill(group, 'SIGSTOP');
+        // Let a command the worker sent just before it stopped reach Redis before looking again.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        const frozen = await snapshot();
+        if (frozen.recorded.length > 0 && frozen.recorded.length < LAMBDAS.length && frozen.inFlight.length === 1)
+          return frozen;
+        process.kill(group, 'SIGCONT');
+        return null;
       },
       300_000,
+      10,
     );
-    process.kill(-(first.child.pid as number), 'SIGKILL');
+    process.kill(group, 'SIGKILL');
     assert.equal((await first.exited).signal, 'SIGKILL');
+    await first.drained;
     const completedBefore = logged(first, 'completed');
-    assert.ok(completedBefore.length >= atKill.done.length);
     assert.ok(!completedBefore.includes(parent), 'the search itself had not finished');
-    const killedPoint = atKill.running[0];
+    const killedPoint = `${parent}-p${atKill.inFlight[0]}`;
     assert.ok(!completedBefore.includes(killedPoint), 'the published point had not completed');
     const progress = (await view(parent)).progress as unknown as MergeProgress;
     assert.equal(progress.pointsTotal, LAMBDAS.length);
-    assert.ok(progress.pointsDone! < LAMBDAS.length);
+    assert.equal(progress.pointsDone, atKill.recorded.length);
 
     const second = spawnWorker();
     const done = await waitFor(
