@@ -137,3 +137,22 @@ export function probeAccuracy(probe: LinearProbe, data: ProbeData): number {
   for (let i = 0; i < predictions.length; i++) if (predictions[i] === data.labels[i]) correct += 1;
   return predictions.length === 0 ? 0 : correct / predictions.length;
 }
+
+/**
+ * The probe as a classifier head on the raw features: the standardisation folded into the weights, so that
+ * `weight · x + bias` gives the probe's logits for an unstandardised feature row x. weight is [classes, dims].
+ */
+export function probeAsHead(probe: LinearProbe): { weight: Float32Array; bias: Float32Array } {
+  const weight = new Float32Array(probe.classes * probe.dims);
+  const bias = new Float32Array(probe.classes);
+  for (let c = 0; c < probe.classes; c++) {
+    let shift = probe.bias[c];
+    for (let d = 0; d < probe.dims; d++) {
+      const w = probe.weights[c * probe.dims + d] * probe.scale[d];
+      weight[c * probe.dims + d] = w;
+      shift -= w * probe.mean[d];
+    }
+    bias[c] = shift;
+  }
+  return { weight, bias };
+}

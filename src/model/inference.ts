@@ -85,3 +85,45 @@ export async function predict(
   };
   return { logits: gather('logits'), imageEmbeds: gather('imageEmbeds') };
 }
+
+/**
+ * What a classifier head reads: the body's output for every example (for vit and bert, the pooled features
+ * after the final layer norm), got by putting the identity in the classifier's place. [count, hidden] row-major.
+ */
+export async function bodyFeatures(
+  model: LoadedModel,
+  inputs: HostInputs,
+  batchSize = 128,
+): Promise<Float32Array> {
+  const hidden = Number(model.config.hidden_size);
+  if (!model.params.has('classifier.weight'))
+    throw new ModelInputError(
+      'body features need a model with a classifier (classifier.weight) to stand in for',
+    );
+  const identity = tf.eye(hidden);
+  const zeros = tf.zeros([hidden]);
+  const ctx = new ForwardContext(
+    model.params,
+    new Map(),
+    new Map([
+      ['classifier.weight', identity],
+      ['classifier.bias', zeros],
+    ]),
+  );
+  const count = exampleCount(inputs);
+  const out = new Float32Array(count * hidden);
+  try {
+    for (let start = 0; start < count; start += batchSize) {
+      const end = Math.min(count, start + batchSize);
+      const rows = tf.tidy(
+        () => model.architecture.forward(ctx, batchInputs(inputs, start, end), model.config).logits!,
+      );
+      out.set((await rows.data()) as Float32Array, start * hidden);
+      rows.dispose();
+    }
+  } finally {
+    identity.dispose();
+    zeros.dispose();
+  }
+  return out;
+}

@@ -37,6 +37,14 @@ describe('lorafuse study: the plan', () => {
     assert.equal(custom.sizes.train, 40);
     assert.deepEqual(custom.disentanglement.grid, [-2, -1, 0, 1, 2]);
     assert.equal(custom.seed, 9);
+    assert.equal(custom.heads, 'probe');
+    const tuned = plan(['--quick', '--heads', 'random', '--learning-rate', 'llora=8e-3, lora=3e-3']);
+    assert.equal(tuned.heads, 'random');
+    assert.deepEqual(tuned.training.learningRate, { full: 1e-3, lora: 3e-3, llora: 8e-3 });
+    assert.throws(() => plan(['--learning-rate', 'qlora=1e-3']), /"qlora=1e-3" is not MODE=RATE/);
+    assert.throws(() => plan(['--learning-rate', 'lora=fast']), /lora's rate "fast" is not a number/);
+    assert.throws(() => plan(['--learning-rate', 'lora=0']), /is not a number in \(0, 1\]/);
+    assert.throws(() => plan(['--heads', 'zero-shot']), /zero-shot/);
     assert.equal(plan(['http://x:1']).url, 'http://x:1');
     assert.equal(plan([], { LORAFUSE_URL: 'http://y:2' }).url, 'http://y:2');
   });

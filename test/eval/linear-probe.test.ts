@@ -1,7 +1,7 @@
 // The linear probe against cases with known answers: class priors (closed form) and separable clusters.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { fitLinearProbe, probeAccuracy, probePredictions } from '../../src/eval/linear-probe.ts';
+import { fitLinearProbe, probeAccuracy, probeAsHead, probePredictions } from '../../src/eval/linear-probe.ts';
 import { seededUniform } from '../../src/model/random.ts';
 
 describe('linear probe', () => {
@@ -40,5 +40,36 @@ describe('linear probe', () => {
       labels: fresh.labels.map(() => Math.floor(random() * 3)),
     });
     assert.ok(accuracy < 0.5, `accuracy ${accuracy}`);
+  });
+
+  it("as a head on raw features gives the probe's own logits (standardisation folded in)", () => {
+    const random = seededUniform(7);
+    const dims = 4;
+    const n = 50;
+    // Features far from zero mean and unit scale, so that a fold that forgot either would show.
+    const features = Float32Array.from(
+      { length: n * dims },
+      (_, k) => 10 + (k % dims) * 3 + random() * (1 + (k % dims)),
+    );
+    const labels = Array.from({ length: n }, (_, i) =>
+      features[i * dims] + features[i * dims + 3] > 24 ? 1 : i % 3 === 0 ? 2 : 0,
+    );
+    const probe = fitLinearProbe({ features, labels }, { classes: 3, iterations: 50 });
+    const head = probeAsHead(probe);
+    for (let i = 0; i < n; i++) {
+      for (let c = 0; c < 3; c++) {
+        let expected = probe.bias[c];
+        let got = head.bias[c];
+        for (let d = 0; d < dims; d++) {
+          const x = features[i * dims + d];
+          expected += probe.weights[c * dims + d] * (x - probe.mean[d]) * probe.scale[d];
+          got += head.weight[c * dims + d] * x;
+        }
+        assert.ok(
+          Math.abs(got - expected) < 1e-4 * (1 + Math.abs(expected)),
+          `row ${i} class ${c}: ${got} vs ${expected}`,
+        );
+      }
+    }
   });
 });

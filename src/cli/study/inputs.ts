@@ -5,9 +5,8 @@ import { mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Artifact, ArtifactKind, LorafuseClient } from '../../client/index.ts';
 import { buildStudyTask } from '../../eval/datasets/mnist-suite.ts';
-import { writeDataset } from '../../model/train/dataset.ts';
-import { deriveSeed, seededUniform } from '../../model/random.ts';
-import { writeSafetensors } from '../../tensors/index.ts';
+import { type Dataset, readDataset, writeDataset } from '../../model/train/dataset.ts';
+import { ProbeHeads, writeRandomHead } from './heads.ts';
 import type { StudyPlan } from './plan.ts';
 
 export interface UploadedTask {
@@ -51,29 +50,6 @@ export async function uploadOnce(
   return client.uploadArtifact(kind, parts);
 }
 
-/**
- * A frozen task head, the analogue of CLIP's zero-shot text heads: rows drawn at random (seeded by the study's seed
- * and the task), scaled to norm 4 so the logits of a layer-normed body are neither flat nor saturated.
- */
-async function writeFrozenHead(file: string, classes: number, features: number, seed: number, task: string) {
-  const uniform = seededUniform(deriveSeed(seed, `study-head-${task}`));
-  const weight = new Float32Array(classes * features);
-  for (let c = 0; c < classes; c++) {
-    let norm = 0;
-    for (let f = 0; f < features; f++) {
-      const v = Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
-      weight[c * features + f] = v;
-      norm += v * v;
-    }
-    const scale = 4 / Math.sqrt(norm);
-    for (let f = 0; f < features; f++) weight[c * features + f] *= scale;
-  }
-  await writeSafetensors(file, [
-    { name: 'weight', dtype: 'F32', shape: [classes, features], data: weight },
-    { name: 'bias', dtype: 'F32', shape: [classes], data: new Float32Array(classes) },
-  ]);
-}
-
 /** The width of the features a head reads: the projection for CLIP, the hidden size otherwise. */
 function headFeatures(config: Record<string, unknown>): number {
   const width = (config.projection_dim ?? config.hidden_size) as number | undefined;
@@ -99,40 +75,59 @@ export async function uploadStudyInputs(
   >;
   const features = headFeatures(config);
   const tasks: UploadedTask[] = [];
-  for (const task of plan.tasks) {
-    const dir = path.join(workDir, 'inputs', task.name);
-    await mkdir(dir, { recursive: true });
-    let files = task.files;
-    let classes = task.classNames.length;
-    if (!files) {
-      const splits = buildStudyTask(task.name, plan.sizes, plan.seed);
-      files = {
-        train: path.join(dir, 'train.safetensors'),
-        validation: path.join(dir, 'validation.safetensors'),
-        test: path.join(dir, 'test.safetensors'),
-      };
-      for (const split of ['train', 'validation', 'test'] as const)
-        await writeDataset(files[split], splits[split]);
+  const probes =
+    plan.heads === 'probe' && plan.tasks.some((t) => !t.files?.head)
+      ? await ProbeHeads.load(backboneDir)
+      : null;
+  try {
+    for (const task of plan.tasks) {
+      const dir = path.join(workDir, 'inputs', task.name);
+      await mkdir(dir, { recursive: true });
+      let files = task.files;
+      let splits: Record<'train' | 'validation' | 'test', Dataset> | null = null;
+      if (!files) {
+        splits = buildStudyTask(task.name, plan.sizes, plan.seed);
+        files = {
+          train: path.join(dir, 'train.safetensors'),
+          validation: path.join(dir, 'validation.safetensors'),
+          test: path.join(dir, 'test.safetensors'),
+        };
+        for (const split of ['train', 'validation', 'test'] as const)
+          await writeDataset(files[split], splits[split]);
+      }
+      const ids: Record<string, Artifact> = {};
+      for (const split of ['train', 'validation', 'test'] as const) {
+        ids[split] = await uploadOnce(client, 'dataset', [
+          { name: 'dataset.safetensors', path: files[split] },
+        ]);
+      }
+      const classes = ids.train.classes?.length ?? task.classNames.length;
+      const headFile = files.head ?? path.join(dir, 'head.safetensors');
+      let headNote = 'its own head';
+      if (!files.head && probes) {
+        const train = splits?.train ?? (await readDataset(files.train));
+        const validation = splits?.validation ?? (await readDataset(files.validation));
+        const accuracy = await probes.write(headFile, classes, train, validation);
+        headNote = `probe head (validation ${(100 * accuracy).toFixed(1)}%)`;
+      } else if (!files.head) {
+        await writeRandomHead(headFile, classes, features, plan.seed, task.name);
+        headNote = 'random head';
+      }
+      const head = await uploadOnce(client, 'head', [{ name: 'head.safetensors', path: headFile }]);
+      tasks.push({
+        name: task.name,
+        classes,
+        train: ids.train.id,
+        validation: ids.validation.id,
+        test: ids.test.id,
+        head: head.id,
+      });
+      say(
+        `  task      ${task.name.padEnd(12)} ${String(classes).padStart(2)} classes  train ${ids.train.examples} / validation ${ids.validation.examples} / test ${ids.test.examples}  ${head.id}: ${headNote}`,
+      );
     }
-    const ids: Record<string, Artifact> = {};
-    for (const split of ['train', 'validation', 'test'] as const) {
-      ids[split] = await uploadOnce(client, 'dataset', [{ name: 'dataset.safetensors', path: files[split] }]);
-    }
-    classes = ids.train.classes?.length ?? classes;
-    const headFile = files.head ?? path.join(dir, 'head.safetensors');
-    if (!files.head) await writeFrozenHead(headFile, classes, features, plan.seed, task.name);
-    const head = await uploadOnce(client, 'head', [{ name: 'head.safetensors', path: headFile }]);
-    tasks.push({
-      name: task.name,
-      classes,
-      train: ids.train.id,
-      validation: ids.validation.id,
-      test: ids.test.id,
-      head: head.id,
-    });
-    say(
-      `  task      ${task.name.padEnd(12)} ${String(classes).padStart(2)} classes  train ${ids.train.examples} / validation ${ids.validation.examples} / test ${ids.test.examples}  head ${head.id}`,
-    );
+  } finally {
+    probes?.dispose();
   }
   return { backbone, tasks };
 }

@@ -13,6 +13,7 @@ import {
   type StudyPreset,
   type TrainingSettings,
 } from './presets.ts';
+import { HEAD_KINDS, type HeadKind } from './heads.ts';
 
 export const STUDY_SPEC: CommandSpec = {
   command: 'study',
@@ -52,6 +53,14 @@ starts the embedded stack as \`lorafuse dev\` does.`,
       default: '0',
     },
     tasks: { type: 'string', value: 'a,b', description: "tasks to run (default: the preset's)" },
+    heads: {
+      type: 'string',
+      value: 'KIND',
+      choices: [...HEAD_KINDS],
+      description:
+        "each task's frozen head where --data gives none: probe (a linear probe on the pre-trained body's features of the task's training split) or random (seeded rows)",
+      default: 'probe',
+    },
     modes: {
       type: 'string',
       value: 'm,n',
@@ -69,6 +78,11 @@ starts the embedded stack as \`lorafuse dev\` does.`,
       value: 'N',
       number: { integer: true, min: 1, max: 1_000_000 },
       description: "training steps (default: the preset's)",
+    },
+    'learning-rate': {
+      type: 'string',
+      value: 'MODE=R,...',
+      description: "learning rates per fine-tuning mode, e.g. lora=3e-3,llora=6e-3 (default: the preset's)",
     },
     'train-examples': {
       type: 'string',
@@ -135,6 +149,7 @@ export interface StudyPlan {
   seed: number;
   modelDir: string | null;
   tasks: StudyTaskSource[];
+  heads: HeadKind;
   modes: FinetuneModeName[];
   methods: MergeMethodName[];
   sizes: StudySplitSizes;
@@ -154,6 +169,29 @@ function list<T extends string>(value: string, known: readonly T[], what: string
   }
   if (items.length === 0) throw new UsageError(`no ${what} given`);
   return [...new Set(items)] as T[];
+}
+
+/** `lora=3e-3,llora=6e-3` over the preset's rates: every mode named once, every rate a positive number. */
+function learningRates(
+  value: string,
+  preset: Record<FinetuneModeName, number>,
+): Record<FinetuneModeName, number> {
+  const rates = { ...preset };
+  for (const item of value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean)) {
+    const [mode, rate, ...rest] = item.split('=');
+    if (!MODES.includes(mode as FinetuneModeName) || rest.length > 0)
+      throw new UsageError(
+        `--learning-rate: "${item}" is not MODE=RATE with MODE one of ${MODES.join(', ')}`,
+      );
+    const parsed = Number(rate);
+    if (!Number.isFinite(parsed) || parsed <= 0 || parsed > 1)
+      throw new UsageError(`--learning-rate: ${mode}'s rate "${rate}" is not a number in (0, 1]`);
+    rates[mode as FinetuneModeName] = parsed;
+  }
+  return rates;
 }
 
 /** Tasks of a user's data folder: one subfolder per task with the three splits. */
@@ -222,10 +260,17 @@ export function buildPlan(parsed: ParsedCommand, env: NodeJS.ProcessEnv): StudyP
     seed: number('seed') ?? 0,
     modelDir: modelDir ? path.resolve(modelDir) : null,
     tasks,
+    heads: ((v.heads as string | undefined) ?? 'probe') as HeadKind,
     modes: list((v.modes as string | undefined) ?? MODES.join(','), MODES, 'mode'),
     methods: list((v.methods as string | undefined) ?? METHODS.join(','), METHODS, 'method'),
     sizes,
-    training: { ...preset.training, steps: number('steps') ?? preset.training.steps },
+    training: {
+      ...preset.training,
+      steps: number('steps') ?? preset.training.steps,
+      learningRate: v['learning-rate']
+        ? learningRates(v['learning-rate'] as string, preset.training.learningRate)
+        : preset.training.learningRate,
+    },
     disentanglement: {
       grid: points
         ? Array.from({ length: points }, (_, i) => Number((-2 + (4 * i) / (points - 1)).toFixed(6)))

@@ -24,7 +24,7 @@ export interface StudyResults {
   versions: Record<string, string>;
   /** The tfjs backends the fine-tunes ran on, as each artifact's lineage records it. */
   backends: string[];
-  settings: Pick<StudyPlan, 'sizes' | 'training' | 'modes' | 'methods' | 'disentanglement'> & {
+  settings: Pick<StudyPlan, 'heads' | 'sizes' | 'training' | 'modes' | 'methods' | 'disentanglement'> & {
     search: StudyPlan['preset']['search'];
     lorahub: StudyPlan['preset']['lorahub'];
   };
@@ -69,6 +69,7 @@ export function buildResults(args: {
     versions: { lorafuse: VERSION, node: process.versions.node },
     backends: [...new Set(args.finetunes.map((f) => f.backend ?? 'unknown'))].sort(),
     settings: {
+      heads: plan.heads,
       sizes: plan.sizes,
       training: plan.training,
       modes: plan.modes,
