@@ -1,20 +1,24 @@
 // Watching jobs end to end, with real processes: the API listening on a loopback port, a real sandboxed merge
 // worker and the webhook worker. SSE streams a job's states and progress and a reconnect with Last-Event-ID
 // replays exactly what was missed; a local receiver verifies every webhook's signature and fails the first
-// attempt, which is retried and logged; /metrics, scraped after the jobs, counts them.
+// attempt, which is retried and logged; a job failed on the stalled-job path (its worker died once too often)
+// sends job.failed too; /metrics, scraped after the jobs, counts them.
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { buildApp, type LorafuseApp } from '../../src/api/index.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import {
   compareStreamIds,
   createApiRedis,
+  createWorkerRedis,
   JobService,
   type JobView,
   type MergeJobResult,
+  QUEUE_NAMES,
 } from '../../src/queue/index.ts';
 import { ArtifactStore } from '../../src/store/index.ts';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../../src/webhooks/index.ts';
@@ -304,6 +308,44 @@ describe('watching jobs: SSE, webhooks and metrics with a real worker', () => {
     assert.equal((JSON.parse(delivered.body) as { data: { job: JobView } }).data.job.state, 'cancelled');
   });
 
+  it('sends job.failed for a job whose worker died once too often (failed on the stalled-job path)', async () => {
+    assert.equal(merges, undefined, 'no merge worker runs: the dying worker below takes the job');
+    const jobId = await submit({ callback_url: receiverUrl });
+    // A worker that takes the job and dies: fetched by hand with a 300 ms lock it never renews.
+    const connection = createWorkerRedis(server.url);
+    const dying = new Worker(QUEUE_NAMES.merge, null, { connection, prefix, lockDuration: 300 });
+    const taken = await dying.getNextJob('dying-worker');
+    assert.equal(taken?.id, jobId);
+    await dying.close(true);
+    connection.disconnect();
+    // As if its first worker had died too: past maxStalledCount (1), BullMQ fails a stalled job instead of
+    // running it again, and it does so in the next worker that takes it (a deferred failure).
+    await redis.hset(`${prefix}:${QUEUE_NAMES.merge}:${jobId}`, 'stc', 1);
+    merges = startMergeWorker({
+      redisUrl: server.url,
+      prefix,
+      dataDir: data.dir,
+      concurrency: 1,
+      settings: { lockDurationMs: 30_000, stalledIntervalMs: 200, shutdownGraceMs: 10_000 },
+      webhooks: { attempts: config.webhooks.attempts, backoffMs: config.webhooks.backoffMs },
+    });
+    const failed = await waitForState(jobs, jobId, ['completed', 'failed'], JOB_TIMEOUT_MS);
+    assert.equal(failed.state, 'failed');
+    assert.match(JSON.stringify(failed.error), /stalled/);
+    const delivered = await waitFor(
+      'the job.failed webhook',
+      async () =>
+        received.find(
+          (r) =>
+            r.answered === 204 &&
+            r.headers['x-lorafuse-event'] === 'job.failed' &&
+            (JSON.parse(r.body) as { data: { job: JobView } }).data.job.id === jobId,
+        ),
+      JOB_TIMEOUT_MS,
+    );
+    assert.equal((JSON.parse(delivered.body) as { data: { job: JobView } }).data.job.state, 'failed');
+  });
+
   it('exports job, queue and HTTP metrics scraped after the jobs', async () => {
     const response = await fetch(`${base}/metrics`);
     assert.equal(response.status, 200);
@@ -322,6 +364,8 @@ describe('watching jobs: SSE, webhooks and metrics with a real worker', () => {
       2,
     );
     assert.equal(value('lorafuse_job_duration_seconds_count{type="merge",outcome="cancelled"}'), 1);
+    // The job failed on the stalled-job path counts once, as any failure.
+    assert.equal(value('lorafuse_job_duration_seconds_count{type="merge",outcome="failed"}'), 1);
     const durations = completed.map(
       (job) => (Date.parse(job.finishedAt as string) - Date.parse(job.startedAt as string)) / 1000,
     );
@@ -343,12 +387,12 @@ describe('watching jobs: SSE, webhooks and metrics with a real worker', () => {
     assert.equal(value('lorafuse_queue_jobs{queue="merge",state="waiting"}'), 0);
     assert.equal(
       value('lorafuse_http_requests_total{method="POST",route="/v1/merges",status_code="202"}'),
-      3,
+      4,
     );
     assert.ok(
       value(
         'lorafuse_http_request_duration_seconds_count{method="POST",route="/v1/merges",status_code="202"}',
-      ) === 3,
+      ) === 4,
     );
   });
 });

@@ -66,7 +66,7 @@ export const PRESETS: Record<StudyPreset['name'], StudyPreset> = {
       batchSize: 32,
       rank: 8,
       alpha: 16,
-      learningRate: { full: 5e-4, lora: 2e-3, llora: 2e-3 },
+      learningRate: { full: 5e-4, lora: 3e-3, llora: 3e-3 },
     },
     search: {
       task_arithmetic: { lambda: linspace(0.1, 1, 10) },
