@@ -1,5 +1,6 @@
 // Chooses and starts the tfjs backend once per thread (tfjs-node-gpu, tfjs-node, WebGPU, wasm, cpu) and installs
 // lorafuse's kernels on it.
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -109,6 +110,7 @@ async function activate(choice: BackendChoice): Promise<string | null> {
       return (await setAndVerify('tensorflow')) ? null : 'setBackend(tensorflow) failed';
     }
     case 'webgpu': {
+      if (!vulkanLoaderPresent()) return 'no Vulkan loader (libvulkan.so.1), so no WebGPU adapter';
       if (!(await exposeWebGpu())) return 'no WebGPU adapter';
       await import('@tensorflow/tfjs-backend-webgpu');
       return (await setAndVerify('webgpu')) ? null : 'setBackend(webgpu) failed';
@@ -132,6 +134,27 @@ function isInstalled(packageName: string): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+const VULKAN_LOADER = 'libvulkan.so.1';
+
+/**
+ * Dawn on Linux reaches the GPU through the Vulkan loader; without it Dawn finds no adapter and prints a native
+ * warning on stderr for every process that asks, so the loader is looked for first (the dynamic linker's cache
+ * and LD_LIBRARY_PATH, where dlopen would find it).
+ */
+export function vulkanLoaderPresent(
+  env: NodeJS.ProcessEnv = process.env,
+  cacheFile = '/etc/ld.so.cache',
+): boolean {
+  if (process.platform !== 'linux') return true;
+  const dirs = (env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean);
+  if (dirs.some((dir) => existsSync(path.join(dir, VULKAN_LOADER)))) return true;
+  try {
+    return readFileSync(cacheFile).includes(VULKAN_LOADER);
+  } catch {
+    return true; // no cache to read: let Dawn look for itself
   }
 }
 

@@ -1,10 +1,17 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { loadRuntimeSettings } from '../../src/config.ts';
-import { backendOptions, initBackend, resetBackendChoice } from '../../src/model/backend.ts';
+import {
+  backendOptions,
+  initBackend,
+  resetBackendChoice,
+  vulkanLoaderPresent,
+} from '../../src/model/backend.ts';
+import { tempDir } from '../helpers/redis.ts';
 
 /** Starts the runtime as a service does: settings from src/config.ts, handed to initBackend. */
 const SIMD_PROBE = `
@@ -31,6 +38,39 @@ describe('backend choice', () => {
       tf.tidy(() => tf.add(tf.scalar(2), tf.scalar(3)).dataSync()[0]),
       5,
     );
+  });
+
+  it('looks for the Vulkan loader where dlopen would, and skips WebGPU without it (no native warning printed)', () => {
+    const dir = tempDir('lorafuse-vulkan');
+    try {
+      const without = path.join(dir.dir, 'ld.so.cache.without');
+      const withLoader = path.join(dir.dir, 'ld.so.cache.with');
+      writeFileSync(without, Buffer.from('ld.so-1.7.0\0libc.so.6\0/lib/x86_64-linux-gnu/libc.so.6\0'));
+      writeFileSync(withLoader, Buffer.from('ld.so-1.7.0\0libvulkan.so.1\0/usr/lib/libvulkan.so.1\0'));
+      assert.equal(vulkanLoaderPresent({}, without), false);
+      assert.equal(vulkanLoaderPresent({}, withLoader), true);
+      assert.equal(
+        vulkanLoaderPresent({}, path.join(dir.dir, 'missing')),
+        true,
+        'no cache: Dawn looks itself',
+      );
+      writeFileSync(path.join(dir.dir, 'libvulkan.so.1'), '');
+      assert.equal(vulkanLoaderPresent({ LD_LIBRARY_PATH: `/nowhere:${dir.dir}` }, without), true);
+    } finally {
+      dir.remove();
+    }
+    if (vulkanLoaderPresent()) return; // this machine has the loader: Dawn decides
+    const started = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', SIMD_PROBE],
+      {
+        env: { ...process.env, LORAFUSE_BACKEND: 'auto' },
+        encoding: 'utf8',
+        cwd: path.resolve(import.meta.dirname, '../..'),
+      },
+    );
+    assert.equal(started.status, 0, started.stderr);
+    assert.doesNotMatch(started.stderr, /Vulkan: libvulkan/);
   });
 
   it('an explicit choice that cannot start fails over to wasm', async () => {
