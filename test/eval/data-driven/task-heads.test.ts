@@ -234,6 +234,14 @@ describe('data-driven methods honour each task head', () => {
     const classifier = [...tensors].find(([name]) => name.endsWith('classifier.weight'));
     assert.ok(classifier, 'the merged adapter saves the classifier');
     assert.deepEqual(classifier[1].shape, [4, 16]);
+    // The dense methods over the same adapters (AdaMerging merges W₀ + ΔWᵢ) keep the body's classifier too.
+    const dense = await runMethod(setup, {
+      ...recipe(setup.inputs),
+      merge_method: 'adamerging',
+      parameters: { steps: 2 },
+    });
+    const model = await readSafetensors(path.join(dense.outDir, 'model.safetensors'));
+    assert.deepEqual(model.tensors.get('classifier.weight')?.shape, [4, 16]);
   });
 
   it('adamerging over adapters', async () => {
