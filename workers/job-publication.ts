@@ -1,6 +1,7 @@
 // A job's artifacts are published once per job and slot, and only by the attempt that holds the
 // job's lock (src/store/publication.ts): an attempt that lost its lock (a Redis outage longer than
-// the lock, a stalled worker) stores nothing, and a retry gets the artifact already published back.
+// the lock, a stalled worker) stores nothing, and a second publication gets the artifact already published
+// back. What a killed attempt published is deleted before the next attempt works (src/queue/publications.ts).
 import { FLAG_TTL_SECONDS, type JobType, jobKeys, QUEUE_NAMES } from '../src/queue/index.ts';
 import type { Publication } from '../src/store/index.ts';
 

@@ -1,16 +1,18 @@
 // Hosts one queue's worker: BullMQ runs each job in a forked child that imports the .ts processor
 // through tsx, so no build step is needed. Closing lets active jobs finish within a grace period;
 // past it the process may exit and the job is recovered as stalled by another worker.
-import { type Job, Worker } from 'bullmq';
+import { Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import {
   CANCELLED_REASON,
   createWorkerRedis,
+  discardPublications,
   type FinetuneJobResult,
   type JobOutcomeExtras,
   JobOutcomes,
   type JobType,
+  jobProject,
   type MergeJobResult,
   QUEUE_NAMES,
   type WebhookRetry,
@@ -95,6 +97,13 @@ export function startQueueWorker(
       log?.warn({ jobId: job.id, err: (error as Error).message }, 'job outcome not recorded');
     }
   };
+  /** A job that ended without a result keeps nothing it published (src/queue/publications.ts). */
+  const discardLeftovers = (job: Job) =>
+    discardPublications(connection, options.prefix, job.id as string, store.forProject(jobProject(job.data)))
+      .then((ids) => {
+        if (ids.length > 0) log?.info({ jobId: job.id, artifacts: ids }, `${type} job's artifacts discarded`);
+      })
+      .catch((err: Error) => log?.warn({ jobId: job.id, err: err.message }, 'publications not discarded'));
   worker.on('active', (job) => log?.info({ jobId: job.id }, `${type} job started`));
   worker.on('completed', (job, result) => {
     log?.info({ jobId: job.id, result }, `${type} job completed`);
@@ -103,7 +112,21 @@ export function startQueueWorker(
   worker.on('failed', (job, error) => {
     log?.warn({ jobId: job?.id, attempt: job?.attemptsMade, err: error.message }, `${type} job failed`);
     // BullMQ sets finishedOn only when the job failed for good (no retry follows).
-    if (job?.finishedOn) track(finished(job, job.failedReason === CANCELLED_REASON ? 'cancelled' : 'failed'));
+    if (job?.finishedOn) {
+      track(finished(job, job.failedReason === CANCELLED_REASON ? 'cancelled' : 'failed'));
+      track(discardLeftovers(job));
+    }
+  });
+  // A job the stalled checker fails for good (it stalled too often) runs no attempt that could clean up: once
+  // the check has settled, a failed one loses what a killed attempt published.
+  worker.on('stalled', (jobId) => {
+    setTimeout(() => {
+      Job.fromId(worker, jobId)
+        .then(async (job) => {
+          if (job && (await job.isFailed())) await discardLeftovers(job);
+        })
+        .catch(() => undefined);
+    }, options.settings.stalledIntervalMs).unref();
   });
   worker.on('error', (error) => log?.error({ err: error.message }, `${type} worker error`));
 

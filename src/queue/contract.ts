@@ -41,6 +41,17 @@ export interface MergeEvaluation {
   tasks: EvaluationTask[];
   /** The model the merged adapter, the reference adapters and the base row run on (null: model inputs only). */
   baseModel: string | null;
+  /** The weight disentanglement the report draws (absent or null: none). */
+  disentanglement?: MergeDisentanglement | null;
+}
+
+/** ξ(λ₁, λ₂) of two of a merge's tasks on their validation examples, as POST /v1/analyses computes it. */
+export interface MergeDisentanglement {
+  /** Indices into `tasks` (task i belongs to recipe input i). */
+  tasks: [number, number];
+  grid: number[];
+  /** Examples per task: the first ones of its validation dataset. */
+  maxExamples: number;
 }
 
 /** `search` of a merge: a grid over method parameters (global ones), one child merge per point. */

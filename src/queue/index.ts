@@ -16,6 +16,7 @@ export {
   type SubmitOptions,
 } from './job-service.ts';
 export { FLAG_TTL_SECONDS, jobKeys } from './keys.ts';
+export { discardPublications } from './publications.ts';
 export {
   deliveryIdOf,
   type JobMetricsSnapshot,

@@ -59,7 +59,7 @@ export async function readSearchProgress(
   pointsTotal: number,
 ): Promise<{ progress: MergeProgress; startedAt: string } | null> {
   const fields = await redis.hgetall(searchProgressKey(prefix, parentId));
-  // Fields: startedAt, p<i> (a finished point's summary), published:p<i> (an artifact a point stored).
+  // Fields: startedAt, p<i> (a finished point's summary).
   const startedAt = fields[STARTED];
   if (!startedAt) return null;
   const points = Object.entries(fields)

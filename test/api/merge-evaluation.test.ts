@@ -87,6 +87,8 @@ describe('merge evaluation and search requests', () => {
           reference: adapters[1],
         },
       ],
+      // Two tasks over adapters with a base: the report draws ξ of the first two on the bounded default grid.
+      disentanglement: { tasks: [0, 1], grid: [-2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2], maxExamples: 64 },
     });
     assert.equal(payload.recipe.evaluation, undefined, 'the recipe stays a mergekit recipe');
     // The datasets are inputs of the pending job: they cannot be deleted meanwhile.

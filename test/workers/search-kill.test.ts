@@ -8,6 +8,7 @@ import fs from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import type { Report } from '../../src/eval/report/report-types.ts';
 import {
+  jobKeys,
   type JobView,
   type MergeJobResult,
   type MergeProgress,
@@ -96,10 +97,15 @@ describe('a search whose worker is killed mid-search', () => {
     // worker's state while the worker is frozen (SIGSTOP on its process group), so what it sees is what the
     // worker is doing when it dies; a worker that raced past that window is thawed and looked at again.
     const searchKey = searchProgressKey(api.jobs.prefix, parent);
+    // A point's artifact is published under its job's publication key (as every merge job's is).
+    const publications = LAMBDAS.map((_, i) =>
+      jobKeys(api.jobs.prefix).published(`${parent}-p${i}`, 'result'),
+    );
     const snapshot = async () => {
       const fields = await api.redis.hgetall(searchKey);
+      const published = await api.redis.mget(publications);
       const recorded = LAMBDAS.flatMap((_, i) => (fields[`p${i}`] ? [i] : []));
-      const inFlight = LAMBDAS.flatMap((_, i) => (fields[`published:p${i}`] && !fields[`p${i}`] ? [i] : []));
+      const inFlight = LAMBDAS.flatMap((_, i) => (published[i] && !fields[`p${i}`] ? [i] : []));
       return { recorded, inFlight };
     };
     const atKill = await waitFor(

@@ -4,23 +4,11 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
-import {
-  adapterPair,
-  firstExamples,
-  modelPair,
-  type TaskHeadOverrides,
-  type TaskPairModel,
-  weightDisentanglement,
-} from '../../src/eval/analysis/disentanglement.ts';
-import { headOverrides } from '../../src/eval/heads.ts';
+import { weightDisentanglement } from '../../src/eval/analysis/disentanglement.ts';
 import { type AnalysisTaskEvaluations, buildAnalysisReport } from '../../src/eval/report/analysis-report.ts';
 import { renderReportHtml } from '../../src/eval/report/render-html.ts';
 import type { ReportEvaluation } from '../../src/eval/report/report-types.ts';
-import { initBackend } from '../../src/model/backend.ts';
 import { evaluateModel } from '../../src/model/evaluate-model.ts';
-import { type LoadedModel, loadModel } from '../../src/model/load-model.ts';
-import { type LoadedAdapter, loadAdapter } from '../../src/model/lora/peft-adapter.ts';
-import { type Dataset, readDataset } from '../../src/model/train/dataset.ts';
 import {
   type AnalyzeJobPayload,
   type AnalyzeJobResult,
@@ -29,19 +17,15 @@ import {
 } from '../../src/queue/index.ts';
 import {
   ArtifactInputs,
-  type ArtifactRecord,
-  DATASET_FILE,
   kindOfId,
   LORAFUSE_VERSION,
-  MODEL_CONFIG,
   REPORT_HTML,
   REPORT_JSON,
-  requireArtifact,
 } from '../../src/store/index.ts';
 import { watchCancel } from '../cancel-watch.ts';
 import { analyzeStoredInputs } from './analyze-stored.ts';
-import { failJob, InvalidJobInputError } from '../job-failure.ts';
-import { resolveHead } from '../resolve-head.ts';
+import { openStoredTaskPair, type StoredTask } from './stored-task-pair.ts';
+import { failJob } from '../job-failure.ts';
 import { jobPublications } from '../job-publication.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
 
@@ -92,25 +76,22 @@ export async function runAnalyzeJob(
     if (data.disentanglement) {
       const startedGrid = performance.now();
       const spec = data.disentanglement;
-      const modelRecord = await requireArtifact(deps.store, data.baseModel, 'model');
-      if (!modelRecord.files.some((f) => f.name === MODEL_CONFIG)) {
-        throw new InvalidJobInputError(
-          `${data.baseModel} has no ${MODEL_CONFIG}: the disentanglement needs a runnable model`,
-        );
-      }
-      const datasets: Dataset[] = [];
-      for (const task of spec.tasks) {
-        const record = await requireArtifact(deps.store, task.dataset, 'dataset');
-        datasets.push(
-          firstExamples(await readDataset(deps.store.filePaths(record)[DATASET_FILE]), spec.maxExamples),
-        );
-      }
-      await initBackend({ log: () => undefined });
-      const model = await loadModel(await deps.store.linkFolder(modelRecord, path.join(workDir, 'base')));
-      disposers.push(() => model.dispose());
-      const heads = await taskHeads(data, workDir, deps, disposers);
-      const pair = await openPair(data, model, workDir, deps, disposers, heads);
-      disposers.push(() => pair.dispose());
+      const opened = await openStoredTaskPair(
+        deps.store,
+        {
+          baseModel: data.baseModel,
+          kind: data.kind,
+          tasks: [0, 1].map((i) => ({
+            artifact: data.artifacts[spec.tasks[i].input],
+            head: spec.tasks[i].head,
+            dataset: spec.tasks[i].dataset,
+          })) as [StoredTask, StoredTask],
+          maxExamples: spec.maxExamples,
+        },
+        { workDir, runtime: deps.runtime },
+      );
+      disposers.push(() => opened.dispose());
+      const { model, pair, datasets } = opened;
       const result = await weightDisentanglement({
         model,
         pair,
@@ -226,61 +207,4 @@ function headName(data: AnalyzeJobPayload, taskIndex: 0 | 1): string {
   if (task.head) return task.head;
   const input = data.artifacts[task.input];
   return data.kind === 'adapter' ? `adapter:${input}` : `model:${input}`;
-}
-
-/** The heads the tasks name in place of their inputs' own, loaded on the runtime (null: the input's own). */
-async function taskHeads(
-  data: AnalyzeJobPayload,
-  workDir: string,
-  deps: JobRunDependencies,
-  disposers: Array<() => void>,
-): Promise<TaskHeadOverrides> {
-  const heads: TaskHeadOverrides = [null, null];
-  for (const index of [0, 1] as const) {
-    const spec = data.disentanglement!.tasks[index].head;
-    if (!spec) continue;
-    const linked = (record: ArtifactRecord) =>
-      deps.store.linkFolder(record, path.join(workDir, `head-${index}-${record.id}`));
-    const head = await resolveHead(deps.store, spec, linked);
-    if (!head) continue;
-    const overrides = headOverrides(head);
-    disposers.push(() => {
-      for (const t of overrides.values()) t.dispose();
-    });
-    heads[index] = overrides;
-  }
-  return heads;
-}
-
-/** Loads the two tasks' adapters (or models) onto the runtime and pairs them. */
-async function openPair(
-  data: AnalyzeJobPayload,
-  model: LoadedModel,
-  workDir: string,
-  deps: JobRunDependencies,
-  disposers: Array<() => void>,
-  heads: TaskHeadOverrides,
-): Promise<TaskPairModel> {
-  const tasks = data.disentanglement!.tasks;
-  if (data.kind === 'adapter') {
-    const adapters: LoadedAdapter[] = [];
-    for (const [i, task] of tasks.entries()) {
-      const record = await requireArtifact(deps.store, data.artifacts[task.input], 'adapter');
-      const loaded = await loadAdapter(
-        await deps.store.linkFolder(record, path.join(workDir, `adapter-${i}`)),
-        model,
-      );
-      disposers.push(() => loaded.dispose());
-      adapters.push(loaded);
-    }
-    return adapterPair(model, [adapters[0], adapters[1]], heads);
-  }
-  const models: LoadedModel[] = [];
-  for (const [i, task] of tasks.entries()) {
-    const record = await requireArtifact(deps.store, data.artifacts[task.input], 'model');
-    const loaded = await loadModel(await deps.store.linkFolder(record, path.join(workDir, `model-${i}`)));
-    disposers.push(() => loaded.dispose());
-    models.push(loaded);
-  }
-  return modelPair(model, [models[0], models[1]], heads);
 }

@@ -1,8 +1,10 @@
 // The evaluation half of an evaluated merge: the per-task heads kept beside the merged weights (before ingest),
-// then, once the merged artifact exists, its evaluations, the task-vector analysis of its inputs,
-// report.json + report.html, and the report artifact.
-import { mkdir, writeFile } from 'node:fs/promises';
+// then, once the merged artifact exists, its evaluations, the task-vector analysis of its inputs (with the
+// weight disentanglement of two tasks), report.json + report.html, and the report artifact.
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { RuntimeSettings } from '../../src/config.ts';
+import { weightDisentanglement } from '../../src/eval/analysis/disentanglement.ts';
 import { writeTaskHeads } from '../../src/eval/heads.ts';
 import { reportAnalysis } from '../../src/eval/report/analysis-report.ts';
 import { buildReport } from '../../src/eval/report/build-report.ts';
@@ -27,6 +29,7 @@ import {
   TASK_HEADS_FILE,
 } from '../../src/store/index.ts';
 import { analyzeStoredInputs } from '../analyze/analyze-stored.ts';
+import { openStoredTaskPair, type StoredTask } from '../analyze/stored-task-pair.ts';
 import { resolveHead } from '../resolve-head.ts';
 
 /**
@@ -67,10 +70,20 @@ export interface WriteReportInput {
   signal?: AbortSignal;
   /** The job's report slot: one report per job, stored only while the attempt holds the job. */
   publication?: Publication;
+  /** The runtime the disentanglement grid runs on (LORAFUSE_BACKEND, from src/config.ts). */
+  runtime?: RuntimeSettings;
 }
 
-/** What the report says of the inputs' task vectors: the analysis, or why there is none. */
-type InputAnalysis = { analysis: ReportAnalysis } | { omitted: string };
+/** What the report says of the inputs' task vectors: the analysis (and what of it was left out and why). */
+type InputAnalysis = { analysis: ReportAnalysis; omitted?: string } | { omitted: string };
+
+interface MergeAnalysisOptions {
+  signal?: AbortSignal;
+  runtime?: RuntimeSettings;
+  /** A scratch folder for the disentanglement's linked inputs (removed here). */
+  workDir?: string;
+  timings?: Record<string, number>;
+}
 
 /**
  * The task-vector analysis of the merge's inputs against its base (as POST /v1/analyses computes it), the
@@ -80,8 +93,9 @@ type InputAnalysis = { analysis: ReportAnalysis } | { omitted: string };
 export async function analyzeMergeInputs(
   store: ArtifactStore,
   data: MergeJobPayload,
-  signal?: AbortSignal,
+  options: MergeAnalysisOptions = {},
 ): Promise<InputAnalysis> {
+  const { signal } = options;
   const recipe = parseRecipe(data.recipe, { maxModels: Number.POSITIVE_INFINITY });
   const baseModel = recipe.base_model ?? data.evaluation?.baseModel ?? null;
   if (!baseModel) return { omitted: 'the merge has no base model, so its inputs have no task vectors' };
@@ -93,12 +107,79 @@ export async function analyzeMergeInputs(
   const onStep = () => signal?.throwIfAborted();
   try {
     const analysis = await analyzeStoredInputs(inputs, { baseModel, kind, artifacts, onStep });
-    return { analysis: reportAnalysis(analysis, names) };
+    await inputs.closeAll();
+    const spec = data.evaluation?.disentanglement;
+    if (!spec) return { analysis: reportAnalysis(analysis, names) };
+    const xi = await disentangleTasks(store, { baseModel, kind, artifacts, names, data, spec }, options);
+    if ('omitted' in xi) return { analysis: reportAnalysis(analysis, names), omitted: xi.omitted };
+    return { analysis: reportAnalysis(analysis, names, xi) };
   } catch (error) {
     if (signal?.aborted) throw error;
     return { omitted: `the analysis failed: ${(error as Error).message}` };
   } finally {
     await inputs.closeAll();
+  }
+}
+
+/**
+ * ξ(λ₁, λ₂) of the two tasks the request chose, on the first examples of their validation splits, each read
+ * through its task's head: the inputs, heads, grid and examples POST /v1/analyses would be given, and the same
+ * code (stored-task-pair.ts, weightDisentanglement). A failure leaves ξ out of the report, not the merge.
+ */
+async function disentangleTasks(
+  store: ArtifactStore,
+  inputs: {
+    baseModel: string;
+    kind: 'adapter' | 'model';
+    artifacts: string[];
+    names: string[];
+    data: MergeJobPayload;
+    spec: NonNullable<NonNullable<MergeJobPayload['evaluation']>['disentanglement']>;
+  },
+  options: MergeAnalysisOptions,
+): Promise<NonNullable<ReportAnalysis['disentanglement']> | { omitted: string }> {
+  const { spec, data } = inputs;
+  const tasks = spec.tasks.map((index) => data.evaluation!.tasks[index]);
+  const workDir = options.workDir ?? path.join(store.dataDir, 'tmp', `xi-${Date.now()}-${process.pid}`);
+  const started = Date.now();
+  let opened: Awaited<ReturnType<typeof openStoredTaskPair>> | undefined;
+  try {
+    opened = await openStoredTaskPair(
+      store,
+      {
+        baseModel: inputs.baseModel,
+        kind: inputs.kind,
+        tasks: spec.tasks.map((index, i) => ({
+          artifact: inputs.artifacts[index],
+          head: tasks[i].head,
+          dataset: tasks[i].validation,
+        })) as [StoredTask, StoredTask],
+        maxExamples: spec.maxExamples,
+      },
+      { workDir, runtime: options.runtime },
+    );
+    const result = await weightDisentanglement({
+      model: opened.model,
+      pair: opened.pair,
+      datasets: opened.datasets,
+      grid: spec.grid,
+      onRow: () => options.signal?.throwIfAborted(),
+    });
+    if (options.timings) {
+      options.timings.disentanglementMs = Date.now() - started;
+      options.timings.disentanglementForwardPasses = result.forwardPasses;
+    }
+    return {
+      tasks: [inputs.names[spec.tasks[0]], inputs.names[spec.tasks[1]]],
+      grid: result.grid,
+      error: result.error,
+    };
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
+    return { omitted: `the weight disentanglement failed: ${(error as Error).message}` };
+  } finally {
+    opened?.dispose();
+    await rm(workDir, { recursive: true, force: true });
   }
 }
 
@@ -109,7 +190,13 @@ export async function writeReport(
   const evaluation = input.data.evaluation!;
   const recipe = input.data.recipe;
   const analysisFrom = Date.now();
-  const inputAnalysis = await analyzeMergeInputs(input.store, input.data, input.signal);
+  const analysisTimings: Record<string, number> = {};
+  const inputAnalysis = await analyzeMergeInputs(input.store, input.data, {
+    signal: input.signal,
+    runtime: input.runtime,
+    workDir: `${input.dir}-disentanglement`,
+    timings: analysisTimings,
+  });
   const analysisMs = Date.now() - analysisFrom;
   const method = typeof recipe.merge_method === 'string' ? recipe.merge_method : null;
   const report = buildReport({
@@ -133,13 +220,14 @@ export async function writeReport(
       merged: input.merged,
       tasks: evaluation.tasks.map((t) => ({ name: t.name, head: t.head, reference: t.reference })),
     },
-    timings: { ...input.timings, analysisMs },
+    timings: { ...input.timings, analysisMs, ...analysisTimings },
     versions: { lorafuse: LORAFUSE_VERSION, node: process.version },
   });
-  if ('omitted' in inputAnalysis) {
+  if (inputAnalysis.omitted) {
+    const what = 'analysis' in inputAnalysis ? 'Weight disentanglement' : 'Task-vector analysis';
     report.tables = [
       ...(report.tables ?? []),
-      { title: 'Task-vector analysis left out', columns: ['why'], rows: [[inputAnalysis.omitted]] },
+      { title: `${what} left out`, columns: ['why'], rows: [[inputAnalysis.omitted]] },
     ];
   }
   await mkdir(input.dir, { recursive: true });

@@ -2,7 +2,9 @@
 // folder, ingest that folder as the result artifact. Only the final ingest makes an artifact, so a
 // failed, cancelled or killed attempt never leaves a half-written one; its folder is removed. The
 // ingest publishes once per job and only under the attempt's lock (job-publication.ts): an attempt
-// that lost its lock (a Redis outage longer than the lock) stores nothing, so one job, one artifact.
+// that lost its lock (a Redis outage longer than the lock) stores nothing, so one job, one artifact. An attempt
+// killed after publishing and before completing (say, while evaluating) leaves an artifact no result names: the
+// next attempt deletes it before anything else, even one that only finds the job cancelled (discardPublications).
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
@@ -16,6 +18,7 @@ import {
 } from '../../src/merge/index.ts';
 import {
   CANCELLED_REASON,
+  discardPublications,
   jobKeys,
   type MergeJobPayload,
   type MergeJobResult,
@@ -36,7 +39,7 @@ import { isStalePublication, jobPublications } from '../job-publication.ts';
 import type { JobRunDependencies } from '../processor-dependencies.ts';
 import { runDataDrivenStep } from './run-data-driven-step.ts';
 import { endsShardedMerge, mergeInShards, type ShardFlowControls, type ShardedOutput } from './shard-flow.ts';
-import { finishSearchPoint, publishedSearchPoint, startSearchPoint } from './search-point.ts';
+import { finishSearchPoint, startSearchPoint } from './search-point.ts';
 
 export interface MergeJobContext {
   id: string;
@@ -93,6 +96,7 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
     // A killed earlier attempt may have left its folder behind.
     await rm(workDir, { recursive: true, force: true });
     await rm(scratchDir, { recursive: true, force: true });
+    await discardPublications(deps.redis, deps.prefix, job.id, deps.store);
     if (await userCancelled()) throw new UnrecoverableError(CANCELLED_REASON);
     if (job.data.point) await startSearchPoint(job, deps);
     report({ phase: 'planning', tensorsDone: 0, tensorsTotal: 0 }, true);
@@ -164,7 +168,6 @@ export async function runMergeJob(job: MergeJobContext, deps: MergeJobDependenci
       { publication: publications('result'), stored: sharded?.stored },
     );
     stored = record.id;
-    if (job.data.point) await publishedSearchPoint(job, deps, record.id);
     const output: MergeJobResult = { artifact: { kind: record.kind, id: record.id } };
     if (sharded) output.sharding = sharded.sharding;
     if (result.diagnostics) output.diagnostics = result.diagnostics;
@@ -291,6 +294,7 @@ async function evaluateMergedArtifact(
     learned: context.learned,
     timings: { ...context.timings, reportMs: Date.now() - reportingFrom },
     signal: context.signal,
+    runtime: deps.runtime,
   });
   return { report: { kind: 'report', id: record.id }, evaluation: headline(report), cacheHits };
 }

@@ -2,7 +2,8 @@
 // completed. It evaluates the references on validation, selects the point with the best average normalized
 // validation accuracy (never test), evaluates that point on test, writes the report with the whole grid, and
 // keeps only the chosen artifact unless `keep: all`. Everything it evaluates goes through the cache, so a parent
-// that crashed and runs again repeats nothing.
+// that crashed and runs again repeats nothing; a report it stored before crashing is deleted first (as any merge
+// job's publications are: discardPublications).
 import { rm } from 'node:fs/promises';
 import { UnrecoverableError } from 'bullmq';
 import { jobPublications } from '../job-publication.ts';
@@ -11,12 +12,12 @@ import type { ReportEvaluation, ReportSearch } from '../../src/eval/report/repor
 import {
   CANCELLED_REASON,
   clearSearchProgress,
+  discardPublications,
   JOB_ERROR_TYPES,
   JobService,
   jobKeys,
   type MergeJobResult,
   type MergeSearchPoint,
-  searchProgressKey,
 } from '../../src/queue/index.ts';
 import { evaluateMerge } from './evaluate-merge.ts';
 import { writeReport } from './merge-report.ts';
@@ -56,6 +57,7 @@ export async function runSearchJob(
   const started = Date.now();
   try {
     await rm(scratch, { recursive: true, force: true });
+    await discardPublications(deps.redis, deps.prefix, job.id, deps.store);
     if ((await deps.redis.exists(keys.cancel(job.id))) === 1) throw new UnrecoverableError(CANCELLED_REASON);
     await job.updateProgress({
       phase: 'searching',
@@ -138,10 +140,6 @@ export async function runSearchJob(
     const byKey = new Map<string, ReportEvaluation>();
     for (const e of [...final.evaluations, ...scored.flatMap((s) => s.evaluations)])
       if (!byKey.has(e.key)) byKey.set(e.key, e);
-    // A parent killed after storing its report and before completing: that report goes before a new one is made.
-    const progressKey = searchProgressKey(deps.prefix, job.id);
-    const earlierReport = await deps.redis.hget(progressKey, 'report');
-    if (earlierReport) await deps.store.delete(earlierReport);
     const { report, record } = await writeReport({
       store: deps.store,
       dir: `${scratch}/report`,
@@ -160,9 +158,9 @@ export async function runSearchJob(
       timings: { searchMs: Date.now() - started, chosenEvaluationMs: evaluationMs },
       extraParents: scored.filter((_, i) => kept(i)).map((s) => s.artifact),
       signal: deps.signal,
+      runtime: deps.runtime,
       publication: (deps.publications ?? jobPublications(deps.prefix, 'merge', job.id))('report'),
     });
-    await deps.redis.hset(progressKey, 'report', record.id);
     if (search.keep !== 'all') {
       for (const [i, s] of scored.entries())
         if (i !== chosen) await deps.store.delete(s.artifact).catch(() => undefined);

@@ -146,6 +146,8 @@ export function mergeRecipe(
       head: task.head,
       reference: artifacts[i],
     })),
+    // The study draws ξ once per mode by its own analysis: each merge's report would only repeat it.
+    disentanglement: false as const,
   };
   const lora = space ? { lora: space === 'delta' ? { space, output: 'model' } : { space } } : {};
   const models = artifacts.map((id) => ({ [key]: id, parameters: { weight: 1 } }));

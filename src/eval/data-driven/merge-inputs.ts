@@ -79,22 +79,60 @@ export async function loadDataDrivenInputs(options: {
     const base = await loadModel(options.baseDir);
     loaded.push(base);
     for (const dir of options.inputDirs) adapters.push(await loadAdapter(dir, base));
+    const headNames = headTensorNames(base);
+    const taskHeads = adapters.map((adapter) => ownClassHead(base, headNames, adapter));
     const dense = options.dense === false ? [] : adapters.map((adapter) => denseAdapterModel(base, adapter));
     extra.push(...dense);
-    return {
+    const inputs: DataDrivenInputs = {
       kind: 'adapters',
       runtime: base,
       base: base.params,
       dense,
       adapters,
-      headNames: headTensorNames(base),
+      headNames,
+      ...(taskHeads.some((h) => h !== undefined) ? { taskHeads } : {}),
       referenceDir: base.dir,
-      dispose: disposeAll,
+      dispose: () => {
+        disposeTaskHeads(inputs);
+        disposeAll();
+      },
     };
+    return inputs;
   } catch (error) {
     disposeAll();
     throw error;
   }
+}
+
+/**
+ * An adapter that saved a head answering another number of classes than the base's (one fine-tuned on a binary
+ * task over a 10-class body): that head is its task's own, so it leaves the adapter's saved modules (which the
+ * methods combine across tasks, and which must keep the body's shape) and is kept beside θₜ as the task's head.
+ * A saved weight without a bias reads with bias 0 when the body's classifier has one, as a stored head does.
+ */
+function ownClassHead(
+  base: LoadedModel,
+  headNames: readonly string[],
+  adapter: LoadedAdapter,
+): Map<string, tf.Tensor> | undefined {
+  const weightName = headNames.find((name) => name.endsWith('.weight'));
+  const saved = weightName ? adapter.overrides.get(weightName) : undefined;
+  if (!weightName || !saved) return undefined;
+  const bodyShape = base.params.get(weightName).shape;
+  // On the runtime a head's weight is [features, classes]: only the class axis may differ.
+  if (saved.shape.join() === bodyShape.join()) return undefined;
+  if (saved.shape.length !== 2 || saved.shape[0] !== bodyShape[0]) {
+    throw new Error(
+      `an adapter saves ${weightName} as [${saved.shape}], which the model's [${bodyShape}] cannot read`,
+    );
+  }
+  const head = new Map<string, tf.Tensor>();
+  for (const name of headNames) {
+    const tensor = adapter.overrides.get(name);
+    adapter.overrides.delete(name);
+    head.set(name, tensor ?? tf.zeros([saved.shape[1]]));
+  }
+  return head;
 }
 
 /**
@@ -123,9 +161,13 @@ export function applyTaskHeads(
     });
     if (otherClasses && inputs.headNames.every((name) => tensors.has(name))) {
       inputs.taskHeads ??= [];
+      for (const tensor of inputs.taskHeads[t]?.values() ?? []) tensor.dispose();
       inputs.taskHeads[t] = tensors;
       continue;
     }
+    // A head of the body's shape goes into θₜ: an own-class head the adapter saved no longer reads task t.
+    for (const tensor of inputs.taskHeads?.[t]?.values() ?? []) tensor.dispose();
+    if (inputs.taskHeads) inputs.taskHeads[t] = undefined;
     try {
       for (const [name, tensor] of tensors) {
         if (current(name)?.shape.join() !== tensor.shape.join()) {

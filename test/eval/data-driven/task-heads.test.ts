@@ -155,6 +155,95 @@ describe('data-driven methods honour each task head', () => {
     }
   });
 
+  it('reads a task through a weight-only head with its own number of classes as a zero bias', async () => {
+    // The body's classifier has a bias; the stored head has none: it reads as bias 0, never the body's.
+    const binaryHead = (bias: TaskHead['bias']): TaskHead => ({
+      weight: { dtype: 'F32', shape: [2, 16], data: strangeHead().weight.data.slice(0, 32) },
+      bias,
+    });
+    const twoClass = (t: TaskCase['tasks'][number]) => ({
+      ...t,
+      validation: {
+        ...t.validation,
+        labels: t.validation.labels.map((label) => label % 2),
+        classNames: ['even', 'odd'],
+      },
+    });
+    const recipe = {
+      merge_method: 'lorahub',
+      base_model: path.relative(adapters.dir, MLP_BASE),
+      models: adapters.inputs.map((input) => ({ adapter: path.relative(adapters.dir, input) })),
+      parameters: { max_evaluations: 8, examples: 24 },
+    };
+    const run = (head: TaskHead) =>
+      runMethod(
+        { ...adapters, tasks: adapters.tasks.map((t, i) => (i === 1 ? { ...twoClass(t), head } : t)) },
+        recipe,
+      );
+    const weightOnly = await run(binaryHead(null));
+    const zeroBias = await run(binaryHead({ dtype: 'F32', shape: [2], data: new Float32Array(2) }));
+    const otherBias = await run(binaryHead({ dtype: 'F32', shape: [2], data: Float32Array.from([3, -3]) }));
+    assert.deepEqual(weightOnly.report.coefficients, zeroBias.report.coefficients);
+    assert.notDeepEqual(weightOnly.report.coefficients, otherBias.report.coefficients, 'the bias matters');
+  });
+
+  it('lorahub merges adapters that save heads of different shapes, each task keeping its own', async () => {
+    // Adapter 1 was fine-tuned as a 2-class task: its saved classifier is [2, 16] where adapter 0's is [4, 16].
+    const binary: TaskHead = {
+      weight: { dtype: 'F32', shape: [2, 16], data: strangeHead().weight.data.slice(16, 48) },
+      bias: { dtype: 'F32', shape: [2], data: Float32Array.from([0.1, -0.2]) },
+    };
+    const headed = await withHead(
+      adapters.inputs[1],
+      'adapter_model.safetensors',
+      'base_model.model.',
+      binary,
+    );
+    const setup: TaskCase = {
+      ...adapters,
+      inputs: [adapters.inputs[0], headed],
+      tasks: adapters.tasks.map((t, i) =>
+        i === 1
+          ? {
+              ...t,
+              validation: {
+                ...t.validation,
+                labels: t.validation.labels.map((label) => label % 2),
+                classNames: ['even', 'odd'],
+              },
+            }
+          : t,
+      ),
+    };
+    const recipe = (inputs: string[]) => ({
+      merge_method: 'lorahub',
+      base_model: path.relative(setup.dir, MLP_BASE),
+      models: inputs.map((input) => ({ adapter: path.relative(setup.dir, input) })),
+      parameters: { max_evaluations: 8, examples: 24 },
+    });
+    const merged = await runMethod(setup, recipe(setup.inputs));
+    // Task 1 is read through its own 2-class head: naming that head explicitly gives the same search.
+    const named = await runMethod(
+      { ...setup, tasks: setup.tasks.map((t, i) => (i === 1 ? { ...t, head: binary } : t)) },
+      recipe(setup.inputs),
+    );
+    assert.deepEqual(merged.report.coefficients, named.report.coefficients);
+    // The merged adapter's saved classifier has the body's shape and combines only the heads of that shape
+    // (adapter 0's, over the base's): the 2-class head is never averaged into it.
+    const { tensors } = await readSafetensors(path.join(merged.outDir, 'adapter_model.safetensors'));
+    const classifier = [...tensors].find(([name]) => name.endsWith('classifier.weight'));
+    assert.ok(classifier, 'the merged adapter saves the classifier');
+    assert.deepEqual(classifier[1].shape, [4, 16]);
+    // The dense methods over the same adapters (AdaMerging merges W₀ + ΔWᵢ) keep the body's classifier too.
+    const dense = await runMethod(setup, {
+      ...recipe(setup.inputs),
+      merge_method: 'adamerging',
+      parameters: { steps: 2 },
+    });
+    const model = await readSafetensors(path.join(dense.outDir, 'model.safetensors'));
+    assert.deepEqual(model.tensors.get('classifier.weight')?.shape, [4, 16]);
+  });
+
   it('adamerging over adapters', async () => {
     const merged = await threeWays(adapters, 'adapter', {
       merge_method: 'adamerging',

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { readFile } from 'node:fs/promises';
+import { discardPublications } from '../../../queue/index.ts';
 import { REPORT_HTML, REPORT_JSON } from '../../../store/index.ts';
 import { ApiProblem } from '../../errors.ts';
 import { problemResponses } from '../../schemas.ts';
@@ -64,6 +65,10 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const job = await request.jobs.cancel(request.params.id);
+      // Cancelled while queued (say, waiting for its retry after a killed attempt): no attempt runs again to
+      // delete what a killed one published, so it goes now.
+      if (job.state === 'cancelled')
+        await discardPublications(app.redis, app.jobs.prefix, job.id, request.store).catch(() => undefined);
       return reply.code(job.state === 'cancelled' ? 200 : 202).send(job);
     },
   );

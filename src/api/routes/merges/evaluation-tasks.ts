@@ -9,6 +9,7 @@ import type { ArtifactRecord, ArtifactStore } from '../../../store/index.ts';
 import { ApiProblem } from '../../errors.ts';
 import { requireHeadFitsDataset } from '../jobs/head-classes.ts';
 import { requireRunnable } from '../jobs/job-inputs.ts';
+import { MergeDisentanglementBody, resolveDisentanglement } from './disentanglement-option.ts';
 
 const TASK_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
 
@@ -45,6 +46,7 @@ export const MergeEvaluationBody = Type.Object(
       maxItems: 32,
       description: 'One task per recipe input, in recipe order.',
     }),
+    disentanglement: Type.Optional(MergeDisentanglementBody),
   },
   {
     additionalProperties: false,
@@ -107,7 +109,7 @@ export async function resolveEvaluation(
 ): Promise<MergeEvaluation> {
   if (!isObject(body)) throw invalid('evaluation', 'must be an object {tasks: [...]}');
   for (const key of Object.keys(body))
-    if (key !== 'tasks') throw invalid(`evaluation.${key}`, 'unknown field');
+    if (key !== 'tasks' && key !== 'disentanglement') throw invalid(`evaluation.${key}`, 'unknown field');
   const tasks = body.tasks;
   if (!Array.isArray(tasks) || tasks.length === 0)
     throw invalid('evaluation.tasks', 'must be a non-empty list');
@@ -201,5 +203,6 @@ export async function resolveEvaluation(
     const base = await stored(store, baseModel, 'base_model', ['model']);
     requireRunnable(base, 'base_model');
   }
-  return { tasks: resolved, baseModel };
+  const disentanglement = resolveDisentanglement(recipe, resolved, baseModel, body.disentanglement);
+  return { tasks: resolved, baseModel, ...(disentanglement ? { disentanglement } : {}) };
 }
