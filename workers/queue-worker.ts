@@ -1,7 +1,7 @@
 // Hosts one queue's worker: BullMQ runs each job in a forked child that imports the .ts processor
 // through tsx, so no build step is needed. Closing lets active jobs finish within a grace period;
 // past it the process may exit and the job is recovered as stalled by another worker.
-import { Job, Worker } from 'bullmq';
+import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import {
@@ -111,22 +111,13 @@ export function startQueueWorker(
   });
   worker.on('failed', (job, error) => {
     log?.warn({ jobId: job?.id, attempt: job?.attemptsMade, err: error.message }, `${type} job failed`);
-    // BullMQ sets finishedOn only when the job failed for good (no retry follows).
+    // BullMQ sets finishedOn only when the job failed for good (no retry follows). A job that stalled too often
+    // comes here too: the stalled checker only marks it, and the next worker to take it fails it (a deferred
+    // failure), as test/workers/watching-jobs.test.ts shows with its job.failed webhook.
     if (job?.finishedOn) {
       track(finished(job, job.failedReason === CANCELLED_REASON ? 'cancelled' : 'failed'));
       track(discardLeftovers(job));
     }
-  });
-  // A job the stalled checker fails for good (it stalled too often) runs no attempt that could clean up: once
-  // the check has settled, a failed one loses what a killed attempt published.
-  worker.on('stalled', (jobId) => {
-    setTimeout(() => {
-      Job.fromId(worker, jobId)
-        .then(async (job) => {
-          if (job && (await job.isFailed())) await discardLeftovers(job);
-        })
-        .catch(() => undefined);
-    }, options.settings.stalledIntervalMs).unref();
   });
   worker.on('error', (error) => log?.error({ err: error.message }, `${type} worker error`));
 
