@@ -3,6 +3,7 @@
 // parameters and its answer a count: no tensor is copied or transferred between threads.
 import { Worker } from 'node:worker_threads';
 import type { ArenaTensorJob } from './tensor-job.ts';
+import { bundledWorkerScript } from './worker-script.ts';
 
 interface Pending {
   job: ArenaTensorJob;
@@ -23,8 +24,12 @@ export class MergeWorkerPool {
 
   constructor(size: number, arena: SharedArrayBuffer) {
     this.size = size;
+    // One bundled script when esbuild is at hand (no loader per thread), else tsx's loader per worker.
+    const script = bundledWorkerScript(ENTRY);
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(BOOTSTRAP, { workerData: { entry: ENTRY, arena } });
+      const worker = script
+        ? new Worker(script, { eval: true, workerData: { arena } })
+        : new Worker(BOOTSTRAP, { workerData: { entry: ENTRY, arena } });
       worker.on(
         'message',
         (message: { id: number; nonFinite?: number; error?: { name: string; message: string } }) => {
