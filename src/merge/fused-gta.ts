@@ -12,7 +12,13 @@ import {
   float32ToBF16CountingNonFinite,
 } from '../tensors/float-conversion.ts';
 import { countNonFinite } from './kernels/reductions.ts';
-import type { EncodedMergeContext, EncodedTensorInput, RandomStream } from './method.ts';
+import type {
+  EncodedMergeContext,
+  EncodedTensorInput,
+  RandomStream,
+  RangeHistograms,
+  RangePhase,
+} from './method.ts';
 import { isTrue } from './parameter-ranges.ts';
 import { RESCALE_EPS } from './sparsify.ts';
 
@@ -160,7 +166,12 @@ function keyBits(d: Float32Array, length: number): Uint32Array {
 }
 
 function forEachBlock(n: number, body: (start: number, length: number) => void): void {
-  for (let start = 0; start < n; start += BLOCK) body(start, Math.min(BLOCK, n - start));
+  forEachBlockIn(0, n, body);
+}
+
+/** Blocks of [from, to) (a range of a split tensor, or all of it). */
+function forEachBlockIn(from: number, to: number, body: (start: number, length: number) => void): void {
+  for (let start = from; start < to; start += BLOCK) body(start, Math.min(BLOCK, to - start));
 }
 
 /** Radix select of TIES's cutoff (the k-th largest |δ| bits and how many ties at it are kept). */
@@ -476,25 +487,22 @@ function combineSparsified(
   }
 }
 
-/** mergeGeneralizedTaskArithmetic (for the configurations above) as an encoded merge; returns the non-finite count. */
-export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext): number {
+/** A fused merge's per-model states and settings, from the context alone (every range computes the same). */
+interface Prepared {
+  base: EncodedTensorInput;
+  n: number;
+  states: ModelState[];
+  weights: Float32Array;
+  sparsified: boolean;
+  rescale: boolean;
+}
+
+function prepare(config: FusedGtaConfig, ctx: EncodedMergeContext): Prepared {
   const base = ctx.inputs.find((input) => input.isBase);
   if (!base) throw new Error(`${config.name} needs a base model`);
   const n = ctx.out.length;
-  const { out, outDtype } = ctx;
   const models = ctx.inputs.map((input, index) => ({ input, index })).filter(({ input }) => !input.isBase);
-  let nonFinite = 0;
-  if (models.length === 0) {
-    forEachBlock(n, (start, length) => {
-      nonFinite += encodeBlock(inputBlock(base, start, length, baseBlock), outDtype, out, start);
-    });
-    return nonFinite;
-  }
-  const count = models.length;
   const weights = Float32Array.from(models, ({ input }) => Number(input.params.weight));
-  const sparsified = config.sparsification !== undefined;
-  const rescale = isTrue(ctx.params.rescale);
-
   const states: ModelState[] = models.map(({ input, index }) => {
     const density = Number(input.params.density ?? 1);
     const state: ModelState = {
@@ -526,6 +534,21 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
     }
     return state;
   });
+  return {
+    base,
+    n,
+    states,
+    weights,
+    sparsified: config.sparsification !== undefined,
+    rescale: isTrue(ctx.params.rescale),
+  };
+}
+
+/** mergeGeneralizedTaskArithmetic (for the configurations above) as an encoded merge; returns the non-finite count. */
+export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext): number {
+  const prepared = prepare(config, ctx);
+  const { base, n, states, sparsified, rescale } = prepared;
+  if (states.length === 0) return encodeBase(ctx, base, 0, n);
   if (sparsified && n <= materializeLimit) for (const [m, s] of states.entries()) s.store = storeFor(m, n);
 
   selectTopK(states, base, n, rescale);
@@ -550,7 +573,30 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
       s.scale = Math.fround(s.before / s.after);
     }
   }
+  return mergePass(config, ctx, prepared, 0, n);
+}
 
+/** A merge with no task vectors: the base, encoded. */
+function encodeBase(ctx: EncodedMergeContext, base: EncodedTensorInput, from: number, to: number): number {
+  let nonFinite = 0;
+  forEachBlockIn(from, to, (start, length) => {
+    nonFinite += encodeBlock(inputBlock(base, start, length, baseBlock), ctx.outDtype, ctx.out, start);
+  });
+  return nonFinite;
+}
+
+/** The last pass over elements [from, to): sparsify (with the statistics set), elect, merge, encode. */
+function mergePass(
+  config: FusedGtaConfig,
+  ctx: EncodedMergeContext,
+  prepared: Prepared,
+  from: number,
+  to: number,
+): number {
+  const { base, states, weights, sparsified } = prepared;
+  const { out, outDtype } = ctx;
+  const count = states.length;
+  let nonFinite = 0;
   const normalize = isTrue(ctx.params.normalize);
   const lambda = Number(ctx.params.lambda ?? 1);
   const applyLambda = lambda !== 1; // mergekit skips the multiply when λ == 1
@@ -558,10 +604,10 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
   let weightSum = 0;
   for (let m = 0; m < count; m++) weightSum = Math.fround(weightSum + weights[m]);
   const divisor = Math.abs(weightSum) < 1e-8 ? 1 : weightSum;
-  const sources: Float32Array[] = models.map(() => baseBlock);
+  const sources: Float32Array[] = states.map(() => baseBlock);
   const bySum = config.consensus === 'sum';
 
-  forEachBlock(n, (start, length) => {
+  forEachBlockIn(from, to, (start, length) => {
     const b = inputBlock(base, start, length, baseBlock);
     for (let m = 0; m < count; m++) {
       const s = states[m];
@@ -592,4 +638,120 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
     nonFinite += encodeBlock(o.subarray(0, length), outDtype, out, start);
   });
   return nonFinite;
+}
+
+// Range splits: a tensor above the materialization limit (its task vectors are recomputed per pass
+// anyway) merges over element ranges on several threads. TIES's cutoff comes from per-range radix
+// histograms summed; the entries tied at the cutoff are allotted to ranges in index order (range r
+// keeps what the ranges before it left of the tie budget), so every range keeps exactly what the
+// whole-tensor pass keeps. Splits are refused where a statistic is order-dependent: DARE's draws (one
+// sequential stream per model) and the L1 sums of `rescale` (float64 sums in index order).
+
+/** Whether a tensor of `numel` elements with these parameters splits into ranges with identical bytes. */
+export function gtaSplits(
+  config: FusedGtaConfig,
+  numel: number,
+  params: Readonly<Record<string, unknown>>,
+  perModel: ReadonlyArray<Readonly<Record<string, unknown>>>,
+): boolean {
+  if (numel <= materializeLimit) return false;
+  const sparse = perModel.some((p) => p.density !== undefined && Number(p.density) < 1);
+  if (!sparse || config.sparsification === undefined) return true;
+  if (config.sparsification !== 'magnitude') return false;
+  return !isTrue(params.rescale as never);
+}
+
+/** One phase of a range-split merge on this thread (see gtaSplits). */
+export function runGtaPhase(
+  config: FusedGtaConfig,
+  ctx: EncodedMergeContext,
+  phase: RangePhase,
+): RangeHistograms | number {
+  const prepared = prepare(config, ctx);
+  const { base, n, states } = prepared;
+  if (phase.kind === 'merge') {
+    if (states.length === 0) return encodeBase(ctx, base, phase.from, phase.to);
+    for (const [m, s] of states.entries()) {
+      if (s.kind !== 'top-k') continue;
+      s.threshold = phase.cutoffs[m].threshold;
+      s.tiesLeft = phase.cutoffs[m].tiesLeft;
+    }
+    return mergePass(config, ctx, prepared, phase.from, phase.to);
+  }
+  const k = states.map((s) => (s.kind === 'top-k' ? s.k : 0));
+  const histograms = states.map((s) => (s.kind === 'top-k' && s.k < n ? new Uint32Array(65536) : null));
+  forEachBlockIn(phase.from, phase.to, (start, length) => {
+    const b = inputBlock(base, start, length, baseBlock);
+    for (const [m, s] of states.entries()) {
+      const histogram = histograms[m];
+      if (!histogram) continue;
+      const bits = keyBits(taskVectorBlock(s, m, start, length, b), length);
+      if (phase.kind === 'histogram-high') {
+        for (let j = 0; j < length; j++) histogram[(bits[j] & 0x7fffffff) >>> 16]++;
+        continue;
+      }
+      const bin = phase.bins[m];
+      for (let j = 0; j < length; j++) {
+        const key = bits[j] & 0x7fffffff;
+        if (key >>> 16 === bin) histogram[key & 0xffff]++;
+      }
+    }
+  });
+  return { k, histograms };
+}
+
+/** Where the k-th largest key falls in a histogram (counting from the top, after `above` keys). */
+function cutoffBin(histograms: Uint32Array[], k: number, above: number): { bin: number; count: number } {
+  let count = above;
+  let bin = 65535;
+  const at = (i: number) => histograms.reduce((sum, h) => sum + h[i], 0);
+  while (count + at(bin) < k) count += at(bin--);
+  return { bin, count };
+}
+
+/** Drives a range-split merge: histograms per range, summed into each model's cutoff, then the merge. */
+export async function mergeGtaInRanges(
+  ranges: ReadonlyArray<readonly [number, number]>,
+  run: (phase: RangePhase) => Promise<RangeHistograms | number>,
+): Promise<number> {
+  const statistics = (answers: Array<RangeHistograms | number>) => answers as RangeHistograms[];
+  const high = statistics(
+    await Promise.all(ranges.map(([from, to]) => run({ kind: 'histogram-high', from, to }))),
+  );
+  const models = high[0].k.length;
+  const n = ranges[ranges.length - 1][1];
+  // every model keeps everything (no cutoff) unless a histogram says otherwise
+  const cutoffs = ranges.map(() => Array.from({ length: models }, () => ({ threshold: 0, tiesLeft: n })));
+  const trimmed = [...Array(models).keys()].filter((m) => high[0].histograms[m] !== null);
+  if (trimmed.length > 0) {
+    const bins = new Array<number>(models).fill(-1);
+    const above = new Array<number>(models).fill(0);
+    for (const m of trimmed) {
+      const { bin, count } = cutoffBin(
+        high.map((answer) => answer.histograms[m]!),
+        high[0].k[m],
+        0,
+      );
+      bins[m] = bin;
+      above[m] = count;
+    }
+    const low = statistics(
+      await Promise.all(ranges.map(([from, to]) => run({ kind: 'histogram-low', from, to, bins }))),
+    );
+    for (const m of trimmed) {
+      const perRange = low.map((answer) => answer.histograms[m]!);
+      const { bin: lowBin, count } = cutoffBin(perRange, high[0].k[m], above[m]);
+      const threshold = ((bins[m] << 16) | lowBin) >>> 0;
+      // the ties at the cutoff are kept in index order: each range gets what the earlier ones left
+      let tiesLeft = high[0].k[m] - count;
+      for (const [r, histogram] of perRange.entries()) {
+        cutoffs[r][m] = { threshold, tiesLeft };
+        tiesLeft = Math.max(0, tiesLeft - histogram[lowBin]);
+      }
+    }
+  }
+  const counts = await Promise.all(
+    ranges.map(([from, to], r) => run({ kind: 'merge', from, to, cutoffs: cutoffs[r] })),
+  );
+  return (counts as number[]).reduce((sum, c) => sum + c, 0);
 }

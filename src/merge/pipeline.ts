@@ -35,6 +35,22 @@ const LOOKAHEAD_BYTES = 128 * 1024 * 1024;
  */
 const PIECE_ELEMENTS = 1024 * 1024;
 
+/**
+ * A large tensor whose method splits it exactly (RangeSplitMerge: TIES's statistics per range) merges
+ * over this many ranges per worker, so a range can start on whichever worker frees up first.
+ */
+const RANGES_PER_WORKER = 2;
+/** Range boundaries fall on multiples of this many elements (whole cache lines and kernel blocks). */
+const RANGE_ALIGN = 65536;
+
+/** [0, n) in up to `parts` ranges of whole RANGE_ALIGN blocks. */
+function elementRanges(n: number, parts: number): Array<[number, number]> {
+  const per = Math.max(1, Math.ceil(n / RANGE_ALIGN / parts)) * RANGE_ALIGN;
+  const ranges: Array<[number, number]> = [];
+  for (let from = 0; from < n; from += per) ranges.push([from, Math.min(n, from + per)]);
+  return ranges;
+}
+
 /** A row range [start, start + numel) of one planned tensor (the whole tensor when it is not split). */
 interface Piece {
   index: number;
@@ -273,7 +289,13 @@ export async function writeTensorsPipelined(
         outOffset: slot + layout.outOffset,
       };
       try {
-        return pool ? await pool.run(job) : runArenaJob(arena.buffer, job);
+        // A whole tensor the method can split exactly goes to every worker in ranges (ties's embeddings).
+        const split = method.rangeSplit;
+        if (pool && pool.size > 1 && split?.splits(numel, planned.global, planned.perModel)) {
+          const ranges = elementRanges(numel, pool.size * RANGES_PER_WORKER);
+          return await split.mergeInRanges(ranges, (phase) => pool.run({ ...job, phase }));
+        }
+        return (pool ? await pool.run(job) : runArenaJob(arena.buffer, job)) as number;
       } catch (error) {
         throw mergeFailed(plan, planned, error);
       }

@@ -2,12 +2,13 @@
 // merge's working set (a SharedArrayBuffer, given once at start), so a job is a few offsets and
 // parameters and its answer a count: no tensor is copied or transferred between threads.
 import { Worker } from 'node:worker_threads';
+import type { RangeHistograms } from '../method.ts';
 import type { ArenaTensorJob } from './tensor-job.ts';
 import { bundledWorkerScript } from './worker-script.ts';
 
 interface Pending {
   job: ArenaTensorJob;
-  resolve: (nonFinite: number) => void;
+  resolve: (result: number | RangeHistograms) => void;
   reject: (error: Error) => void;
 }
 
@@ -32,13 +33,17 @@ export class MergeWorkerPool {
         : new Worker(BOOTSTRAP, { workerData: { entry: ENTRY, arena } });
       worker.on(
         'message',
-        (message: { id: number; nonFinite?: number; error?: { name: string; message: string } }) => {
+        (message: {
+          id: number;
+          result?: number | RangeHistograms;
+          error?: { name: string; message: string };
+        }) => {
           const pending = this.#running.get(worker);
           this.#running.delete(worker);
           if (pending) {
             if (message.error)
               pending.reject(Object.assign(new Error(message.error.message), { name: message.error.name }));
-            else pending.resolve(message.nonFinite ?? 0);
+            else pending.resolve(message.result ?? 0);
           }
           this.#idle.push(worker);
           this.#dispatch();
@@ -57,8 +62,8 @@ export class MergeWorkerPool {
     }
   }
 
-  /** Runs a job on the next free worker; resolves with the output's non-finite count. */
-  run(job: ArenaTensorJob): Promise<number> {
+  /** Runs a job on the next free worker; resolves with the output's non-finite count (a range phase: its answer). */
+  run(job: ArenaTensorJob): Promise<number | RangeHistograms> {
     if (this.#closed) return Promise.reject(new Error('the merge worker pool is closed'));
     return new Promise((resolve, reject) => {
       this.#queue.push({ job, resolve, reject });
