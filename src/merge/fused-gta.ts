@@ -16,6 +16,8 @@ import type {
   EncodedMergeContext,
   EncodedTensorInput,
   RandomStream,
+  RangeAnswer,
+  RangeDraws,
   RangeHistograms,
   RangePhase,
 } from './method.ts';
@@ -128,6 +130,8 @@ interface ModelState {
   keepBelow: number;
   random: RandomStream | null;
   bits: Uint32Array | null;
+  /** The word of the whole tensor's kept bits that bits[0] is (a range's slice starts later). */
+  bitsWord: number;
   /** The whole task vector, when materialized; `filled` once a pass has computed all of it. */
   store: Float32Array | null;
   filled: boolean;
@@ -515,6 +519,7 @@ function prepare(config: FusedGtaConfig, ctx: EncodedMergeContext): Prepared {
       keepBelow: 0,
       random: null,
       bits: null,
+      bitsWord: 0,
       store: null,
       filled: false,
       before: 0,
@@ -567,13 +572,18 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
       });
       for (const [i, s] of trimmed.entries()) s.tiesLeft = ties[i];
     }
-    for (const s of states) {
-      if (s.kind === 'dense') continue;
-      s.scaled = !(s.before < RESCALE_EPS || s.after < RESCALE_EPS);
-      s.scale = Math.fround(s.before / s.after);
-    }
+    setRescale(states);
   }
   return mergePass(config, ctx, prepared, 0, n);
+}
+
+/** Each sparsified task vector's rescale to its L1 norm before sparsifying (sums already taken). */
+function setRescale(states: ModelState[]): void {
+  for (const s of states) {
+    if (s.kind === 'dense') continue;
+    s.scaled = !(s.before < RESCALE_EPS || s.after < RESCALE_EPS);
+    s.scale = Math.fround(s.before / s.after);
+  }
 }
 
 /** A merge with no task vectors: the base, encoded. */
@@ -620,8 +630,11 @@ function mergePass(
       if (s.kind === 'top-k') trimBlock(s, d, length);
       else if (s.kind === 'bernoulli' && !s.store) {
         const bits = s.bits!;
-        const word = start >>> 5;
-        for (let j = 0; j < length; j++) if (((bits[word + (j >>> 5)] >>> (j & 31)) & 1) === 0) d[j] = 0;
+        const first = start - s.bitsWord * 32; // the bit of element `start`
+        for (let j = 0; j < length; j++) {
+          const e = first + j;
+          if (((bits[e >>> 5] >>> (e & 31)) & 1) === 0) d[j] = 0;
+        }
       }
       if (s.scaled) {
         const scale = s.scale;
@@ -644,8 +657,10 @@ function mergePass(
 // anyway) merges over element ranges on several threads. TIES's cutoff comes from per-range radix
 // histograms summed; the entries tied at the cutoff are allotted to ranges in index order (range r
 // keeps what the ranges before it left of the tie budget), so every range keeps exactly what the
-// whole-tensor pass keeps. Splits are refused where a statistic is order-dependent: DARE's draws (one
-// sequential stream per model) and the L1 sums of `rescale` (float64 sums in index order).
+// whole-tensor pass keeps. DARE's draws (one sequential stream per model) and its L1 sums (float64, in
+// index order) cannot be split: they run as one phase over the whole tensor on one thread, which
+// answers the kept entries as bits and the rescale factors, and only the merge is split. TIES with
+// `rescale` (index-order sums after trimming) merges whole.
 
 /** Whether a tensor of `numel` elements with these parameters splits into ranges with identical bytes. */
 export function gtaSplits(
@@ -657,7 +672,8 @@ export function gtaSplits(
   if (numel <= materializeLimit) return false;
   const sparse = perModel.some((p) => p.density !== undefined && Number(p.density) < 1);
   if (!sparse || config.sparsification === undefined) return true;
-  if (config.sparsification !== 'magnitude') return false;
+  // DARE's draws and sums run whole on one thread (a phase of their own), the merge in ranges
+  if (config.sparsification === 'random') return true;
   return !isTrue(params.rescale as never);
 }
 
@@ -666,18 +682,38 @@ export function runGtaPhase(
   config: FusedGtaConfig,
   ctx: EncodedMergeContext,
   phase: RangePhase,
-): RangeHistograms | number {
+): RangeAnswer {
   const prepared = prepare(config, ctx);
   const { base, n, states } = prepared;
   if (phase.kind === 'merge') {
     if (states.length === 0) return encodeBase(ctx, base, phase.from, phase.to);
     for (const [m, s] of states.entries()) {
-      if (s.kind !== 'top-k') continue;
-      s.threshold = phase.cutoffs[m].threshold;
-      s.tiesLeft = phase.cutoffs[m].tiesLeft;
+      if (s.kind === 'top-k') {
+        s.threshold = phase.cutoffs[m].threshold;
+        s.tiesLeft = phase.cutoffs[m].tiesLeft;
+      }
+      const kept = phase.kept?.[m];
+      if (s.kind === 'bernoulli') {
+        if (!kept)
+          throw new Error(`${config.name}: the merge of a range needs the draws phase's kept entries`);
+        s.bits = kept.bits;
+        s.bitsWord = phase.from >>> 5;
+        s.scaled = kept.scaled;
+        s.scale = kept.scale;
+      }
     }
     return mergePass(config, ctx, prepared, phase.from, phase.to);
   }
+  if (phase.kind === 'draws') {
+    drawKeptEntries(states, base, n);
+    if (prepared.rescale) setRescale(states);
+    return {
+      kept: states.map((s) =>
+        s.kind === 'bernoulli' ? { bits: s.bits!, scaled: s.scaled, scale: s.scale } : null,
+      ),
+    };
+  }
+  const random = states.map((s) => s.kind === 'bernoulli');
   const k = states.map((s) => (s.kind === 'top-k' ? s.k : 0));
   const histograms = states.map((s) => (s.kind === 'top-k' && s.k < n ? new Uint32Array(65536) : null));
   forEachBlockIn(phase.from, phase.to, (start, length) => {
@@ -697,7 +733,7 @@ export function runGtaPhase(
       }
     }
   });
-  return { k, histograms };
+  return { k, histograms, random };
 }
 
 /** Where the k-th largest key falls in a histogram (counting from the top, after `above` keys). */
@@ -712,9 +748,9 @@ function cutoffBin(histograms: Uint32Array[], k: number, above: number): { bin: 
 /** Drives a range-split merge: histograms per range, summed into each model's cutoff, then the merge. */
 export async function mergeGtaInRanges(
   ranges: ReadonlyArray<readonly [number, number]>,
-  run: (phase: RangePhase) => Promise<RangeHistograms | number>,
+  run: (phase: RangePhase) => Promise<RangeAnswer>,
 ): Promise<number> {
-  const statistics = (answers: Array<RangeHistograms | number>) => answers as RangeHistograms[];
+  const statistics = (answers: RangeAnswer[]) => answers as RangeHistograms[];
   const high = statistics(
     await Promise.all(ranges.map(([from, to]) => run({ kind: 'histogram-high', from, to }))),
   );
@@ -750,8 +786,18 @@ export async function mergeGtaInRanges(
       }
     }
   }
+  // DARE: the draws of the whole tensor on one thread, each range's slice of the kept bits to its merge
+  let kept: RangeDraws['kept'] | undefined;
+  if (high[0].random.some(Boolean))
+    kept = ((await run({ kind: 'draws', from: 0, to: n })) as RangeDraws).kept;
+  const keptIn = (from: number, to: number) =>
+    kept?.map((entries) =>
+      entries ? { ...entries, bits: entries.bits.slice(from >>> 5, Math.ceil(to / 32)) } : null,
+    );
   const counts = await Promise.all(
-    ranges.map(([from, to], r) => run({ kind: 'merge', from, to, cutoffs: cutoffs[r] })),
+    ranges.map(([from, to], r) =>
+      run({ kind: 'merge', from, to, cutoffs: cutoffs[r], kept: keptIn(from, to) }),
+    ),
   );
   return (counts as number[]).reduce((sum, c) => sum + c, 0);
 }

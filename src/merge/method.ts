@@ -118,14 +118,39 @@ export interface EncodedMergeContext extends Omit<TensorMergeContext, 'inputs' |
 export type RangePhase =
   | { kind: 'histogram-high'; from: number; to: number }
   | { kind: 'histogram-low'; from: number; to: number; bins: number[] }
-  | { kind: 'merge'; from: number; to: number; cutoffs: Array<{ threshold: number; tiesLeft: number }> };
+  | { kind: 'draws'; from: number; to: number }
+  | {
+      kind: 'merge';
+      from: number;
+      to: number;
+      cutoffs: Array<{ threshold: number; tiesLeft: number }>;
+      /** DARE's kept entries of [from, to) per non-base model (from the draws phase), null for the others. */
+      kept?: Array<KeptEntries | null>;
+    };
+
+/** DARE's outcome for one model: which entries are kept (one bit each) and the rescale factor. */
+export interface KeptEntries {
+  bits: Uint32Array;
+  scaled: boolean;
+  scale: number;
+}
 
 /** What a statistics phase answers per non-base model (null where that model needs no statistic). */
 export interface RangeHistograms {
   /** TIES's k per non-base model (0 where the model is not trimmed). */
   k: number[];
   histograms: Array<Uint32Array | null>;
+  /** Whether each non-base model draws DARE's random drop (a draws phase must run first). */
+  random: boolean[];
 }
+
+/** The draws phase's answer: every drawing model's kept entries over the whole tensor. */
+export interface RangeDraws {
+  kept: Array<KeptEntries | null>;
+}
+
+/** Any phase's answer: a merge's non-finite count, or a statistic. */
+export type RangeAnswer = number | RangeHistograms | RangeDraws;
 
 /**
  * A fused merge split over element ranges of one tensor, for threads that share its inputs: whole-tensor
@@ -139,12 +164,12 @@ export interface RangeSplitMerge {
     params: Readonly<Record<string, ParameterValue>>,
     perModel: ReadonlyArray<Readonly<Record<string, ParameterValue>>>,
   ): boolean;
-  /** Runs one phase on one range; a statistics phase answers histograms, a merge its non-finite count. */
-  runPhase(ctx: EncodedMergeContext, phase: RangePhase): RangeHistograms | number;
+  /** Runs one phase on one range; a statistics phase answers its statistic, a merge its non-finite count. */
+  runPhase(ctx: EncodedMergeContext, phase: RangePhase): RangeAnswer;
   /** Drives the phases over `ranges` through `run` (which may run them anywhere); the non-finite count. */
   mergeInRanges(
     ranges: ReadonlyArray<readonly [number, number]>,
-    run: (phase: RangePhase) => Promise<RangeHistograms | number>,
+    run: (phase: RangePhase) => Promise<RangeAnswer>,
   ): Promise<number>;
 }
 

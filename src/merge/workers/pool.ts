@@ -2,13 +2,13 @@
 // merge's working set (a SharedArrayBuffer, given once at start), so a job is a few offsets and
 // parameters and its answer a count: no tensor is copied or transferred between threads.
 import { Worker } from 'node:worker_threads';
-import type { RangeHistograms } from '../method.ts';
+import type { RangeAnswer } from '../method.ts';
 import type { ArenaTensorJob } from './tensor-job.ts';
 import { bundledWorkerScript } from './worker-script.ts';
 
 interface Pending {
   job: ArenaTensorJob;
-  resolve: (result: number | RangeHistograms) => void;
+  resolve: (result: RangeAnswer) => void;
   reject: (error: Error) => void;
 }
 
@@ -33,11 +33,7 @@ export class MergeWorkerPool {
         : new Worker(BOOTSTRAP, { workerData: { entry: ENTRY, arena } });
       worker.on(
         'message',
-        (message: {
-          id: number;
-          result?: number | RangeHistograms;
-          error?: { name: string; message: string };
-        }) => {
+        (message: { id: number; result?: RangeAnswer; error?: { name: string; message: string } }) => {
           const pending = this.#running.get(worker);
           this.#running.delete(worker);
           if (pending) {
@@ -63,7 +59,7 @@ export class MergeWorkerPool {
   }
 
   /** Runs a job on the next free worker; resolves with the output's non-finite count (a range phase: its answer). */
-  run(job: ArenaTensorJob): Promise<number | RangeHistograms> {
+  run(job: ArenaTensorJob): Promise<RangeAnswer> {
     if (this.#closed) return Promise.reject(new Error('the merge worker pool is closed'));
     return new Promise((resolve, reject) => {
       this.#queue.push({ job, resolve, reject });

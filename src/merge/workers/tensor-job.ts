@@ -8,13 +8,7 @@ import {
   float32ToBF16CountingNonFinite,
 } from '../../tensors/float-conversion.ts';
 import { countNonFinite } from '../kernels/reductions.ts';
-import type {
-  EncodedMergeContext,
-  ParameterValue,
-  RangeHistograms,
-  RangePhase,
-  TensorInput,
-} from '../method.ts';
+import type { EncodedMergeContext, ParameterValue, RangeAnswer, RangePhase, TensorInput } from '../method.ts';
 import { randomForTensor } from '../random.ts';
 import { getMethod } from '../registry.ts';
 
@@ -94,7 +88,7 @@ export function encodeInto(values: Float32Array, dtype: DType, out: TypedArray):
  * Runs an arena job against `buffer`; returns the output's non-finite count (a statistics phase of a
  * range-split merge: its histograms).
  */
-export function runArenaJob(buffer: ArrayBufferLike, job: ArenaTensorJob): number | RangeHistograms {
+export function runArenaJob(buffer: ArrayBufferLike, job: ArenaTensorJob): RangeAnswer {
   const method = getMethod(job.method);
   if (method?.kind !== 'tensor') throw new Error(`no tensor method ${job.method}`);
   const numel = numelOf(job.shape);
