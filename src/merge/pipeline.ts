@@ -5,7 +5,9 @@
 // being read (libuv's thread pool) and the previous one written, so the cores never wait on the disk.
 // A large tensor whose merge is elementwise (copies, and methods linear in their inputs) goes through
 // in pieces of whole rows: each piece is read, merged on whichever worker is free and written in turn,
-// so both cores share the embeddings and the working set stays a few pieces, not whole tensors.
+// so both cores share the embeddings and the working set stays a few pieces, not whole tensors. Large
+// tensors of methods with whole-tensor statistics (ties, dare) are read whole and merged in element
+// ranges on every worker, in phases (see RangeSplitMerge in method.ts).
 import { type CheckpointWriter, DTYPE_BYTES, numelOf, type TypedArray } from '../tensors/index.ts';
 import { decodeIntoFloat32 } from '../tensors/float-conversion.ts';
 import { MergeCancelledError, MergePlanError } from './errors.ts';
@@ -36,8 +38,9 @@ const LOOKAHEAD_BYTES = 128 * 1024 * 1024;
 const PIECE_ELEMENTS = 1024 * 1024;
 
 /**
- * A large tensor whose method splits it exactly (RangeSplitMerge: TIES's statistics per range) merges
- * over this many ranges per worker, so a range can start on whichever worker frees up first.
+ * A large tensor whose method splits it exactly (RangeSplitMerge: TIES's cutoffs from per-range
+ * histograms, DARE's draws on one worker then the merge in ranges) merges over this many ranges per
+ * worker, so a range can start on whichever worker frees up first.
  */
 const RANGES_PER_WORKER = 2;
 /** Range boundaries fall on multiples of this many elements (whole cache lines and kernel blocks). */
@@ -289,7 +292,8 @@ export async function writeTensorsPipelined(
         outOffset: slot + layout.outOffset,
       };
       try {
-        // A whole tensor the method can split exactly goes to every worker in ranges (ties's embeddings).
+        // A whole tensor the method can split exactly goes to every worker in ranges (the embeddings
+        // of ties and dare_ties, which merge whole otherwise).
         const split = method.rangeSplit;
         if (pool && pool.size > 1 && split?.splits(numel, planned.global, planned.perModel)) {
           const ranges = elementRanges(numel, pool.size * RANGES_PER_WORKER);
