@@ -12,7 +12,15 @@ import {
   float32ToBF16CountingNonFinite,
 } from '../tensors/float-conversion.ts';
 import { countNonFinite } from './kernels/reductions.ts';
-import type { EncodedMergeContext, EncodedTensorInput, RandomStream } from './method.ts';
+import type {
+  EncodedMergeContext,
+  EncodedTensorInput,
+  RandomStream,
+  RangeAnswer,
+  RangeDraws,
+  RangeHistograms,
+  RangePhase,
+} from './method.ts';
 import { isTrue } from './parameter-ranges.ts';
 import { RESCALE_EPS } from './sparsify.ts';
 
@@ -122,6 +130,8 @@ interface ModelState {
   keepBelow: number;
   random: RandomStream | null;
   bits: Uint32Array | null;
+  /** The word of the whole tensor's kept bits that bits[0] is (a range's slice starts later). */
+  bitsWord: number;
   /** The whole task vector, when materialized; `filled` once a pass has computed all of it. */
   store: Float32Array | null;
   filled: boolean;
@@ -160,7 +170,12 @@ function keyBits(d: Float32Array, length: number): Uint32Array {
 }
 
 function forEachBlock(n: number, body: (start: number, length: number) => void): void {
-  for (let start = 0; start < n; start += BLOCK) body(start, Math.min(BLOCK, n - start));
+  forEachBlockIn(0, n, body);
+}
+
+/** Blocks of [from, to) (a range of a split tensor, or all of it). */
+function forEachBlockIn(from: number, to: number, body: (start: number, length: number) => void): void {
+  for (let start = from; start < to; start += BLOCK) body(start, Math.min(BLOCK, to - start));
 }
 
 /** Radix select of TIES's cutoff (the k-th largest |δ| bits and how many ties at it are kept). */
@@ -476,25 +491,22 @@ function combineSparsified(
   }
 }
 
-/** mergeGeneralizedTaskArithmetic (for the configurations above) as an encoded merge; returns the non-finite count. */
-export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext): number {
+/** A fused merge's per-model states and settings, from the context alone (every range computes the same). */
+interface Prepared {
+  base: EncodedTensorInput;
+  n: number;
+  states: ModelState[];
+  weights: Float32Array;
+  sparsified: boolean;
+  rescale: boolean;
+}
+
+function prepare(config: FusedGtaConfig, ctx: EncodedMergeContext): Prepared {
   const base = ctx.inputs.find((input) => input.isBase);
   if (!base) throw new Error(`${config.name} needs a base model`);
   const n = ctx.out.length;
-  const { out, outDtype } = ctx;
   const models = ctx.inputs.map((input, index) => ({ input, index })).filter(({ input }) => !input.isBase);
-  let nonFinite = 0;
-  if (models.length === 0) {
-    forEachBlock(n, (start, length) => {
-      nonFinite += encodeBlock(inputBlock(base, start, length, baseBlock), outDtype, out, start);
-    });
-    return nonFinite;
-  }
-  const count = models.length;
   const weights = Float32Array.from(models, ({ input }) => Number(input.params.weight));
-  const sparsified = config.sparsification !== undefined;
-  const rescale = isTrue(ctx.params.rescale);
-
   const states: ModelState[] = models.map(({ input, index }) => {
     const density = Number(input.params.density ?? 1);
     const state: ModelState = {
@@ -507,6 +519,7 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
       keepBelow: 0,
       random: null,
       bits: null,
+      bitsWord: 0,
       store: null,
       filled: false,
       before: 0,
@@ -526,6 +539,21 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
     }
     return state;
   });
+  return {
+    base,
+    n,
+    states,
+    weights,
+    sparsified: config.sparsification !== undefined,
+    rescale: isTrue(ctx.params.rescale),
+  };
+}
+
+/** mergeGeneralizedTaskArithmetic (for the configurations above) as an encoded merge; returns the non-finite count. */
+export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext): number {
+  const prepared = prepare(config, ctx);
+  const { base, n, states, sparsified, rescale } = prepared;
+  if (states.length === 0) return encodeBase(ctx, base, 0, n);
   if (sparsified && n <= materializeLimit) for (const [m, s] of states.entries()) s.store = storeFor(m, n);
 
   selectTopK(states, base, n, rescale);
@@ -544,13 +572,41 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
       });
       for (const [i, s] of trimmed.entries()) s.tiesLeft = ties[i];
     }
-    for (const s of states) {
-      if (s.kind === 'dense') continue;
-      s.scaled = !(s.before < RESCALE_EPS || s.after < RESCALE_EPS);
-      s.scale = Math.fround(s.before / s.after);
-    }
+    setRescale(states);
   }
+  return mergePass(config, ctx, prepared, 0, n);
+}
 
+/** Each sparsified task vector's rescale to its L1 norm before sparsifying (sums already taken). */
+function setRescale(states: ModelState[]): void {
+  for (const s of states) {
+    if (s.kind === 'dense') continue;
+    s.scaled = !(s.before < RESCALE_EPS || s.after < RESCALE_EPS);
+    s.scale = Math.fround(s.before / s.after);
+  }
+}
+
+/** A merge with no task vectors: the base, encoded. */
+function encodeBase(ctx: EncodedMergeContext, base: EncodedTensorInput, from: number, to: number): number {
+  let nonFinite = 0;
+  forEachBlockIn(from, to, (start, length) => {
+    nonFinite += encodeBlock(inputBlock(base, start, length, baseBlock), ctx.outDtype, ctx.out, start);
+  });
+  return nonFinite;
+}
+
+/** The last pass over elements [from, to): sparsify (with the statistics set), elect, merge, encode. */
+function mergePass(
+  config: FusedGtaConfig,
+  ctx: EncodedMergeContext,
+  prepared: Prepared,
+  from: number,
+  to: number,
+): number {
+  const { base, states, weights, sparsified } = prepared;
+  const { out, outDtype } = ctx;
+  const count = states.length;
+  let nonFinite = 0;
   const normalize = isTrue(ctx.params.normalize);
   const lambda = Number(ctx.params.lambda ?? 1);
   const applyLambda = lambda !== 1; // mergekit skips the multiply when λ == 1
@@ -558,10 +614,10 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
   let weightSum = 0;
   for (let m = 0; m < count; m++) weightSum = Math.fround(weightSum + weights[m]);
   const divisor = Math.abs(weightSum) < 1e-8 ? 1 : weightSum;
-  const sources: Float32Array[] = models.map(() => baseBlock);
+  const sources: Float32Array[] = states.map(() => baseBlock);
   const bySum = config.consensus === 'sum';
 
-  forEachBlock(n, (start, length) => {
+  forEachBlockIn(from, to, (start, length) => {
     const b = inputBlock(base, start, length, baseBlock);
     for (let m = 0; m < count; m++) {
       const s = states[m];
@@ -574,8 +630,11 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
       if (s.kind === 'top-k') trimBlock(s, d, length);
       else if (s.kind === 'bernoulli' && !s.store) {
         const bits = s.bits!;
-        const word = start >>> 5;
-        for (let j = 0; j < length; j++) if (((bits[word + (j >>> 5)] >>> (j & 31)) & 1) === 0) d[j] = 0;
+        const first = start - s.bitsWord * 32; // the bit of element `start`
+        for (let j = 0; j < length; j++) {
+          const e = first + j;
+          if (((bits[e >>> 5] >>> (e & 31)) & 1) === 0) d[j] = 0;
+        }
       }
       if (s.scaled) {
         const scale = s.scale;
@@ -592,4 +651,153 @@ export function mergeGtaEncoded(config: FusedGtaConfig, ctx: EncodedMergeContext
     nonFinite += encodeBlock(o.subarray(0, length), outDtype, out, start);
   });
   return nonFinite;
+}
+
+// Range splits: a tensor above the materialization limit (its task vectors are recomputed per pass
+// anyway) merges over element ranges on several threads. TIES's cutoff comes from per-range radix
+// histograms summed; the entries tied at the cutoff are allotted to ranges in index order (range r
+// keeps what the ranges before it left of the tie budget), so every range keeps exactly what the
+// whole-tensor pass keeps. DARE's draws (one sequential stream per model) and its L1 sums (float64, in
+// index order) cannot be split: they run as one phase over the whole tensor on one thread, which
+// answers the kept entries as bits and the rescale factors, and only the merge is split. TIES with
+// `rescale` (index-order sums after trimming) merges whole.
+
+/** Whether a tensor of `numel` elements with these parameters splits into ranges with identical bytes. */
+export function gtaSplits(
+  config: FusedGtaConfig,
+  numel: number,
+  params: Readonly<Record<string, unknown>>,
+  perModel: ReadonlyArray<Readonly<Record<string, unknown>>>,
+): boolean {
+  if (numel <= materializeLimit) return false;
+  const sparse = perModel.some((p) => p.density !== undefined && Number(p.density) < 1);
+  if (!sparse || config.sparsification === undefined) return true;
+  // DARE's draws and sums run whole on one thread (a phase of their own), the merge in ranges
+  if (config.sparsification === 'random') return true;
+  return !isTrue(params.rescale as never);
+}
+
+/** One phase of a range-split merge on this thread (see gtaSplits). */
+export function runGtaPhase(
+  config: FusedGtaConfig,
+  ctx: EncodedMergeContext,
+  phase: RangePhase,
+): RangeAnswer {
+  const prepared = prepare(config, ctx);
+  const { base, n, states } = prepared;
+  if (phase.kind === 'merge') {
+    if (states.length === 0) return encodeBase(ctx, base, phase.from, phase.to);
+    for (const [m, s] of states.entries()) {
+      if (s.kind === 'top-k') {
+        s.threshold = phase.cutoffs[m].threshold;
+        s.tiesLeft = phase.cutoffs[m].tiesLeft;
+      }
+      const kept = phase.kept?.[m];
+      if (s.kind === 'bernoulli') {
+        if (!kept)
+          throw new Error(`${config.name}: the merge of a range needs the draws phase's kept entries`);
+        s.bits = kept.bits;
+        s.bitsWord = phase.from >>> 5;
+        s.scaled = kept.scaled;
+        s.scale = kept.scale;
+      }
+    }
+    return mergePass(config, ctx, prepared, phase.from, phase.to);
+  }
+  if (phase.kind === 'draws') {
+    drawKeptEntries(states, base, n);
+    if (prepared.rescale) setRescale(states);
+    return {
+      kept: states.map((s) =>
+        s.kind === 'bernoulli' ? { bits: s.bits!, scaled: s.scaled, scale: s.scale } : null,
+      ),
+    };
+  }
+  const random = states.map((s) => s.kind === 'bernoulli');
+  const k = states.map((s) => (s.kind === 'top-k' ? s.k : 0));
+  const histograms = states.map((s) => (s.kind === 'top-k' && s.k < n ? new Uint32Array(65536) : null));
+  forEachBlockIn(phase.from, phase.to, (start, length) => {
+    const b = inputBlock(base, start, length, baseBlock);
+    for (const [m, s] of states.entries()) {
+      const histogram = histograms[m];
+      if (!histogram) continue;
+      const bits = keyBits(taskVectorBlock(s, m, start, length, b), length);
+      if (phase.kind === 'histogram-high') {
+        for (let j = 0; j < length; j++) histogram[(bits[j] & 0x7fffffff) >>> 16]++;
+        continue;
+      }
+      const bin = phase.bins[m];
+      for (let j = 0; j < length; j++) {
+        const key = bits[j] & 0x7fffffff;
+        if (key >>> 16 === bin) histogram[key & 0xffff]++;
+      }
+    }
+  });
+  return { k, histograms, random };
+}
+
+/** Where the k-th largest key falls in a histogram (counting from the top, after `above` keys). */
+function cutoffBin(histograms: Uint32Array[], k: number, above: number): { bin: number; count: number } {
+  let count = above;
+  let bin = 65535;
+  const at = (i: number) => histograms.reduce((sum, h) => sum + h[i], 0);
+  while (count + at(bin) < k) count += at(bin--);
+  return { bin, count };
+}
+
+/** Drives a range-split merge: histograms per range, summed into each model's cutoff, then the merge. */
+export async function mergeGtaInRanges(
+  ranges: ReadonlyArray<readonly [number, number]>,
+  run: (phase: RangePhase) => Promise<RangeAnswer>,
+): Promise<number> {
+  const statistics = (answers: RangeAnswer[]) => answers as RangeHistograms[];
+  const high = statistics(
+    await Promise.all(ranges.map(([from, to]) => run({ kind: 'histogram-high', from, to }))),
+  );
+  const models = high[0].k.length;
+  const n = ranges[ranges.length - 1][1];
+  // every model keeps everything (no cutoff) unless a histogram says otherwise
+  const cutoffs = ranges.map(() => Array.from({ length: models }, () => ({ threshold: 0, tiesLeft: n })));
+  const trimmed = [...Array(models).keys()].filter((m) => high[0].histograms[m] !== null);
+  if (trimmed.length > 0) {
+    const bins = new Array<number>(models).fill(-1);
+    const above = new Array<number>(models).fill(0);
+    for (const m of trimmed) {
+      const { bin, count } = cutoffBin(
+        high.map((answer) => answer.histograms[m]!),
+        high[0].k[m],
+        0,
+      );
+      bins[m] = bin;
+      above[m] = count;
+    }
+    const low = statistics(
+      await Promise.all(ranges.map(([from, to]) => run({ kind: 'histogram-low', from, to, bins }))),
+    );
+    for (const m of trimmed) {
+      const perRange = low.map((answer) => answer.histograms[m]!);
+      const { bin: lowBin, count } = cutoffBin(perRange, high[0].k[m], above[m]);
+      const threshold = ((bins[m] << 16) | lowBin) >>> 0;
+      // the ties at the cutoff are kept in index order: each range gets what the earlier ones left
+      let tiesLeft = high[0].k[m] - count;
+      for (const [r, histogram] of perRange.entries()) {
+        cutoffs[r][m] = { threshold, tiesLeft };
+        tiesLeft = Math.max(0, tiesLeft - histogram[lowBin]);
+      }
+    }
+  }
+  // DARE: the draws of the whole tensor on one thread, each range's slice of the kept bits to its merge
+  let kept: RangeDraws['kept'] | undefined;
+  if (high[0].random.some(Boolean))
+    kept = ((await run({ kind: 'draws', from: 0, to: n })) as RangeDraws).kept;
+  const keptIn = (from: number, to: number) =>
+    kept?.map((entries) =>
+      entries ? { ...entries, bits: entries.bits.slice(from >>> 5, Math.ceil(to / 32)) } : null,
+    );
+  const counts = await Promise.all(
+    ranges.map(([from, to], r) =>
+      run({ kind: 'merge', from, to, cutoffs: cutoffs[r], kept: keptIn(from, to) }),
+    ),
+  );
+  return (counts as number[]).reduce((sum, c) => sum + c, 0);
 }

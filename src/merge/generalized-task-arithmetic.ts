@@ -1,7 +1,13 @@
 // mergekit's GTATask: task vectors δᵢ = xᵢ − base, an optional sparsifier per model, weights, an
 // optional sign consensus, normalisation, λ, + base. TIES, DARE, breadcrumbs and DELLA are
 // configurations of this one routine (see methods/*.ts), with mergekit's per-method defaults.
-import { type FusedGtaConfig, mergeGtaEncoded } from './fused-gta.ts';
+import {
+  type FusedGtaConfig,
+  gtaSplits,
+  mergeGtaEncoded,
+  mergeGtaInRanges,
+  runGtaPhase,
+} from './fused-gta.ts';
 import { scratchFloat32 } from './kernels/scratch.ts';
 import type {
   ParameterRuleInput,
@@ -343,5 +349,12 @@ export function createGtaMethod(config: GtaConfig): TensorMergeMethod {
     // The blocked kernel covers no sparsifier, TIES's top-k and DARE's drop; the rank- and
     // outlier-based ones (DELLA, breadcrumbs) run unfused.
     mergeEncoded: fused ? (ctx) => mergeGtaEncoded(fused, ctx) : undefined,
+    rangeSplit: fused
+      ? {
+          splits: (numel, params, perModel) => gtaSplits(fused, numel, params, perModel),
+          runPhase: (ctx, phase) => runGtaPhase(fused, ctx, phase),
+          mergeInRanges: mergeGtaInRanges,
+        }
+      : undefined,
   };
 }

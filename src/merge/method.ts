@@ -114,6 +114,65 @@ export interface EncodedMergeContext extends Omit<TensorMergeContext, 'inputs' |
   out: TypedArray;
 }
 
+/** One step of a range-split merge on elements [from, to) of a tensor (plain data: posted to workers). */
+export type RangePhase =
+  | { kind: 'histogram-high'; from: number; to: number }
+  | { kind: 'histogram-low'; from: number; to: number; bins: number[] }
+  | { kind: 'draws'; from: number; to: number }
+  | {
+      kind: 'merge';
+      from: number;
+      to: number;
+      cutoffs: Array<{ threshold: number; tiesLeft: number }>;
+      /** DARE's kept entries of [from, to) per non-base model (from the draws phase), null for the others. */
+      kept?: Array<KeptEntries | null>;
+    };
+
+/** DARE's outcome for one model: which entries are kept (one bit each) and the rescale factor. */
+export interface KeptEntries {
+  bits: Uint32Array;
+  scaled: boolean;
+  scale: number;
+}
+
+/** What a statistics phase answers per non-base model (null where that model needs no statistic). */
+export interface RangeHistograms {
+  /** TIES's k per non-base model (0 where the model is not trimmed). */
+  k: number[];
+  histograms: Array<Uint32Array | null>;
+  /** Whether each non-base model draws DARE's random drop (a draws phase must run first). */
+  random: boolean[];
+}
+
+/** The draws phase's answer: every drawing model's kept entries over the whole tensor. */
+export interface RangeDraws {
+  kept: Array<KeptEntries | null>;
+}
+
+/** Any phase's answer: a merge's non-finite count, or a statistic. */
+export type RangeAnswer = number | RangeHistograms | RangeDraws;
+
+/**
+ * A fused merge split over element ranges of one tensor, for threads that share its inputs: whole-tensor
+ * statistics are computed per range and combined, then each range is merged. The bytes are those of
+ * mergeEncoded on the whole tensor.
+ */
+export interface RangeSplitMerge {
+  /** Whether a tensor of `numel` elements with these parameters splits exactly (else it merges whole). */
+  splits(
+    numel: number,
+    params: Readonly<Record<string, ParameterValue>>,
+    perModel: ReadonlyArray<Readonly<Record<string, ParameterValue>>>,
+  ): boolean;
+  /** Runs one phase on one range; a statistics phase answers its statistic, a merge its non-finite count. */
+  runPhase(ctx: EncodedMergeContext, phase: RangePhase): RangeAnswer;
+  /** Drives the phases over `ranges` through `run` (which may run them anywhere); the non-finite count. */
+  mergeInRanges(
+    ranges: ReadonlyArray<readonly [number, number]>,
+    run: (phase: RangePhase) => Promise<RangeAnswer>,
+  ): Promise<number>;
+}
+
 /** How a method uses `base_model`. */
 export type BaseModelUse = 'required' | 'optional' | 'none';
 
@@ -158,6 +217,8 @@ export interface TensorMergeMethod extends MethodDeclaration {
    * merged values were NaN or ±Inf.
    */
   mergeEncoded?(ctx: EncodedMergeContext): number;
+  /** Optional: mergeEncoded split over element ranges of one large tensor (see RangeSplitMerge). */
+  rangeSplit?: RangeSplitMerge;
 }
 
 /** One LoRA module of one adapter, as PEFT's add_weighted_adapter sees it. */

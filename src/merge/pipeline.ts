@@ -5,7 +5,9 @@
 // being read (libuv's thread pool) and the previous one written, so the cores never wait on the disk.
 // A large tensor whose merge is elementwise (copies, and methods linear in their inputs) goes through
 // in pieces of whole rows: each piece is read, merged on whichever worker is free and written in turn,
-// so both cores share the embeddings and the working set stays a few pieces, not whole tensors.
+// so both cores share the embeddings and the working set stays a few pieces, not whole tensors. Large
+// tensors of methods with whole-tensor statistics (ties, dare) are read whole and merged in element
+// ranges on every worker, in phases (see RangeSplitMerge in method.ts).
 import { type CheckpointWriter, DTYPE_BYTES, numelOf, type TypedArray } from '../tensors/index.ts';
 import { decodeIntoFloat32 } from '../tensors/float-conversion.ts';
 import { MergeCancelledError, MergePlanError } from './errors.ts';
@@ -34,6 +36,23 @@ const LOOKAHEAD_BYTES = 128 * 1024 * 1024;
  * reads, job message and write cost little next to its merge.
  */
 const PIECE_ELEMENTS = 1024 * 1024;
+
+/**
+ * A large tensor whose method splits it exactly (RangeSplitMerge: TIES's cutoffs from per-range
+ * histograms, DARE's draws on one worker then the merge in ranges) merges over this many ranges per
+ * worker, so a range can start on whichever worker frees up first.
+ */
+const RANGES_PER_WORKER = 2;
+/** Range boundaries fall on multiples of this many elements (whole cache lines and kernel blocks). */
+const RANGE_ALIGN = 65536;
+
+/** [0, n) in up to `parts` ranges of whole RANGE_ALIGN blocks. */
+function elementRanges(n: number, parts: number): Array<[number, number]> {
+  const per = Math.max(1, Math.ceil(n / RANGE_ALIGN / parts)) * RANGE_ALIGN;
+  const ranges: Array<[number, number]> = [];
+  for (let from = 0; from < n; from += per) ranges.push([from, Math.min(n, from + per)]);
+  return ranges;
+}
 
 /** A row range [start, start + numel) of one planned tensor (the whole tensor when it is not split). */
 interface Piece {
@@ -273,7 +292,14 @@ export async function writeTensorsPipelined(
         outOffset: slot + layout.outOffset,
       };
       try {
-        return pool ? await pool.run(job) : runArenaJob(arena.buffer, job);
+        // A whole tensor the method can split exactly goes to every worker in ranges (the embeddings
+        // of ties and dare_ties, which merge whole otherwise).
+        const split = method.rangeSplit;
+        if (pool && pool.size > 1 && split?.splits(numel, planned.global, planned.perModel)) {
+          const ranges = elementRanges(numel, pool.size * RANGES_PER_WORKER);
+          return await split.mergeInRanges(ranges, (phase) => pool.run({ ...job, phase }));
+        }
+        return (pool ? await pool.run(job) : runArenaJob(arena.buffer, job)) as number;
       } catch (error) {
         throw mergeFailed(plan, planned, error);
       }

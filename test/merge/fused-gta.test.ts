@@ -1,7 +1,8 @@
 // The fused, blocked GTA kernel (mergeEncoded) against the unfused reference path (mergeTensor, then
 // encoding): byte-identical outputs and the same non-finite count, for every method that has one, over
 // input and output dtypes, sizes around the block edge, ties at the top-k cutoff, zero (null) inputs,
-// per-model densities, rescale/normalize/lambda variants and non-finite inputs.
+// per-model densities, rescale/normalize/lambda variants and non-finite inputs; and the range-split
+// form (statistics per range, then the merge per range, as worker threads run it) against the same bytes.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { withMaterializeLimit } from '../../src/merge/fused-gta.ts';
@@ -120,6 +121,51 @@ function runBoth(c: Case): void {
     label,
   );
   assert.equal(nonFinite, countNonFinite(reference), label);
+
+  // Range splits, run here phase by phase: boundaries on and off kernel blocks, a one-element range.
+  const split = c.method.rangeSplit;
+  if (!split?.splits(c.n, params, perModel)) return;
+  splitChecks.push(async () => {
+    splitMethods.add(c.method.name);
+    const third = Math.floor(c.n / 3);
+    const layouts = [
+      [0, c.n],
+      [0, 1, c.n],
+      [0, third, Math.max(third, Math.min(c.n, 8197)), c.n],
+    ];
+    for (const cuts of layouts) {
+      const ranges = cuts
+        .slice(1)
+        .map((to, i) => [cuts[i], to] as const)
+        .filter(([from, to]) => to > from);
+      const rangeOut = new (arrayTypeOf(c.outDtype))(c.n) as TypedArray;
+      const ctx = {
+        tensorName: name,
+        shape,
+        inputs,
+        params,
+        random: randomForTensor(7, name),
+        outDtype: c.outDtype,
+        out: rangeOut,
+      };
+      const rangeNonFinite = await split.mergeInRanges(ranges, async (phase) => split.runPhase(ctx, phase));
+      const where = `${label} ranges ${JSON.stringify(ranges)}`;
+      assert.deepEqual(
+        Buffer.from(rangeOut.buffer, rangeOut.byteOffset, rangeOut.byteLength),
+        Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength),
+        where,
+      );
+      assert.equal(rangeNonFinite, countNonFinite(reference), where);
+    }
+  });
+}
+
+/** Range-split checks queued by runBoth (splits are decided under the materialization limit in force). */
+const splitChecks: Array<() => Promise<void>> = [];
+const splitMethods = new Set<string>();
+
+async function runSplitChecks(): Promise<void> {
+  for (const check of splitChecks.splice(0)) await check();
 }
 
 test('fused and unfused GTA merges give identical bytes (BF16 in, BF16 out; sizes around a block)', () => {
@@ -134,9 +180,23 @@ test('fused and unfused agree across dtypes, densities and global options', () =
   allCases();
 });
 
-test('fused and unfused agree when the fused kernel recomputes task vectors in every pass', () => {
+test('fused and unfused agree when the fused kernel recomputes task vectors in every pass', async () => {
   // tensors above the limit are not materialized: every pass decodes and subtracts again
   withMaterializeLimit(1000, allCases);
+  // ...and are the ones split over ranges where the statistics allow it exactly
+  await runSplitChecks();
+  assert.deepEqual([...splitMethods].sort(), ['dare_linear', 'dare_ties', 'task_arithmetic', 'ties']);
+});
+
+test('range splits are refused for TIES with rescale (its sums after trimming run in index order)', () => {
+  const method = (name: string) => fused.find((m) => m.name === name)!;
+  const big = 5 * 1024 * 1024; // above the materialization limit
+  const sparse: Array<Record<string, ParameterValue>> = [{ weight: 1, density: 0.2 }, {}];
+  assert.equal(method('ties').rangeSplit!.splits(big, {}, sparse), true);
+  assert.equal(method('ties').rangeSplit!.splits(big, { rescale: true }, sparse), false);
+  assert.equal(method('dare_ties').rangeSplit!.splits(big, {}, sparse), true, 'draws whole, merge split');
+  assert.equal(method('dare_ties').rangeSplit!.splits(big, {}, [{ weight: 1, density: 1 }, {}]), true);
+  assert.equal(method('ties').rangeSplit!.splits(1000, {}, sparse), false, 'small tensors merge whole');
 });
 
 function allCases(): void {

@@ -13,6 +13,7 @@ import {
   planMerge,
 } from '../../src/merge/index.ts';
 import { writeSafetensors } from '../../src/tensors/index.ts';
+import { bundledWorkerScript } from '../../src/merge/workers/worker-script.ts';
 import { tempDir } from '../helpers/redis.ts';
 
 let dir: ReturnType<typeof tempDir>;
@@ -108,4 +109,14 @@ test('an error in a worker fails the merge with the tensor named and leaves no o
       /epsilon/.test(e.message),
   );
   assert.equal(existsSync(path.join(dir.dir, 'della-2-parameters-models')), false);
+});
+
+test('merge workers start from one bundled script (no TypeScript loader per thread)', () => {
+  const entry = new URL('../../src/merge/workers/tensor-worker.ts', import.meta.url).href;
+  const script = bundledWorkerScript(entry);
+  assert.ok(script, 'esbuild (tsx’s compiler) bundles the worker entry');
+  // the bundle carries the kernels themselves, not an import of the TypeScript sources
+  assert.match(script, /function mergeGtaEncoded/);
+  assert.doesNotMatch(script, /\.ts["']\)/);
+  assert.equal(bundledWorkerScript(entry), script, 'bundled once per process');
 });

@@ -2,11 +2,13 @@
 // merge's working set (a SharedArrayBuffer, given once at start), so a job is a few offsets and
 // parameters and its answer a count: no tensor is copied or transferred between threads.
 import { Worker } from 'node:worker_threads';
+import type { RangeAnswer } from '../method.ts';
 import type { ArenaTensorJob } from './tensor-job.ts';
+import { bundledWorkerScript } from './worker-script.ts';
 
 interface Pending {
   job: ArenaTensorJob;
-  resolve: (nonFinite: number) => void;
+  resolve: (result: RangeAnswer) => void;
   reject: (error: Error) => void;
 }
 
@@ -23,17 +25,21 @@ export class MergeWorkerPool {
 
   constructor(size: number, arena: SharedArrayBuffer) {
     this.size = size;
+    // One bundled script when esbuild is at hand (no loader per thread), else tsx's loader per worker.
+    const script = bundledWorkerScript(ENTRY);
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(BOOTSTRAP, { workerData: { entry: ENTRY, arena } });
+      const worker = script
+        ? new Worker(script, { eval: true, workerData: { arena } })
+        : new Worker(BOOTSTRAP, { workerData: { entry: ENTRY, arena } });
       worker.on(
         'message',
-        (message: { id: number; nonFinite?: number; error?: { name: string; message: string } }) => {
+        (message: { id: number; result?: RangeAnswer; error?: { name: string; message: string } }) => {
           const pending = this.#running.get(worker);
           this.#running.delete(worker);
           if (pending) {
             if (message.error)
               pending.reject(Object.assign(new Error(message.error.message), { name: message.error.name }));
-            else pending.resolve(message.nonFinite ?? 0);
+            else pending.resolve(message.result ?? 0);
           }
           this.#idle.push(worker);
           this.#dispatch();
@@ -52,8 +58,8 @@ export class MergeWorkerPool {
     }
   }
 
-  /** Runs a job on the next free worker; resolves with the output's non-finite count. */
-  run(job: ArenaTensorJob): Promise<number> {
+  /** Runs a job on the next free worker; resolves with the output's non-finite count (a range phase: its answer). */
+  run(job: ArenaTensorJob): Promise<RangeAnswer> {
     if (this.#closed) return Promise.reject(new Error('the merge worker pool is closed'));
     return new Promise((resolve, reject) => {
       this.#queue.push({ job, resolve, reject });

@@ -8,7 +8,7 @@ import {
   float32ToBF16CountingNonFinite,
 } from '../../tensors/float-conversion.ts';
 import { countNonFinite } from '../kernels/reductions.ts';
-import type { ParameterValue, TensorInput } from '../method.ts';
+import type { EncodedMergeContext, ParameterValue, RangeAnswer, RangePhase, TensorInput } from '../method.ts';
 import { randomForTensor } from '../random.ts';
 import { getMethod } from '../registry.ts';
 
@@ -54,6 +54,8 @@ export interface ArenaTensorJob {
   inputs: ArenaInput[];
   outDtype: DType;
   outOffset: number;
+  /** One phase of a range-split merge (see RangeSplitMerge); absent: the whole tensor at once. */
+  phase?: RangePhase;
 }
 
 export function arenaView(buffer: ArrayBufferLike, dtype: DType, offset: number, numel: number): TypedArray {
@@ -82,14 +84,18 @@ export function encodeInto(values: Float32Array, dtype: DType, out: TypedArray):
   return countNonFinite(values);
 }
 
-/** Runs an arena job against `buffer`; returns the output's non-finite count. */
-export function runArenaJob(buffer: ArrayBufferLike, job: ArenaTensorJob): number {
+/**
+ * Runs an arena job against `buffer`; returns the output's non-finite count (a statistics phase of a
+ * range-split merge: its histograms).
+ */
+export function runArenaJob(buffer: ArrayBufferLike, job: ArenaTensorJob): RangeAnswer {
   const method = getMethod(job.method);
   if (method?.kind !== 'tensor') throw new Error(`no tensor method ${job.method}`);
   const numel = numelOf(job.shape);
   const out = arenaView(buffer, job.outDtype, job.outOffset, numel);
+  if (job.phase && !method.rangeSplit) throw new Error(`${job.method} cannot merge in ranges`);
   if (method.mergeEncoded) {
-    return method.mergeEncoded({
+    const ctx: EncodedMergeContext = {
       tensorName: job.tensorName,
       shape: job.shape,
       inputs: job.inputs.map((input) => ({
@@ -103,7 +109,8 @@ export function runArenaJob(buffer: ArrayBufferLike, job: ArenaTensorJob): numbe
       random: randomForTensor(job.seed, job.tensorName),
       outDtype: job.outDtype,
       out,
-    });
+    };
+    return job.phase ? method.rangeSplit!.runPhase(ctx, job.phase) : method.mergeEncoded(ctx);
   }
   // Unfused methods: decode each stored tensor once (even when two inputs name it), merge, encode.
   const decoded = new Map<number, Float32Array>();
