@@ -51,7 +51,7 @@ redis-server (AOF on, noeviction) with its data under $LORAFUSE_DATA_DIR/redis. 
 
 export const DEMO_SPEC: CommandSpec = {
   command: 'demo',
-  summary: `The product in about 3 minutes on 2 cores: the quick study (lorafuse study --quick). Starts the
+  summary: `The product in under 2 minutes on 2 idle cores: the quick study (lorafuse study --quick). Starts the
 embedded stack, fine-tunes four MNIST-derived tasks with full fine-tuning, LoRA and L-LoRA through the queue,
 merges each set (averaging, task arithmetic, TIES, LoraHub; λ and density searched on validation), evaluates on
 test, analyses the task vectors, prints the paper-style table and where the report is. Needs redis-server.

@@ -38,7 +38,7 @@ const linspace = (from: number, to: number, n: number) =>
 export const PRESETS: Record<StudyPreset['name'], StudyPreset> = {
   quick: {
     name: 'quick',
-    description: '4 tasks, 512 training examples each, 60 steps: about 3 minutes on 2 idle cores',
+    description: '4 tasks, 512 training examples each, 60 steps: under 2 minutes on 2 idle cores',
     tasks: QUICK_STUDY_TASKS,
     sizes: { train: 512, validation: 128, test: 256 },
     training: {
@@ -58,7 +58,7 @@ export const PRESETS: Record<StudyPreset['name'], StudyPreset> = {
   default: {
     name: 'default',
     description:
-      'every task of the suite, 2,000 training examples each, 300 steps: 18 CPU-minutes (38 minutes on 2 shared cores)',
+      'every task of the suite, 2,000 training examples each, 300 steps: about 7 minutes on 2 idle cores',
     tasks: 'all',
     sizes: { train: 2000, validation: 300, test: 1000 },
     training: {
