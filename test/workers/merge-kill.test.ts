@@ -12,7 +12,7 @@ import { startApi, type TestApi } from '../api/harness.ts';
 import { uploadEvaluationTasks, uploadMlp } from '../helpers/mlp-uploads.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
 import { HANG_GUARD_MS } from '../helpers/wait.ts';
-import { spawnWorkerProcess, type WorkerProcess } from '../helpers/worker-process.ts';
+import { killWhenFrozen, spawnMergeWorkerProcess, type WorkerProcess } from '../helpers/worker-process.ts';
 import { leftoverWorkDirs, waitFor } from './fixtures.ts';
 
 describe('an evaluated merge whose worker is killed after publishing', () => {
@@ -37,18 +37,11 @@ describe('an evaluated merge whose worker is killed after publishing', () => {
   });
 
   function spawnWorker(): WorkerProcess {
-    const worker = spawnWorkerProcess(
-      {
-        REDIS_URL: server.url,
-        LORAFUSE_QUEUE_PREFIX: api.jobs.prefix,
-        LORAFUSE_DATA_DIR: api.dataDir,
-        LORAFUSE_BACKEND: 'wasm',
-        LOG_LEVEL: 'info',
-        LORAFUSE_WORKER_LOCK_MS: '1000',
-        LORAFUSE_WORKER_STALLED_MS: '500',
-      },
-      ['--queues', 'merge', '--concurrency', 'merge=1'],
-    );
+    const worker = spawnMergeWorkerProcess({
+      redisUrl: server.url,
+      prefix: api.jobs.prefix,
+      dataDir: api.dataDir,
+    });
     workers.push(worker);
     return worker;
   }
@@ -84,9 +77,8 @@ describe('an evaluated merge whose worker is killed after publishing', () => {
       );
       return { result, report, state: (await view(id)).state };
     };
-    const worker = spawnWorker();
-    const group = -(worker.child.pid as number);
-    const orphan = await waitFor(
+    const orphan = await killWhenFrozen(
+      spawnWorker(),
       'the merge published and not yet completed',
       async () => {
         const seen = await published();
@@ -94,21 +86,9 @@ describe('an evaluated merge whose worker is killed after publishing', () => {
           seen.state === 'queued' || seen.state === 'active',
           `the merge ${seen.state} before the kill`,
         );
-        if (!seen.result || seen.report) return null;
-        process.kill(group, 'SIGSTOP');
-        // Let a command the worker sent just before it stopped reach Redis before looking again.
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        const frozen = await published();
-        if (frozen.result && !frozen.report && frozen.state === 'active') return frozen.result;
-        process.kill(group, 'SIGCONT');
-        return null;
+        return seen.result && !seen.report && seen.state === 'active' ? seen.result : null;
       },
-      HANG_GUARD_MS,
-      10,
     );
-    process.kill(group, 'SIGKILL');
-    assert.equal((await worker.exited).signal, 'SIGKILL');
-    await worker.drained;
     assert.ok(await api.store.get(orphan), 'the killed attempt left its merged adapter behind');
     assert.equal(await api.store.count('adapter'), before + 1);
     assert.equal(await api.store.count('report'), reports, 'no report yet');

@@ -18,7 +18,7 @@ import { REPORT_JSON } from '../../src/store/index.ts';
 import { startApi, type TestApi } from '../api/harness.ts';
 import { uploadEvaluationTasks, uploadMlp } from '../helpers/mlp-uploads.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
-import { spawnWorkerProcess, type WorkerProcess } from '../helpers/worker-process.ts';
+import { killWhenFrozen, spawnMergeWorkerProcess, type WorkerProcess } from '../helpers/worker-process.ts';
 import { leftoverWorkDirs, waitFor } from './fixtures.ts';
 
 const LAMBDAS = [0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2];
@@ -39,18 +39,11 @@ describe('a search whose worker is killed mid-search', () => {
   });
 
   function spawnWorker(): WorkerProcess {
-    const worker = spawnWorkerProcess(
-      {
-        REDIS_URL: server.url,
-        LORAFUSE_QUEUE_PREFIX: api.jobs.prefix,
-        LORAFUSE_DATA_DIR: api.dataDir,
-        LORAFUSE_BACKEND: 'wasm',
-        LOG_LEVEL: 'info',
-        LORAFUSE_WORKER_LOCK_MS: '1000',
-        LORAFUSE_WORKER_STALLED_MS: '500',
-      },
-      ['--queues', 'merge', '--concurrency', 'merge=1'],
-    );
+    const worker = spawnMergeWorkerProcess({
+      redisUrl: server.url,
+      prefix: api.jobs.prefix,
+      dataDir: api.dataDir,
+    });
     workers.push(worker);
     return worker;
   }
@@ -91,47 +84,21 @@ describe('a search whose worker is killed mid-search', () => {
     const adaptersBefore = await api.store.count('adapter');
 
     const first = spawnWorker();
-    const group = -(first.child.pid as number);
     // Kill it once a point has completed and the next one has stored its artifact and is evaluating it:
-    // mid-search, and at the worst point of a point (published, not yet in any result). The test reads the
-    // worker's state while the worker is frozen (SIGSTOP on its process group), so what it sees is what the
-    // worker is doing when it dies; a worker that raced past that window is thawed and looked at again.
+    // mid-search, and at the worst point of a point (published, not yet in any result).
     const searchKey = searchProgressKey(api.jobs.prefix, parent);
     // A point's artifact is published under its job's publication key (as every merge job's is).
     const publications = LAMBDAS.map((_, i) =>
       jobKeys(api.jobs.prefix).published(`${parent}-p${i}`, 'result'),
     );
-    const snapshot = async () => {
+    const atKill = await killWhenFrozen(first, 'a point done and the next one published', async () => {
       const fields = await api.redis.hgetall(searchKey);
       const published = await api.redis.mget(publications);
       const recorded = LAMBDAS.flatMap((_, i) => (fields[`p${i}`] ? [i] : []));
       const inFlight = LAMBDAS.flatMap((_, i) => (published[i] && !fields[`p${i}`] ? [i] : []));
-      return { recorded, inFlight };
-    };
-    const atKill = await waitFor(
-      'a point done and the next one published',
-      async () => {
-        const seen = await snapshot();
-        if (seen.recorded.length === 0 || seen.inFlight.length !== 1) return null;
-        process.kill(group, 'SIGSTOP');
-        // Let a command the worker sent just before it stopped reach Redis before looking again.
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        const frozen = await snapshot();
-        if (
-          frozen.recorded.length > 0 &&
-          frozen.recorded.length < LAMBDAS.length &&
-          frozen.inFlight.length === 1
-        )
-          return frozen;
-        process.kill(group, 'SIGCONT');
-        return null;
-      },
-      300_000,
-      10,
-    );
-    process.kill(group, 'SIGKILL');
-    assert.equal((await first.exited).signal, 'SIGKILL');
-    await first.drained;
+      const midSearch = recorded.length > 0 && recorded.length < LAMBDAS.length && inFlight.length === 1;
+      return midSearch ? { recorded, inFlight } : null;
+    });
     const completedBefore = logged(first, 'completed');
     assert.ok(!completedBefore.includes(parent), 'the search itself had not finished');
     const killedPoint = `${parent}-p${atKill.inFlight[0]}`;
