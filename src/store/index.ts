@@ -7,7 +7,7 @@ export {
   projectWebhookSecret,
   projectWebhookSecrets,
   SCOPES,
-  tokenMatches,
+  hashesMatch,
   hashToken,
 } from './access.ts';
 export type { ApiKeyRecord, Principal, ProjectRecord, Scope } from './access.ts';

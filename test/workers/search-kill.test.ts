@@ -111,7 +111,11 @@ describe('a search whose worker is killed mid-search', () => {
         // Let a command the worker sent just before it stopped reach Redis before looking again.
         await new Promise((resolve) => setTimeout(resolve, 100));
         const frozen = await snapshot();
-        if (frozen.recorded.length > 0 && frozen.recorded.length < LAMBDAS.length && frozen.inFlight.length === 1)
+        if (
+          frozen.recorded.length > 0 &&
+          frozen.recorded.length < LAMBDAS.length &&
+          frozen.inFlight.length === 1
+        )
           return frozen;
         process.kill(group, 'SIGCONT');
         return null;
