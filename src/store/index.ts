@@ -12,6 +12,7 @@ export {
 } from './access.ts';
 export type { ApiKeyRecord, Principal, ProjectRecord, Scope } from './access.ts';
 export { ArtifactInputs, MissingArtifactError, requireArtifact } from './artifact-inputs.ts';
+export { HeaderCache } from './header-cache.ts';
 export type { StoredAdapterSource, StoredModelSource } from './artifact-inputs.ts';
 export { ArtifactStore, InvalidCursorError, StagedUpload } from './artifact-store.ts';
 export type { ArtifactPage, ArtifactStoreOptions } from './artifact-store.ts';
