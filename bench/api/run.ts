@@ -10,7 +10,8 @@
 // --api-key KEY (the bootstrap key serve starts with, sent as Authorization: Bearer on every request; default: a
 // fresh bootstrap key that only makes the project key; also LORAFUSE_BENCH_API_KEY), --routes jobs,models,merges
 // (which to measure), --modes open,rate, --cpu-prof DIR (V8 CPU profile of the API process, written when it exits),
-// --baseline DIR (serve another checkout of lorafuse, with its node_modules, for before/after comparisons).
+// --baseline DIR (serve another checkout of lorafuse, with its node_modules, for before/after comparisons),
+// --log-level L (the API's LOG_LEVEL, default warn).
 // Each row also says how many Redis commands the API sent per request (INFO commandstats before and after).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -33,6 +34,7 @@ const { values } = parseArgs({
     modes: { type: 'string', default: 'open,rate' },
     'cpu-prof': { type: 'string' },
     baseline: { type: 'string' },
+    'log-level': { type: 'string', default: 'warn' },
   },
 });
 const routes = new Set(values.routes.split(','));
@@ -183,7 +185,8 @@ const server = spawn(
       PORT: String(port),
       HOST: '127.0.0.1',
       LORAFUSE_DATA_DIR: path.join(work, 'data'),
-      LOG_LEVEL: 'warn',
+      // warn by default: at info (serve's default) every request writes two lines to stdout, here a pipe.
+      LOG_LEVEL: values['log-level'],
       LORAFUSE_BOOTSTRAP_KEY: bootstrapKey,
       // The per-key limiter stays on (its Redis round trip is part of every request) but far above the rates
       // measured here, which one key sends.
