@@ -74,6 +74,11 @@ export interface AccessSettings {
   rateLimit: number;
   /** LORAFUSE_RATE_LIMIT_WINDOW_S, in milliseconds. */
   rateLimitWindowMs: number;
+  /**
+   * LORAFUSE_KEY_CACHE_S, in ms: how long an API process may accept a verified key from memory; a key revoked by
+   * another process (the CLI, another replica) works at most this much longer there. 0: every request reads Redis.
+   */
+  keyCacheMs: number;
   /** LORAFUSE_IDLE_TIMEOUT_S: a connection silent this long (a stalled upload) is cut; ms, 0: never. */
   idleTimeoutMs: number;
   /** LORAFUSE_REQUEST_TIMEOUT_S: the longest a whole request may take to arrive; ms, 0: no limit. */
@@ -172,6 +177,7 @@ function accessSettings(env: NodeJS.ProcessEnv): AccessSettings {
     bootstrapKey,
     rateLimit: integer(env, 'LORAFUSE_RATE_LIMIT', 6000, 0, 10_000_000),
     rateLimitWindowMs: integer(env, 'LORAFUSE_RATE_LIMIT_WINDOW_S', 60, 1, 86_400) * 1000,
+    keyCacheMs: integer(env, 'LORAFUSE_KEY_CACHE_S', 5, 0, 300) * 1000,
     idleTimeoutMs: integer(env, 'LORAFUSE_IDLE_TIMEOUT_S', 60, 0, 86_400) * 1000,
     requestTimeoutMs: integer(env, 'LORAFUSE_REQUEST_TIMEOUT_S', 6 * 3600, 0, 7 * 86_400) * 1000,
     corsOrigins: origins.map((origin) => origin.replace(/\/$/, '')),

@@ -4,9 +4,15 @@
 // process on a private redis-server, so the load generator does not share its event loop. Each route is
 // measured twice: open throttle (the most the API serves) and at a fixed rate (the issue's targets: p99 < 25 ms
 // for the GETs at 2,000 req/s, p99 < 60 ms for POST /v1/merges at 500 req/s, zero errors).
+// Every request carries a project API key (lfk_…, read and write scopes) made through POST /v1/keys, so each pays
+// for authentication as a client's would; `--api-key` sends the given bootstrap key instead.
 // Options: --duration S (per run, default 10), --connections N (100), --get-rate N (2000), --post-rate N (500),
-// --api-key KEY (the bootstrap key serve starts with, sent as Authorization: Bearer; default: a fresh random one;
-// also LORAFUSE_BENCH_API_KEY).
+// --api-key KEY (the bootstrap key serve starts with, sent as Authorization: Bearer on every request; default: a
+// fresh bootstrap key that only makes the project key; also LORAFUSE_BENCH_API_KEY), --routes jobs,models,merges
+// (which to measure), --modes open,rate, --cpu-prof DIR (V8 CPU profile of the API process, written when it exits),
+// --baseline DIR (serve another checkout of lorafuse, with its node_modules, for before/after comparisons),
+// --log-level L (the API's LOG_LEVEL, default warn).
+// Each row also says how many Redis commands the API sent per request (INFO commandstats before and after).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -14,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
 import { freePort, startEmbeddedRedis } from '../../src/cli/embedded-redis.ts';
 
 const { values } = parseArgs({
@@ -23,14 +30,21 @@ const { values } = parseArgs({
     'get-rate': { type: 'string', default: '2000' },
     'post-rate': { type: 'string', default: '500' },
     'api-key': { type: 'string', default: process.env.LORAFUSE_BENCH_API_KEY ?? '' },
+    routes: { type: 'string', default: 'jobs,models,merges' },
+    modes: { type: 'string', default: 'open,rate' },
+    'cpu-prof': { type: 'string' },
+    baseline: { type: 'string' },
+    'log-level': { type: 'string', default: 'warn' },
   },
 });
+const routes = new Set(values.routes.split(','));
+const modes = new Set(values.modes.split(','));
 const duration = Number(values.duration);
 const connections = Number(values.connections);
-// `serve` has API keys on: the bench starts it with a fresh bootstrap key (admin of the default project) unless one
-// is given, so every request pays for authentication as a client's would.
-const apiKey = values['api-key'] || `bench-${randomBytes(32).toString('hex')}`;
-const auth: Record<string, string> = { authorization: `Bearer ${apiKey}` };
+// `serve` has API keys on: it starts with a bootstrap key (admin of the default project); unless one is given, the
+// bench uses it only to make a project key, which every measured request then sends.
+const bootstrapKey = values['api-key'] || `bench-${randomBytes(32).toString('hex')}`;
+const auth: Record<string, string> = { authorization: `Bearer ${bootstrapKey}` };
 const GOLDEN = path.resolve(import.meta.dirname, '../../test/fixtures/golden/mergekit_task_arithmetic');
 
 async function waitReady(base: string, child: ChildProcess): Promise<void> {
@@ -59,6 +73,44 @@ async function upload(base: string, name: string): Promise<string> {
   return ((await response.json()) as { id: string }).id;
 }
 
+/** A project key with read and write scopes (what a client or CI pipeline holds). */
+async function makeProjectKey(base: string): Promise<string> {
+  const response = await fetch(`${base}/v1/keys`, {
+    method: 'POST',
+    body: JSON.stringify({ name: 'bench-api', scopes: ['read', 'write'] }),
+    headers: { ...auth, 'content-type': 'application/json' },
+  });
+  if (response.status !== 201) throw new Error(`POST /v1/keys: ${response.status} ${await response.text()}`);
+  return ((await response.json()) as { key: string }).key;
+}
+
+/** Commands Redis has served so far (INFO commandstats), to count what one request costs. */
+async function redisCommands(redis: Redis): Promise<number> {
+  const info = await redis.info('commandstats');
+  let calls = 0;
+  for (const match of info.matchAll(/^cmdstat_[^:]+:calls=(\d+)/gm)) calls += Number(match[1]);
+  return calls;
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); null elsewhere. */
+function processCpuSeconds(pid: number | undefined): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime (fields 14 and 15 of proc(5)) in clock ticks, 100 per second on Linux.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds Redis has used so far (INFO cpu). */
+async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const field = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? 0);
+  return field('used_cpu_user') + field('used_cpu_sys');
+}
+
 interface Row {
   route: string;
   mode: string;
@@ -69,6 +121,10 @@ interface Row {
   max: number;
   errors: number;
   non2xx: number;
+  redisPerRequest: number;
+  /** CPU time per request of the API process and of Redis, microseconds: comparable on a busy machine. */
+  apiCpuUs: number | null;
+  redisCpuUs: number;
 }
 
 async function measure(
@@ -76,6 +132,10 @@ async function measure(
   mode: string,
   options: { url: string; method?: 'GET' | 'POST'; body?: string; rate?: number },
 ): Promise<Row> {
+  // The INFO calls themselves are two commands: negligible against thousands of requests.
+  const commandsBefore = await redisCommands(monitor);
+  const apiCpuBefore = processCpuSeconds(server.pid);
+  const redisCpuBefore = await redisCpuSeconds(monitor);
   const result = await autocannon({
     url: options.url,
     method: options.method ?? 'GET',
@@ -85,6 +145,10 @@ async function measure(
     duration,
     overallRate: options.rate,
   });
+  const commands = (await redisCommands(monitor)) - commandsBefore;
+  const apiCpuAfter = processCpuSeconds(server.pid);
+  const redisCpu = (await redisCpuSeconds(monitor)) - redisCpuBefore;
+  const total = Math.max(1, result.requests.total);
   return {
     route,
     mode,
@@ -95,16 +159,25 @@ async function measure(
     max: result.latency.max,
     errors: result.errors + result.timeouts,
     non2xx: result.non2xx,
+    redisPerRequest: commands / total,
+    apiCpuUs:
+      apiCpuBefore === null || apiCpuAfter === null ? null : ((apiCpuAfter - apiCpuBefore) / total) * 1e6,
+    redisCpuUs: (redisCpu / total) * 1e6,
   };
 }
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'lorafuse-bench-api-'));
 const redis = await startEmbeddedRedis({ dir: path.join(work, 'redis'), appendOnly: false });
+const monitor = new Redis(redis.url);
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const server = spawn(
   process.execPath,
-  [path.resolve(import.meta.dirname, '../../bin/lorafuse.js'), 'serve'],
+  [
+    ...(values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(values['cpu-prof'])] : []),
+    path.resolve(values.baseline ?? path.resolve(import.meta.dirname, '../..'), 'bin/lorafuse.js'),
+    'serve',
+  ],
   {
     env: {
       ...process.env,
@@ -112,8 +185,9 @@ const server = spawn(
       PORT: String(port),
       HOST: '127.0.0.1',
       LORAFUSE_DATA_DIR: path.join(work, 'data'),
-      LOG_LEVEL: 'warn',
-      LORAFUSE_BOOTSTRAP_KEY: apiKey,
+      // warn by default: at info (serve's default) every request writes two lines to stdout, here a pipe.
+      LOG_LEVEL: values['log-level'],
+      LORAFUSE_BOOTSTRAP_KEY: bootstrapKey,
       // The per-key limiter stays on (its Redis round trip is part of every request) but far above the rates
       // measured here, which one key sends.
       LORAFUSE_RATE_LIMIT: '10000000',
@@ -123,6 +197,7 @@ const server = spawn(
 );
 try {
   await waitReady(base, server);
+  if (!values['api-key']) auth.authorization = `Bearer ${await makeProjectKey(base)}`;
   const ids: Record<string, string> = {};
   for (const name of ['base', 'm0', 'm1', 'm2']) ids[name] = await upload(base, name);
   const recipe = JSON.stringify({
@@ -142,34 +217,37 @@ try {
   const postRate = Number(values['post-rate']);
   const load = os.loadavg().map((value) => value.toFixed(1));
   console.log(
-    `lorafuse API on loopback: ${connections} connections, ${duration} s per run, ${os.cpus().length} cores, load ${load.join(' ')}${values['api-key'] ? ', authenticated with the given key' : ', authenticated with a fresh bootstrap key'}`,
+    `lorafuse API on loopback: ${connections} connections, ${duration} s per run, ${os.cpus().length} cores, load ${load.join(' ')}${values['api-key'] ? ', authenticated with the given bootstrap key' : ', authenticated with a project key (read, write)'}`,
   );
   const rows: Row[] = [];
-  for (const [route, url] of [
-    ['GET /v1/jobs/{id}', `${base}/v1/jobs/${jobId}`],
-    ['GET /v1/models', `${base}/v1/models`],
+  for (const [name, route, url] of [
+    ['jobs', 'GET /v1/jobs/{id}', `${base}/v1/jobs/${jobId}`],
+    ['models', 'GET /v1/models', `${base}/v1/models`],
   ] as const) {
-    rows.push(await measure(route, 'open', { url }));
-    rows.push(await measure(route, `${getRate} req/s`, { url, rate: getRate }));
+    if (!routes.has(name)) continue;
+    if (modes.has('open')) rows.push(await measure(route, 'open', { url }));
+    if (modes.has('rate')) rows.push(await measure(route, `${getRate} req/s`, { url, rate: getRate }));
   }
-  rows.push(
-    await measure('POST /v1/merges', 'open', { url: `${base}/v1/merges`, method: 'POST', body: recipe }),
+  const merges = { url: `${base}/v1/merges`, method: 'POST', body: recipe } as const;
+  if (routes.has('merges') && modes.has('open')) rows.push(await measure('POST /v1/merges', 'open', merges));
+  if (routes.has('merges') && modes.has('rate')) {
+    rows.push(await measure('POST /v1/merges', `${postRate} req/s`, { ...merges, rate: postRate }));
+  }
+  console.log(
+    '| route | load | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | non-2xx | Redis cmds/req | API CPU µs/req | Redis CPU µs/req |',
   );
-  rows.push(
-    await measure('POST /v1/merges', `${postRate} req/s`, {
-      url: `${base}/v1/merges`,
-      method: 'POST',
-      body: recipe,
-      rate: postRate,
-    }),
-  );
-  console.log('| route | load | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | non-2xx |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const row of rows) {
     console.log(
-      `| ${row.route} | ${row.mode} | ${row.requestsPerSecond.toFixed(0)} | ${row.p50} | ${row.p90} | ${row.p99} | ${row.max} | ${row.errors} | ${row.non2xx} |`,
+      `| ${row.route} | ${row.mode} | ${row.requestsPerSecond.toFixed(0)} | ${row.p50} | ${row.p90} | ${row.p99} | ${row.max} | ${row.errors} | ${row.non2xx} | ${row.redisPerRequest.toFixed(1)} | ${row.apiCpuUs?.toFixed(0) ?? '–'} | ${row.redisCpuUs.toFixed(0)} |`,
     );
   }
+  console.log(
+    `load average after: ${os
+      .loadavg()
+      .map((value) => value.toFixed(1))
+      .join(' ')}`,
+  );
   const verdict = (row: Row, p99: number) =>
     `${row.route} at ${row.mode}: p99 ${row.p99} ms (target < ${p99} ms), ${row.errors + row.non2xx} errors: ${row.p99 < p99 && row.errors + row.non2xx === 0 ? 'met' : 'NOT met'}`;
   for (const row of rows.filter((r) => r.mode !== 'open'))
@@ -177,6 +255,7 @@ try {
 } finally {
   server.kill('SIGTERM');
   await new Promise((resolve) => server.once('exit', resolve));
+  monitor.disconnect();
   await redis.stop();
   rmSync(work, { recursive: true, force: true });
 }

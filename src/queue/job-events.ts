@@ -82,7 +82,7 @@ export class JobEventHub {
       reader = (async () => {
         // A connection of its own for the blocking XREAD, which must not hold up the shared one and must wait
         // forever (BullMQ refuses a blocking connection that gives up after a few retries).
-        const connection = this.redis.duplicate({ maxRetriesPerRequest: null });
+        const connection = this.redis.duplicate({ maxRetriesPerRequest: null, enableAutoPipelining: false });
         connection.on('error', () => undefined);
         this.connections.push(connection);
         const events = new QueueEvents(QUEUE_NAMES[type], { connection, prefix: this.prefix });

@@ -3,6 +3,7 @@
 // Each project has a webhook secret, made with the project, that only admins read.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { KeyCache } from './key-cache.ts';
 
 /** `read`: GETs. `write`: uploads, jobs, deletes. `admin`: keys, the project's secrets, operator views. */
 export const SCOPES = ['read', 'write', 'admin'] as const;
@@ -84,9 +85,9 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
-/** True when `token` equals `expected` (compared by their hashes, in constant time). */
-export function tokenMatches(token: string, expectedHash: string): boolean {
-  return timingSafeEqual(Buffer.from(hashToken(token), 'hex'), Buffer.from(expectedHash, 'hex'));
+/** True when two hashToken results are equal, compared in constant time. */
+export function hashesMatch(tokenHash: string, expectedHash: string): boolean {
+  return timingSafeEqual(Buffer.from(tokenHash, 'hex'), Buffer.from(expectedHash, 'hex'));
 }
 
 function accessKeys(prefix: string) {
@@ -100,15 +101,29 @@ function accessKeys(prefix: string) {
   };
 }
 
+export interface AccessStoreOptions {
+  /**
+   * How long a verified key may be answered from this process's memory (ms; 0, the default: every lookup reads
+   * Redis). A key revoked elsewhere keeps working here at most this long; revoked through this store, not at all.
+   */
+  keyCacheMs?: number;
+  /** Milliseconds now, for the key cache (tests). */
+  now?: () => number;
+}
+
 /** Projects and their keys, shared by the API (authentication), the CLI (`lorafuse keys`) and workers (webhook secrets). */
 export class AccessStore {
   private readonly keys: ReturnType<typeof accessKeys>;
+  private readonly cache: KeyCache<ApiKeyRecord> | null;
 
   constructor(
     private readonly redis: Redis,
     prefix: string,
+    options: AccessStoreOptions = {},
   ) {
     this.keys = accessKeys(prefix);
+    const ttlMs = options.keyCacheMs ?? 0;
+    this.cache = ttlMs > 0 ? new KeyCache<ApiKeyRecord>({ ttlMs, now: options.now }) : null;
   }
 
   /** The project, created with a fresh webhook secret when it does not exist yet. */
@@ -153,11 +168,20 @@ export class AccessStore {
     return { token, key };
   }
 
-  /** The key a bearer token is, or null (unknown, revoked, or not shaped like one of ours). */
-  async authenticate(token: string): Promise<ApiKeyRecord | null> {
+  /**
+   * The key a bearer token is, or null (unknown, revoked, or not shaped like one of ours). `tokenHash` is
+   * hashToken(token) when the caller has it already. Known keys may come from the key cache (keyCacheMs).
+   */
+  async authenticate(token: string, tokenHash = hashToken(token)): Promise<ApiKeyRecord | null> {
     if (!TOKEN_PATTERN.test(token)) return null;
-    const json = await this.redis.hget(this.keys.byHash, hashToken(token));
-    return json === null ? null : (JSON.parse(json) as ApiKeyRecord);
+    const cached = this.cache?.get(tokenHash);
+    if (cached) return cached;
+    const read = this.cache?.beginRead();
+    const json = await this.redis.hget(this.keys.byHash, tokenHash);
+    if (json === null) return null;
+    const key = JSON.parse(json) as ApiKeyRecord;
+    if (read) this.cache?.set(tokenHash, key, read);
+    return key;
   }
 
   /** Keys of one project, or of all projects; oldest first. */
@@ -178,7 +202,10 @@ export class AccessStore {
     if (!key || !hash || (project !== undefined && key.project !== project)) {
       throw new AccessError('key-not-found', `no key with id ${id}`);
     }
+    this.cache?.forget(hash);
     await this.redis.multi().hdel(this.keys.byHash, hash).hdel(this.keys.byId, id).exec();
+    // Again after the delete: a lookup that read the key in between may have cached it.
+    this.cache?.forget(hash);
     return key;
   }
 }

@@ -11,6 +11,7 @@ import {
   MODEL_CONFIG,
 } from './artifact-layout.ts';
 import type { ArtifactStore } from './artifact-store.ts';
+import type { HeaderCache } from './header-cache.ts';
 import { readJsonObject } from './read-json.ts';
 import type { ArtifactRecord, StoredArtifactKind } from './types.ts';
 
@@ -50,12 +51,36 @@ export async function requireArtifact(
   return record;
 }
 
+export interface ArtifactInputsOptions {
+  /**
+   * Serve safetensors headers from this cache (the API's checks before queueing, which read only headers);
+   * tensor data is still read from the blob, opened on first need.
+   */
+  headers?: HeaderCache;
+}
+
 export class ArtifactInputs {
   private readonly opened: Checkpoint[] = [];
   /** The first id that was not found: the planner wraps resolver errors, so it is kept here. */
   missing: MissingArtifactError | undefined;
 
-  constructor(private readonly store: ArtifactStore) {}
+  constructor(
+    private readonly store: ArtifactStore,
+    private readonly options: ArtifactInputsOptions = {},
+  ) {}
+
+  /** The record's files by name, safetensors through the header cache when there is one. */
+  private refs(record: ArtifactRecord): Record<string, FileRef> {
+    const refs = this.store.fileRefs(record);
+    const headers = this.options.headers;
+    if (!headers) return refs;
+    for (const file of record.files) {
+      if (file.name.endsWith('.safetensors')) {
+        refs[file.name] = headers.source(file.sha256, file.size, refs[file.name]);
+      }
+    }
+    return refs;
+  }
 
   private async record(id: string, kind: StoredArtifactKind): Promise<ArtifactRecord> {
     try {
@@ -73,14 +98,14 @@ export class ArtifactInputs {
   }
 
   async openModel(ref: string): Promise<StoredModelSource> {
-    const paths = this.store.fileRefs(await this.record(ref, 'model'));
+    const paths = this.refs(await this.record(ref, 'model'));
     const config = paths[MODEL_CONFIG] ? await readJsonObject(paths[MODEL_CONFIG], MODEL_CONFIG) : undefined;
     delete paths[MODEL_CONFIG];
     return { checkpoint: await this.open(paths), config };
   }
 
   async openAdapter(ref: string): Promise<StoredAdapterSource> {
-    const paths = this.store.fileRefs(await this.record(ref, 'adapter'));
+    const paths = this.refs(await this.record(ref, 'adapter'));
     const source: StoredAdapterSource = {
       config: await readJsonObject(paths[ADAPTER_CONFIG], ADAPTER_CONFIG),
       weights: await this.open({ [ADAPTER_WEIGHTS]: paths[ADAPTER_WEIGHTS] }, 'adapter_model'),

@@ -7,11 +7,12 @@ export {
   projectWebhookSecret,
   projectWebhookSecrets,
   SCOPES,
-  tokenMatches,
+  hashesMatch,
   hashToken,
 } from './access.ts';
 export type { ApiKeyRecord, Principal, ProjectRecord, Scope } from './access.ts';
 export { ArtifactInputs, MissingArtifactError, requireArtifact } from './artifact-inputs.ts';
+export { HeaderCache } from './header-cache.ts';
 export type { StoredAdapterSource, StoredModelSource } from './artifact-inputs.ts';
 export { ArtifactStore, InvalidCursorError, StagedUpload } from './artifact-store.ts';
 export type { ArtifactPage, ArtifactStoreOptions } from './artifact-store.ts';

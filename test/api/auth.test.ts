@@ -306,6 +306,35 @@ describe('access: keys, scopes and projects', () => {
     );
   });
 
+  it('refuses a key revoked by another process (the CLI, another replica) once LORAFUSE_KEY_CACHE_S has passed', async () => {
+    // A second API with a 1 s key cache; the key is revoked through a store of its own, as `lorafuse keys revoke` does.
+    const replica = await startApi(
+      redis.url,
+      {},
+      {},
+      {
+        env: {
+          LORAFUSE_AUTH: 'true',
+          LORAFUSE_KEY_CACHE_S: '1',
+          LORAFUSE_QUEUE_PREFIX: api.config.queuePrefix,
+        },
+      },
+    );
+    try {
+      assert.equal(replica.config.access.keyCacheMs, 1000);
+      const made = await access.createKey({ project: 'jules', scopes: ['read'] });
+      const get = () => replica.app.inject({ method: 'GET', url: '/v1/models', headers: bearer(made.token) });
+      assert.equal((await get()).statusCode, 200);
+      const revokedAt = Date.now();
+      await access.revokeKey(made.key.id);
+      // The replica read the key before the revocation, so its memory of it ends within 1 s of it.
+      await new Promise((resolve) => setTimeout(resolve, revokedAt + 1000 + 20 - Date.now()));
+      assert.equal((await get()).statusCode, 401);
+    } finally {
+      await replica.close();
+    }
+  });
+
   it('stores keys only as hashes and never writes a key or webhook secret to logs or job data', async () => {
     const token = await key('ivy', ['read', 'write', 'admin']);
     await uploadModel(token);

@@ -1,15 +1,15 @@
-// The web-facing defences around the routes: security headers (@fastify/helmet), CORS for dashboards only
+// The web-facing defences around the routes: security headers (helmet's, computed once), CORS for dashboards only
 // when origins are configured (@fastify/cors; off by default, so a page on another origin cannot read or
 // make requests with a browser's help), and a rate limit per key counted in Redis (@fastify/rate-limit), so
 // every API process of a deployment shares one count. Request and idle timeouts are server options
 // (serverOptions in app.ts): they act on the socket, before any route runs.
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import fp from 'fastify-plugin';
 import type { AccessSettings } from '../../config.ts';
 import { ApiProblem } from '../errors.ts';
 import { requiredScope } from './auth.ts';
+import { securityHeaders } from './security-headers.ts';
 
 export interface SecurityPluginOptions {
   settings: AccessSettings;
@@ -31,9 +31,9 @@ const CORS_EXPOSED_HEADERS = [
 
 export default fp<SecurityPluginOptions>(
   async (app, { settings, prefix }) => {
-    await app.register(helmet, {
-      // The API answers JSON and files; the only pages are /docs (swagger-ui sets its own CSP for its
-      // static files, below) and report.html (inline styles and SVG, no script).
+    const headers = securityHeaders({
+      // The API answers JSON and files; the only pages are /docs (swagger-ui sets its own CSP for its static
+      // files, in its onSend hook, over this one) and report.html (inline styles and SVG, no script).
       contentSecurityPolicy: {
         directives: {
           defaultSrc: ["'none'"],
@@ -49,6 +49,11 @@ export default fp<SecurityPluginOptions>(
       },
       // Artifacts are downloaded by other origins' tools (not browsers); keep them fetchable.
       crossOriginResourcePolicy: { policy: 'same-site' },
+    });
+    // On every response, refusals included (set before any other hook can answer).
+    app.addHook('onRequest', (_request, reply, done) => {
+      reply.headers(headers);
+      done();
     });
 
     if (settings.corsOrigins.length > 0) {

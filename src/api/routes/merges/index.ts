@@ -105,9 +105,13 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         evaluation = await resolveEvaluation(request.store, parseRecipe(recipeBody), evaluationBody);
       }
       // Data-driven methods read the tasks' validation data: validateMerge refuses them without it.
-      const { inputs } = await validateMerge(request.store, recipeBody, evaluation, {
-        maxModels: app.config.limits.maxRecipeModels,
-      });
+      const { inputs } = await validateMerge(
+        request.store,
+        recipeBody,
+        evaluation,
+        { maxModels: app.config.limits.maxRecipeModels },
+        app.headerCache,
+      );
       let search: MergeSearch | undefined;
       let children: MergeJobPayload[] | undefined;
       // The seed is part of the recipe so that a rerun reproduces random methods exactly.
@@ -136,9 +140,14 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         children = [];
         for (const [index, params] of gridPoints(search.grid).entries()) {
           const point = pointRecipe(recipe, params);
-          await validateMerge(request.store, point, evaluation, {
-            maxModels: app.config.limits.maxRecipeModels,
-          }); // a value out of its declared range is a 422 now, not a failed child
+          // A value out of its declared range is a 422 now, not a failed child.
+          await validateMerge(
+            request.store,
+            point,
+            evaluation,
+            { maxModels: app.config.limits.maxRecipeModels },
+            app.headerCache,
+          );
           children.push({ recipe: point, inputs: allInputs, seed, evaluation, point: { index, params } });
         }
       }

@@ -13,7 +13,7 @@ import {
   recipeReferences,
 } from '../../../merge/index.ts';
 import type { MergeEvaluation } from '../../../queue/index.ts';
-import { ArtifactInputs, type ArtifactStore } from '../../../store/index.ts';
+import { ArtifactInputs, type ArtifactStore, type HeaderCache } from '../../../store/index.ts';
 import { ApiProblem } from '../../errors.ts';
 
 export interface ValidatedMerge {
@@ -21,11 +21,13 @@ export interface ValidatedMerge {
   inputs: string[];
 }
 
+/** `headers`: the app's cache of safetensors headers (the plan reads nothing else of the inputs). */
 export async function validateMerge(
   store: ArtifactStore,
   body: Record<string, unknown>,
   evaluation?: MergeEvaluation,
   limits: Partial<RecipeLimits> = {},
+  headers?: HeaderCache,
 ): Promise<ValidatedMerge> {
   const recipe = parseRecipe(body, limits);
   // A data-driven method without its tasks is refused before anything is opened.
@@ -34,17 +36,16 @@ export async function validateMerge(
   const references = recipeReferences(recipe);
   // Only the datasets here: heads and references are checked where the evaluation is resolved.
   const datasets = [...new Set(evaluation?.tasks.flatMap((t) => [t.validation, t.test]) ?? [])];
-  const unknown: string[] = [];
-  for (const [kind, ids] of [
-    ['model', references.models],
-    ['adapter', references.adapters],
-    ['dataset', datasets],
-  ] as const) {
-    for (const id of ids) {
-      const record = await store.get(id);
-      if (!record || record.kind !== kind) unknown.push(id);
-    }
-  }
+  // Every record asked for at once (one round trip on an auto-pipelined connection), reported in recipe order.
+  const wanted = (
+    [
+      ['model', references.models],
+      ['adapter', references.adapters],
+      ['dataset', datasets],
+    ] as const
+  ).flatMap(([kind, ids]) => ids.map((id) => ({ kind, id })));
+  const records = await Promise.all(wanted.map(({ id }) => store.get(id)));
+  const unknown = wanted.filter(({ kind }, i) => records[i]?.kind !== kind).map(({ id }) => id);
   if (unknown.length > 0) {
     throw new ApiProblem(
       'unknown-artifact',
@@ -55,7 +56,7 @@ export async function validateMerge(
     );
   }
   if (dataDriven) await checkSelectionSplits(store, evaluation!);
-  const resolver = new ArtifactInputs(store);
+  const resolver = new ArtifactInputs(store, { headers });
   if (dataDriven) {
     try {
       await planDataDrivenMerge(recipe, resolver, evaluation!.tasks.length);
