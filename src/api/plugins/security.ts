@@ -50,9 +50,11 @@ export default fp<SecurityPluginOptions>(
       // Artifacts are downloaded by other origins' tools (not browsers); keep them fetchable.
       crossOriginResourcePolicy: { policy: 'same-site' },
     });
-    // On every response, refusals included (set before any other hook can answer).
+    // On every response, refusals included (set before any other hook can answer). Set on the raw response,
+    // where @fastify/helmet sets them, so every path that answers (errors included) carries them as before.
+    const entries = Object.entries(headers);
     app.addHook('onRequest', (_request, reply, done) => {
-      reply.headers(headers);
+      for (const [name, value] of entries) reply.raw.setHeader(name, value);
       done();
     });
 
