@@ -24,10 +24,6 @@ import { Redis } from 'ioredis';
 import { freePort, startEmbeddedRedis } from '../../src/cli/embedded-redis.ts';
 import { pacedLoad, percentile } from './paced-load.ts';
 
-// What the API image runs serve with (docker/Dockerfile): a larger young generation. Most of what a request
-// allocates dies young; with V8's default semi-space (16 MB) the API spent a fifth of its CPU in scavenges.
-const SERVE_NODE_OPTIONS = '--max-semi-space-size=64';
-
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '10' },
@@ -40,7 +36,6 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     baseline: { type: 'string' },
     'log-level': { type: 'string', default: 'warn' },
-    'serve-node-options': { type: 'string', default: SERVE_NODE_OPTIONS },
   },
 });
 const routes = new Set(values.routes.split(','));
@@ -210,7 +205,6 @@ const base = `http://127.0.0.1:${port}`;
 const server = spawn(
   process.execPath,
   [
-    ...values['serve-node-options'].split(' ').filter(Boolean),
     ...(values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(values['cpu-prof'])] : []),
     path.resolve(values.baseline ?? path.resolve(import.meta.dirname, '../..'), 'bin/lorafuse.js'),
     'serve',
@@ -254,7 +248,7 @@ try {
   const postRate = Number(values['post-rate']);
   const load = os.loadavg().map((value) => value.toFixed(1));
   console.log(
-    `lorafuse API on loopback: ${connections} connections, ${duration} s per run, ${os.cpus().length} cores, load ${load.join(' ')}, serve run with node ${values['serve-node-options'] || '(no options)'}${values['api-key'] ? ', authenticated with the given bootstrap key' : ', authenticated with a project key (read, write)'}`,
+    `lorafuse API on loopback: ${connections} connections, ${duration} s per run, ${os.cpus().length} cores, load ${load.join(' ')}${values['api-key'] ? ', authenticated with the given bootstrap key' : ', authenticated with a project key (read, write)'}`,
   );
   const rows: Row[] = [];
   for (const [name, route, url] of [
