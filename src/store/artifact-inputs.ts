@@ -57,6 +57,8 @@ export interface ArtifactInputsOptions {
    * tensor data is still read from the blob, opened on first need.
    */
   headers?: HeaderCache;
+  /** Records the caller has read already (the API reads every input's record first): not read again. */
+  records?: ReadonlyMap<string, ArtifactRecord>;
 }
 
 export class ArtifactInputs {
@@ -83,6 +85,8 @@ export class ArtifactInputs {
   }
 
   private async record(id: string, kind: StoredArtifactKind): Promise<ArtifactRecord> {
+    const known = this.options.records?.get(id);
+    if (known?.kind === kind) return known;
     try {
       return await requireArtifact(this.store, id, kind);
     } catch (error) {

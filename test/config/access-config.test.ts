@@ -14,6 +14,7 @@ describe('access settings', () => {
       idleTimeoutMs: 60_000,
       requestTimeoutMs: 6 * 3600 * 1000,
       corsOrigins: [],
+      keyCacheMs: 5000,
     });
   });
 
@@ -26,6 +27,7 @@ describe('access settings', () => {
       LORAFUSE_IDLE_TIMEOUT_S: '5',
       LORAFUSE_REQUEST_TIMEOUT_S: '0',
       LORAFUSE_CORS_ORIGINS: 'https://dash.example, http://localhost:3000/',
+      LORAFUSE_KEY_CACHE_S: '0',
     }).access;
     assert.equal(access.authEnabled, false);
     assert.equal(access.bootstrapKey, 'k'.repeat(40));
@@ -34,6 +36,7 @@ describe('access settings', () => {
     assert.equal(access.idleTimeoutMs, 5000);
     assert.equal(access.requestTimeoutMs, 0);
     assert.deepEqual(access.corsOrigins, ['https://dash.example', 'http://localhost:3000']);
+    assert.equal(access.keyCacheMs, 0);
   });
 
   it('refuses a short bootstrap key without echoing it, a non-origin, and a bad flag', () => {
@@ -55,6 +58,10 @@ describe('access settings', () => {
     assert.throws(
       () => loadConfig({ LORAFUSE_AUTH: 'maybe' }),
       (error: unknown) => error instanceof ConfigError && error.variable === 'LORAFUSE_AUTH',
+    );
+    assert.throws(
+      () => loadConfig({ LORAFUSE_KEY_CACHE_S: '301' }),
+      (error: unknown) => error instanceof ConfigError && error.variable === 'LORAFUSE_KEY_CACHE_S',
     );
     assert.throws(
       () => loadConfig({ LORAFUSE_IDLE_TIMEOUT_S: '-1' }),

@@ -56,7 +56,8 @@ export async function validateMerge(
     );
   }
   if (dataDriven) await checkSelectionSplits(store, evaluation!);
-  const resolver = new ArtifactInputs(store, { headers });
+  const read = new Map(wanted.map(({ id }, i) => [id, records[i]!]));
+  const resolver = new ArtifactInputs(store, { headers, records: read });
   if (dataDriven) {
     try {
       await planDataDrivenMerge(recipe, resolver, evaluation!.tasks.length);
