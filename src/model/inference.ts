@@ -87,19 +87,17 @@ export async function predict(
 }
 
 /**
- * What a classifier head reads: the body's output for every example (for vit and bert, the pooled features
- * after the final layer norm), got by putting the identity in the classifier's place. [count, hidden] row-major.
+ * What a classifier head reads: the body's output for every example (vit and bert: the pooled features after the
+ * final layer norm; clip_vision_model: the L2-normalised image embedding; mlp: the last hidden layer), got by
+ * putting the identity in the classifier's place. [count, headFeatures] row-major.
  */
 export async function bodyFeatures(
   model: LoadedModel,
   inputs: HostInputs,
   batchSize = 128,
 ): Promise<Float32Array> {
-  const hidden = Number(model.config.hidden_size);
-  if (!model.params.has('classifier.weight'))
-    throw new ModelInputError(
-      'body features need a model with a classifier (classifier.weight) to stand in for',
-    );
+  // The identity stands in for the head whether or not the model has one (overrides come first).
+  const hidden = model.architecture.headFeatures(model.config);
   const identity = tf.eye(hidden);
   const zeros = tf.zeros([hidden]);
   const ctx = new ForwardContext(

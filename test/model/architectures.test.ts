@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { readSafetensors } from '../../src/model/io/host-tensors.ts';
-import { predict } from '../../src/model/inference.ts';
+import { bodyFeatures, predict } from '../../src/model/inference.ts';
 import { loadModel } from '../../src/model/load-model.ts';
 import { loadAdapter } from '../../src/model/lora/peft-adapter.ts';
 import { assertClose, FIXTURES, onBackend, OP_BACKENDS } from './helpers.ts';
@@ -71,6 +71,31 @@ for (const backend of OP_BACKENDS) {
       adapter.dispose();
       model.dispose();
     });
+
+    // A probe head is fitted on bodyFeatures: the model's own head applied to them must give its logits.
+    for (const arch of ['mlp', 'vit', 'bert', 'clip_vision_model']) {
+      it(`${arch}: body features are what the head reads`, async () => {
+        const { inputs, reference, model } = await fixture(arch);
+        const features = await bodyFeatures(model, inputs);
+        const weight = model.params.get('classifier.weight')!;
+        const [width, classes] = weight.shape; // kept [in, out] on the backend
+        assert.equal(width, model.architecture.headFeatures(model.config));
+        const w = (await weight.data()) as Float32Array;
+        const b = model.params.has('classifier.bias')
+          ? ((await model.params.get('classifier.bias')!.data()) as Float32Array)
+          : new Float32Array(classes);
+        const count = features.length / width;
+        const logits = new Float32Array(count * classes);
+        for (let n = 0; n < count; n++)
+          for (let c = 0; c < classes; c++) {
+            let sum = b[c];
+            for (let f = 0; f < width; f++) sum += features[n * width + f] * w[f * classes + c];
+            logits[n * classes + c] = sum;
+          }
+        assertClose(logits, reference.get('logits')!.data as Float32Array, RTOL, ATOL);
+        model.dispose();
+      });
+    }
 
     it('bert: the attention mask changes what padded rows see', async () => {
       const { inputs, model } = await fixture('bert');

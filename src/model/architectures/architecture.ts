@@ -28,6 +28,8 @@ export interface Architecture {
   linearModules(config: ModelConfig): string[];
   /** The task head: trained whole in LoRA fine-tuning and saved as PEFT modules_to_save. */
   headModules(config: ModelConfig): string[];
+  /** Width of what the head (`classifier`) reads: the features a linear probe is fitted on. */
+  headFeatures(config: ModelConfig): number;
   forward(ctx: ForwardContext, inputs: ModelInputs, config: ModelConfig): ModelOutputs;
 }
 

@@ -25,6 +25,7 @@ export const bertArchitecture: Architecture = {
     return modules;
   },
   headModules: () => ['classifier'],
+  headFeatures: (config) => numberField(config, 'hidden_size'),
   forward(ctx: ForwardContext, inputs, config) {
     if (!inputs.inputIds) throw new ModelInputError('bert needs input_ids');
     const eps = numberField(config, 'layer_norm_eps', 1e-12);

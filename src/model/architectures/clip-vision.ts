@@ -31,6 +31,8 @@ export const clipVisionArchitecture: Architecture = {
     return modules;
   },
   headModules: () => ['classifier'],
+  // The head reads the L2-normalised image embedding, after visual_projection.
+  headFeatures: (config) => numberField(config, 'projection_dim'),
   forward(ctx: ForwardContext, inputs, config) {
     if (!inputs.pixelValues) throw new ModelInputError('clip_vision_model needs pixel_values');
     const eps = numberField(config, 'layer_norm_eps', 1e-5);

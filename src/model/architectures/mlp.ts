@@ -15,6 +15,7 @@ export const mlpArchitecture: Architecture = {
   inputKind: 'pixels',
   linearModules: (config) => [...range(hiddenSizes(config).length).map((i) => `layers.${i}`), 'classifier'],
   headModules: () => ['classifier'],
+  headFeatures: (config) => hiddenSizes(config).at(-1) ?? numberField(config, 'input_size'),
   forward(ctx: ForwardContext, inputs, config) {
     if (!inputs.pixelValues) throw new ModelInputError('mlp needs pixel_values');
     const act = stringField(config, 'hidden_act', 'relu');

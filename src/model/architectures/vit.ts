@@ -27,6 +27,7 @@ export const vitArchitecture: Architecture = {
     return modules;
   },
   headModules: () => ['classifier'],
+  headFeatures: (config) => numberField(config, 'hidden_size'),
   forward(ctx: ForwardContext, inputs, config) {
     if (!inputs.pixelValues) throw new ModelInputError('vit needs pixel_values');
     const eps = numberField(config, 'layer_norm_eps', 1e-12);
