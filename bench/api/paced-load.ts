@@ -74,7 +74,10 @@ class Connection {
     const head = this.buffered.subarray(0, headEnd).toString('latin1');
     const length = /\r\ncontent-length: *(\d+)/i.exec(head);
     // The API answers every route measured here with a Content-Length; anything else counts as an error.
-    if (!length) return this.fail();
+    if (!length) {
+      this.fail();
+      return;
+    }
     const end = headEnd + 4 + Number(length[1]);
     if (this.buffered.length < end) return;
     this.buffered = this.buffered.subarray(end);
@@ -114,7 +117,9 @@ export async function pacedLoad(options: PacedLoadOptions): Promise<PacedLoadRes
       { length: options.connections },
       () =>
         new Promise<Connection>((resolve, reject) => {
-          const socket = net.connect(Number(url.port), url.hostname, () => resolve(new Connection(socket, onDone)));
+          const socket = net.connect(Number(url.port), url.hostname, () =>
+            resolve(new Connection(socket, onDone)),
+          );
           socket.once('error', reject);
         }),
     ),

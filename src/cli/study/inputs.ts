@@ -8,6 +8,8 @@ import { buildStudyTask } from '../../eval/datasets/mnist-suite.ts';
 import { type Dataset, readDataset, writeDataset } from '../../model/train/dataset.ts';
 import { ProbeHeads, writeRandomHead } from './heads.ts';
 import type { StudyPlan } from './plan.ts';
+import { architectureFor } from '../../model/architectures/index.ts';
+import type { ModelConfig } from '../../model/architectures/architecture.ts';
 
 export interface UploadedTask {
   name: string;
@@ -50,13 +52,6 @@ export async function uploadOnce(
   return client.uploadArtifact(kind, parts);
 }
 
-/** The width of the features a head reads: the projection for CLIP, the hidden size otherwise. */
-function headFeatures(config: Record<string, unknown>): number {
-  const width = (config.projection_dim ?? config.hidden_size) as number | undefined;
-  if (typeof width !== 'number') throw new Error('the backbone config.json has no hidden_size');
-  return width;
-}
-
 export async function uploadStudyInputs(
   client: LorafuseClient,
   plan: StudyPlan,
@@ -73,7 +68,8 @@ export async function uploadStudyInputs(
     string,
     unknown
   >;
-  const features = headFeatures(config);
+  // The width the architecture's head reads (hidden size; CLIP's projection; the MLP's last layer).
+  const features = architectureFor(String(config.model_type)).headFeatures(config as ModelConfig);
   const tasks: UploadedTask[] = [];
   const probes =
     plan.heads === 'probe' && plan.tasks.some((t) => !t.files?.head)
