@@ -46,11 +46,13 @@ export async function startApi(
   redisUrl: string,
   logger: FastifyServerOptions['logger'] = loggerOptions(config.logLevel),
 ): Promise<RunningApi> {
-  const redis = createApiRedis(
-    redisUrl,
-    redisErrorLogger(logger === false ? undefined : createLogger(config), 'api'),
-    config.redis,
-  );
+  const redisErrors = (what: string) =>
+    redisErrorLogger(logger === false ? undefined : createLogger(config), what);
+  const redis = createApiRedis(redisUrl, redisErrors('api'), config.redis);
+  // BullMQ on a connection of its own, without auto-pipelining (JobService says why); the service closes it.
+  const queueRedis = createApiRedis(redisUrl, redisErrors('api queues'), config.redis, {
+    autoPipelining: false,
+  });
   try {
     // The API's store plugin runs store.init() (once, as the app starts).
     const store = new ArtifactStore({
@@ -64,6 +66,10 @@ export async function startApi(
       prefix: config.queuePrefix,
       retention: config.jobRetention,
       webhooks: { attempts: config.webhooks.attempts, backoffMs: config.webhooks.backoffMs },
+      // BullMQ on a connection of its own, without auto-pipelining (JobService says why).
+      queueRedis: createApiRedis(redisUrl, redisErrors('api queues'), config.redis, {
+        autoPipelining: false,
+      }),
     });
     const app = await buildApp({ config, redis, store, jobs, logger });
     const url = await app.listen({ port: config.port, host: config.host });
@@ -94,6 +100,7 @@ export async function startApi(
     };
   } catch (error) {
     redis.disconnect();
+    queueRedis.disconnect();
     throw error;
   }
 }

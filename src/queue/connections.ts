@@ -91,9 +91,14 @@ export function createApiRedis(
   url: string,
   onError?: RedisErrorListener,
   deployment: RedisDeployment = STANDALONE,
+  { autoPipelining = true }: { autoPipelining?: boolean } = {},
 ): Redis {
   return listen(
-    connect(url, deployment, { maxRetriesPerRequest: 1, connectTimeout: 5000, enableAutoPipelining: true }),
+    connect(url, deployment, {
+      maxRetriesPerRequest: 1,
+      connectTimeout: 5000,
+      enableAutoPipelining: autoPipelining,
+    }),
     onError,
   );
 }

@@ -122,7 +122,9 @@ export class JobService {
   private readonly redis: Redis;
   private readonly queues: Record<JobType, Queue>;
   private readonly keys: ReturnType<typeof jobKeys>;
+  /** BullMQ's connection: options.queueRedis (this service closes it) or the shared one. */
   private readonly connection: Redis;
+  private readonly ownsConnection: boolean;
   /** Made on first use and shared by every project's view (a view must not make its own). */
   private readonly lazy: { flows?: FlowProducer } = {};
 
@@ -141,18 +143,26 @@ export class JobService {
     pruneGraceMs?: number;
     /** Retries of webhook deliveries this service queues (cancelled queued jobs). */
     webhooks?: WebhookRetry;
+    /**
+     * BullMQ's own connection, closed by this service (default: `redis`). BullMQ defines its 52 Lua scripts on the
+     * connection it is given, and an auto-pipelining connection copies every defined script onto each batch it
+     * sends (ioredis's Pipeline constructor): on the API's connection every request's reads paid for them.
+     */
+    queueRedis?: Redis;
   }) {
-    this.outcomes = new JobOutcomes(options.redis, options.prefix, options.webhooks);
     this.pruneGraceMs = options.pruneGraceMs ?? PRUNE_GRACE_MS;
     this.redis = options.redis;
     this.retention = options.retention ?? DEFAULT_JOB_RETENTION;
     this.prefix = options.prefix;
     this.keys = jobKeys(options.prefix);
-    this.connection = options.redis;
+    this.ownsConnection = options.queueRedis !== undefined;
+    this.connection = options.queueRedis ?? options.redis;
+    // Its webhook queue is BullMQ's too: on BullMQ's connection.
+    this.outcomes = new JobOutcomes(this.connection, options.prefix, options.webhooks);
     this.queues = Object.fromEntries(
       JOB_TYPES.map((type) => {
         const queue = new Queue(QUEUE_NAMES[type], {
-          connection: options.redis,
+          connection: this.connection,
           prefix: options.prefix,
           defaultJobOptions: jobOptions(this.retention),
         });
@@ -509,7 +519,7 @@ export class JobService {
     return [...new Set(ids)];
   }
 
-  /** Closes the queues; the Redis connection belongs to the caller. */
+  /** Closes the queues and queueRedis; the shared Redis connection belongs to the caller. */
   async close(): Promise<void> {
     const queues = Object.values(this.queues);
     // A queue closed while its connection is still initialising loses its error listener, and the
@@ -526,6 +536,7 @@ export class JobService {
     await Promise.all(queues.map((queue) => queue.close()));
     await this.lazy.flows?.close();
     await this.outcomes.close();
+    if (this.ownsConnection) this.connection.disconnect();
     await this.eventHub?.close();
     await this.webhooks?.close();
   }
