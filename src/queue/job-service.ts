@@ -100,6 +100,14 @@ const JOB_TYPES = Object.keys(QUEUE_NAMES) as JobType[];
 const PRUNE_GRACE_MS = 60_000;
 const PENDING_STATES = ['waiting', 'prioritized', 'delayed', 'paused', 'waiting-children', 'active'] as const;
 
+/** How many jobs' type and project a service remembers (JobService.get). */
+const KNOWN_JOBS = 10_000;
+
+interface JobIdentity {
+  type: JobType;
+  owner: string;
+}
+
 /** A job type recorded in our index (anything else is not a job of ours). */
 function isOwnType(type: string | null): type is JobType {
   return type !== null && type in QUEUE_NAMES;
@@ -125,6 +133,8 @@ export class JobService {
   /** BullMQ's connection: options.queueRedis (this service closes it) or the shared one. */
   private readonly connection: Redis;
   private readonly ownsConnection: boolean;
+  /** Type and project of jobs read before (bounded; shared by every project's view). */
+  private readonly identities = new Map<string, JobIdentity>();
   /** Made on first use and shared by every project's view (a view must not make its own). */
   private readonly lazy: { flows?: FlowProducer } = {};
 
@@ -321,6 +331,10 @@ export class JobService {
 
   /** The job, or null when there is none or it belongs to another project. */
   async get(id: string): Promise<JobView | null> {
+    // A job's type and project never change and its id is never reused: once read, they are known, and the view
+    // is one round trip (a dashboard polling a job, a CI pipeline waiting on one).
+    const known = this.identities.get(id);
+    if (known) return known.owner === this.project ? this.viewOf(known.type, id) : null;
     // Sent together (one round trip when the connection auto-pipelines): the cancelled record is used only
     // once the type and owner say the job is this project's.
     const [type, owner, cancelled] = await Promise.all([
@@ -328,8 +342,17 @@ export class JobService {
       this.ownerOf(id),
       this.redis.get(this.keys.cancelled(id)),
     ]);
-    if (!isOwnType(type) || owner !== this.project) return null;
+    if (!isOwnType(type)) return null;
+    this.remember(id, { type, owner });
+    if (owner !== this.project) return null;
     return this.viewOf(type, id, cancelled);
+  }
+
+  private remember(id: string, identity: JobIdentity): void {
+    this.identities.set(id, identity);
+    // Oldest first out: a Map iterates in insertion order.
+    if (this.identities.size > KNOWN_JOBS)
+      this.identities.delete(this.identities.keys().next().value as string);
   }
 
   /** The job's type when it exists and is this project's. */
@@ -338,18 +361,19 @@ export class JobService {
     return isOwnType(type) && owner === this.project ? type : null;
   }
 
-  /** `cancelled`: the cancelled record when the caller read it already (undefined: read it here). */
+  /** `cancelled`: the cancelled record when the caller read it already (undefined: read it with the rest). */
   private async viewOf(type: JobType, id: string, cancelled?: string | null): Promise<JobView | null> {
-    const record = cancelled === undefined ? await this.redis.get(this.keys.cancelled(id)) : cancelled;
-    if (record) return (JSON.parse(record) as CancelledRecord).view;
     const queue = this.queues[type];
-    // The job's record, its state and our two flags in one go; the record is asked for first.
-    const [read, state, recordedError, cancelFlag] = await Promise.all([
+    // The job's record, its state and our flags in one go; the record is asked for first. A cancelled job's
+    // record is its view (the rest is read for nothing then: cancelled jobs are few, views many).
+    const [record, read, state, recordedError, cancelFlag] = await Promise.all([
+      cancelled === undefined ? this.redis.get(this.keys.cancelled(id)) : cancelled,
       Job.fromId(queue, id),
       queue.getJobState(id),
       this.redis.get(this.keys.error(id)),
       this.redis.exists(this.keys.cancel(id)),
     ]);
+    if (record) return (JSON.parse(record) as CancelledRecord).view;
     if (!read) return null;
     let job = read;
     // The job may have finished between reading its record and its state: read the record again so

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -23,6 +24,11 @@ const payload = (inputs: string[], weight = 1): MergeJobPayload => ({
   inputs,
   seed: 7,
 });
+
+/** Commands the server has processed (INFO stats): what a read costs, counted. */
+async function commandsProcessed(redis: Redis): Promise<number> {
+  return Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))?.[1]);
+}
 
 const until = <T>(what: string, probe: () => Promise<T | null | undefined | false>) =>
   waitFor(what, probe, HANG_GUARD_MS, 25);
@@ -78,6 +84,44 @@ describe('JobService', () => {
     assert.deepEqual(view.recipe, payload(['m1', 'm2']).recipe);
     assert.deepEqual(await jobs.get(view.id), view);
     assert.equal(await jobs.get('job_unknown'), null);
+  });
+
+  it('reads a known job without its type and owner, never across projects, and keeps BullMQ off the API connection', async () => {
+    const prefix = uniquePrefix('jobs');
+    const api = createApiRedis(server.url);
+    const bullmq = () => createApiRedis(server.url, undefined, undefined, { autoPipelining: false });
+    const queueRedis = bullmq();
+    const service = new JobService({ redis: api, prefix, queueRedis });
+    // A second API process: it has read nothing yet.
+    const other = new JobService({ redis: api, prefix, queueRedis: bullmq() });
+    try {
+      const mine = service.forProject('team-a');
+      const theirs = service.forProject('team-b');
+      const view = await mine.enqueueMerge(payload(['m1']));
+      assert.equal(await theirs.get(view.id), null, 'another project, first read');
+      assert.deepEqual(await mine.get(view.id), view);
+      assert.equal(await theirs.get(view.id), null, 'another project, type and owner known');
+      // What a read costs the server, first seen (the other process) and known (this one): the type and project.
+      const cost = async (read: () => Promise<unknown>) => {
+        const before = await commandsProcessed(api);
+        await read();
+        return (await commandsProcessed(api)) - before;
+      };
+      const first = await cost(() => other.forProject('team-a').get(view.id));
+      const known = await cost(() => mine.get(view.id));
+      assert.equal(first - known, 2);
+      const cancelled = await mine.cancel(view.id);
+      assert.equal((await mine.get(view.id))?.state, cancelled.state);
+      // BullMQ's Lua scripts stayed on its connection: ioredis copies every script onto each auto-pipelined batch.
+      assert.equal(Object.keys((api as unknown as { scriptsSet: object }).scriptsSet).length, 0);
+      assert.ok(Object.keys((queueRedis as unknown as { scriptsSet: object }).scriptsSet).length > 0);
+    } finally {
+      await service.close();
+      await other.close();
+      api.disconnect();
+    }
+    // The service closes the connection it was given for BullMQ (a hang here says it did not).
+    if (queueRedis.status !== 'end') await once(queueRedis, 'end');
   });
 
   it('maps active, completed and failed, and a cancelled-by-processor failure to cancelled', async () => {
