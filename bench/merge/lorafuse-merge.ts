@@ -33,7 +33,11 @@ async function main(): Promise<void> {
   };
   const plan = await planMerge(recipe, resolver);
   try {
-    const result = await executeMerge(plan, { outDir, workers: loadMergeWorkers() });
+    const result = await executeMerge(plan, {
+      outDir,
+      workers: loadMergeWorkers(),
+      directWrites: process.env.BENCH_DIRECT_WRITES !== '0',
+    });
     const seconds = (performance.now() - started) / 1000;
     process.stderr.write(`${JSON.stringify({ seconds, files: result.files })}\n`);
   } finally {
