@@ -33,11 +33,7 @@ async function main(): Promise<void> {
   };
   const plan = await planMerge(recipe, resolver);
   try {
-    const result = await executeMerge(plan, {
-      outDir,
-      workers: loadMergeWorkers(),
-      directWrites: process.env.BENCH_DIRECT_WRITES !== '0',
-    });
+    const result = await executeMerge(plan, { outDir, workers: loadMergeWorkers() });
     const seconds = (performance.now() - started) / 1000;
     process.stderr.write(`${JSON.stringify({ seconds, files: result.files })}\n`);
   } finally {

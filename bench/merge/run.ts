@@ -9,8 +9,6 @@
 //   npm run bench:merge -- --params 50e6 --reps 2 --methods ties,dare_ties
 //   npm run bench:merge -- --references reused          (skip the slow stacked reference)
 //   BENCH_PARAMS=50e6 BENCH_REPS=3 npm run bench:merge
-//   BENCH_DIRECT_WRITES=0 npm run bench:merge           (output through the page cache, as the service
-//                                                         writes it; default O_DIRECT, as the CLI)
 
 import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';

@@ -149,8 +149,6 @@ export async function runMergeCommand(argv: string[]): Promise<number> {
         signal: controller.signal,
         maxShardBytes: maxShardBytes ?? recipe.max_shard_size,
         workers: mergeWorkers,
-        // the output is the end product here, not read back at once: keep it out of the page cache
-        directWrites: true,
         onProgress: (p) => {
           if (process.stderr.isTTY) process.stderr.write(`\r${p.phase} ${p.tensorsDone}/${p.tensorsTotal}`);
         },

@@ -39,17 +39,7 @@ export interface ExecuteOptions {
    * merged and written in pieces of whole rows (default 1M elements); the bytes are the same.
    */
   pieceElements?: number;
-  /**
-   * Write output files of 64 MiB or more with O_DIRECT where the filesystem allows it (else as usual):
-   * the bytes are not copied into the page cache, which is most of a large merge's system time after
-   * reading its inputs. For an output that is read again soon (the service hashes and stores it), the
-   * page cache is the better place, so the default is off.
-   */
-  directWrites?: boolean;
 }
-
-/** Below this size an output file is written through the page cache even with directWrites. */
-const DIRECT_WRITE_MIN_BYTES = 64 * 1024 * 1024;
 
 const POOL_THRESHOLD_ELEMENTS = 32 * 1024 * 1024;
 
@@ -213,11 +203,7 @@ export async function writeMergedCheckpoint(
     writer = await CheckpointWriter.create(
       outDir,
       plan.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })),
-      {
-        maxShardBytes: options.maxShardBytes,
-        stem: plan.output.stem,
-        directMinBytes: options.directWrites ? DIRECT_WRITE_MIN_BYTES : undefined,
-      },
+      { maxShardBytes: options.maxShardBytes, stem: plan.output.stem },
     );
     const total = plan.tensors.length;
     onProgress?.({ phase: 'merging', tensorsDone: 0, tensorsTotal: total });

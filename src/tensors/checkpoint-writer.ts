@@ -6,7 +6,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DTYPE_BYTES, numelOf, type TensorSpec, type TypedArray } from './dtypes.ts';
 import { SafetensorsError } from './errors.ts';
-import { SafetensorsWriter, type WriterOptions } from './file-writer.ts';
+import { SafetensorsWriter } from './file-writer.ts';
 import { layoutTensors } from './header.ts';
 
 /** transformers' save_pretrained default (max_shard_size="5GB"). */
@@ -68,7 +68,6 @@ export class CheckpointWriter {
   readonly #shards: Shard[];
   readonly #stem: string;
   readonly #metadata: Record<string, string> | undefined;
-  readonly #fileOptions: WriterOptions;
   #shardIndex = -1;
   #writer: SafetensorsWriter | null = null;
   #tensorInShard = 0;
@@ -82,23 +81,17 @@ export class CheckpointWriter {
     shards: Shard[],
     stem: string,
     metadata: Record<string, string> | undefined,
-    fileOptions: WriterOptions,
   ) {
     this.dir = dir;
     this.#shards = shards;
     this.#stem = stem;
     this.#metadata = metadata;
-    this.#fileOptions = fileOptions;
   }
 
   static async create(
     dir: string,
     specs: TensorSpec[],
-    options: {
-      maxShardBytes?: number;
-      stem?: string;
-      metadata?: Record<string, string>;
-    } & WriterOptions = {},
+    options: { maxShardBytes?: number; stem?: string; metadata?: Record<string, string> } = {},
   ): Promise<CheckpointWriter> {
     const stem = options.stem ?? 'model';
     const maxShardBytes = options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
@@ -112,7 +105,6 @@ export class CheckpointWriter {
       assignShards(specs, maxShardBytes, stem),
       stem,
       options.metadata,
-      { directMinBytes: options.directMinBytes },
     );
     await writer.#openNextShard();
     return writer;
@@ -194,7 +186,6 @@ export class CheckpointWriter {
       path.join(this.dir, shard.file),
       shard.specs,
       this.#metadata,
-      this.#fileOptions,
     );
   }
 

@@ -1,7 +1,6 @@
 // SafetensorsWriter: writes the header up front from the specs, then streams each tensor's bytes as
 // write() is called, in spec order. It writes to the final path (atomic placement is the store's job)
-// and abort() removes the partial file. A large file can bypass the page cache (O_DIRECT, see
-// direct-sink.ts) when the caller asks for it.
+// and abort() removes the partial file.
 
 import { type FileHandle, open, rm } from 'node:fs/promises';
 import { HOST_IS_LITTLE_ENDIAN, swapBytesInPlace } from './byte-order.ts';
@@ -14,26 +13,14 @@ import {
   type TensorSpec,
   type TypedArray,
 } from './dtypes.ts';
-import { DirectSink } from './direct-sink.ts';
 import { SafetensorsError } from './errors.ts';
 import { encodeHeader, layoutTensors } from './header.ts';
 
 const MAX_WRITE_CHUNK = 1 << 30;
 
-export interface WriterOptions {
-  /**
-   * Files of at least this many bytes are written with O_DIRECT (no copy into the page cache), where the
-   * filesystem allows it, else through the page cache as usual. Unset: always through the page cache,
-   * right for a file that is read again soon (hashed, uploaded), since its pages stay cached.
-   */
-  directMinBytes?: number;
-}
-
 export class SafetensorsWriter {
   readonly path: string;
   #handle: FileHandle | null;
-  /** Set when the file is written with O_DIRECT: every byte goes through it. */
-  readonly #direct: DirectSink | null;
   readonly #tensors: TensorInfo[];
   #next = 0;
   /** Where the next byte goes: the header, then the tensors back to back. */
@@ -41,16 +28,10 @@ export class SafetensorsWriter {
   /** Bytes of the current tensor written so far by writePart. */
   #partBytes = 0;
 
-  private constructor(path: string, handle: FileHandle, direct: DirectSink | null, tensors: TensorInfo[]) {
+  private constructor(path: string, handle: FileHandle, tensors: TensorInfo[]) {
     this.path = path;
     this.#handle = handle;
-    this.#direct = direct;
     this.#tensors = tensors;
-  }
-
-  /** Whether the file is being written with O_DIRECT (asked for, large enough, and allowed here). */
-  get direct(): boolean {
-    return this.#direct !== null;
   }
 
   /** Creates (or truncates) the file and writes the header; tensors follow in `specs` order. */
@@ -58,15 +39,11 @@ export class SafetensorsWriter {
     filePath: string,
     specs: TensorSpec[],
     metadata?: Record<string, string>,
-    options: WriterOptions = {},
   ): Promise<SafetensorsWriter> {
     const tensors = layoutTensors(specs, filePath);
     const header = encodeHeader(tensors, metadata, filePath);
-    const fileBytes = header.byteLength + tensors.reduce((sum, t) => sum + t.byteLength, 0);
-    const wantDirect = options.directMinBytes !== undefined && fileBytes >= options.directMinBytes;
-    const direct = wantDirect ? await DirectSink.open(filePath, fileBytes) : null;
-    const handle = direct ? direct.handle : await open(filePath, 'w');
-    const writer = new SafetensorsWriter(filePath, handle, direct, tensors);
+    const handle = await open(filePath, 'w');
+    const writer = new SafetensorsWriter(filePath, handle, tensors);
     try {
       await writer.#writeBytes(header);
     } catch (error) {
@@ -165,7 +142,6 @@ export class SafetensorsWriter {
       );
     }
     try {
-      await this.#direct?.finish();
       await handle.sync();
       this.#handle = null;
       await handle.close();
@@ -180,17 +156,11 @@ export class SafetensorsWriter {
     const handle = this.#handle;
     this.#handle = null;
     this.#next = this.#tensors.length + 1;
-    if (handle && this.#direct) await this.#direct.close().catch(() => undefined);
-    else await handle?.close().catch(() => undefined);
+    await handle?.close().catch(() => undefined);
     await rm(this.path, { force: true });
   }
 
   async #writeBytes(bytes: Uint8Array): Promise<void> {
-    if (this.#direct) {
-      await this.#direct.write(bytes);
-      this.#position += bytes.length;
-      return;
-    }
     const handle = this.#handle!;
     let done = 0;
     while (done < bytes.length) {
