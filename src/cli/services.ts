@@ -66,10 +66,7 @@ export async function startApi(
       prefix: config.queuePrefix,
       retention: config.jobRetention,
       webhooks: { attempts: config.webhooks.attempts, backoffMs: config.webhooks.backoffMs },
-      // BullMQ on a connection of its own, without auto-pipelining (JobService says why).
-      queueRedis: createApiRedis(redisUrl, redisErrors('api queues'), config.redis, {
-        autoPipelining: false,
-      }),
+      queueRedis,
     });
     const app = await buildApp({ config, redis, store, jobs, logger });
     const url = await app.listen({ port: config.port, host: config.host });

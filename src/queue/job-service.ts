@@ -560,8 +560,9 @@ export class JobService {
     await Promise.all(queues.map((queue) => queue.close()));
     await this.lazy.flows?.close();
     await this.outcomes.close();
-    if (this.ownsConnection) this.connection.disconnect();
     await this.eventHub?.close();
     await this.webhooks?.close();
+    // Last: the webhook queues above are on it too.
+    if (this.ownsConnection) this.connection.disconnect();
   }
 }
