@@ -23,6 +23,11 @@ export interface PacedLoadOptions {
 export interface PacedLoadResult {
   /** Milliseconds from each request's due time to its whole response, ascending. */
   latencies: Float64Array;
+  /**
+   * Milliseconds from each request's due time to when the generator got to it (its own timer and event-loop
+   * delay, ascending): the part of a latency that is the load generator's, not the server's.
+   */
+  generatorLag: Float64Array;
   sent: number;
   errors: number;
   non2xx: number;
@@ -100,6 +105,7 @@ export async function pacedLoad(options: PacedLoadOptions): Promise<PacedLoadRes
   const url = new URL(options.url);
   const bytes = requestBytes(options);
   const latencies: number[] = [];
+  const generatorLag: number[] = [];
   let errors = 0;
   let non2xx = 0;
   const waiting: number[] = []; // due times of requests no connection was free to send
@@ -135,6 +141,7 @@ export async function pacedLoad(options: PacedLoadOptions): Promise<PacedLoadRes
       const now = performance.now();
       while (sent < total && start + sent * interval <= now) {
         const due = start + sent * interval;
+        generatorLag.push(now - due);
         sent++;
         const connection = idle.pop();
         if (connection) connection.send(bytes, due);
@@ -151,5 +158,12 @@ export async function pacedLoad(options: PacedLoadOptions): Promise<PacedLoadRes
   const seconds = (performance.now() - start) / 1000;
   errors += sent - latencies.length;
   for (const connection of connections) connection.close();
-  return { latencies: Float64Array.from(latencies).sort(), sent, errors, non2xx, seconds };
+  return {
+    latencies: Float64Array.from(latencies).sort(),
+    generatorLag: Float64Array.from(generatorLag).sort(),
+    sent,
+    errors,
+    non2xx,
+    seconds,
+  };
 }
