@@ -100,7 +100,7 @@ const JOB_TYPES = Object.keys(QUEUE_NAMES) as JobType[];
 const PRUNE_GRACE_MS = 60_000;
 const PENDING_STATES = ['waiting', 'prioritized', 'delayed', 'paused', 'waiting-children', 'active'] as const;
 
-/** How many jobs' type and project a service remembers (JobService.get). */
+/** How many jobs' type and project a service remembers (JobService.readIdentity). */
 const KNOWN_JOBS = 10_000;
 
 interface JobIdentity {
@@ -331,34 +331,36 @@ export class JobService {
 
   /** The job, or null when there is none or it belongs to another project. */
   async get(id: string): Promise<JobView | null> {
-    // A job's type and project never change and its id is never reused: once read, they are known, and the view
-    // is one round trip (a dashboard polling a job, a CI pipeline waiting on one).
+    // Known (read before): the view is one round trip (a dashboard polling a job, a CI pipeline waiting on one).
     const known = this.identities.get(id);
     if (known) return known.owner === this.project ? this.viewOf(known.type, id) : null;
     // Sent together (one round trip when the connection auto-pipelines): the cancelled record is used only
     // once the type and owner say the job is this project's.
-    const [type, owner, cancelled] = await Promise.all([
-      this.redis.hget(this.keys.types, id),
-      this.ownerOf(id),
+    const [identity, cancelled] = await Promise.all([
+      this.readIdentity(id),
       this.redis.get(this.keys.cancelled(id)),
     ]);
-    if (!isOwnType(type)) return null;
-    this.remember(id, { type, owner });
-    if (owner !== this.project) return null;
-    return this.viewOf(type, id, cancelled);
-  }
-
-  private remember(id: string, identity: JobIdentity): void {
-    this.identities.set(id, identity);
-    // Oldest first out: a Map iterates in insertion order.
-    if (this.identities.size > KNOWN_JOBS)
-      this.identities.delete(this.identities.keys().next().value as string);
+    return identity?.owner === this.project ? this.viewOf(identity.type, id, cancelled) : null;
   }
 
   /** The job's type when it exists and is this project's. */
   private async typeOf(id: string): Promise<JobType | null> {
+    const identity = this.identities.get(id) ?? (await this.readIdentity(id));
+    return identity?.owner === this.project ? identity.type : null;
+  }
+
+  /**
+   * A job's type and project, read from our index and remembered: they never change and ids are never reused,
+   * so later reads skip them. Null for an id that is not a job of ours.
+   */
+  private async readIdentity(id: string): Promise<JobIdentity | null> {
     const [type, owner] = await Promise.all([this.redis.hget(this.keys.types, id), this.ownerOf(id)]);
-    return isOwnType(type) && owner === this.project ? type : null;
+    if (!isOwnType(type)) return null;
+    this.identities.set(id, { type, owner });
+    // Oldest first out: a Map iterates in insertion order.
+    if (this.identities.size > KNOWN_JOBS)
+      this.identities.delete(this.identities.keys().next().value as string);
+    return { type, owner };
   }
 
   /** `cancelled`: the cancelled record when the caller read it already (undefined: read it with the rest). */
