@@ -1,9 +1,10 @@
-// npm run bench:api — HTTP latency and throughput of the API on loopback with autocannon, 100 connections:
+// npm run bench:api — HTTP latency and throughput of the API on loopback, 100 connections:
 // GET /v1/jobs/{id}, GET /v1/models and POST /v1/merges (a task_arithmetic recipe over four stored models,
 // validated as for real; no worker runs, so the jobs stay queued). The API runs as `lorafuse serve` in a child
 // process on a private redis-server, so the load generator does not share its event loop. Each route is
-// measured twice: open throttle (the most the API serves) and at a fixed rate (the issue's targets: p99 < 25 ms
-// for the GETs at 2,000 req/s, p99 < 60 ms for POST /v1/merges at 500 req/s, zero errors).
+// measured twice: open throttle by autocannon (the most the API serves) and at a fixed rate by paced-load.ts (the
+// issue's targets: p99 < 25 ms for the GETs at 2,000 req/s, p99 < 60 ms for POST /v1/merges at 500 req/s, zero
+// errors).
 // Every request carries a project API key (lfk_…, read and write scopes) made through POST /v1/keys, so each pays
 // for authentication as a client's would; `--api-key` sends the given bootstrap key instead.
 // Options: --duration S (per run, default 10), --connections N (100), --get-rate N (2000), --post-rate N (500),

@@ -46,8 +46,8 @@ export async function startApi(
   redisUrl: string,
   logger: FastifyServerOptions['logger'] = loggerOptions(config.logLevel),
 ): Promise<RunningApi> {
-  const redisErrors = (what: string) =>
-    redisErrorLogger(logger === false ? undefined : createLogger(config), what);
+  const errorLog = logger === false ? undefined : createLogger(config);
+  const redisErrors = (what: string) => redisErrorLogger(errorLog, what);
   const redis = createApiRedis(redisUrl, redisErrors('api'), config.redis);
   // BullMQ on a connection of its own, without auto-pipelining (JobService says why); the service closes it.
   const queueRedis = createApiRedis(redisUrl, redisErrors('api queues'), config.redis, {
