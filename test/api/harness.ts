@@ -4,10 +4,17 @@ import path from 'node:path';
 import type { FastifyServerOptions } from 'fastify';
 import { Redis } from 'ioredis';
 import { type LorafuseApp, buildApp } from '../../src/api/app.ts';
-import { type Config, loadConfig, type RequestLimits, type UploadLimits } from '../../src/config.ts';
+import {
+  type Config,
+  loadConfig,
+  loadRuntimeSettings,
+  type RequestLimits,
+  type UploadLimits,
+} from '../../src/config.ts';
 import { JobService } from '../../src/queue/index.ts';
 import { ArtifactStore } from '../../src/store/index.ts';
 import { tempDir, uniquePrefix } from '../helpers/redis.ts';
+import type { ProcessorDependencies } from '../../workers/processor-dependencies.ts';
 import { diskState } from '../store/fixtures.ts';
 
 export interface TestApi {
@@ -116,4 +123,16 @@ export function multipart(parts: Part[]): { payload: Buffer; headers: Record<str
 /** A file part named by its file name, as the upload routes expect. */
 export function filePart(name: string, data: Buffer | string): Part {
   return { name, filename: name, data };
+}
+
+/** What a job runner called in-process gets from this API: its Redis, store, prefix and data directory. */
+export function processorDependencies(api: TestApi): ProcessorDependencies {
+  return {
+    redis: api.redis,
+    store: api.store,
+    prefix: api.jobs.prefix,
+    dataDir: api.dataDir,
+    mergeWorkers: undefined,
+    runtime: loadRuntimeSettings({}),
+  };
 }

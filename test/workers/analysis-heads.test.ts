@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadRuntimeSettings } from '../../src/config.ts';
 import { headOverrides, readStoredHead } from '../../src/eval/heads.ts';
 import type { Report } from '../../src/eval/report/report-types.ts';
 import { initBackend } from '../../src/model/backend.ts';
@@ -19,7 +18,7 @@ import type { AnalyzeJobPayload } from '../../src/queue/index.ts';
 import { DATASET_FILE, HEAD_FILE, REPORT_JSON } from '../../src/store/index.ts';
 import { writeSafetensors } from '../../src/tensors/index.ts';
 import { runAnalyzeJob } from '../../workers/analyze/run-analyze-job.ts';
-import { filePart, startApi, type TestApi } from '../api/harness.ts';
+import { filePart, processorDependencies, startApi, type TestApi } from '../api/harness.ts';
 import { postParts, uploadDataset, uploadMlp } from '../helpers/mlp-uploads.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
 
@@ -89,14 +88,7 @@ describe('analyses read a task through a stored head', () => {
 
     const result = await runAnalyzeJob(
       { id, data, updateProgress: async () => undefined },
-      {
-        redis: api.redis,
-        store: api.store,
-        prefix: api.jobs.prefix,
-        dataDir: api.dataDir,
-        mergeWorkers: undefined,
-        runtime: loadRuntimeSettings({}),
-      },
+      processorDependencies(api),
     );
     const record = (await api.store.get(result.artifact.id))!;
     const report = JSON.parse(await fs.readFile(api.store.filePaths(record)[REPORT_JSON], 'utf8')) as Report;

@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadRuntimeSettings } from '../../src/config.ts';
 import type { Report } from '../../src/eval/report/report-types.ts';
 import { initBackend } from '../../src/model/backend.ts';
 import { readSafetensors } from '../../src/model/io/host-tensors.ts';
@@ -16,7 +15,7 @@ import { ADAPTER_WEIGHTS, REPORT_HTML, REPORT_JSON } from '../../src/store/index
 import { writeSafetensors } from '../../src/tensors/index.ts';
 import { runAnalyzeJob } from '../../workers/analyze/run-analyze-job.ts';
 import { runMergeJob } from '../../workers/merge/run-merge-job.ts';
-import { filePart, startApi, type TestApi } from '../api/harness.ts';
+import { filePart, processorDependencies, startApi, type TestApi } from '../api/harness.ts';
 import { folderParts, MLP, postParts, uploadEvaluationTasks, uploadMlp } from '../helpers/mlp-uploads.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
 
@@ -45,14 +44,7 @@ describe('the weight disentanglement in merge reports', () => {
     });
   const queuedData = async <T>(queue: 'merge' | 'analyze', id: string) =>
     (await api.jobs.queue(queue).getJob(id))!.data as T;
-  const deps = () => ({
-    redis: api.redis,
-    store: api.store,
-    prefix: api.jobs.prefix,
-    dataDir: api.dataDir,
-    mergeWorkers: undefined,
-    runtime: loadRuntimeSettings({}),
-  });
+  const deps = () => processorDependencies(api);
   const readReport = async (id: string) => {
     const files = api.store.filePaths((await api.store.get(id))!);
     return {

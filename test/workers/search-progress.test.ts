@@ -5,7 +5,6 @@
 // running search stops the points that have not run yet.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { loadRuntimeSettings } from '../../src/config.ts';
 import {
   CANCELLED_REASON,
   type JobView,
@@ -15,7 +14,7 @@ import {
 } from '../../src/queue/index.ts';
 import { runMergeJob } from '../../workers/merge/run-merge-job.ts';
 import { startMergeWorker } from '../../workers/merge-worker.ts';
-import { startApi, type TestApi } from '../api/harness.ts';
+import { processorDependencies, startApi, type TestApi } from '../api/harness.ts';
 import { uploadEvaluationTasks, uploadMlp } from '../helpers/mlp-uploads.ts';
 import { startTestRedis, type TestRedis } from '../helpers/redis.ts';
 import { waitFor } from './fixtures.ts';
@@ -60,17 +59,7 @@ describe('search progress while the grid points run', () => {
   const runPoint = async (parent: string, index: number): Promise<MergeJobResult> => {
     const id = `${parent}-p${index}`;
     const data = (await api.jobs.queue('merge').getJob(id))!.data as MergeJobPayload;
-    return runMergeJob(
-      { id, data, updateProgress: async () => undefined },
-      {
-        redis: api.redis,
-        store: api.store,
-        prefix: api.jobs.prefix,
-        dataDir: api.dataDir,
-        mergeWorkers: undefined,
-        runtime: loadRuntimeSettings({}),
-      },
-    );
+    return runMergeJob({ id, data, updateProgress: async () => undefined }, processorDependencies(api));
   };
   const averageValidationAccuracy = (result: MergeJobResult) => {
     const own = (result.evaluations as Array<{ artifact: string; accuracy: number }>).filter(

@@ -54,9 +54,26 @@ async function withHead(dir: string, file: string, prefix: string, head: TaskHea
 
 const bytes = (dir: string, file: string) => readFileSync(path.join(dir, file));
 
+/** The task as a 2-class one (labels mod 2), for heads with their own number of classes. */
+const twoClass = (t: TaskCase['tasks'][number]) => ({
+  ...t,
+  validation: {
+    ...t.validation,
+    labels: t.validation.labels.map((label) => label % 2),
+    classNames: ['even', 'odd'],
+  },
+});
+
 describe('data-driven methods honour each task head', () => {
   let models: TaskCase;
   let adapters: TaskCase;
+  /** LoraHub over the task adapters (a short search: enough to see a head steer it). */
+  const lorahubOverAdapters = () => ({
+    merge_method: 'lorahub',
+    base_model: path.relative(adapters.dir, MLP_BASE),
+    models: adapters.inputs.map((input) => ({ adapter: path.relative(adapters.dir, input) })),
+    parameters: { max_evaluations: 8, examples: 24 },
+  });
   before(async () => {
     await testBackend();
     const inputs = await perturbedModels(2, 0.2);
@@ -120,20 +137,7 @@ describe('data-driven methods honour each task head', () => {
     const binary = strangeHead();
     binary.weight = { dtype: 'F32', shape: [2, 16], data: binary.weight.data.slice(0, 32) };
     binary.bias = { dtype: 'F32', shape: [2], data: Float32Array.from([0.2, -0.1]) };
-    const twoClass = (t: TaskCase['tasks'][number]) => ({
-      ...t,
-      validation: {
-        ...t.validation,
-        labels: t.validation.labels.map((label) => label % 2),
-        classNames: ['even', 'odd'],
-      },
-    });
-    const recipe = {
-      merge_method: 'lorahub',
-      base_model: path.relative(adapters.dir, MLP_BASE),
-      models: adapters.inputs.map((input) => ({ adapter: path.relative(adapters.dir, input) })),
-      parameters: { max_evaluations: 8, examples: 24 },
-    };
+    const recipe = lorahubOverAdapters();
     const tasks = adapters.tasks.map((t, i) => (i === 1 ? { ...twoClass(t), head: binary } : t));
     const named = await runMethod({ ...adapters, tasks }, recipe);
     const other = strangeHead();
@@ -161,20 +165,7 @@ describe('data-driven methods honour each task head', () => {
       weight: { dtype: 'F32', shape: [2, 16], data: strangeHead().weight.data.slice(0, 32) },
       bias,
     });
-    const twoClass = (t: TaskCase['tasks'][number]) => ({
-      ...t,
-      validation: {
-        ...t.validation,
-        labels: t.validation.labels.map((label) => label % 2),
-        classNames: ['even', 'odd'],
-      },
-    });
-    const recipe = {
-      merge_method: 'lorahub',
-      base_model: path.relative(adapters.dir, MLP_BASE),
-      models: adapters.inputs.map((input) => ({ adapter: path.relative(adapters.dir, input) })),
-      parameters: { max_evaluations: 8, examples: 24 },
-    };
+    const recipe = lorahubOverAdapters();
     const run = (head: TaskHead) =>
       runMethod(
         { ...adapters, tasks: adapters.tasks.map((t, i) => (i === 1 ? { ...twoClass(t), head } : t)) },
