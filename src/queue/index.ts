@@ -27,6 +27,7 @@ export {
   type WebhookRetry,
 } from './job-outcomes.ts';
 export { mapState, toJobView } from './job-view.ts';
+export { type BullState, type JobSnapshot, readJobSnapshot } from './job-snapshot.ts';
 export {
   clearSearchProgress,
   markSearchStarted,

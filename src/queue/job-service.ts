@@ -24,6 +24,7 @@ import { JobEventHub } from './job-events.ts';
 import { JobOutcomes, type WebhookRetry } from './job-outcomes.ts';
 import { toJobView } from './job-view.ts';
 import { FLAG_TTL_SECONDS, jobKeys } from './keys.ts';
+import { readJobSnapshot } from './job-snapshot.ts';
 import { readSearchProgress } from './search-progress.ts';
 
 export class JobNotCancellableError extends Error {
@@ -332,15 +333,8 @@ export class JobService {
   /** The job, or null when there is none or it belongs to another project. */
   async get(id: string): Promise<JobView | null> {
     // Known (read before): the view is one round trip (a dashboard polling a job, a CI pipeline waiting on one).
-    const known = this.identities.get(id);
-    if (known) return known.owner === this.project ? this.viewOf(known.type, id) : null;
-    // Sent together (one round trip when the connection auto-pipelines): the cancelled record is used only
-    // once the type and owner say the job is this project's.
-    const [identity, cancelled] = await Promise.all([
-      this.readIdentity(id),
-      this.redis.get(this.keys.cancelled(id)),
-    ]);
-    return identity?.owner === this.project ? this.viewOf(identity.type, id, cancelled) : null;
+    const identity = this.identities.get(id) ?? (await this.readIdentity(id));
+    return identity?.owner === this.project ? this.viewOf(identity.type, id) : null;
   }
 
   /** The job's type when it exists and is this project's. */
@@ -363,36 +357,26 @@ export class JobService {
     return { type, owner };
   }
 
-  /** `cancelled`: the cancelled record when the caller read it already (undefined: read it with the rest). */
-  private async viewOf(type: JobType, id: string, cancelled?: string | null): Promise<JobView | null> {
-    const queue = this.queues[type];
-    // The job's record, its state and our flags in one go; the record is asked for first. A cancelled job's
-    // record is its view (the rest is read for nothing then: cancelled jobs are few, views many).
-    const [record, read, state, recordedError, cancelFlag] = await Promise.all([
-      cancelled === undefined ? this.redis.get(this.keys.cancelled(id)) : cancelled,
-      Job.fromId(queue, id),
-      queue.getJobState(id),
-      this.redis.get(this.keys.error(id)),
-      this.redis.exists(this.keys.cancel(id)),
-    ]);
-    if (record) return (JSON.parse(record) as CancelledRecord).view;
-    if (!read) return null;
-    let job = read;
-    // The job may have finished between reading its record and its state: read the record again so
-    // that a completed view always carries its result.
-    if ((state === 'completed' || state === 'failed') && !job.finishedOn) {
-      job = (await Job.fromId(queue, id)) ?? job;
-    }
+  private async viewOf(type: JobType, id: string): Promise<JobView | null> {
+    const read = await readJobSnapshot(this.redis, this.queues[type], id, {
+      cancelled: this.keys.cancelled(id),
+      error: this.keys.error(id),
+      cancel: this.keys.cancel(id),
+    });
+    // A job cancelled while queued left BullMQ: its record is its view.
+    if (read.cancelled !== null) return (JSON.parse(read.cancelled) as CancelledRecord).view;
+    if (!read.job) return null;
+    const { job, state, recordedError, cancelRequested } = read;
     const view = toJobView(
       type,
       job,
       state,
       recordedError ? (JSON.parse(recordedError) as NonNullable<JobView['error']>) : null,
-      cancelFlag === 1,
+      cancelRequested,
     );
     if (state === 'waiting-children') await this.showSearchProgress(view, job);
     // A search cancelled while its points ran fails through its points (each stops on the parent's flag).
-    if (view.state === 'failed' && cancelFlag === 1 && (job.data as Partial<MergeJobPayload>)?.search) {
+    if (view.state === 'failed' && cancelRequested && (job.data as Partial<MergeJobPayload>)?.search) {
       view.state = 'cancelled';
       view.error = null;
     }
