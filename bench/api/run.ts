@@ -12,7 +12,9 @@
 // fresh bootstrap key that only makes the project key; also LORAFUSE_BENCH_API_KEY), --routes jobs,models,merges
 // (which to measure), --modes open,rate, --cpu-prof DIR (V8 CPU profile of the API process, written when it exits),
 // --baseline DIR (serve another checkout of lorafuse, with its node_modules, for before/after comparisons),
-// --log-level L (the API's LOG_LEVEL, default warn).
+// --log-level L (the API's LOG_LEVEL, default warn), --warmup S (seconds of load at the route's fixed rate before
+// its first measured run, not counted, default 3: a cold API spends its first second compiling, and that second
+// alone would be the p99 of a fixed-rate run).
 // Each row also says how many Redis commands the API sent per request (INFO commandstats before and after).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -37,6 +39,7 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     baseline: { type: 'string' },
     'log-level': { type: 'string', default: 'warn' },
+    warmup: { type: 'string', default: '3' },
   },
 });
 const routes = new Set(values.routes.split(','));
@@ -177,6 +180,19 @@ async function pacedRow(options: LoadOptions & { rate: number }): Promise<LoadFi
   };
 }
 
+/** Every measured request's headers: the key, and the body's type when there is one. */
+function requestHeaders(options: { body?: string }): Record<string, string> {
+  return { ...auth, ...(options.body ? { 'content-type': 'application/json' } : {}) };
+}
+
+/** Load at the route's fixed rate, not measured, before its first run: the API's JIT and caches warm up. */
+async function warmUp(options: { url: string; method?: 'GET' | 'POST'; body?: string }, rate: number) {
+  const seconds = Number(values.warmup);
+  if (!(seconds > 0)) return;
+  const headers = requestHeaders(options);
+  await pacedLoad({ ...options, headers, rate, connections, durationSeconds: seconds });
+}
+
 async function measure(
   route: string,
   mode: string,
@@ -186,7 +202,7 @@ async function measure(
   const commandsBefore = await redisCommands(monitor);
   const apiCpuBefore = processCpuSeconds(server.pid);
   const redisCpuBefore = await redisCpuSeconds(monitor);
-  const headers = { ...auth, ...(options.body ? { 'content-type': 'application/json' } : {}) };
+  const headers = requestHeaders(options);
   const load = options.rate
     ? await pacedRow({ ...options, headers, rate: options.rate })
     : await autocannonRow({ ...options, headers });
@@ -264,10 +280,12 @@ try {
     ['models', 'GET /v1/models', `${base}/v1/models`],
   ] as const) {
     if (!routes.has(name)) continue;
+    await warmUp({ url }, getRate);
     if (modes.has('open')) rows.push(await measure(route, 'open', { url }));
     if (modes.has('rate')) rows.push(await measure(route, `${getRate} req/s`, { url, rate: getRate }));
   }
   const merges = { url: `${base}/v1/merges`, method: 'POST', body: recipe } as const;
+  if (routes.has('merges')) await warmUp(merges, postRate);
   if (routes.has('merges') && modes.has('open')) rows.push(await measure('POST /v1/merges', 'open', merges));
   if (routes.has('merges') && modes.has('rate')) {
     rows.push(await measure('POST /v1/merges', `${postRate} req/s`, { ...merges, rate: postRate }));
