@@ -195,6 +195,11 @@ export interface RuntimeSettings {
   simdKernels: boolean;
   /** LORAFUSE_RUNTIME_IDLE_MS: how long a runtime worker thread stays warm after its job (0 ends it at once). */
   runtimeIdleMs: number;
+  /**
+   * LD_LIBRARY_PATH, the dynamic linker's own variable (not a lorafuse setting): where the WebGPU probe looks for
+   * the Vulkan loader beside the linker's cache. Read here so that src/model reads no environment.
+   */
+  librarySearchPath: string;
 }
 
 export class ConfigError extends Error {
@@ -273,6 +278,7 @@ export function loadRuntimeSettings(env: NodeJS.ProcessEnv = process.env): Runti
     backend: backend as BackendPreference,
     simdKernels: simd !== '0',
     runtimeIdleMs: runtimeIdleMilliseconds(env),
+    librarySearchPath: env.LD_LIBRARY_PATH ?? '',
   };
 }
 

@@ -27,18 +27,33 @@ export interface BackendInfo {
 
 const require = createRequire(import.meta.url);
 let active: Promise<BackendInfo> | null = null;
+/** The search path the active choice was made with: runtime worker threads choose theirs with the same one. */
+let activeSearchPath = '';
 
 export interface BackendOptions {
   /** A backend to try first (config.runtime.backend, LORAFUSE_BACKEND); unset or `auto`: the order above. */
   prefer?: string;
   /** lorafuse's wasm SIMD kernels (config.runtime.simdKernels, LORAFUSE_SIMD_KERNELS); default on. */
   simdKernels?: boolean;
+  /**
+   * The dynamic linker's search path (LD_LIBRARY_PATH, read by src/config.ts like every setting): where the WebGPU
+   * probe looks for the Vulkan loader beside the linker's cache. Default: the cache only.
+   */
+  librarySearchPath?: string;
   log?: (line: string) => void;
 }
 
 /** The options src/config.ts's runtime settings stand for. */
-export function backendOptions(settings: { backend: string; simdKernels: boolean }): BackendOptions {
-  return { prefer: settings.backend, simdKernels: settings.simdKernels };
+export function backendOptions(settings: {
+  backend: string;
+  simdKernels: boolean;
+  librarySearchPath: string;
+}): BackendOptions {
+  return {
+    prefer: settings.backend,
+    simdKernels: settings.simdKernels,
+    librarySearchPath: settings.librarySearchPath,
+  };
 }
 
 /**
@@ -46,8 +61,16 @@ export function backendOptions(settings: { backend: string; simdKernels: boolean
  * return the same answer. Verifies with tf.getBackend() because setBackend can fail quietly.
  */
 export function initBackend(options: BackendOptions = {}): Promise<BackendInfo> {
-  if (!active) active = chooseBackend(options.prefer, options.simdKernels ?? true, options.log);
+  if (!active) {
+    activeSearchPath = options.librarySearchPath ?? '';
+    active = chooseBackend(options.prefer, options.simdKernels ?? true, activeSearchPath, options.log);
+  }
   return active;
+}
+
+/** The library search path this thread's backend was chosen with ('' before initBackend). */
+export function backendLibrarySearchPath(): string {
+  return activeSearchPath;
 }
 
 /** Forgets the choice so the next initBackend picks again (tests switching backends). */
@@ -58,13 +81,14 @@ export function resetBackendChoice(): void {
 async function chooseBackend(
   prefer: string | undefined,
   simdKernels: boolean,
+  librarySearchPath: string,
   log = defaultLog,
 ): Promise<BackendInfo> {
   const wanted = parsePreference(prefer);
   const skipped: BackendInfo['skipped'] = [];
   for (const choice of wanted) {
     try {
-      const reason = await activate(choice);
+      const reason = await activate(choice, librarySearchPath);
       if (reason === null) {
         installFastGradients();
         shareIdentityOnWasm();
@@ -100,7 +124,7 @@ function parsePreference(prefer: string | undefined): BackendChoice[] {
 }
 
 /** Returns null when the backend is active, or the reason it is not. */
-async function activate(choice: BackendChoice): Promise<string | null> {
+async function activate(choice: BackendChoice, librarySearchPath: string): Promise<string | null> {
   switch (choice) {
     case 'tfjs-node-gpu':
     case 'tfjs-node': {
@@ -110,7 +134,8 @@ async function activate(choice: BackendChoice): Promise<string | null> {
       return (await setAndVerify('tensorflow')) ? null : 'setBackend(tensorflow) failed';
     }
     case 'webgpu': {
-      if (!vulkanLoaderPresent()) return 'no Vulkan loader (libvulkan.so.1), so no WebGPU adapter';
+      if (!vulkanLoaderPresent(librarySearchPath))
+        return 'no Vulkan loader (libvulkan.so.1), so no WebGPU adapter';
       if (!(await exposeWebGpu())) return 'no WebGPU adapter';
       await import('@tensorflow/tfjs-backend-webgpu');
       return (await setAndVerify('webgpu')) ? null : 'setBackend(webgpu) failed';
@@ -142,14 +167,11 @@ const VULKAN_LOADER = 'libvulkan.so.1';
 /**
  * Dawn on Linux reaches the GPU through the Vulkan loader; without it Dawn finds no adapter and prints a native
  * warning on stderr for every process that asks, so the loader is looked for first (the dynamic linker's cache
- * and LD_LIBRARY_PATH, where dlopen would find it).
+ * and the library search path, LD_LIBRARY_PATH's value, where dlopen would find it).
  */
-export function vulkanLoaderPresent(
-  env: NodeJS.ProcessEnv = process.env,
-  cacheFile = '/etc/ld.so.cache',
-): boolean {
+export function vulkanLoaderPresent(librarySearchPath: string, cacheFile = '/etc/ld.so.cache'): boolean {
   if (process.platform !== 'linux') return true;
-  const dirs = (env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean);
+  const dirs = librarySearchPath.split(':').filter(Boolean);
   if (dirs.some((dir) => existsSync(path.join(dir, VULKAN_LOADER)))) return true;
   try {
     return readFileSync(cacheFile).includes(VULKAN_LOADER);

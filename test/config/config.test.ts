@@ -58,24 +58,37 @@ describe('loadConfig', () => {
   it('parses the merge and runtime settings that src/merge and src/model are handed', () => {
     const defaults = loadConfig({});
     assert.equal(defaults.mergeWorkers, undefined, 'unset: the merge sizes its own pool');
-    assert.deepEqual(defaults.runtime, { backend: 'auto', simdKernels: true, runtimeIdleMs: 60_000 });
+    assert.deepEqual(defaults.runtime, {
+      backend: 'auto',
+      simdKernels: true,
+      runtimeIdleMs: 60_000,
+      librarySearchPath: '',
+    });
     const set = loadConfig({
       LORAFUSE_MERGE_WORKERS: '0',
       LORAFUSE_BACKEND: 'CPU',
       LORAFUSE_SIMD_KERNELS: '0',
       LORAFUSE_RUNTIME_IDLE_MS: '0',
+      LD_LIBRARY_PATH: '/opt/vulkan/lib:/usr/local/lib',
     });
     assert.equal(set.mergeWorkers, 0, '0 is a valid choice: merge inline');
     assert.equal(defaults.mergeShardBytes, 5_000_000_000, "transformers' 5GB unless set");
     assert.equal(loadConfig({ LORAFUSE_MERGE_SHARD_BYTES: '2GiB' }).mergeShardBytes, 2 * 1024 ** 3);
     assert.equal(loadConfig({ LORAFUSE_MERGE_SHARD_BYTES: '1000000' }).mergeShardBytes, 1_000_000);
-    assert.deepEqual(set.runtime, { backend: 'cpu', simdKernels: false, runtimeIdleMs: 0 });
+    // The linker's own variable, handed to the WebGPU probe (src/model reads no environment).
+    assert.deepEqual(set.runtime, {
+      backend: 'cpu',
+      simdKernels: false,
+      runtimeIdleMs: 0,
+      librarySearchPath: '/opt/vulkan/lib:/usr/local/lib',
+    });
     assert.equal(loadMergeWorkers({ LORAFUSE_MERGE_WORKERS: '4' }), 4);
     assert.equal(loadMergeWorkers({ LORAFUSE_MERGE_WORKERS: '' }), undefined);
     assert.deepEqual(loadRuntimeSettings({ LORAFUSE_BACKEND: 'wasm', LORAFUSE_SIMD_KERNELS: '1' }), {
       backend: 'wasm',
       simdKernels: true,
       runtimeIdleMs: 60_000,
+      librarySearchPath: '',
     });
   });
 

@@ -47,19 +47,19 @@ describe('backend choice', () => {
       const withLoader = path.join(dir.dir, 'ld.so.cache.with');
       writeFileSync(without, Buffer.from('ld.so-1.7.0\0libc.so.6\0/lib/x86_64-linux-gnu/libc.so.6\0'));
       writeFileSync(withLoader, Buffer.from('ld.so-1.7.0\0libvulkan.so.1\0/usr/lib/libvulkan.so.1\0'));
-      assert.equal(vulkanLoaderPresent({}, without), false);
-      assert.equal(vulkanLoaderPresent({}, withLoader), true);
+      assert.equal(vulkanLoaderPresent('', without), false);
+      assert.equal(vulkanLoaderPresent('', withLoader), true);
       assert.equal(
-        vulkanLoaderPresent({}, path.join(dir.dir, 'missing')),
+        vulkanLoaderPresent('', path.join(dir.dir, 'missing')),
         true,
         'no cache: Dawn looks itself',
       );
       writeFileSync(path.join(dir.dir, 'libvulkan.so.1'), '');
-      assert.equal(vulkanLoaderPresent({ LD_LIBRARY_PATH: `/nowhere:${dir.dir}` }, without), true);
+      assert.equal(vulkanLoaderPresent(`/nowhere:${dir.dir}`, without), true);
     } finally {
       dir.remove();
     }
-    if (vulkanLoaderPresent()) return; // this machine has the loader: Dawn decides
+    if (vulkanLoaderPresent(loadRuntimeSettings().librarySearchPath)) return; // this machine has the loader: Dawn decides
     const started = spawnSync(
       process.execPath,
       ['--import', 'tsx', '--input-type=module', '-e', SIMD_PROBE],

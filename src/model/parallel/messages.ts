@@ -10,6 +10,8 @@ export type WorkerRequest =
       backend?: string;
       /** Whether the thread installs lorafuse's SIMD kernels (the main thread's setting); default on. */
       simdKernels?: boolean;
+      /** The library search path the main thread chose its backend with (backendLibrarySearchPath). */
+      librarySearchPath?: string;
       modelDir: string;
       extraWeights?: string[];
       /** Training: the trainable state to mirror (same seed, so the same A₀). */

@@ -3,6 +3,7 @@
 import { Worker } from 'node:worker_threads';
 import { ModelInputError } from '../errors.ts';
 import type { HostTensor } from '../io/host-tensors.ts';
+import { backendLibrarySearchPath } from '../backend.ts';
 import { simdKernelsEnabled } from '../simd/simd-kernels.ts';
 import type { WorkerReply, WorkerRequest } from './messages.ts';
 
@@ -86,9 +87,13 @@ export class RuntimePool {
     const workers = Array.from({ length: count }, () => takeIdle(backend) ?? spawnWorker());
     const pool = new RuntimePool(workers, backend, idleMs);
     try {
-      // Threads follow this thread's SIMD setting unless the caller says otherwise.
-      const withSimd = { ...init, simdKernels: init.simdKernels ?? simdKernelsEnabled() };
-      await Promise.all(workers.map((w) => request(w, withSimd)));
+      // Threads follow this thread's SIMD setting and library search path unless the caller says otherwise.
+      const asThisThread = {
+        ...init,
+        simdKernels: init.simdKernels ?? simdKernelsEnabled(),
+        librarySearchPath: init.librarySearchPath ?? backendLibrarySearchPath(),
+      };
+      await Promise.all(workers.map((w) => request(w, asThisThread)));
     } catch (error) {
       await pool.close();
       throw error;

@@ -17,7 +17,12 @@ const port = parentPort;
 let session: Awaited<ReturnType<typeof start>> | null = null;
 
 async function start(request: Extract<WorkerRequest, { type: 'init' }>) {
-  await initBackend({ prefer: request.backend, simdKernels: request.simdKernels, log: () => {} });
+  await initBackend({
+    prefer: request.backend,
+    simdKernels: request.simdKernels,
+    librarySearchPath: request.librarySearchPath,
+    log: () => {},
+  });
   const model = await loadModel(request.modelDir, { extraWeights: request.extraWeights });
   if (request.head) installHead(model, request.head);
   if (request.state) {
