@@ -332,12 +332,14 @@ export class JobService {
 
   /** The job, or null when there is none or it belongs to another project. */
   async get(id: string): Promise<JobView | null> {
-    // Known (read before): the view is one round trip (a dashboard polling a job, a CI pipeline waiting on one).
-    const identity = this.identities.get(id) ?? (await this.readIdentity(id));
-    return identity?.owner === this.project ? this.viewOf(identity.type, id) : null;
+    const type = await this.typeOf(id);
+    return type ? this.viewOf(type, id) : null;
   }
 
-  /** The job's type when it exists and is this project's. */
+  /**
+   * The job's type when it exists and is this project's. Known (read before), it costs no round trip, so the view
+   * of a polled job is one command (a dashboard polling a job, a CI pipeline waiting on one).
+   */
   private async typeOf(id: string): Promise<JobType | null> {
     const identity = this.identities.get(id) ?? (await this.readIdentity(id));
     return identity?.owner === this.project ? identity.type : null;

@@ -105,13 +105,15 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         evaluation = await resolveEvaluation(request.store, parseRecipe(recipeBody), evaluationBody);
       }
       // Data-driven methods read the tasks' validation data: validateMerge refuses them without it.
-      const { inputs } = await validateMerge(
-        request.store,
-        recipeBody,
-        evaluation,
-        { maxModels: app.config.limits.maxRecipeModels },
-        app.headerCache,
-      );
+      const validate = (recipe: Record<string, unknown>) =>
+        validateMerge(
+          request.store,
+          recipe,
+          evaluation,
+          { maxModels: app.config.limits.maxRecipeModels },
+          app.headerCache,
+        );
+      const { inputs } = await validate(recipeBody);
       let search: MergeSearch | undefined;
       let children: MergeJobPayload[] | undefined;
       // The seed is part of the recipe so that a rerun reproduces random methods exactly.
@@ -141,13 +143,7 @@ const mergeRoutes: FastifyPluginAsyncTypebox = async (app) => {
         for (const [index, params] of gridPoints(search.grid).entries()) {
           const point = pointRecipe(recipe, params);
           // A value out of its declared range is a 422 now, not a failed child.
-          await validateMerge(
-            request.store,
-            point,
-            evaluation,
-            { maxModels: app.config.limits.maxRecipeModels },
-            app.headerCache,
-          );
+          await validate(point);
           children.push({ recipe: point, inputs: allInputs, seed, evaluation, point: { index, params } });
         }
       }
