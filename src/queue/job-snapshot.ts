@@ -4,6 +4,7 @@
 // one command in their place took a quarter to a third off the API's CPU per view (README, bench:api). Being one
 // script it is also atomic: a job that finishes between the record and the state can no longer read as completed
 // without its result.
+import { createHash } from 'node:crypto';
 import { Job, type JobJsonRaw, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 
@@ -30,8 +31,6 @@ export type JobSnapshot =
       cancelRequested: boolean;
     };
 
-const COMMAND = 'lorafuseJobSnapshot';
-
 // The state tests are BullMQ's getStateV2 script (bullmq 5, Redis >= 6.0.6), in its order: a job id sits in one
 // of these at a time except briefly while BullMQ's own scripts move it, and those are atomic too.
 // test/queue/job-snapshot.test.ts compares the two on jobs in every state, so a BullMQ upgrade that moves a key fails it.
@@ -54,11 +53,9 @@ end
 return {false, record, state, redis.call('GET', KEYS[3]), redis.call('EXISTS', KEYS[4])}
 `;
 
-type SnapshotReply = [string | null, string[]?, BullState?, (string | null)?, number?];
+const SCRIPT_SHA = createHash('sha1').update(SCRIPT).digest('hex');
 
-interface SnapshotCommand {
-  [COMMAND](...keysAndArgs: string[]): Promise<SnapshotReply>;
-}
+type SnapshotReply = [string | null, string[]?, BullState?, (string | null)?, number?];
 
 /** Our own keys of the job the script reads beside BullMQ's. */
 export interface SnapshotKeys {
@@ -68,8 +65,11 @@ export interface SnapshotKeys {
 }
 
 /**
- * Reads one job of `queue`. The script is defined on `redis` on first use (ioredis sends EVALSHA, and the script
- * itself only when Redis does not have it yet).
+ * Reads one job of `queue`: EVALSHA, and EVAL with the script only when Redis does not have it (a fresh or
+ * restarted server). Not an ioredis defineCommand: on an auto-pipelining connection, a command defined while a
+ * batch is pending is missing from that batch (its Pipeline copied the defined commands when it was made), and
+ * ioredis then crashes the process when the batch's replies come back one short (redis/ioredis#1931). The lazy
+ * definition this replaced did that once in a full test run.
  */
 export async function readJobSnapshot(
   redis: Redis,
@@ -77,11 +77,8 @@ export async function readJobSnapshot(
   id: string,
   keys: SnapshotKeys,
 ): Promise<JobSnapshot> {
-  if (!(COMMAND in redis)) redis.defineCommand(COMMAND, { numberOfKeys: 12, lua: SCRIPT });
   const bull = queue.keys;
-  const [cancelled, flat, state, recordedError, cancelFlag] = await (redis as unknown as SnapshotCommand)[
-    COMMAND
-  ](
+  const keysAndId = [
     keys.cancelled,
     queue.toKey(id),
     keys.error,
@@ -95,7 +92,12 @@ export async function readJobSnapshot(
     bull.paused,
     bull['waiting-children'],
     id,
-  );
+  ];
+  const reply = (await redis.evalsha(SCRIPT_SHA, 12, ...keysAndId).catch((error: Error) => {
+    if (!error.message.includes('NOSCRIPT')) throw error;
+    return redis.eval(SCRIPT, 12, ...keysAndId);
+  })) as SnapshotReply;
+  const [cancelled, flat, state, recordedError, cancelFlag] = reply;
   if (cancelled !== null) return { cancelled };
   if (!flat) return { cancelled: null, job: null };
   const record: Record<string, string> = {};

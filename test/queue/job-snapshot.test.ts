@@ -90,6 +90,27 @@ describe('readJobSnapshot', () => {
     }
   });
 
+  it('reads on an auto-pipelining connection with a batch pending, and after Redis lost its scripts', async () => {
+    // A fresh connection whose first read shares its batch with another command: a script defined with ioredis's
+    // defineCommand at that moment was missing from the batch, and the short reply crashed the process.
+    const fresh = createApiRedis(server.url);
+    const prefix = uniquePrefix('snapshot');
+    const queue = new Queue('merge', { connection: bull, prefix });
+    try {
+      await queue.add('j', {}, { jobId: 'j' });
+      const [pong, read] = await Promise.all([fresh.ping(), readJobSnapshot(fresh, queue, 'j', ours('j'))]);
+      assert.equal(pong, 'PONG');
+      assert.ok(read.cancelled === null && read.job && read.state === 'waiting');
+      // A restarted server has no scripts: the read sends the script itself.
+      await fresh.script('FLUSH');
+      const again = await readJobSnapshot(fresh, queue, 'j', ours('j'));
+      assert.ok(again.cancelled === null && again.job && again.state === 'waiting');
+    } finally {
+      await queue.close();
+      fresh.disconnect();
+    }
+  });
+
   it('reads our cancelled record, the recorded error kind and the cancel flag; a missing job is null', async () => {
     const prefix = uniquePrefix('snapshot');
     const queue = new Queue('merge', { connection: bull, prefix });
